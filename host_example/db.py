@@ -1,0 +1,58 @@
+"""The host's database: URL resolution, engine, and table creation."""
+
+import logging
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from .tables import metadata
+
+log = logging.getLogger(__name__)
+
+
+def normalize_url(url: str) -> str:
+    """Pin PostgreSQL URLs to psycopg2, the declared driver.
+
+    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3, which is not a dependency;
+    ``postgres://`` (Heroku style) is accepted too.
+    """
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
+def default_url(instance_path: str) -> str:
+    """An SQLite file in the app's instance folder."""
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{os.path.join(instance_path, 'omni.db')}"
+
+
+def make_engine(url: str):
+    """An engine for ``url``; SQLite gets a busy timeout and enforced foreign keys."""
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+def create_tables(engine) -> bool:
+    """Create Omni's tables where missing; False (and a warning) when the database is down."""
+    try:
+        metadata.create_all(engine)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        log.warning("database unreachable at start-up, tables not checked: %s", exc.orig)
+        return False
+    return True

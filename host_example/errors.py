@@ -1,0 +1,74 @@
+"""Omni's error envelope for every error response, and 503 when the database is down."""
+
+import logging
+
+from flask import jsonify
+from flask_smorest import Api
+from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import ServiceUnavailable
+
+from .schemas import ErrorSchema
+
+log = logging.getLogger(__name__)
+
+CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def _field_messages(messages) -> dict:
+    """Flatten webargs' ``{location: {field: [msg]}}`` into ``{field: [msg]}``."""
+    details: dict = {}
+    for location, fields_ in (messages or {}).items():
+        if isinstance(fields_, dict):
+            details.update(fields_)
+        else:
+            details[location] = fields_
+    return details
+
+
+def error_body(code: int, message: str, details: dict | None = None) -> dict:
+    """``{"error": {"code", "message", "details"?}}``."""
+    error = {"code": CODES.get(code, "ERROR"), "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+class OmniApi(Api):
+    """flask-smorest's Api, with Omni's error envelope documented and returned."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error):
+        data = getattr(error, "data", None) or {}
+        details = _field_messages(data.get("messages") or data.get("errors"))
+        if error.code in (400, 422) and details:
+            message = "Invalid request: " + ", ".join(sorted(details))
+        else:
+            message = data.get("message") or error.description or error.name
+        if error.code >= 500 and error.code != 503:
+            message = "Internal server error"
+        headers = data.get("headers") or {}
+        return jsonify(error_body(error.code, message, details)), error.code, headers
+
+
+def register_database_errors(app) -> None:
+    """A database that is down becomes 503 with the envelope, never a stack trace."""
+
+    def unavailable(exc):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return app.extensions["flask-smorest"]["apis"][""]["ext_obj"].handle_http_exception(
+            ServiceUnavailable("Database unavailable")
+        )
+
+    for kind in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.register_error_handler(kind, unavailable)

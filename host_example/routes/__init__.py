@@ -1,0 +1,1 @@
+"""The host's pre-enhancement endpoints, one blueprint per area."""

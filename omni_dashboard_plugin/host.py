@@ -1,0 +1,213 @@
+"""What a host calls once to adopt the contract.
+
+A host describes the endpoints it lets providers extend, then::
+
+    dashboard = Dashboard(engine, endpoints={"event-ops.metrics": Endpoint(EventMetricsSchema)})
+    dashboard.init_app(app, api)          # validates config and providers, builds schemas
+    ResponseSchema = dashboard.response_schema("event-ops.metrics")
+    ...                                   # the host registers its blueprints
+    dashboard.register_blueprints(app, api)
+    dashboard.started(app)
+    payload = dashboard.extend("event-ops.metrics", base_payload, connection=conn, args=args,
+                               now=now)
+
+With no plugin installed, or every provider disabled, ``response_schema`` and
+``arguments_schema`` return the host's own schema classes and ``extend`` returns the base
+payload unchanged, so every response stays byte-for-byte what it was.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pluggy
+from flask_smorest import abort
+from marshmallow import Schema
+
+from . import hookspecs
+from .config import ConfigError, DashboardConfig
+from .provider import InvalidArgument, Provider, ProviderContext
+
+EXTENSION_KEY = "omni_dashboard"
+
+
+def utcnow() -> datetime:
+    """The current instant as a naive UTC datetime (how Omni stores timestamps)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An endpoint the host lets providers extend: its response and argument schemas."""
+
+    response: type[Schema]
+    arguments: type[Schema] | None = None
+
+
+def make_plugin_manager(
+    load_entrypoints: bool = True, plugins: Iterable = ()
+) -> pluggy.PluginManager:
+    """A plugin manager with the ``omni`` hookspecs, the entry points and extra plugins."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    if load_entrypoints:
+        pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+    for plugin in plugins:
+        pm.register(plugin)
+    return pm
+
+
+def _extend_schema(base: type[Schema], extra: Mapping) -> type[Schema]:
+    if not extra:
+        return base
+    # Same class name: the OpenAPI component keeps its name and gains the fields.
+    return type(base.__name__, (base,), dict(extra))
+
+
+class Dashboard:
+    """The host's handle on the plugin contract (one per app)."""
+
+    def __init__(
+        self,
+        engine,
+        endpoints: Mapping[str, Endpoint],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ):
+        self.engine = engine
+        self.endpoints = dict(endpoints)
+        self.clock = clock
+        self.plugin_manager = plugin_manager or make_plugin_manager()
+        self.config: DashboardConfig | None = None
+        self.installed: dict[str, Provider] = {}
+        self.enabled: dict[str, Provider] = {}
+        self._responses: dict[str, type[Schema]] = {}
+        self._arguments: dict[str, type[Schema] | None] = {}
+
+    def init_app(self, app, api) -> None:
+        """Validate config and providers and build the extended schemas.
+
+        Raises :class:`ConfigError` on an unknown provider name, a provider for an endpoint
+        this host does not serve, or a field or argument name clash.
+        """
+        self.config = DashboardConfig.from_mapping(app.config)
+        self.installed = self._collect_providers()
+        self.enabled = self._resolve_enabled()
+        for endpoint_id, endpoint in self.endpoints.items():
+            providers = self.providers_for(endpoint_id)
+            self._responses[endpoint_id] = _extend_schema(
+                endpoint.response, self._merged(endpoint_id, endpoint.response, providers, "fields")
+            )
+            extra_args = self._merged(endpoint_id, endpoint.arguments, providers, "arguments")
+            self._arguments[endpoint_id] = (
+                _extend_schema(endpoint.arguments or Schema, extra_args)
+                if extra_args
+                else endpoint.arguments
+            )
+        app.extensions[EXTENSION_KEY] = self
+
+    def register_blueprints(self, app, api) -> None:
+        """Let plugins add their blueprints (call after the host registered its own)."""
+        self.plugin_manager.hook.omni_register_blueprints(app=app, api=api, dashboard=self)
+
+    def started(self, app) -> None:
+        """Tell plugins the app is configured."""
+        self.plugin_manager.hook.omni_app_started(app=app, dashboard=self)
+
+    def stopping(self, app) -> None:
+        """Tell plugins the app is shutting down."""
+        self.plugin_manager.hook.omni_app_stopping(app=app, dashboard=self)
+
+    def providers_for(self, endpoint_id: str) -> list[Provider]:
+        """Enabled providers of one endpoint, in configuration order."""
+        return [p for p in self.enabled.values() if p.endpoint == endpoint_id]
+
+    def response_schema(self, endpoint_id: str) -> type[Schema]:
+        """The endpoint's response schema: the host's plus every enabled provider's fields."""
+        return self._responses[endpoint_id]
+
+    def arguments_schema(self, endpoint_id: str) -> type[Schema] | None:
+        """The endpoint's query-argument schema, with the enabled providers' arguments."""
+        return self._arguments[endpoint_id]
+
+    def extend(self, endpoint_id: str, base: dict, *, connection, args: Mapping[str, Any], now):
+        """Return ``base`` plus the fields of every enabled provider of the endpoint."""
+        providers = self.providers_for(endpoint_id)
+        if not providers:
+            return base
+        ctx = ProviderContext(connection=connection, now=now, args=args, config=self.config)
+        merged = dict(base)
+        for provider in providers:
+            try:
+                values = provider.compute(ctx)
+            except InvalidArgument as exc:
+                abort(
+                    422,
+                    message=f"Invalid value for {exc.field}: {exc.message}",
+                    errors={"query": {exc.field: [exc.message]}},
+                )
+            if set(values) != set(provider.fields):
+                raise RuntimeError(
+                    f"provider {provider.name!r} returned {sorted(values)}, "
+                    f"declared {sorted(provider.fields)}"
+                )
+            merged.update(values)
+        return merged
+
+    def _collect_providers(self) -> dict[str, Provider]:
+        found: dict[str, Provider] = {}
+        for batch in self.plugin_manager.hook.omni_dashboard_providers():
+            for provider in batch or ():
+                if provider.name in found:
+                    raise ConfigError(
+                        f"two installed plugins both provide {provider.name!r}; uninstall one"
+                    )
+                found[provider.name] = provider
+        return found
+
+    def _resolve_enabled(self) -> dict[str, Provider]:
+        names = self.config.providers
+        if names is None:
+            names = tuple(sorted(self.installed))
+        unknown = [n for n in names if n not in self.installed]
+        if unknown:
+            available = ", ".join(sorted(self.installed)) or "(none installed)"
+            raise ConfigError(
+                f"OMNI_DASHBOARD_PROVIDERS names {', '.join(unknown)}, which no installed plugin "
+                f"provides; installed providers: {available}. Use 'all', 'none' or a comma list "
+                "of installed names."
+            )
+        enabled = {n: self.installed[n] for n in names}
+        for provider in enabled.values():
+            if provider.endpoint not in self.endpoints:
+                served = ", ".join(sorted(self.endpoints))
+                raise ConfigError(
+                    f"provider {provider.name!r} extends {provider.endpoint!r}, which this host "
+                    f"does not serve (it serves: {served}); remove it from "
+                    "OMNI_DASHBOARD_PROVIDERS"
+                )
+        return enabled
+
+    def _merged(self, endpoint_id, base: type[Schema] | None, providers, kind: str) -> dict:
+        taken = {
+            name: "the host"
+            for name, fld in (base._declared_fields.items() if base else ())
+            for name in {name, fld.data_key or name}
+        }
+        merged: dict = {}
+        for provider in providers:
+            for name, fld in getattr(provider, kind).items():
+                key = fld.data_key or name
+                owner = taken.get(key) or taken.get(name)
+                if owner:
+                    what = "field" if kind == "fields" else "query argument"
+                    raise ConfigError(
+                        f"provider {provider.name!r} adds the {what} {key!r} to {endpoint_id!r}, "
+                        f"which {owner} already defines; disable one of them in "
+                        "OMNI_DASHBOARD_PROVIDERS"
+                    )
+                taken[key] = taken[name] = f"provider {provider.name!r}"
+                merged[name] = fld
+        return merged

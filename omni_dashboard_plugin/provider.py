@@ -1,0 +1,52 @@
+"""What a metric provider is, and what it receives when it computes."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from marshmallow import fields as ma_fields
+from sqlalchemy.engine import Connection
+
+
+class InvalidArgument(Exception):
+    """Raised by a provider for an argument it refuses; becomes a VALIDATION_ERROR (422)."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """Everything a provider may read while computing one response.
+
+    ``connection`` is open inside the request's read transaction, ``now`` is the one
+    naive-UTC instant the whole response is computed at, ``args`` holds the parsed query
+    arguments of the endpoint (the host's and every enabled provider's), ``config`` the
+    plugin's validated settings.
+    """
+
+    connection: Connection
+    now: datetime
+    args: Mapping[str, Any]
+    config: Any
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A named contribution of fields to one host endpoint.
+
+    ``endpoint`` is an endpoint id the host serves (``event-ops.metrics``,
+    ``events.analytics``, ``automation-metrics``); ``fields`` are the marshmallow fields
+    added to its response, ``arguments`` the query arguments added to its request, and
+    ``compute(ctx)`` returns a dict with exactly the keys of ``fields``.
+    """
+
+    name: str
+    endpoint: str
+    fields: Mapping[str, ma_fields.Field]
+    compute: Callable[[ProviderContext], dict]
+    arguments: Mapping[str, ma_fields.Field] = field(default_factory=dict)
+    description: str = ""
