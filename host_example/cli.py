@@ -1,0 +1,86 @@
+"""``omni-host``: seed, run and inspect the example host."""
+
+import argparse
+import sys
+import time
+from datetime import datetime
+
+from omni_dashboard_plugin.config import ConfigError
+
+from . import create_app
+from .seed import SeedPlan, seed
+
+
+def _app(overrides=None):
+    try:
+        return create_app(overrides)
+    except ConfigError as exc:
+        sys.exit(f"omni-host: configuration error: {exc}")
+
+
+def cmd_seed(args) -> None:
+    app = _app()
+    plan = SeedPlan(
+        events=args.events,
+        days=args.days,
+        seed=args.seed,
+        now=datetime.fromisoformat(args.now) if args.now else None,
+    )
+    started = time.perf_counter()
+    counts = seed(app.extensions["omni_host"].engine, plan)
+    elapsed = time.perf_counter() - started
+    summary = ", ".join(f"{n} {table}" for table, n in counts.items())
+    print(f"seeded {summary} in {elapsed:.1f} s")
+
+
+def cmd_run(args) -> None:
+    app = _app()
+    url = f"http://{args.host}:{args.port}"
+    key = app.config["OMNI_API_KEY"]
+    print(f"Omni example host on {url}/api/v2  (OpenAPI: {url}/openapi.json)")
+    origin = (
+        "generated for this run" if app.config.get("OMNI_API_KEY_GENERATED") else "OMNI_API_KEY"
+    )
+    print(f"API key ({origin}): {key}")
+    print(f"Try: curl -H 'x-api-key: {key}' {url}/api/v2/event-ops/metrics")
+    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+
+
+def cmd_plugins(args) -> None:
+    app = _app()
+    dashboard = app.extensions["omni_dashboard"]
+    names = dashboard.plugin_manager.list_name_plugin()
+    print("plugins:")
+    for name, plugin in names:
+        print(f"  {name}  ({getattr(plugin, '__name__', type(plugin).__name__)})")
+    print("providers:")
+    for name, provider in sorted(dashboard.installed.items()):
+        state = "enabled" if name in dashboard.enabled else "disabled"
+        fields = ", ".join(provider.fields)
+        print(f"  {name:<12} {state:<8} {provider.endpoint:<20} {fields}")
+
+
+def main(argv=None) -> None:
+    """Entry point of the ``omni-host`` command."""
+    parser = argparse.ArgumentParser(prog="omni-host", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_seed = sub.add_parser("seed", help="replace the data with realistic generated traffic")
+    p_seed.add_argument("--events", type=int, default=10_000, help="events to generate")
+    p_seed.add_argument("--days", type=int, default=7, help="spread over the last N days")
+    p_seed.add_argument("--seed", type=int, default=42, help="random seed (deterministic)")
+    p_seed.add_argument("--now", help="end of the window, ISO 8601 UTC (default: now)")
+    p_seed.set_defaults(func=cmd_seed)
+
+    p_run = sub.add_parser("run", help="serve the API; prints the URL and the API key")
+    p_run.add_argument("--host", default="127.0.0.1")
+    p_run.add_argument("--port", type=int, default=5000)
+    p_run.set_defaults(func=cmd_run)
+
+    p_plugins = sub.add_parser("plugins", help="list loaded plugins and their providers")
+    p_plugins.set_defaults(func=cmd_plugins)
+
+    args = parser.parse_args(argv)
+    if getattr(args, "events", 1) < 1 or getattr(args, "days", 1) < 1:
+        parser.error("--events and --days must be at least 1")
+    args.func(args)
