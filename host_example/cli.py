@@ -1,6 +1,7 @@
 """``omni-host``: seed, run and inspect the example host."""
 
 import argparse
+import json
 import sys
 import time
 from datetime import datetime
@@ -60,6 +61,27 @@ def cmd_plugins(args) -> None:
         print(f"  {name:<12} {state:<8} {provider.endpoint:<20} {fields}")
 
 
+def spec_json(app) -> str:
+    """The app's OpenAPI document as stable, sorted JSON."""
+    api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
+    return json.dumps(api.spec.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def cmd_openapi(args) -> None:
+    overrides = {"OMNI_API_KEY": "unused", "OMNI_DATABASE_URL": "sqlite://"}
+    if args.bare:
+        overrides["OMNI_LOAD_PLUGINS"] = False
+    else:
+        overrides["OMNI_DASHBOARD_PROVIDERS"] = "all"
+    text = spec_json(_app(overrides))
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"wrote {args.output}")
+
+
 def main(argv=None) -> None:
     """Entry point of the ``omni-host`` command."""
     parser = argparse.ArgumentParser(prog="omni-host", description=__doc__)
@@ -79,6 +101,13 @@ def main(argv=None) -> None:
 
     p_plugins = sub.add_parser("plugins", help="list loaded plugins and their providers")
     p_plugins.set_defaults(func=cmd_plugins)
+
+    p_openapi = sub.add_parser("openapi", help="write the OpenAPI document as JSON")
+    p_openapi.add_argument("output", help="file to write, or - for standard output")
+    p_openapi.add_argument(
+        "--bare", action="store_true", help="the host without plugins (the compatibility baseline)"
+    )
+    p_openapi.set_defaults(func=cmd_openapi)
 
     args = parser.parse_args(argv)
     if getattr(args, "events", 1) < 1 or getattr(args, "days", 1) < 1:

@@ -2,9 +2,18 @@
 
 from datetime import UTC
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema as _Schema
 
 from .tables import AUTOMATION_LOG_STATUSES
+
+
+class Schema(_Schema):
+    """Base of the host's schemas: open to added fields (no additionalProperties: false)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
 
 Count = fields.Integer
 Counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)

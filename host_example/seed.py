@@ -116,6 +116,17 @@ class SeedPlan:
     instances: int = 10
     automations: int = 6
 
+    def counts(self) -> dict[str, int]:
+        """Rows per table: logs, dead letters and payloads scale with the events."""
+        return {
+            "instances": self.instances,
+            "automations": self.automations,
+            "omni_events": self.events,
+            "automation_logs": max(self.events // 10, 1),
+            "dead_letter_events": max(self.events // 200, 4),
+            "event_payloads": max(self.events // 5, 1),
+        }
+
 
 class Generator:
     """Generates the rows of every table from one seeded random source."""
@@ -278,14 +289,7 @@ def seed(engine, plan: SeedPlan) -> dict:
     """Replace the database's rows with generated traffic; returns the row counts."""
     now = plan.now or datetime.utcnow().replace(microsecond=0)
     gen = Generator(plan, now)
-    counts = {
-        "instances": plan.instances,
-        "automations": plan.automations,
-        "omni_events": plan.events,
-        "automation_logs": max(plan.events // 10, 1),
-        "dead_letter_events": max(plan.events // 200, 4),
-        "event_payloads": max(plan.events // 5, 1),
-    }
+    counts = plan.counts()
     with engine.begin() as conn:
         clear(conn)
         conn.execute(

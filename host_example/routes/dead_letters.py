@@ -1,10 +1,10 @@
 """GET /api/v2/dead-letters/stats."""
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import fields
 
 from .. import queries
-from ..schemas import DeadLetterStatsSchema
+from ..schemas import DeadLetterStatsSchema, Schema
 from .common import host
 
 

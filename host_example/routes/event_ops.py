@@ -1,9 +1,10 @@
 """GET /api/v2/event-ops/metrics."""
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import fields
 
 from .. import queries
+from ..schemas import Schema
 from .common import host, query_arguments
 
 ENDPOINT = "event-ops.metrics"

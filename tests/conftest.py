@@ -1,0 +1,66 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), apps with a fixed clock, NATS."""
+
+import os
+import uuid
+from datetime import datetime
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from host_example import create_app
+from host_example.db import normalize_url
+
+API_KEY = "test-key"
+NOW = datetime(2026, 3, 10, 12, 0, 0)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    admin = os.environ.get("OMNI_TEST_DATABASE_URL")
+    if not admin:
+        if IN_CI:
+            pytest.fail("CI=true: OMNI_TEST_DATABASE_URL must point at PostgreSQL")
+        pytest.skip("PostgreSQL tests need OMNI_TEST_DATABASE_URL")
+    admin = normalize_url(admin)
+    name = f"omni_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with admin_engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true and PostgreSQL is unreachable at {admin}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    with admin_engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin_engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def db_url(request, tmp_path_factory):
+    """Each database-backed test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'omni.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+def build_app(db_url, **config):
+    """The example host on ``db_url`` with a fixed clock and a known key."""
+    settings = {
+        "TESTING": True,
+        "OMNI_DATABASE_URL": db_url,
+        "OMNI_API_KEY": API_KEY,
+        "OMNI_CLOCK": lambda: NOW,
+    }
+    settings.update(config)
+    return create_app(settings)
+
+
+def get_json(client, url, **kwargs):
+    """GET with the API key; returns (status, json)."""
+    response = client.get(url, headers={"x-api-key": API_KEY}, **kwargs)
+    return response.status_code, response.get_json()

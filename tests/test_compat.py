@@ -1,0 +1,96 @@
+"""The compatibility guard: the plugin only ever adds.
+
+Never loosen these tests: they are what "additive only" means.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from host_example.cli import spec_json
+from host_example.seed import SeedPlan
+
+from .conftest import API_KEY, NOW, build_app
+from .data import seeded
+from .spec_compare import superset_problems
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+REGENERATE = (
+    "omni-host openapi docs/openapi.json && omni-host openapi --bare docs/openapi-baseline.json"
+)
+
+REQUESTS = [
+    "/api/v2/event-ops/metrics",
+    "/api/v2/events/analytics",
+    "/api/v2/events/analytics?allTime=true",
+    "/api/v2/events/analytics?allTime=true&granularity=daily&timezone=Asia/Kolkata",
+    "/api/v2/events/analytics?since=2026-03-01T00:00:00Z&until=2026-03-09T00:00:00Z",
+    "/api/v2/events/analytics?since=2026-03-09T00:00:00Z&granularity=bogus&timezone=Nowhere",
+    "/api/v2/events/analytics?since=not-a-date",
+    "/api/v2/events/analytics?since=2026-03-09T00:00:00Z&until=2026-03-01T00:00:00Z",
+    "/api/v2/dead-letters/stats",
+    "/api/v2/automation-metrics",
+    "/api/v2/automation-logs",
+    "/api/v2/automation-logs?limit=5&status=failed",
+    "/api/v2/automation-logs?limit=500",
+    "/api/v2/health",
+    "/api/v2/no-such-route",
+]
+
+
+def _bare(db_url):
+    return build_app(db_url, OMNI_LOAD_PLUGINS=False)
+
+
+def _disabled(db_url):
+    return build_app(db_url, OMNI_DASHBOARD_PROVIDERS="none")
+
+
+def test_baseline_is_the_spec_of_the_bare_host():
+    current = spec_json(build_app("sqlite://", OMNI_LOAD_PLUGINS=False))
+    stored = (DOCS / "openapi-baseline.json").read_text()
+    assert current == stored, f"docs/openapi-baseline.json is stale; run: {REGENERATE}"
+
+
+def test_docs_openapi_is_the_full_spec():
+    current = spec_json(build_app("sqlite://", OMNI_DASHBOARD_PROVIDERS="all"))
+    stored = (DOCS / "openapi.json").read_text()
+    assert current == stored, f"docs/openapi.json is stale; run: {REGENERATE}"
+
+
+@pytest.mark.parametrize("providers", ["all", "none"])
+def test_spec_with_plugin_is_a_superset_of_the_baseline(providers):
+    baseline = json.loads((DOCS / "openapi-baseline.json").read_text())
+    full = json.loads(spec_json(build_app("sqlite://", OMNI_DASHBOARD_PROVIDERS=providers)))
+    assert superset_problems(baseline, full) == []
+
+
+def test_superset_check_catches_removals_and_changes():
+    baseline = json.loads((DOCS / "openapi-baseline.json").read_text())
+    changed = json.loads(json.dumps(baseline))
+    schema = changed["components"]["schemas"]["EventMetrics"]
+    schema["properties"]["failureRate"]["type"] = "integer"
+    del schema["properties"]["pending"]
+    changed["paths"]["/api/v2/events/analytics"]["get"]["parameters"].pop()
+    problems = superset_problems(baseline, changed)
+    assert any("failureRate" in p for p in problems)
+    assert any("pending" in p for p in problems)
+    assert any("allTime" in p for p in problems)
+
+
+def _responses(app):
+    client = app.test_client()
+    out = []
+    for url in REQUESTS:
+        for headers in ({"x-api-key": API_KEY}, {}):
+            response = client.get(url, headers=headers)
+            out.append((url, bool(headers), response.status_code, response.content_type))
+            out.append(response.get_data())
+    return out
+
+
+def test_responses_are_byte_identical_with_providers_disabled(db_url):
+    bare = _bare(db_url)
+    seeded(bare.extensions["omni_host"].engine, SeedPlan(events=500, days=3, now=NOW))
+    assert _responses(_disabled(db_url)) == _responses(bare)

@@ -1,0 +1,165 @@
+"""The host contract end to end, with providers defined here (as a third party would)."""
+
+import pytest
+from marshmallow import fields, validate
+from sqlalchemy import func, select
+
+from host_example.seed import SeedPlan
+from host_example.tables import omni_events
+from omni_dashboard_plugin.config import ConfigError
+from omni_dashboard_plugin.hookspecs import hookimpl
+from omni_dashboard_plugin.provider import InvalidArgument, Provider
+
+from .conftest import NOW, build_app, get_json
+from .data import seeded
+
+
+def _window_count(ctx):
+    if ctx.args["say"] == "boom":
+        raise InvalidArgument("say", "must not be boom")
+    count = ctx.connection.execute(select(func.count()).select_from(omni_events)).scalar_one()
+    return {"echoed": f"{ctx.args['say']}@{ctx.now.isoformat()}", "rowsSeen": count}
+
+
+ECHO = Provider(
+    name="echo",
+    endpoint="events.analytics",
+    fields={"echoed": fields.String(required=True), "rowsSeen": fields.Integer(required=True)},
+    arguments={"say": fields.String(load_default="hi", validate=validate.Length(max=10))},
+    compute=_window_count,
+)
+
+
+class Plugin:
+    """A third-party plugin contributing the given providers."""
+
+    def __init__(self, *providers):
+        self.providers = providers
+
+    @hookimpl
+    def omni_dashboard_providers(self):
+        return list(self.providers)
+
+
+def app_with(db_url, *providers, enabled="all"):
+    return build_app(
+        db_url,
+        OMNI_LOAD_PLUGINS=False,
+        OMNI_EXTRA_PLUGINS=[Plugin(*providers)],
+        OMNI_DASHBOARD_PROVIDERS=enabled,
+    )
+
+
+@pytest.fixture(scope="module")
+def data(db_url):
+    app = build_app(db_url, OMNI_LOAD_PLUGINS=False)
+    return seeded(app.extensions["omni_host"].engine, SeedPlan(events=200, days=2, now=NOW))
+
+
+def test_provider_fields_are_merged_into_the_response(db_url, data):
+    app = app_with(db_url, ECHO)
+    status, body = get_json(app.test_client(), "/api/v2/events/analytics?say=yo&allTime=true")
+    assert status == 200
+    assert body["echoed"] == f"yo@{NOW.isoformat()}"
+    assert body["rowsSeen"] == len(data.events)
+    assert body["totalMessages"] == len(data.events)
+
+
+def test_provider_fields_and_arguments_are_documented(db_url):
+    spec = app_with(db_url, ECHO).test_client().get("/openapi.json").get_json()
+    schema = spec["components"]["schemas"]["EventAnalytics"]
+    assert {"echoed", "rowsSeen", "totalMessages"} <= set(schema["properties"])
+    assert {"echoed", "rowsSeen"} <= set(schema["required"])
+    params = spec["paths"]["/api/v2/events/analytics"]["get"]["parameters"]
+    assert {"say", "since", "until", "instanceId", "allTime"} == {p["name"] for p in params}
+
+
+def test_disabled_provider_vanishes_from_responses_and_spec(db_url, data):
+    app = app_with(db_url, ECHO, enabled="none")
+    status, body = get_json(app.test_client(), "/api/v2/events/analytics?say=yo")
+    assert status == 200 and "echoed" not in body
+    spec = app.test_client().get("/openapi.json").get_json()
+    assert "echoed" not in spec["components"]["schemas"]["EventAnalytics"]["properties"]
+    params = spec["paths"]["/api/v2/events/analytics"]["get"]["parameters"]
+    assert "say" not in {p["name"] for p in params}
+
+
+def test_provider_argument_errors_use_the_envelope(db_url):
+    client = app_with(db_url, ECHO).test_client()
+    for query, message in (("say=boom", "must not be boom"), ("say=" + "x" * 11, "Longer")):
+        status, body = get_json(client, "/api/v2/events/analytics?" + query)
+        assert status == 422
+        assert body["error"]["code"] == "VALIDATION_ERROR"
+        assert "say" in body["error"]["details"]
+        assert message.lower() in str(body["error"]["details"]["say"]).lower()
+
+
+def test_unknown_provider_name_refuses_start_and_lists_installed(db_url):
+    with pytest.raises(ConfigError) as info:
+        app_with(db_url, ECHO, enabled="echo,rates-typo")
+    assert "rates-typo" in str(info.value) and "echo" in str(info.value)
+
+
+def _provider(name, endpoint="events.analytics", field="extra", argument=None):
+    return Provider(
+        name=name,
+        endpoint=endpoint,
+        fields={field: fields.Integer()},
+        arguments={argument: fields.String()} if argument else {},
+        compute=lambda ctx: {field: 1},
+    )
+
+
+@pytest.mark.parametrize(
+    ("providers", "words"),
+    [
+        ((_provider("clash", field="totalMessages"),), ["totalMessages", "the host"]),
+        ((_provider("a"), _provider("b")), ["'extra'", "provider 'a'"]),
+        ((_provider("arg", argument="since"),), ["since", "query argument"]),
+        ((_provider("lost", endpoint="nowhere"),), ["nowhere", "does not serve"]),
+        ((_provider("twin"), _provider("twin", field="other")), ["twin", "uninstall"]),
+    ],
+)
+def test_clashes_refuse_start_up(db_url, providers, words):
+    with pytest.raises(ConfigError) as info:
+        app_with(db_url, *providers)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_clashing_provider_can_be_left_disabled(db_url):
+    app = app_with(db_url, ECHO, _provider("clash", field="totalMessages"), enabled="echo")
+    assert "echo" in app.extensions["omni_dashboard"].enabled
+
+
+def test_provider_returning_undeclared_fields_is_a_bug_not_a_silent_merge(db_url):
+    sneaky = Provider(
+        name="sneaky",
+        endpoint="event-ops.metrics",
+        fields={"extra": fields.Integer()},
+        compute=lambda ctx: {"extra": 1, "totalEvents": -1},
+    )
+    app = app_with(db_url, sneaky)
+    with pytest.raises(RuntimeError, match="sneaky"):
+        app.test_client().get("/api/v2/event-ops/metrics", headers={"x-api-key": "test-key"})
+
+
+def test_the_package_registers_through_the_omni_entry_point(db_url):
+    app = build_app(db_url)
+    names = dict(app.extensions["omni_dashboard"].plugin_manager.list_name_plugin())
+    assert names["omni_dashboard"].__name__ == "omni_dashboard_plugin.plugin"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("OMNI_DASHBOARD_TIMEZONE", "Mars/Olympus", ["OMNI_DASHBOARD_TIMEZONE", "IANA"]),
+        ("OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS", "lots", ["whole number"]),
+        ("OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS", "3", ["between"]),
+    ],
+)
+def test_bad_settings_refuse_start_up_with_a_fix(db_url, key, value, words):
+    with pytest.raises(ConfigError) as info:
+        build_app(db_url, **{key: value})
+    for word in words:
+        assert word in str(info.value)
