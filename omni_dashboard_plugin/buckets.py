@@ -1,0 +1,105 @@
+"""Time-zone-aligned buckets over UTC instants, in plain Python.
+
+Hourly buckets start where the local wall clock shows a whole hour; daily buckets start at
+local midnight (or where the day begins when midnight falls in a DST gap), so DST days have
+23 or 25 hours. Bucket boundaries are assumed to fall on the 15-minute UTC grid, which holds
+for every UTC offset in use today (all are multiples of 15 minutes).
+"""
+
+from bisect import bisect_right
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+HOURLY = "hourly"
+DAILY = "daily"
+GRANULARITIES = (HOURLY, DAILY)
+GRID = timedelta(minutes=15)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class TooManyBuckets(Exception):
+    """The span holds more buckets than allowed."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"more than {limit} buckets")
+        self.limit = limit
+
+
+def _grid_floor(instant: datetime) -> datetime:
+    seconds = (instant - EPOCH) // timedelta(seconds=1)
+    return EPOCH + timedelta(seconds=seconds - seconds % 900)
+
+
+def _is_hour_start(instant: datetime, zone: ZoneInfo) -> bool:
+    local = instant.astimezone(zone)
+    return local.minute == 0 and local.second == 0
+
+
+def _hour_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | None):
+    cursor = _grid_floor(start)
+    while not _is_hour_start(cursor, zone):
+        cursor -= GRID
+    starts = []
+    while cursor <= end:
+        if _is_hour_start(cursor, zone):
+            starts.append(cursor)
+            if limit is not None and len(starts) > limit:
+                raise TooManyBuckets(limit)
+        cursor += GRID
+    return starts
+
+
+def _midnight(day, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def _day_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | None):
+    day = start.astimezone(zone).date()
+    if _midnight(day, zone) > start:
+        day -= timedelta(days=1)
+    last_day = end.astimezone(zone).date()
+    if limit is not None and (last_day - day).days + 1 > limit:
+        raise TooManyBuckets(limit)
+    starts = []
+    while day <= last_day:
+        instant = _midnight(day, zone)
+        if instant <= end and (not starts or instant > starts[-1]):
+            starts.append(instant)
+        day += timedelta(days=1)
+    return starts
+
+
+def bucket_starts(
+    start: datetime, end: datetime, zone: ZoneInfo, granularity: str, limit: int | None = None
+) -> list[datetime]:
+    """Starts (aware UTC) of the buckets from the one holding ``start`` to the one holding ``end``.
+
+    Raises :class:`TooManyBuckets` when there would be more than ``limit``.
+    """
+    if granularity == HOURLY:
+        return _hour_starts(start, end, zone, limit)
+    return _day_starts(start, end, zone, limit)
+
+
+def slot_start(slot: int) -> datetime:
+    """The aware-UTC start of 15-minute slot ``slot``."""
+    return EPOCH + slot * GRID
+
+
+def fill(starts: list[datetime], slot_counts: dict[int, int], zone: ZoneInfo) -> list[dict]:
+    """Zero-filled ``[{bucket, count}]``: each slot's count added to the bucket holding it.
+
+    ``bucket`` is the bucket's start as ISO 8601 with the zone's offset at that instant.
+    Every slot must lie in the span of ``starts`` (the caller derives the span from the
+    same window the slots were counted in).
+    """
+    counts = [0] * len(starts)
+    for slot, count in slot_counts.items():
+        index = bisect_right(starts, slot_start(slot)) - 1
+        if index < 0:
+            raise ValueError(f"slot {slot} precedes the first bucket {starts[0].isoformat()}")
+        counts[index] += count
+    return [
+        {"bucket": start.astimezone(zone).isoformat(), "count": count}
+        for start, count in zip(starts, counts, strict=True)
+    ]

@@ -1,0 +1,29 @@
+"""Channel and direction breakdowns on GET /events/analytics."""
+
+from collections import Counter
+
+from ..provider import Provider, ProviderContext
+from ..queries.events import channel_direction_counts
+from ..schemas import breakdown_fields
+from ..window import EventWindow
+
+
+def compute(ctx: ProviderContext) -> dict:
+    """byChannel and byDirection of the request's window, from one grouped statement."""
+    window = EventWindow.from_args(ctx.args, ctx.now)
+    by_channel: Counter = Counter()
+    by_direction = {"inbound": 0, "outbound": 0}
+    for (channel, direction), count in channel_direction_counts(ctx.connection, window).items():
+        by_channel[channel] += count
+        if direction in by_direction:
+            by_direction[direction] += count
+    return {"byChannel": dict(by_channel), "byDirection": by_direction}
+
+
+PROVIDER = Provider(
+    name="breakdowns",
+    endpoint="events.analytics",
+    fields=breakdown_fields(),
+    compute=compute,
+    description="events per channel and per direction in the window",
+)

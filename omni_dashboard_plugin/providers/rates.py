@@ -1,0 +1,24 @@
+"""Event rates on GET /event-ops/metrics: eventsLastHour, eventsPerHour, eventsPerMinute."""
+
+from ..provider import Provider, ProviderContext
+from ..queries.events import recent_counts
+from ..schemas import rate_fields
+
+
+def compute(ctx: ProviderContext) -> dict:
+    """Counts since ``now - 1 h`` and ``now - 24 h`` (inclusive), and their rates."""
+    counts = recent_counts(ctx.connection, ctx.now)
+    return {
+        "eventsLastHour": counts.last_hour,
+        "eventsPerHour": counts.last_24h / 24,
+        "eventsPerMinute": counts.last_hour / 60,
+    }
+
+
+PROVIDER = Provider(
+    name="rates",
+    endpoint="event-ops.metrics",
+    fields=rate_fields(),
+    compute=compute,
+    description="events in the last hour, events per hour and per minute",
+)

@@ -1,0 +1,83 @@
+"""The zero-filled, time-zone-aligned timeline on GET /events/analytics."""
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from ..buckets import DAILY, HOURLY, TooManyBuckets, bucket_starts, fill, slot_start
+from ..provider import InvalidArgument, Provider, ProviderContext
+from ..queries.events import slot_counts
+from ..schemas import granularity_argument, timeline_fields, timezone_argument
+from ..window import EventWindow
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC)
+
+
+def span(window: EventWindow, slots: dict[int, int], now: datetime) -> tuple[datetime, datetime]:
+    """First and last instant the timeline must cover (aware UTC).
+
+    From ``since`` (or the earliest event when there is no lower bound) to ``until`` (or
+    ``now``, or the latest event when one lies after ``now``).
+    """
+    now = _aware(now)
+    if window.since is not None:
+        first = _aware(window.since)
+    elif slots:
+        first = slot_start(min(slots))
+    else:
+        first = _aware(window.until) if window.until is not None else now
+    if window.until is not None:
+        last = _aware(window.until)
+    else:
+        last = max(now, slot_start(max(slots))) if slots else now
+    return first, max(first, last)
+
+
+def _starts(first, last, zone, requested, cap):
+    if requested is not None:
+        try:
+            return bucket_starts(first, last, zone, requested, limit=cap), requested
+        except TooManyBuckets:
+            hint = (
+                "use granularity=daily or a shorter window"
+                if requested == HOURLY
+                else ("use a shorter window")
+            )
+            raise InvalidArgument(
+                "granularity", f"the window holds more than {cap} {requested} buckets; {hint}"
+            ) from None
+    try:
+        return bucket_starts(first, last, zone, HOURLY, limit=cap), HOURLY
+    except TooManyBuckets:
+        return bucket_starts(first, last, zone, DAILY), DAILY
+
+
+def compute(ctx: ProviderContext) -> dict:
+    """timeline, timelineGranularity and timelineTimezone for the request's window."""
+    window = EventWindow.from_args(ctx.args, ctx.now)
+    zone_name = ctx.args.get("timezone") or ctx.config.timezone
+    zone = ZoneInfo(zone_name)
+    slots = slot_counts(ctx.connection, window)
+    first, last = span(window, slots, ctx.now)
+    try:
+        starts, granularity = _starts(
+            first, last, zone, ctx.args.get("granularity"), ctx.config.timeline_max_buckets
+        )
+    except OverflowError:
+        raise InvalidArgument("since", "is too far from today for a timeline") from None
+    return {
+        "timeline": fill(starts, slots, zone),
+        "timelineGranularity": granularity,
+        "timelineTimezone": zone_name,
+    }
+
+
+PROVIDER = Provider(
+    name="timeline",
+    endpoint="events.analytics",
+    fields=timeline_fields(),
+    arguments={"granularity": granularity_argument(), "timezone": timezone_argument()},
+    compute=compute,
+    description="zero-filled event counts per hour or day of the window, in a time zone",
+)

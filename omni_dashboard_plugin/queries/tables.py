@@ -1,0 +1,46 @@
+"""The plugin's own view of Omni's tables: only the columns it reads.
+
+These definitions never create or alter anything; the host owns its tables.
+"""
+
+from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+omni_events = Table(
+    "omni_events",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("channel", String(50)),
+    Column("instance_id", Uuid),
+    Column("event_type", String(50)),
+    Column("direction", String(10)),
+    Column("status", String(20)),
+    Column("received_at", DateTime),
+)
+
+automation_logs = Table(
+    "automation_logs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("status", String(20)),
+    Column("actions_executed", JSON().with_variant(JSONB(), "postgresql")),
+    Column("execution_time_ms", Integer),
+    Column("created_at", DateTime),
+)
+
+dead_letter_events = Table(
+    "dead_letter_events",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("status", String(20)),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("channel", String(50)),
+    Column("is_active", Boolean),
+)

@@ -1,0 +1,108 @@
+"""marshmallow fields and schemas of what the plugin adds to responses and requests."""
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from .buckets import GRANULARITIES
+
+
+class OpenSchema(Schema):
+    """Base of the plugin's response schemas (documented without additionalProperties)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+def _known_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValidationError(
+            "Not an IANA time zone; use a name such as 'UTC' or 'Europe/Berlin'."
+        ) from exc
+
+
+def timezone_argument() -> fields.String:
+    """The ``timezone`` query argument: an IANA name, validated."""
+    return fields.String(
+        validate=[validate.Length(1, 64), _known_zone],
+        metadata={
+            "description": "IANA time zone of the buckets; default OMNI_DASHBOARD_TIMEZONE (UTC)",
+            "example": "Europe/Berlin",
+        },
+    )
+
+
+def granularity_argument() -> fields.String:
+    """The ``granularity`` query argument."""
+    return fields.String(
+        validate=validate.OneOf(GRANULARITIES),
+        metadata={
+            "description": "Bucket size. When omitted: hourly if the window fits under the "
+            "bucket cap, daily otherwise (see timelineGranularity)."
+        },
+    )
+
+
+class TimelineBucketSchema(OpenSchema):
+    bucket = fields.String(
+        required=True,
+        metadata={
+            "description": "Start of the bucket, ISO 8601 with its UTC offset",
+            "example": "2026-03-08T00:00:00-05:00",
+        },
+    )
+    count = fields.Integer(required=True)
+
+
+class ByDirectionSchema(OpenSchema):
+    inbound = fields.Integer(required=True)
+    outbound = fields.Integer(required=True)
+
+
+def timeline_fields() -> dict:
+    """Fields of the timeline provider."""
+    return {
+        "timeline": fields.List(
+            fields.Nested(TimelineBucketSchema),
+            required=True,
+            metadata={"description": "Zero-filled event counts per bucket of the window"},
+        ),
+        "timelineGranularity": fields.String(required=True, validate=validate.OneOf(GRANULARITIES)),
+        "timelineTimezone": fields.String(
+            required=True, metadata={"description": "IANA zone the buckets are aligned to"}
+        ),
+    }
+
+
+def breakdown_fields() -> dict:
+    """Fields of the breakdowns provider."""
+    return {
+        "byChannel": fields.Dict(
+            keys=fields.String(),
+            values=fields.Integer(),
+            required=True,
+            metadata={"description": "Events of the window per channel"},
+        ),
+        "byDirection": fields.Nested(
+            ByDirectionSchema,
+            required=True,
+            metadata={"description": "Events of the window per direction"},
+        ),
+    }
+
+
+def rate_fields() -> dict:
+    """Fields of the rates provider."""
+    return {
+        "eventsLastHour": fields.Integer(
+            required=True, metadata={"description": "Events with receivedAt >= now - 1 h"}
+        ),
+        "eventsPerHour": fields.Float(
+            required=True, metadata={"description": "eventsLast24h / 24"}
+        ),
+        "eventsPerMinute": fields.Float(
+            required=True, metadata={"description": "eventsLastHour / 60"}
+        ),
+    }
