@@ -1,6 +1,6 @@
 """Time-zone-aligned buckets over UTC instants, in plain Python.
 
-Hourly buckets start where the local wall clock shows a whole hour; daily buckets start at
+Hourly buckets start where the local wall hour (or the UTC offset) changes; daily buckets start at
 local midnight (or where the day begins when midnight falls in a DST gap), so DST days have
 23 or 25 hours. Bucket boundaries are assumed to fall on the 15-minute UTC grid, which holds
 for every UTC offset in use today (all are multiples of 15 minutes).
@@ -30,19 +30,23 @@ def _grid_floor(instant: datetime) -> datetime:
     return EPOCH + timedelta(seconds=seconds - seconds % 900)
 
 
-def _is_hour_start(instant: datetime, zone: ZoneInfo) -> bool:
-    local = instant.astimezone(zone)
-    return local.minute == 0 and local.second == 0
+def _hour_key(instant: datetime, zone: ZoneInfo) -> str:
+    """The local wall hour with its offset: a new key starts a new hourly bucket."""
+    return instant.astimezone(zone).replace(minute=0, second=0, microsecond=0).isoformat()
 
 
 def _hour_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | None):
     cursor = _grid_floor(start)
-    while not _is_hour_start(cursor, zone):
+    key = _hour_key(cursor, zone)
+    while _hour_key(cursor - GRID, zone) == key:
         cursor -= GRID
-    starts = []
+    starts: list[datetime] = []
+    previous = None
     while cursor <= end:
-        if _is_hour_start(cursor, zone):
+        key = _hour_key(cursor, zone)
+        if key != previous:
             starts.append(cursor)
+            previous = key
             if limit is not None and len(starts) > limit:
                 raise TooManyBuckets(limit)
         cursor += GRID

@@ -5,6 +5,7 @@ import uuid
 from datetime import datetime
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -64,3 +65,18 @@ def get_json(client, url, **kwargs):
     """GET with the API key; returns (status, json)."""
     response = client.get(url, headers={"x-api-key": API_KEY}, **kwargs)
     return response.status_code, response.get_json()
+
+
+class Clock:
+    """A settable clock for apps whose ``now`` a test moves."""
+
+    def __init__(self, now=NOW):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if IN_CI else "dev")

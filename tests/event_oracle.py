@@ -1,0 +1,85 @@
+"""Plain-Python oracle for the event providers: rates, timeline, breakdowns.
+
+Independent of omni_dashboard_plugin: buckets come from walking wall clocks minute by
+minute, not from the 15-minute grid the plugin uses.
+"""
+
+from collections import Counter
+from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
+
+MINUTE = timedelta(minutes=1)
+
+
+def rates(events, now):
+    last_hour = sum(e["received_at"] >= now - timedelta(hours=1) for e in events)
+    last_24h = sum(e["received_at"] >= now - timedelta(hours=24) for e in events)
+    return {
+        "eventsLastHour": last_hour,
+        "eventsPerHour": last_24h / 24,
+        "eventsPerMinute": last_hour / 60,
+    }
+
+
+def window(events, since, until, instance_id):
+    return [
+        e
+        for e in events
+        if (since is None or e["received_at"] >= since)
+        and (until is None or e["received_at"] <= until)
+        and (instance_id is None or e["instance_id"] == instance_id)
+    ]
+
+
+def breakdowns(events):
+    direction = Counter(e["direction"] for e in events)
+    return {
+        "byChannel": dict(Counter(e["channel"] for e in events)),
+        "byDirection": {"inbound": direction["inbound"], "outbound": direction["outbound"]},
+    }
+
+
+def _key(instant_utc, zone, granularity):
+    local = instant_utc.astimezone(zone)
+    if granularity == "daily":
+        return local.date().isoformat()
+    return local.replace(minute=0, second=0, microsecond=0).isoformat()
+
+
+def buckets(first, last, zone_name, granularity):
+    """Ordered (key, label) of the buckets from the one holding first to the one holding last.
+
+    A bucket is a run of minutes with the same local date (daily) or the same local wall
+    hour and offset (hourly); its label is the local time of its first minute.
+    """
+    zone = ZoneInfo(zone_name)
+    first = first.replace(tzinfo=UTC)
+    last = last.replace(tzinfo=UTC)
+    cursor = first.replace(second=0, microsecond=0) - timedelta(hours=27)
+    runs = []
+    while cursor <= last:
+        key = _key(cursor, zone, granularity)
+        if not runs or runs[-1][0] != key:
+            runs.append((key, cursor))
+        cursor += MINUTE
+    holding_first = max(i for i, (_, start) in enumerate(runs) if start <= first)
+    return [(key, start.astimezone(zone).isoformat()) for key, start in runs[holding_first:]]
+
+
+def timeline(events_in_window, first, last, zone_name, granularity):
+    """Zero-filled [{bucket, count}] for the span [first, last]."""
+    zone = ZoneInfo(zone_name)
+    ordered = buckets(first, last, zone_name, granularity)
+    counts = Counter(
+        _key(e["received_at"].replace(tzinfo=UTC), zone, granularity) for e in events_in_window
+    )
+    assert set(counts) <= {key for key, _ in ordered}, "an event fell outside the span"
+    return [{"bucket": label, "count": counts[key]} for key, label in ordered]
+
+
+def span(events_in_window, since, until, now):
+    """The span a timeline covers: since (or the earliest event) to until (or now/latest)."""
+    times = [e["received_at"] for e in events_in_window]
+    first = since if since is not None else (min(times) if times else (until or now))
+    last = until if until is not None else max([now, *times])
+    return first, max(first, last)
