@@ -1,10 +1,10 @@
 """This package's own hook implementations: the built-in providers are plugins too."""
 
 from .hookspecs import hookimpl
-from .providers import breakdowns, rates, timeline
+from .providers import automations, breakdowns, rates, timeline
 
 
 @hookimpl
 def omni_dashboard_providers():
     """The built-in providers."""
-    return [rates.PROVIDER, timeline.PROVIDER, breakdowns.PROVIDER]
+    return [rates.PROVIDER, timeline.PROVIDER, breakdowns.PROVIDER, automations.PROVIDER]

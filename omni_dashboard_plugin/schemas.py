@@ -106,3 +106,34 @@ def rate_fields() -> dict:
             required=True, metadata={"description": "eventsLastHour / 60"}
         ),
     }
+
+
+def automation_fields() -> dict:
+    """Fields of the automations provider."""
+    return {
+        "totalExecutions": fields.Integer(
+            required=True,
+            metadata={"description": "Logs with status success or failed ('skipped' did not run)"},
+        ),
+        "skipped": fields.Integer(
+            required=True, metadata={"description": "Logs whose conditions did not match"}
+        ),
+        "totalActions": fields.Integer(
+            required=True,
+            metadata={"description": "Entries of actions_executed over every log (null: 0)"},
+        ),
+        "successRate": fields.Float(
+            required=True,
+            metadata={"description": "success / totalExecutions * 100 (0 when none)"},
+        ),
+        "avgExecutionTimeMs": fields.Integer(
+            required=True,
+            metadata={
+                "description": "Mean execution_time_ms of executions, rounded half up (0 when none)"
+            },
+        ),
+        "recentFailures": fields.Integer(
+            required=True,
+            metadata={"description": "Failed logs with createdAt >= now - 24 h"},
+        ),
+    }
