@@ -12,6 +12,7 @@ from omni_dashboard_plugin.host import Dashboard, Endpoint, make_plugin_manager,
 from . import auth, errors
 from .automation_engine import AutomationEngine
 from .db import create_tables, default_url, make_engine
+from .health import host_facts
 from .routes import automations, dead_letters, event_ops, events, health
 from .schemas import (
     AnalyticsQuerySchema,
@@ -90,7 +91,14 @@ def create_app(config: dict | None = None) -> Flask:
         load_entrypoints=app.config["OMNI_LOAD_PLUGINS"],
         plugins=app.config["OMNI_EXTRA_PLUGINS"],
     )
-    dashboard = Dashboard(engine, ENDPOINTS, clock=clock, plugin_manager=plugin_manager)
+    state = app.extensions["omni_host"]
+    dashboard = Dashboard(
+        engine,
+        ENDPOINTS,
+        clock=clock,
+        facts=lambda: host_facts(state),
+        plugin_manager=plugin_manager,
+    )
     dashboard.init_app(app, api)
     for area in (event_ops, events, dead_letters, automations, health):
         api.register_blueprint(area.build(dashboard))

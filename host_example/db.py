@@ -45,7 +45,13 @@ def make_engine(url: str):
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    # Read-only requests see one snapshot, so the numbers of one response agree.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        isolation_level="REPEATABLE READ",
+        connect_args={"connect_timeout": 5},
+    )
 
 
 def create_tables(engine) -> bool:

@@ -68,6 +68,7 @@ class DashboardConfig:
     providers: tuple[str, ...] | None = None
     timezone: str = "UTC"
     timeline_max_buckets: int = 1000
+    cache_seconds: int = 5
 
     @classmethod
     def from_mapping(cls, config: Mapping) -> "DashboardConfig":
@@ -78,7 +79,13 @@ class DashboardConfig:
             timeline_max_buckets=parse_int(
                 _raw(config, "OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS", 1000),
                 "OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS",
-                24,
+                48,
                 100_000,
+            ),
+            cache_seconds=parse_int(
+                _raw(config, "OMNI_DASHBOARD_CACHE_SECONDS", 5),
+                "OMNI_DASHBOARD_CACHE_SECONDS",
+                0,
+                3600,
             ),
         )

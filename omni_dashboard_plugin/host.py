@@ -27,6 +27,7 @@ from marshmallow import Schema
 
 from . import hookspecs
 from .config import ConfigError, DashboardConfig
+from .facts import HostFacts
 from .provider import InvalidArgument, Provider, ProviderContext
 
 EXTENSION_KEY = "omni_dashboard"
@@ -66,7 +67,13 @@ def _extend_schema(base: type[Schema], extra: Mapping) -> type[Schema]:
 
 
 class Dashboard:
-    """The host's handle on the plugin contract (one per app)."""
+    """The host's handle on the plugin contract (one per app).
+
+    ``engine`` is the host's SQLAlchemy engine, ``endpoints`` the endpoints providers may
+    extend, ``clock`` returns the naive-UTC ``now``, and ``facts`` returns the host's
+    :class:`HostFacts` (health and engine state) for GET /api/v2/dashboard, which is only
+    served when the host gives it.
+    """
 
     def __init__(
         self,
@@ -74,9 +81,11 @@ class Dashboard:
         endpoints: Mapping[str, Endpoint],
         *,
         clock: Callable[[], datetime] = utcnow,
+        facts: Callable[[], HostFacts] | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
     ):
         self.engine = engine
+        self.facts = facts
         self.endpoints = dict(endpoints)
         self.clock = clock
         self.plugin_manager = plugin_manager or make_plugin_manager()

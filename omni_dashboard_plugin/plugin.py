@@ -1,10 +1,24 @@
 """This package's own hook implementations: the built-in providers are plugins too."""
 
+import logging
+
+from .api import dashboard as dashboard_api
 from .hookspecs import hookimpl
 from .providers import automations, breakdowns, rates, timeline
+
+log = logging.getLogger(__name__)
 
 
 @hookimpl
 def omni_dashboard_providers():
     """The built-in providers."""
     return [rates.PROVIDER, timeline.PROVIDER, breakdowns.PROVIDER, automations.PROVIDER]
+
+
+@hookimpl
+def omni_register_blueprints(app, api, dashboard):
+    """GET /api/v2/dashboard, when the host tells its facts (health and engine state)."""
+    if dashboard.facts is None:
+        log.warning("host passes no facts to Dashboard: GET /api/v2/dashboard is not served")
+        return
+    api.register_blueprint(dashboard_api.build(dashboard))

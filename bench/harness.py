@@ -1,0 +1,45 @@
+"""Timing harness: interleaved requests through Flask's test client, p50/p95 per call."""
+
+import statistics
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to time: a label, the app that serves it, the URL."""
+
+    label: str
+    app: object
+    url: str
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-quantile (0-1) of the samples, by linear interpolation."""
+    ordered = sorted(samples)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def measure(calls: list[Call], repeat: int, api_key: str, warmup: int = 2) -> dict[str, dict]:
+    """Time every call ``repeat`` times, round-robin so that machine noise hits all alike.
+
+    Returns ``{label: {"p50": ms, "p95": ms, "n": repeat}}``; a non-200 answer aborts.
+    """
+    clients = {call.label: call.app.test_client() for call in calls}
+    headers = {"x-api-key": api_key}
+    samples: dict[str, list[float]] = {call.label: [] for call in calls}
+    for round_no in range(warmup + repeat):
+        for call in calls:
+            started = time.perf_counter()
+            response = clients[call.label].get(call.url, headers=headers)
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code != 200:
+                raise RuntimeError(f"{call.label}: HTTP {response.status_code} {response.data!r}")
+            if round_no >= warmup:
+                samples[call.label].append(elapsed)
+    return {
+        label: {"p50": percentile(s, 0.5), "p95": percentile(s, 0.95), "n": len(s)}
+        for label, s in samples.items()
+    }

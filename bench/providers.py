@@ -1,0 +1,74 @@
+"""Cost of the provider fields: extended endpoints next to their pre-enhancement responses.
+
+    python -m bench.providers --database-url postgresql://root@127.0.0.1/omni_bench \
+        --events 1000000 --logs 1000000
+
+Loads the data (skip with --no-load), then times each endpoint with every provider off
+(the pre-enhancement response) and on, interleaved, and prints a Markdown table.
+"""
+
+import argparse
+from datetime import datetime
+
+from host_example import create_app
+from host_example.db import make_engine
+
+from .harness import Call, measure
+from .loader import load
+
+KEY = "bench"
+NOW = datetime(2026, 11, 20, 12, 0, 0)
+ENDPOINTS = [
+    ("GET /event-ops/metrics", "/api/v2/event-ops/metrics"),
+    ("GET /events/analytics (24 h)", "/api/v2/events/analytics"),
+    ("GET /events/analytics?allTime=true", "/api/v2/events/analytics?allTime=true"),
+    ("GET /automation-metrics", "/api/v2/automation-metrics"),
+]
+
+
+def app(url, providers):
+    return create_app(
+        {
+            "OMNI_DATABASE_URL": url,
+            "OMNI_API_KEY": KEY,
+            "OMNI_DASHBOARD_PROVIDERS": providers,
+            "OMNI_CLOCK": lambda: NOW,
+        }
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--logs", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--no-load", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.no_load:
+        seconds = load(make_engine(args.database_url), args.events, args.logs, args.days, NOW)
+        print(f"loaded {args.events} events, {args.logs} automation logs in {seconds:.0f} s")
+    before, after = app(args.database_url, "none"), app(args.database_url, "all")
+    calls = []
+    for label, url in ENDPOINTS:
+        calls += [Call(f"{label}|before", before, url), Call(f"{label}|after", after, url)]
+    results = measure(calls, args.repeat, KEY)
+    print(
+        f"\n{args.events:,} events, {args.logs:,} automation logs over {args.days} days; "
+        f"{args.repeat} interleaved requests each (Flask test client, in-process)\n"
+    )
+    print(
+        "| endpoint | p50 before (ms) | p50 with providers (ms) | ratio | p95 before | p95 after |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, _ in ENDPOINTS:
+        b, a = results[f"{label}|before"], results[f"{label}|after"]
+        print(
+            f"| {label} | {b['p50']:.1f} | {a['p50']:.1f} | {a['p50'] / b['p50']:.2f}x "
+            f"| {b['p95']:.1f} | {a['p95']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The plugin's own /api/v2 routes."""

@@ -1,0 +1,83 @@
+"""GET /api/v2/dashboard: the whole dashboard in one request, ETag-aware and cached."""
+
+import hashlib
+import json
+
+from flask import Response, request
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from ..cache import TtlCache
+from ..summary import compute_summary
+from .dashboard_schemas import arguments_schema, summary_schema
+
+
+class ConditionalHeadersSchema(Schema):
+    """The conditional-request header the dashboard honours."""
+
+    if_none_match = fields.String(
+        data_key="If-None-Match",
+        metadata={"description": "ETag of a previous answer; 304 when the summary is unchanged"},
+    )
+
+
+ETAG_HEADER = {"ETag": {"description": "Tag of this summary", "schema": {"type": "string"}}}
+
+
+def presented_key() -> str:
+    """The API key of the request (Omni: x-api-key header or api_key argument)."""
+    return request.headers.get("x-api-key") or request.args.get("api_key") or ""
+
+
+def build(dashboard) -> Blueprint:
+    """The dashboard blueprint for the enabled providers."""
+    blp = Blueprint(
+        "dashboard",
+        __name__,
+        url_prefix="/api/v2",
+        description="The whole operations dashboard in one request.",
+    )
+    cache = TtlCache(dashboard.config.cache_seconds)
+    dashboard.summary_cache = cache
+    schema = summary_schema(dashboard.enabled)()
+    args_schema = arguments_schema(dashboard.enabled)
+
+    def tagged(timezone):
+        data = schema.dump(compute_summary(dashboard, dashboard.facts(), timezone))
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return data, hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def view(args):
+        timezone = args.get("timezone")
+        scope = hashlib.sha256(presented_key().encode()).hexdigest()
+        data, etag = cache.get((scope, timezone), lambda: tagged(timezone))
+        headers = {"ETag": f'"{etag}"', "Cache-Control": "no-cache"}
+        if request.if_none_match.contains(etag):
+            return Response(status=304, headers=headers)
+        return data, 200, headers
+
+    if args_schema is None:
+
+        def summary(_headers):
+            return view({})
+
+    else:
+
+        @blp.arguments(args_schema, location="query")
+        def summary(_headers, args):  # the outer (headers) arguments come first
+            return view(args)
+
+    summary.__doc__ = """Instances, events, dead letters, automations and system in one response.
+
+    Every number equals what the individual endpoints return with default arguments at the
+    same instant, read from one snapshot. Send the ETag back in If-None-Match to get 304
+    when nothing changed; answers are cached per API key and arguments for
+    OMNI_DASHBOARD_CACHE_SECONDS.
+    """
+    decorated = blp.arguments(ConditionalHeadersSchema, location="headers")(
+        blp.alt_response(304, description="Not modified: the If-None-Match tag is current")(
+            blp.response(200, type(schema), headers=ETAG_HEADER)(summary)
+        )
+    )
+    blp.route("/dashboard", endpoint="summary")(decorated)
+    return blp

@@ -1,0 +1,21 @@
+"""One consistent read snapshot for everything a response computes."""
+
+from contextlib import contextmanager
+
+
+@contextmanager
+def snapshot(engine):
+    """A connection whose statements all read one snapshot of the database.
+
+    PostgreSQL: a REPEATABLE READ transaction. SQLite: an explicit BEGIN, so that the
+    reads share one transaction (the driver would otherwise run each on its own).
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        elif connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN")
+        try:
+            yield connection
+        finally:
+            connection.rollback()
