@@ -15,6 +15,7 @@ from host_example.db import make_engine
 
 from .harness import Call, measure
 from .loader import load
+from .report import write_section
 
 KEY = "bench"
 NOW = datetime(2026, 11, 20, 12, 0, 0)
@@ -45,6 +46,7 @@ def main(argv=None):
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--no-load", action="store_true")
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
     if not args.no_load:
         seconds = load(make_engine(args.database_url), args.events, args.logs, args.days, NOW)
@@ -54,20 +56,22 @@ def main(argv=None):
     for label, url in ENDPOINTS:
         calls += [Call(f"{label}|before", before, url), Call(f"{label}|after", after, url)]
     results = measure(calls, args.repeat, KEY)
-    print(
-        f"\n{args.events:,} events, {args.logs:,} automation logs over {args.days} days; "
-        f"{args.repeat} interleaved requests each (Flask test client, in-process)\n"
-    )
-    print(
-        "| endpoint | p50 before (ms) | p50 with providers (ms) | ratio | p95 before | p95 after |"
-    )
-    print("|---|---:|---:|---:|---:|---:|")
+    lines = [
+        f"{args.events:,} events, {args.logs:,} automation logs over {args.days} days; "
+        f"{args.repeat} interleaved requests each.",
+        "",
+        "| endpoint | p50 before (ms) | p50 with providers (ms) | ratio | p95 before | p95 after |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for label, _ in ENDPOINTS:
         b, a = results[f"{label}|before"], results[f"{label}|after"]
-        print(
+        lines.append(
             f"| {label} | {b['p50']:.1f} | {a['p50']:.1f} | {a['p50'] / b['p50']:.2f}x "
             f"| {b['p95']:.1f} | {a['p95']:.1f} |"
         )
+    print("\n".join(lines))
+    if args.write:
+        write_section("providers", "\n".join(lines))
 
 
 if __name__ == "__main__":

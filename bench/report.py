@@ -1,0 +1,17 @@
+"""Write a bench's Markdown into its marked section of docs/performance.md."""
+
+import re
+from pathlib import Path
+
+PERFORMANCE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+
+
+def write_section(name: str, markdown: str, path: Path = PERFORMANCE) -> None:
+    """Replace the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``."""
+    text = path.read_text()
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    block = f"{start}\n{markdown.strip()}\n{end}"
+    if not pattern.search(text):
+        raise SystemExit(f"{path} has no {start} ... {end} section")
+    path.write_text(pattern.sub(lambda _: block, text))
