@@ -61,6 +61,60 @@ def parse_int(value, key: str, minimum: int, maximum: int) -> int:
     return number
 
 
+def parse_subjects(value) -> tuple[str, ...]:
+    """A comma list of NATS subjects (wildcards allowed)."""
+    parts = value if isinstance(value, list | tuple) else str(value).split(",")
+    subjects = tuple(p.strip() for p in parts if p.strip())
+    bad = [s for s in subjects if " " in s or ".." in s or s.startswith(".") or s.endswith(".")]
+    if not subjects or bad:
+        raise ConfigError(
+            f"OMNI_DASHBOARD_STREAM_SUBJECTS={value!r} is not a comma list of NATS subjects; "
+            "use e.g. 'message.>,instance.>'"
+        )
+    return subjects
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Settings of the live feed (see docs/configuration.md)."""
+
+    nats_url: str | None = None
+    subjects: tuple[str, ...] = ("message.>", "instance.>")
+    heartbeat_seconds: int = 15
+    retry_ms: int = 3000
+    replay_size: int = 1000
+    queue_size: int = 1000
+    max_clients: int = 200
+    max_types: int = 20
+
+    @classmethod
+    def from_mapping(cls, config: Mapping) -> "StreamSettings":
+        """Read and validate the ``OMNI_DASHBOARD_STREAM_*`` keys and ``OMNI_NATS_URL``."""
+
+        def number(key, default, low, high):
+            return parse_int(_raw(config, key, default), key, low, high)
+
+        url = _raw(config, "OMNI_NATS_URL", None)
+        if url is not None and not str(url).strip():
+            url = None
+        if url is not None and not str(url).startswith(("nats://", "tls://", "ws://", "wss://")):
+            raise ConfigError(
+                f"OMNI_NATS_URL={url!r} is not a NATS URL; use e.g. nats://127.0.0.1:4222 "
+                "or leave it unset for the in-process bus"
+            )
+        return cls(
+            nats_url=url,
+            subjects=parse_subjects(
+                _raw(config, "OMNI_DASHBOARD_STREAM_SUBJECTS", "message.>,instance.>")
+            ),
+            heartbeat_seconds=number("OMNI_DASHBOARD_STREAM_HEARTBEAT", 15, 1, 300),
+            retry_ms=number("OMNI_DASHBOARD_STREAM_RETRY_MS", 3000, 100, 600_000),
+            replay_size=number("OMNI_DASHBOARD_STREAM_REPLAY", 1000, 0, 1_000_000),
+            queue_size=number("OMNI_DASHBOARD_STREAM_QUEUE", 1000, 1, 1_000_000),
+            max_clients=number("OMNI_DASHBOARD_STREAM_MAX_CLIENTS", 200, 1, 100_000),
+        )
+
+
 @dataclass(frozen=True)
 class DashboardConfig:
     """Validated plugin settings (see docs/configuration.md)."""
@@ -69,6 +123,7 @@ class DashboardConfig:
     timezone: str = "UTC"
     timeline_max_buckets: int = 1000
     cache_seconds: int = 5
+    stream: StreamSettings = StreamSettings()
 
     @classmethod
     def from_mapping(cls, config: Mapping) -> "DashboardConfig":
@@ -88,4 +143,5 @@ class DashboardConfig:
                 0,
                 3600,
             ),
+            stream=StreamSettings.from_mapping(config),
         )

@@ -28,6 +28,7 @@ from marshmallow import Schema
 from . import hookspecs
 from .config import ConfigError, DashboardConfig
 from .facts import HostFacts
+from .live.feed import LiveFeed
 from .provider import InvalidArgument, Provider, ProviderContext
 
 EXTENSION_KEY = "omni_dashboard"
@@ -102,6 +103,7 @@ class Dashboard:
         this host does not serve, or a field or argument name clash.
         """
         self.config = DashboardConfig.from_mapping(app.config)
+        self.live = LiveFeed(self.config.stream)
         self.installed = self._collect_providers()
         self.enabled = self._resolve_enabled()
         for endpoint_id, endpoint in self.endpoints.items():

@@ -3,6 +3,7 @@
 import logging
 
 from .api import dashboard as dashboard_api
+from .api import stream as stream_api
 from .hookspecs import hookimpl
 from .providers import automations, breakdowns, rates, timeline
 
@@ -17,8 +18,16 @@ def omni_dashboard_providers():
 
 @hookimpl
 def omni_register_blueprints(app, api, dashboard):
-    """GET /api/v2/dashboard, when the host tells its facts (health and engine state)."""
+    """The live feed routes, and GET /api/v2/dashboard when the host tells its facts."""
+    api.register_blueprint(stream_api.build(dashboard))
+    app.register_blueprint(stream_api.build_websocket(dashboard, app))
     if dashboard.facts is None:
         log.warning("host passes no facts to Dashboard: GET /api/v2/dashboard is not served")
         return
     api.register_blueprint(dashboard_api.build(dashboard))
+
+
+@hookimpl
+def omni_app_stopping(app, dashboard):
+    """Stop this process's NATS bridge."""
+    dashboard.live.stop()

@@ -1,0 +1,64 @@
+"""The process's live feed: a hub, and a NATS bridge when OMNI_NATS_URL is set.
+
+Created lazily and per process id, so that a server which forks workers after loading
+the app gets one bridge (and one NATS subscription) in each worker.
+"""
+
+import asyncio
+import json
+import os
+import threading
+
+from ..config import StreamSettings
+from .bridge import NatsBridge
+from .hub import Hub
+from .messages import MalformedMessage, parse
+
+
+class LiveFeed:
+    """Publishes into, and subscribes from, this process's hub."""
+
+    def __init__(self, settings: StreamSettings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._hub: Hub | None = None
+        self._bridge: NatsBridge | None = None
+
+    def hub(self) -> Hub:
+        """This process's hub, started (with its bridge) on first use."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    s = self.settings
+                    hub = Hub(s.replay_size, s.queue_size, s.max_clients)
+                    bridge = None
+                    if s.nats_url:
+                        bridge = NatsBridge(s.nats_url, list(s.subjects), hub, s.replay_size)
+                        bridge.start()
+                    self._hub, self._bridge, self._pid = hub, bridge, os.getpid()
+        return self._hub
+
+    def publish(self, subject: str, message: dict) -> None:
+        """Publish an Omni message: to NATS when configured, else to the in-process bus."""
+        hub = self.hub()
+        if self._bridge is None:
+            try:
+                hub.publish(parse(subject, message))
+            except MalformedMessage:
+                hub.count("malformed")
+            return
+        client = self._bridge._client
+        if client is None or self._bridge._loop is None:
+            raise ConnectionError("NATS is not connected")
+        data = json.dumps(message).encode()
+        asyncio.run_coroutine_threadsafe(client.publish(subject, data), self._bridge._loop).result(
+            5
+        )
+
+    def stop(self) -> None:
+        """Stop this process's bridge (tests and shutdown)."""
+        with self._lock:
+            if self._bridge is not None and self._pid == os.getpid():
+                self._bridge.stop()
+            self._pid = self._hub = self._bridge = None

@@ -1,0 +1,251 @@
+"""Fan-out of feed events to per-client bounded queues, with ids and a replay buffer.
+
+Every method is thread-safe: the NATS bridge (its asyncio thread) or an in-process
+publisher calls :meth:`Hub.publish`; request threads subscribe and read their queue.
+"""
+
+import queue
+import threading
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import cursor as ids
+from .messages import FeedEvent
+
+BUFFER = "buffer"
+JETSTREAM = "jetstream"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a client asked for; empty means everything."""
+
+    instance_id: str | None = None
+    channel: str | None = None
+    types: frozenset[str] = frozenset()
+
+    def accept(self, event: FeedEvent) -> bool:
+        """Whether ``event`` passes every filter (types match the Omni event type)."""
+        return (
+            (self.instance_id is None or event.instance_id == self.instance_id)
+            and (self.channel is None or event.channel == self.channel)
+            and (not self.types or event.event_type in self.types)
+        )
+
+
+@dataclass(frozen=True)
+class Item:
+    """One frame for a client: SSE event name, id, data; ``final`` closes the stream."""
+
+    name: str
+    id: str
+    data: dict
+    final: bool = False
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A client's place in the feed: its filters, cursor and bounded queue."""
+
+    filters: Filters
+    cursor: ids.Cursor
+    queue: queue.Queue
+    held: list | None = None
+    closed: bool = False
+    last_id: str = ""
+
+    def current_id(self) -> str:
+        return ids.encode(self.cursor)
+
+
+@dataclass
+class Start:
+    """What a new subscription begins with: replayed items, or a reset."""
+
+    subscription: Subscription
+    begin_id: str = ""
+    replay: list[Item] = field(default_factory=list)
+    reset: str | None = None
+
+
+class Hub:
+    """The process's fan-out point."""
+
+    def __init__(self, replay_size: int, queue_size: int, max_clients: int):
+        self.queue_size = queue_size
+        self.max_clients = max_clients
+        self.epoch = "@" + uuid.uuid4().hex[:12]
+        self.mode = BUFFER
+        self.nats_connected: bool | None = None
+        self.counters: Counter = Counter()
+        self._lock = threading.Lock()
+        self._cursor: ids.Cursor = {self.epoch: 0}
+        self._buffer: deque = deque(maxlen=replay_size)
+        self._subscribers: list[Subscription] = []
+        self.replayer: Callable | None = None
+
+    # --- the publishing side -------------------------------------------------------
+
+    def use_jetstream(self, last_sequences: dict[str, int]) -> None:
+        """Switch ids to JetStream sequences, starting after ``last_sequences``."""
+        with self._lock:
+            self.mode = JETSTREAM
+            self._cursor = dict(last_sequences)
+            self._buffer.clear()
+
+    def publish(self, event: FeedEvent, stream: str | None = None, seq: int | None = None):
+        """Deliver ``event`` to every subscriber whose filters accept it.
+
+        Buffer mode numbers it; JetStream mode passes its stream and sequence.
+        """
+        with self._lock:
+            if stream is None:
+                stream, seq = self.epoch, self._cursor[self.epoch] + 1
+            self._cursor[stream] = max(seq, self._cursor.get(stream, 0))
+            if self.mode == BUFFER:
+                self._buffer.append((seq, event))
+            self.counters["published"] += 1
+            for sub in self._subscribers:
+                if sub.held is not None:
+                    sub.held.append((stream, seq, event))
+                else:
+                    self._offer(sub, stream, seq, event)
+
+    def set_nats_connected(self, connected: bool) -> None:
+        """Record the bridge's NATS state and tell every client when it changes."""
+        with self._lock:
+            changed = self.nats_connected is not None and self.nats_connected != connected
+            self.nats_connected = connected
+            if not changed:
+                return
+            for sub in self._subscribers:
+                if sub.held is None:
+                    self._put(sub, Item("status", sub.current_id(), self.status_data()))
+
+    def status_data(self) -> dict:
+        """The body of ``connected`` and ``status`` events."""
+        return {"mode": self.mode, "natsConnected": self.nats_connected}
+
+    def _offer(self, sub: Subscription, stream: str, seq: int, event: FeedEvent) -> None:
+        if seq <= sub.cursor.get(stream, 0):
+            return  # already delivered by the replay
+        sub.cursor[stream] = seq
+        if sub.filters.accept(event):
+            self._put(sub, Item(event.name, sub.current_id(), event.data))
+
+    def _put(self, sub: Subscription, item: Item) -> None:
+        if sub.closed:
+            return
+        if sub.queue.qsize() < self.queue_size:
+            sub.queue.put_nowait(item)
+            sub.last_id = item.id
+            self.counters["delivered"] += 1
+            return
+        # The client fell behind: it gets what is queued, then a final overflow notice
+        # (the queue keeps one place for it) carrying the id of the last queued event.
+        sub.closed = True
+        self.counters["overflowed"] += 1
+        self._subscribers.remove(sub)
+        notice = {"reason": "client too slow", "resumeWith": "Last-Event-ID"}
+        sub.queue.put_nowait(Item("overflow", sub.last_id, notice, final=True))
+
+    # --- the subscribing side ------------------------------------------------------
+
+    @property
+    def clients(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+    def subscribe(self, filters: Filters, after: str | None) -> Start | None:
+        """Register a client; ``None`` when the process is at its client cap.
+
+        ``after`` is the id the client last saw (Last-Event-ID): the start holds every
+        missed event, or a reset when they can no longer be replayed.
+        """
+        with self._lock:
+            if len(self._subscribers) >= self.max_clients:
+                return None
+            sub = Subscription(filters, dict(self._cursor), queue.Queue(self.queue_size + 1))
+            sub.last_id = sub.current_id()
+            start = Start(sub, begin_id=sub.current_id())
+            wanted = self._resume_point(after, start)
+            if wanted is not None:
+                start.begin_id = ids.encode(wanted)
+            if wanted is not None and self.mode == BUFFER:
+                start.replay = self._replay_buffer(sub, wanted)
+                sub.last_id = start.replay[-1].id if start.replay else sub.current_id()
+            elif wanted is not None:
+                sub.held = []
+                sub.cursor = wanted
+            self._subscribers.append(sub)
+        if sub.held is not None and self.replayer is not None:
+            self._finish_jetstream_replay(start)
+        return start
+
+    def _resume_point(self, after: str | None, start: Start) -> ids.Cursor | None:
+        if not after:
+            return None
+        try:
+            wanted = ids.decode(after)
+        except ids.BadCursor:
+            start.reset = "unknown id"
+            return None
+        if set(wanted) != set(self._cursor):
+            start.reset = "the id is from another server or feed mode"
+            return None
+        if any(seq > self._cursor[name] for name, seq in wanted.items()):
+            start.reset = "the id is ahead of this server"
+            return None
+        if self.mode == BUFFER:
+            oldest = self._buffer[0][0] if self._buffer else self._cursor[self.epoch] + 1
+            if wanted[self.epoch] < oldest - 1:
+                start.reset = "the missed events are older than the replay buffer"
+                return None
+        return wanted
+
+    def _replay_buffer(self, sub: Subscription, wanted: ids.Cursor) -> list[Item]:
+        sub.cursor = dict(wanted)
+        items = []
+        for seq, event in self._buffer:
+            if seq > wanted[self.epoch]:
+                sub.cursor[self.epoch] = seq
+                if sub.filters.accept(event):
+                    items.append(Item(event.name, sub.current_id(), event.data))
+        return items
+
+    def _finish_jetstream_replay(self, start: Start) -> None:
+        sub = start.subscription
+        try:
+            missed = self.replayer(dict(sub.cursor))
+        except ReplayTooOld as exc:
+            missed, start.reset = [], str(exc)
+        with self._lock:
+            if start.reset:
+                sub.cursor = dict(self._cursor)
+            for stream, seq, event in missed:
+                if seq > sub.cursor.get(stream, 0):
+                    sub.cursor[stream] = seq
+                    if sub.filters.accept(event):
+                        start.replay.append(Item(event.name, sub.current_id(), event.data))
+            sub.last_id = start.replay[-1].id if start.replay else sub.current_id()
+            held, sub.held = sub.held, None
+            for stream, seq, event in held:
+                self._offer(sub, stream, seq, event)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Forget a client (its stream ended)."""
+        with self._lock:
+            sub.closed = True
+            if sub in self._subscribers:
+                self._subscribers.remove(sub)
+
+    def count(self, what: str) -> None:
+        """Count something the bridge skipped (malformed messages, ...)."""
+        with self._lock:
+            self.counters[what] += 1
+
+
+class ReplayTooOld(Exception):
+    """The missed events are no longer in JetStream, or too many to replay."""
