@@ -80,3 +80,14 @@ class Clock:
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if IN_CI else "dev")
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    """A fresh nats-server (JetStream on) for one test; stopped afterwards."""
+    from .live_support import NatsServer
+
+    server = NatsServer(tmp_path / "jetstream")
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,215 @@
+"""Test support for the live feed: a real nats-server, an SSE reader, a NATS publisher."""
+
+import asyncio
+import json
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nats
+
+NATS_BINARY = Path(sys.executable).parent / "nats-server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+class NatsServer:
+    """A nats-server with JetStream on a free port, which a test can stop and restart."""
+
+    def __init__(self, store: Path):
+        self.port = free_port()
+        self.store = store
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [str(NATS_BINARY), "-a", "127.0.0.1", "-p", str(self.port), "-js"]
+        command += ["-sd", str(self.store)]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+def omni_message(event_type, channel="slack", instance="inst-1", n=0, **payload):
+    return {
+        "id": f"{event_type}-{instance}-{n}",
+        "type": event_type,
+        "payload": payload,
+        "timestamp": 1_770_000_000_000 + n,
+        "metadata": {"correlationId": f"c{n}", "instanceId": instance, "channelType": channel},
+    }
+
+
+def subject_of(message) -> str:
+    meta = message["metadata"]
+    return f"{message['type']}.{meta['channelType']}.{meta['instanceId']}"
+
+
+def publish(url: str, messages, raw=(), pace: float = 0.0) -> None:
+    """Publish Omni messages (and raw (subject, bytes) pairs) to NATS, flushed.
+
+    ``pace`` seconds between messages (0: as fast as possible).
+    """
+
+    async def run():
+        client = await nats.connect(url)
+        for message in messages:
+            await client.publish(subject_of(message), json.dumps(message).encode())
+            if pace:
+                await client.flush()
+                await asyncio.sleep(pace)
+        for subject, data in raw:
+            await client.publish(subject, data)
+        await client.flush()
+        await client.close()
+
+    asyncio.run(run())
+
+
+def add_streams(url: str) -> None:
+    """Omni's MESSAGE and INSTANCE JetStream streams."""
+
+    async def run():
+        client = await nats.connect(url)
+        js = client.jetstream()
+        await js.add_stream(name="MESSAGE", subjects=["message.>"])
+        await js.add_stream(name="INSTANCE", subjects=["instance.>"])
+        await client.close()
+
+    asyncio.run(run())
+
+
+def parse_events(text: str):
+    """Complete SSE events of ``text`` as dicts, and the unparsed rest."""
+    events = []
+    while "\n\n" in text:
+        block, text = text.split("\n\n", 1)
+        event = {}
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                event.setdefault("comment", line[1:].strip())
+                continue
+            name, _, value = line.partition(": ")
+            event[name] = value
+        if "data" in event:
+            event["data"] = json.loads(event["data"])
+        events.append(event)
+    return events, text
+
+
+class SseReader:
+    """Reads an SSE body (an iterator of chunks) in a thread into a queue of events."""
+
+    def __init__(self, chunks):
+        self.events: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._run, args=(chunks,), daemon=True)
+        self.thread.start()
+
+    def _run(self, chunks):
+        import http.client
+
+        rest = ""
+        try:
+            for chunk in chunks:
+                rest += chunk.decode() if isinstance(chunk, bytes) else chunk
+                events, rest = parse_events(rest)
+                for event in events:
+                    self.events.put(event)
+        except (OSError, http.client.HTTPException, ValueError):
+            pass  # the test hung up
+        finally:
+            self.events.put({"closed": True})
+
+    def next(self, timeout=10.0, skip_comments=True):
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            if skip_comments and "event" not in event and not event.get("closed"):
+                continue  # heartbeat comments and the retry hint
+            return event
+
+    def take(self, count, name=None, timeout=10.0):
+        """The next ``count`` events (named ``name`` when given), skipping others."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count:
+            event = self.next(max(0.01, deadline - time.monotonic()))
+            if event.get("closed"):
+                raise AssertionError(f"stream closed after {got}")
+            if name is None or event.get("event") == name:
+                got.append(event)
+        return got
+
+
+class HangUp:
+    """Closes a client's socket for real (http.client keeps it open for the response)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class Served:
+    """An app served over real HTTP by werkzeug's threaded server, in a thread."""
+
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stream(self, path, key=None, headers=None):
+        """Open an SSE request: (status, SseReader or error JSON, connection)."""
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        all_headers = {"Accept": "text/event-stream", **(headers or {})}
+        if key:
+            all_headers["x-api-key"] = key
+        conn.connect()
+        hangup = HangUp(conn.sock)
+        conn.request("GET", path, headers=all_headers)
+        response = conn.getresponse()
+        if response.status != 200:
+            return response.status, json.loads(response.read() or b"null"), hangup
+        return 200, SseReader(iter(lambda: response.read1(65536), b"")), hangup
+
+    def close(self):
+        self.server.shutdown()
