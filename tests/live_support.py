@@ -1,6 +1,7 @@
 """Test support for the live feed: a real nats-server, an SSE reader, a NATS publisher."""
 
 import asyncio
+import contextlib
 import json
 import queue
 import socket
@@ -177,10 +178,8 @@ class HangUp:
         self.sock = sock
 
     def close(self):
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
 

@@ -139,10 +139,10 @@ def test_resume_from_the_replay_buffer(served):
 
 @pytest.mark.parametrize("served", [{"jetstream": True}], indirect=True)
 def test_resume_from_jetstream(served):
-    server, app, nats = served
+    server, _app, nats = served
     reader, conn, connected = connect(server)
     assert connected["data"]["mode"] == "jetstream"
-    seen, missed = _resume(server, nats, reader, conn)
+    _seen, missed = _resume(server, nats, reader, conn)
     assert "MESSAGE=" in missed[-1]["id"] and "INSTANCE=" in missed[-1]["id"]
 
 
@@ -154,9 +154,8 @@ def test_jetstream_resume_works_on_a_fresh_process(served, tmp_path):
     last = reader.take(3)[-1]["id"]
     conn.close()
     publish(nats.url, messages(4, start=3))
-    other_app = live_app(tmp_path / "other", nats.url)
-    (tmp_path / "other").mkdir(exist_ok=True)
-    other = Served(live_app(tmp_path, nats.url))
+    other_app = live_app(tmp_path, nats.url)  # a second app: its own hub and bridge
+    other = Served(other_app)
     try:
         again, conn2, _ = connect(other, headers={"Last-Event-ID": last})
         got = again.take(4)
