@@ -10,6 +10,7 @@ from omni_dashboard_plugin.config import ConfigError
 
 from . import create_app
 from .seed import SeedPlan, seed
+from .simulator import TrafficSimulator
 
 
 def _app(overrides=None):
@@ -44,6 +45,12 @@ def cmd_run(args) -> None:
     )
     print(f"API key ({origin}): {key}")
     print(f"Try: curl -H 'x-api-key: {key}' {url}/api/v2/event-ops/metrics")
+    print(f"Live feed: curl -N '{url}/api/v2/events/stream?api_key={key}'")
+    if args.simulate:
+        state = app.extensions["omni_host"]
+        feed = app.extensions["omni_dashboard"].live
+        TrafficSimulator(state.engine, feed, state.clock, rate=args.simulate).start()
+        print(f"Simulating about {args.simulate:g} events per second")
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
 
 
@@ -97,6 +104,15 @@ def main(argv=None) -> None:
     p_run = sub.add_parser("run", help="serve the API; prints the URL and the API key")
     p_run.add_argument("--host", default="127.0.0.1")
     p_run.add_argument("--port", type=int, default=5000)
+    p_run.add_argument(
+        "--simulate",
+        type=float,
+        nargs="?",
+        const=2.0,
+        default=0.0,
+        metavar="RATE",
+        help="write and publish live traffic, RATE events per second (default 2)",
+    )
     p_run.set_defaults(func=cmd_run)
 
     p_plugins = sub.add_parser("plugins", help="list loaded plugins and their providers")
