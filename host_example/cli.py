@@ -9,6 +9,7 @@ from datetime import datetime
 from omni_dashboard_plugin.config import ConfigError
 
 from . import create_app
+from .request_log import RedactingRequestHandler
 from .seed import SeedPlan, seed
 from .simulator import TrafficSimulator
 
@@ -51,7 +52,13 @@ def cmd_run(args) -> None:
         feed = app.extensions["omni_dashboard"].live
         TrafficSimulator(state.engine, feed, state.clock, rate=args.simulate).start()
         print(f"Simulating about {args.simulate:g} events per second")
-    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    app.run(
+        host=args.host,
+        port=args.port,
+        threaded=True,
+        use_reloader=False,
+        request_handler=RedactingRequestHandler,
+    )
 
 
 def cmd_plugins(args) -> None:

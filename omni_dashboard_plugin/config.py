@@ -86,6 +86,7 @@ class StreamSettings:
     queue_size: int = 1000
     max_clients: int = 200
     max_types: int = 20
+    lifetime_ms: int = 0
 
     @classmethod
     def from_mapping(cls, config: Mapping) -> "StreamSettings":
@@ -112,6 +113,7 @@ class StreamSettings:
             replay_size=number("OMNI_DASHBOARD_STREAM_REPLAY", 1000, 0, 1_000_000),
             queue_size=number("OMNI_DASHBOARD_STREAM_QUEUE", 1000, 1, 1_000_000),
             max_clients=number("OMNI_DASHBOARD_STREAM_MAX_CLIENTS", 200, 1, 100_000),
+            lifetime_ms=number("OMNI_DASHBOARD_STREAM_LIFETIME_MS", 0, 0, 86_400_000),
         )
 
 

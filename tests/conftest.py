@@ -91,3 +91,12 @@ def nats_server(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many requests the fuzz run sent, by status code."""
+    from .test_fuzz import SENT
+
+    if SENT:
+        codes = ", ".join(f"{code}: {n}" for code, n in sorted(SENT.items()))
+        terminalreporter.write_line(f"schemathesis sent {sum(SENT.values())} requests ({codes})")

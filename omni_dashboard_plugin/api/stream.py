@@ -14,6 +14,24 @@ from ..live.hub import Filters
 from ..live.sse import body, next_items, opening_items
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+EVENT_NAMES = [
+    "connected",
+    "event.received",
+    "instance.status",
+    "status",
+    "reset",
+    "overflow",
+]
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "id", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": EVENT_NAMES},
+        "id": {"type": "string", "description": "cursor; send back as Last-Event-ID"},
+        "data": {"type": "string", "description": "JSON object; see docs/live-feed.md"},
+        "retry": {"type": "string", "description": "reconnection delay hint, ms"},
+    },
+}
 
 
 def query_schema(max_types: int) -> type[Schema]:
@@ -73,16 +91,16 @@ def build(dashboard) -> Blueprint:
     @blp.arguments(query_schema(settings.max_types), location="query")
     @blp.response(
         200,
-        {"type": "string"},
+        SSE_EVENT,
         content_type="text/event-stream",
-        description="Events connected, event.received, instance.status, status, reset, overflow",
+        description="A stream of Server-Sent Events; the schema is that of one event.",
     )
     @blp.alt_response(503, description="Too many open streams on this server")
     def stream(args):
         """Live events as Server-Sent Events; resume with Last-Event-ID."""
         hub, start = _subscribe(dashboard, args)
         return Response(
-            body(hub, start, settings.heartbeat_seconds, settings.retry_ms),
+            body(hub, start, settings.heartbeat_seconds, settings.retry_ms, settings.lifetime_ms),
             mimetype="text/event-stream",
             headers=STREAM_HEADERS,
         )

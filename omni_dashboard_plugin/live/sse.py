@@ -2,6 +2,7 @@
 
 import json
 import queue
+import time
 
 from .hub import Hub, Item, Start
 
@@ -40,13 +41,25 @@ def next_items(start: Start, timeout: float) -> list[Item]:
     return items
 
 
-def body(hub: Hub, start: Start, heartbeat: float, retry_ms: int):
-    """The text of an SSE response; unsubscribes when the client goes or the feed ends it."""
+def body(hub: Hub, start: Start, heartbeat: float, retry_ms: int, lifetime_ms: int = 0):
+    """The text of an SSE response; unsubscribes when the client goes or the feed ends it.
+
+    With ``lifetime_ms`` the stream ends after that long (the client reconnects and
+    resumes), which spreads long-lived clients over processes.
+    """
+    ends = time.monotonic() + lifetime_ms / 1000 if lifetime_ms else None
     try:
         yield f"retry: {retry_ms}\n\n" + "".join(map(frame, opening_items(hub, start)))
         while True:
-            items = next_items(start, heartbeat)
+            wait = heartbeat
+            if ends is not None:
+                wait = min(wait, ends - time.monotonic())
+                if wait <= 0:
+                    return
+            items = next_items(start, wait)
             if not items:
+                if ends is not None and time.monotonic() >= ends:
+                    return
                 yield HEARTBEAT
                 continue
             yield "".join(map(frame, items))

@@ -1,0 +1,238 @@
+"""Live feed throughput and latency: NATS -> one server process -> N SSE clients.
+
+    python -m bench.live --write
+
+Starts its own nats-server and one example-host process (werkzeug threaded server), opens
+N SSE clients (asyncio, in this process), publishes at a fixed rate and measures, per
+delivery, publish-to-receive latency; then deliveries per second, lost events, and the
+server's resident memory per idle client. Finally it raises the rate with the largest N
+until deliveries fall behind, to find what one process sustains.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+
+from .report import write_section
+
+KEY = "bench"
+ROOT = Path(__file__).resolve().parent.parent
+SERVE = """
+import sys
+from werkzeug.serving import run_simple
+from host_example import create_app
+app = create_app({"OMNI_DATABASE_URL": sys.argv[1], "OMNI_API_KEY": "bench",
+                  "OMNI_NATS_URL": sys.argv[2], "OMNI_DASHBOARD_STREAM_MAX_CLIENTS": 5000,
+                  "OMNI_DASHBOARD_STREAM_QUEUE": 100000})
+run_simple("127.0.0.1", int(sys.argv[3]), app, threaded=True)
+"""
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+async def wait_port(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise TimeoutError(port)
+
+
+class Client:
+    """One SSE client on a raw asyncio connection, recording receive times."""
+
+    def __init__(self):
+        self.latencies: list[float] = []
+        self.seen: set[str] = set()
+        self.connected = asyncio.Event()
+
+    async def run(self, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = (
+            f"GET /api/v2/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {KEY}\r\n"
+            "Accept: text/event-stream\r\n\r\n"
+        )
+        writer.write(request.encode())
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                if line.startswith(b"event: connected"):
+                    self.connected.set()
+                elif line.startswith(b'data: {"id"'):
+                    now = time.time()
+                    data = json.loads(line[6:])
+                    sent = float(data["id"].split("@", 1)[1])
+                    self.latencies.append((now - sent) * 1000)
+                    self.seen.add(data["id"])
+        finally:
+            writer.close()
+
+
+async def publish(url, rate, seconds):
+    client = await nats.connect(url)
+    count = int(rate * seconds)
+    start = time.perf_counter()
+    for n in range(count):
+        target = start + n / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        body = {
+            "id": f"{n}@{time.time():.6f}",
+            "type": "message.received",
+            "payload": {},
+            "timestamp": int(time.time() * 1000),
+            "metadata": {"correlationId": str(n), "instanceId": "i", "channelType": "slack"},
+        }
+        await client.publish("message.received.slack.i", json.dumps(body).encode())
+    await client.flush()
+    await client.close()
+    return count
+
+
+async def scenario(port, nats_url, server_pid, clients, rate, seconds):
+    before = rss_kb(server_pid)
+    group = [Client() for _ in range(clients)]
+    tasks = [asyncio.create_task(c.run(port)) for c in group]
+    await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in group)), 60)
+    await asyncio.sleep(1.0)
+    idle = rss_kb(server_pid)
+    started = time.perf_counter()
+    published = await publish(nats_url, rate, seconds)
+    expected = published * clients
+    deadline = time.perf_counter() + 10
+    while sum(len(c.seen) for c in group) < expected and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    received = sum(len(c.seen) for c in group)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(2)  # let the server notice the closed streams
+    latencies = sorted(x for c in group for x in c.latencies)
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0] * 99
+    return {
+        "clients": clients,
+        "rate": rate,
+        "p50": quantiles[49],
+        "p99": quantiles[98],
+        "deliveries_per_s": received / elapsed,
+        "lost": expected - received,
+        "kb_per_idle_client": (idle - before) / clients,
+    }
+
+
+async def main_async(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        nats_port, http_port = free_port(), free_port()
+        nats_bin = Path(sys.executable).parent / "nats-server"
+        nats_proc = subprocess.Popen(
+            [str(nats_bin), "-a", "127.0.0.1", "-p", str(nats_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        nats_url = f"nats://127.0.0.1:{nats_port}"
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVE, f"sqlite:///{tmp}/live.db", nats_url, str(http_port)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            await wait_port(nats_port)
+            await wait_port(http_port)
+            warm = Client()  # starts the bridge, so that memory counts clients only
+            warm_task = asyncio.create_task(warm.run(http_port))
+            await asyncio.wait_for(warm.connected.wait(), 30)
+            results = []
+            for clients in args.clients:
+                results.append(
+                    await scenario(
+                        http_port, nats_url, server.pid, clients, args.rate, args.seconds
+                    )
+                )
+                print(results[-1], flush=True)
+            ceiling = []
+            for rate in args.ceiling_rates:
+                result = await scenario(
+                    http_port, nats_url, server.pid, args.clients[-1], rate, args.seconds
+                )
+                print(result, flush=True)
+                ceiling.append(result)
+                if result["lost"] or result["p99"] > 1000:
+                    break
+            warm_task.cancel()
+        finally:
+            server.kill()
+            nats_proc.kill()
+    return results, ceiling
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="1,50,200")
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--ceiling-rates", default="200,400,800")
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    args = parser.parse_args(argv)
+    args.clients = [int(c) for c in args.clients.split(",")]
+    args.ceiling_rates = [float(r) for r in args.ceiling_rates.split(",")]
+    results, ceiling = asyncio.run(main_async(args))
+    lines = [
+        f"{args.seconds:g} s per scenario; clients and server on the same 2 cores; werkzeug "
+        "threaded server, one process; latency from publish (NATS) to SSE line read.",
+        "",
+        "| clients | events/s | p50 latency (ms) | p99 latency (ms) | deliveries/s | lost "
+        "| server RSS per idle client (KB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results + ceiling:
+        lines.append(
+            f"| {r['clients']} | {r['rate']:g} | {r['p50']:.1f} | {r['p99']:.1f} "
+            f"| {r['deliveries_per_s']:,.0f} | {r['lost']} | {r['kb_per_idle_client']:.0f} |"
+        )
+    sustained = [r for r in ceiling + results if not r["lost"]]
+    best = max(sustained, key=lambda r: r["deliveries_per_s"]) if sustained else None
+    if best:
+        lines += [
+            "",
+            f"Most deliveries per second sustained without loss: "
+            f"{best['deliveries_per_s']:,.0f} ({best['clients']} clients x {best['rate']:g}/s).",
+        ]
+    print("\n".join(lines))
+    if args.write:
+        write_section("live", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The auth rule, constant-time comparison, key redaction, and documented limits."""
+
+import logging
+
+import pytest
+
+from host_example import auth
+from host_example.request_log import RedactingRequestHandler, redact
+
+from .conftest import API_KEY, build_app
+from .live_support import Served
+
+OPEN = {"/api/v2/health", "/openapi.json"}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    return build_app(f"sqlite:///{tmp_path_factory.mktemp('sec') / 'sec.db'}")
+
+
+def test_every_route_but_health_and_the_spec_needs_the_key(app):
+    client = app.test_client()
+    rules = [r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint != "static"]
+    paths = {r.rule for r in rules}
+    assert {"/api/v2/dashboard", "/api/v2/events/stream", "/api/v2/events/ws"} <= paths
+    for path in sorted(paths):
+        response = client.get(path)
+        if path in OPEN:
+            assert response.status_code in (200, 503), path
+        else:
+            assert response.status_code == 401, path
+            assert response.get_json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_the_key_is_compared_in_constant_time(app, monkeypatch):
+    calls = []
+    real = auth.hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    client = app.test_client()
+    assert (
+        client.get("/api/v2/dead-letters/stats", headers={"x-api-key": "nope"}).status_code == 401
+    )
+    assert client.get(f"/api/v2/dead-letters/stats?api_key={API_KEY}").status_code == 200
+    assert calls == [(b"nope", API_KEY.encode()), (API_KEY.encode(), API_KEY.encode())]
+
+
+def test_api_key_argument_never_reaches_the_request_log(app, caplog):
+    server = Served.__new__(Served)
+    from werkzeug.serving import make_server
+
+    server.server = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=RedactingRequestHandler
+    )
+    server.port = server.server.server_port
+    import threading
+
+    threading.Thread(target=server.server.serve_forever, daemon=True).start()
+    try:
+        with caplog.at_level(logging.INFO, logger="werkzeug"):
+            import urllib.request
+
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{server.port}/api/v2/dead-letters/stats?x=1&api_key={API_KEY}"
+            ).read()
+        logged = "\n".join(record.getMessage() for record in caplog.records)
+        assert "/api/v2/dead-letters/stats?x=1&api_key=[REDACTED]" in logged
+        assert API_KEY not in logged
+    finally:
+        server.close()
+
+
+def test_redaction_covers_every_position_and_case():
+    assert redact("GET /a?api_key=s3cret HTTP/1.1") == "GET /a?api_key=[REDACTED] HTTP/1.1"
+    assert redact("/a?b=1&API_KEY=s3cret&c=2") == "/a?b=1&API_KEY=[REDACTED]&c=2"
+    assert "s3cret" not in redact("/a?api_key=s3cret&api_key=s3cret")
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/v2/automation-logs?limit=101", "limit"),
+        ("/api/v2/events/analytics?since=2000-01-01T00:00:00Z&granularity=hourly", "granularity"),
+        ("/api/v2/events/stream?types=" + ",".join(f"t{i}" for i in range(21)), "types"),
+        ("/api/v2/events/stream?instanceId=" + "x" * 65, "instanceId"),
+        (
+            "/api/v2/events/stream?lastEventId=" + ",".join(f"S{i}=1" for i in range(17)),
+            "lastEventId",
+        ),
+        ("/api/v2/dashboard?timezone=" + "A" * 65, "timezone"),
+    ],
+)
+def test_limits_are_refused_with_validation_error(app, url, field):
+    response = app.test_client().get(url, headers={"x-api-key": API_KEY})
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["error"]["code"] == "VALIDATION_ERROR" and field in body["error"]["details"]
+
+
+def test_errors_never_echo_a_stack_trace_sql_or_the_key(tmp_path):
+    app = build_app("postgresql://nobody@127.0.0.1:1/none", OMNI_LOAD_PLUGINS=False)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    for url in ("/api/v2/event-ops/metrics", f"/api/v2/automation-logs?api_key={API_KEY}"):
+        text = client.get(url, headers={"x-api-key": API_KEY}).get_data(as_text=True)
+        for leak in ("Traceback", "SELECT", "psycopg2", "127.0.0.1:1", API_KEY):
+            assert leak not in text
