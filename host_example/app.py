@@ -13,7 +13,7 @@ from . import auth, errors
 from .automation_engine import AutomationEngine
 from .db import create_tables, default_url, make_engine
 from .health import host_facts
-from .routes import automations, dead_letters, event_ops, events, health
+from .routes import automations, dead_letters, event_ops, events, health, page
 from .schemas import (
     AnalyticsQuerySchema,
     AutomationMetricsSchema,
@@ -103,6 +103,7 @@ def create_app(config: dict | None = None) -> Flask:
     for area in (event_ops, events, dead_letters, automations, health):
         api.register_blueprint(area.build(dashboard))
     dashboard.register_blueprints(app, api)
+    app.register_blueprint(page.build())
 
     auth.install(app)
     errors.register_database_errors(app)

@@ -45,6 +45,7 @@ def cmd_run(args) -> None:
         "generated for this run" if app.config.get("OMNI_API_KEY_GENERATED") else "OMNI_API_KEY"
     )
     print(f"API key ({origin}): {key}")
+    print(f"Dashboard: {url}/dashboard#key={key}")
     print(f"Try: curl -H 'x-api-key: {key}' {url}/api/v2/event-ops/metrics")
     print(f"Live feed: curl -N '{url}/api/v2/events/stream?api_key={key}'")
     if args.simulate:
