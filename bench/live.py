@@ -118,6 +118,11 @@ async def publish(url, rate, seconds):
     return count
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def scenario(port, nats_url, server_pid, clients, rate, seconds):
     before = rss_kb(server_pid)
     group = [Client() for _ in range(clients)]
@@ -126,12 +131,15 @@ async def scenario(port, nats_url, server_pid, clients, rate, seconds):
     await asyncio.sleep(1.0)
     idle = rss_kb(server_pid)
     started = time.perf_counter()
+    cpu_server, cpu_client = cpu_seconds(server_pid), cpu_seconds(os.getpid())
     published = await publish(nats_url, rate, seconds)
     expected = published * clients
     deadline = time.perf_counter() + 10
     while sum(len(c.seen) for c in group) < expected and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - started
+    server_cpu = (cpu_seconds(server_pid) - cpu_server) / elapsed * 100
+    client_cpu = (cpu_seconds(os.getpid()) - cpu_client) / elapsed * 100
     received = sum(len(c.seen) for c in group)
     for task in tasks:
         task.cancel()
@@ -147,6 +155,8 @@ async def scenario(port, nats_url, server_pid, clients, rate, seconds):
         "deliveries_per_s": received / elapsed,
         "lost": expected - received,
         "kb_per_idle_client": (idle - before) / clients,
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
     }
 
 
@@ -213,13 +223,14 @@ def main(argv=None):
         "threaded server, one process; latency from publish (NATS) to SSE line read.",
         "",
         "| clients | events/s | p50 latency (ms) | p99 latency (ms) | deliveries/s | lost "
-        "| server RSS per idle client (KB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| server RSS per idle client (KB) | server CPU | bench CPU |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results + ceiling:
         lines.append(
             f"| {r['clients']} | {r['rate']:g} | {r['p50']:.1f} | {r['p99']:.1f} "
-            f"| {r['deliveries_per_s']:,.0f} | {r['lost']} | {r['kb_per_idle_client']:.0f} |"
+            f"| {r['deliveries_per_s']:,.0f} | {r['lost']} | {r['kb_per_idle_client']:.0f} "
+            f"| {r['server_cpu']:.0f} % | {r['client_cpu']:.0f} % |"
         )
     sustained = [r for r in ceiling + results if not r["lost"]]
     best = max(sustained, key=lambda r: r["deliveries_per_s"]) if sustained else None

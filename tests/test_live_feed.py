@@ -356,3 +356,17 @@ def test_two_server_processes_each_deliver_every_event(nats_server, tmp_path):
         for proc in procs:
             proc.kill()
             proc.wait(10)
+
+
+def test_health_checks_nats_for_real(tmp_path, nats_server):
+    app = live_app(tmp_path, nats_server.url)
+    client = app.test_client()
+    response = client.get("/api/v2/health")
+    assert response.status_code == 200
+    assert response.get_json()["checks"]["nats"] == {"status": "ok", "details": {"connected": True}}
+    nats_server.stop()
+    response = client.get("/api/v2/health")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["nats"] == {"status": "error", "details": {"connected": False}}

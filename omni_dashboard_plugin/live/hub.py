@@ -4,7 +4,6 @@ Every method is thread-safe: the NATS bridge (its asyncio thread) or an in-proce
 publisher calls :meth:`Hub.publish`; request threads subscribe and read their queue.
 """
 
-import queue
 import threading
 import uuid
 from collections import Counter, deque
@@ -12,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import cursor as ids
+from .frames import sse_frame
+from .mailbox import Mailbox
 from .messages import FeedEvent
 
 BUFFER = "buffer"
@@ -37,12 +38,20 @@ class Filters:
 
 @dataclass(frozen=True)
 class Item:
-    """One frame for a client: SSE event name, id, data; ``final`` closes the stream."""
+    """One frame for a client: SSE event name, id, data; ``final`` closes the stream.
+
+    ``text`` is the SSE frame rendered once for every client that shares the item.
+    """
 
     name: str
     id: str
     data: dict
     final: bool = False
+    text: str = ""
+
+    def sse(self) -> str:
+        """The item as SSE text."""
+        return self.text or sse_frame(self.name, self.id, self.data)
 
 
 @dataclass(eq=False)
@@ -51,10 +60,11 @@ class Subscription:
 
     filters: Filters
     cursor: ids.Cursor
-    queue: queue.Queue
+    queue: Mailbox
     held: list | None = None
     closed: bool = False
     last_id: str = ""
+    synced: bool = False
 
     def current_id(self) -> str:
         return ids.encode(self.cursor)
@@ -107,9 +117,19 @@ class Hub:
             if self.mode == BUFFER:
                 self._buffer.append((seq, event))
             self.counters["published"] += 1
+            shared = None
             for sub in self._subscribers:
                 if sub.held is not None:
                     sub.held.append((stream, seq, event))
+                elif sub.synced:
+                    # A client that is caught up has the hub's cursor: one item serves all.
+                    sub.cursor[stream] = seq
+                    if sub.filters.accept(event):
+                        if shared is None:
+                            shared_id = ids.encode(self._cursor)
+                            text = sse_frame(event.name, shared_id, event.data)
+                            shared = Item(event.name, shared_id, event.data, text=text)
+                        self._put(sub, shared)
                 else:
                     self._offer(sub, stream, seq, event)
 
@@ -138,18 +158,18 @@ class Hub:
     def _put(self, sub: Subscription, item: Item) -> None:
         if sub.closed:
             return
-        if sub.queue.qsize() < self.queue_size:
-            sub.queue.put_nowait(item)
+        if len(sub.queue) < self.queue_size:
+            sub.queue.put(item)
             sub.last_id = item.id
             self.counters["delivered"] += 1
             return
         # The client fell behind: it gets what is queued, then a final overflow notice
-        # (the queue keeps one place for it) carrying the id of the last queued event.
+        # carrying the id of the last queued event.
         sub.closed = True
         self.counters["overflowed"] += 1
         self._subscribers.remove(sub)
         notice = {"reason": "client too slow", "resumeWith": "Last-Event-ID"}
-        sub.queue.put_nowait(Item("overflow", sub.last_id, notice, final=True))
+        sub.queue.put(Item("overflow", sub.last_id, notice, final=True))
 
     # --- the subscribing side ------------------------------------------------------
 
@@ -167,7 +187,7 @@ class Hub:
         with self._lock:
             if len(self._subscribers) >= self.max_clients:
                 return None
-            sub = Subscription(filters, dict(self._cursor), queue.Queue(self.queue_size + 1))
+            sub = Subscription(filters, dict(self._cursor), Mailbox())
             sub.last_id = sub.current_id()
             start = Start(sub, begin_id=sub.current_id())
             wanted = self._resume_point(after, start)
@@ -179,6 +199,7 @@ class Hub:
             elif wanted is not None:
                 sub.held = []
                 sub.cursor = wanted
+            sub.synced = sub.held is None and sub.cursor == self._cursor
             self._subscribers.append(sub)
         if sub.held is not None and self.replayer is not None:
             self._finish_jetstream_replay(start)
@@ -233,6 +254,7 @@ class Hub:
             held, sub.held = sub.held, None
             for stream, seq, event in held:
                 self._offer(sub, stream, seq, event)
+            sub.synced = sub.cursor == self._cursor
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Forget a client (its stream ended)."""

@@ -1,19 +1,11 @@
 """Server-Sent Events framing and the body of one SSE response."""
 
-import json
-import queue
 import time
 
 from .hub import Hub, Item, Start
 
 HEARTBEAT = ": heartbeat\n\n"
 BATCH = 256
-
-
-def frame(item: Item) -> str:
-    """One SSE event: ``id``, ``event`` and one ``data`` line of compact JSON."""
-    data = json.dumps(item.data, separators=(",", ":"))
-    return f"id: {item.id}\nevent: {item.name}\ndata: {data}\n\n"
 
 
 def opening_items(hub: Hub, start: Start) -> list[Item]:
@@ -27,17 +19,11 @@ def opening_items(hub: Hub, start: Start) -> list[Item]:
 
 
 def next_items(start: Start, timeout: float) -> list[Item]:
-    """The queued items (at least one, at most BATCH), or [] after ``timeout`` idle seconds."""
-    sub = start.subscription
-    try:
-        items = [sub.queue.get(timeout=timeout)]
-    except queue.Empty:
-        return []
-    while not items[-1].final and len(items) < BATCH:
-        try:
-            items.append(sub.queue.get_nowait())
-        except queue.Empty:
-            break
+    """The queued items (at most BATCH, up to a final one), or [] after ``timeout`` idle seconds."""
+    items = start.subscription.queue.take(timeout, BATCH)
+    for index, item in enumerate(items):
+        if item.final:
+            return items[: index + 1]
     return items
 
 
@@ -49,7 +35,7 @@ def body(hub: Hub, start: Start, heartbeat: float, retry_ms: int, lifetime_ms: i
     """
     ends = time.monotonic() + lifetime_ms / 1000 if lifetime_ms else None
     try:
-        yield f"retry: {retry_ms}\n\n" + "".join(map(frame, opening_items(hub, start)))
+        yield f"retry: {retry_ms}\n\n" + "".join(item.sse() for item in opening_items(hub, start))
         while True:
             wait = heartbeat
             if ends is not None:
@@ -62,7 +48,7 @@ def body(hub: Hub, start: Start, heartbeat: float, retry_ms: int, lifetime_ms: i
                     return
                 yield HEARTBEAT
                 continue
-            yield "".join(map(frame, items))
+            yield "".join(item.sse() for item in items)
             if items[-1].final:
                 return
     finally:
