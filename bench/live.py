@@ -27,7 +27,9 @@ from .report import write_section
 KEY = "bench"
 ROOT = Path(__file__).resolve().parent.parent
 SERVE = """
-import sys
+import os, sys
+if os.environ.get("BENCH_SWITCH_INTERVAL"):
+    sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
 from werkzeug.serving import run_simple
 from host_example import create_app
 app = create_app({"OMNI_DATABASE_URL": sys.argv[1], "OMNI_API_KEY": "bench",
@@ -118,6 +120,12 @@ async def publish(url, rate, seconds):
     return count
 
 
+def worker_pid(arbiter: int) -> int:
+    """gunicorn's (single) worker process under its arbiter."""
+    children = Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split()
+    return int(children[0])
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -170,16 +178,34 @@ async def main_async(args):
             stderr=subprocess.DEVNULL,
         )
         nats_url = f"nats://127.0.0.1:{nats_port}"
+        database = f"sqlite:///{tmp}/live.db"
+        if args.server == "gunicorn":
+            command = [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "--workers=1",
+                "--worker-class=gthread",
+                f"--threads={max(args.clients) + 50}",
+                f"--bind=127.0.0.1:{http_port}",
+                "host_example:create_app()",
+            ]
+        else:
+            command = [sys.executable, "-c", SERVE, database, nats_url, str(http_port)]
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "OMNI_DATABASE_URL": database,
+            "OMNI_API_KEY": KEY,
+            "OMNI_NATS_URL": nats_url,
+            "OMNI_DASHBOARD_STREAM_MAX_CLIENTS": "5000",
+            "OMNI_DASHBOARD_STREAM_QUEUE": "100000",
+        }
         server = subprocess.Popen(
-            [sys.executable, "-c", SERVE, f"sqlite:///{tmp}/live.db", nats_url, str(http_port)],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
             await wait_port(nats_port)
             await wait_port(http_port)
+            served_by = worker_pid(server.pid) if args.server == "gunicorn" else server.pid
             warm = Client()  # starts the bridge, so that memory counts clients only
             warm_task = asyncio.create_task(warm.run(http_port))
             await asyncio.wait_for(warm.connected.wait(), 30)
@@ -187,14 +213,14 @@ async def main_async(args):
             for clients in args.clients:
                 results.append(
                     await scenario(
-                        http_port, nats_url, server.pid, clients, args.rate, args.seconds
+                        http_port, nats_url, served_by, clients, args.rate, args.seconds
                     )
                 )
                 print(results[-1], flush=True)
             ceiling = []
             for rate in args.ceiling_rates:
                 result = await scenario(
-                    http_port, nats_url, server.pid, args.clients[-1], rate, args.seconds
+                    http_port, nats_url, served_by, args.clients[-1], rate, args.seconds
                 )
                 print(result, flush=True)
                 ceiling.append(result)
@@ -213,14 +239,20 @@ def main(argv=None):
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--ceiling-rates", default="200,400,800")
+    parser.add_argument(
+        "--server",
+        choices=("gunicorn", "werkzeug"),
+        default="gunicorn",
+        help="gunicorn gthread (as deployed; pip install gunicorn) or werkzeug's dev server",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
     args.clients = [int(c) for c in args.clients.split(",")]
     args.ceiling_rates = [float(r) for r in args.ceiling_rates.split(",")]
     results, ceiling = asyncio.run(main_async(args))
     lines = [
-        f"{args.seconds:g} s per scenario; clients and server on the same 2 cores; werkzeug "
-        "threaded server, one process; latency from publish (NATS) to SSE line read.",
+        f"{args.seconds:g} s per scenario; clients and server on the same 2 cores; one server "
+        f"process ({args.server}); latency from publish (NATS) to SSE line read.",
         "",
         "| clients | events/s | p50 latency (ms) | p99 latency (ms) | deliveries/s | lost "
         "| server RSS per idle client (KB) | server CPU | bench CPU |",
