@@ -10,17 +10,13 @@ with its cache off (the cost of one computation) and on (what a poller pays).
 
 import argparse
 import platform
-from datetime import datetime
 
-from host_example import create_app
 from host_example.db import make_engine
 
-from .harness import Call, measure
+from .harness import KEY, NOW, Call, bench_app, measure
 from .loader import load
 from .report import write_section
 
-KEY = "bench"
-NOW = datetime(2026, 11, 20, 12, 0, 0)
 REPLACED = [
     ("GET /event-ops/metrics", "/api/v2/event-ops/metrics"),
     ("GET /events/analytics (timeline, breakdowns)", "/api/v2/events/analytics"),
@@ -30,20 +26,10 @@ REPLACED = [
 ]
 
 
-def app(url, cache_seconds):
-    return create_app(
-        {
-            "OMNI_DATABASE_URL": url,
-            "OMNI_API_KEY": KEY,
-            "OMNI_DASHBOARD_CACHE_SECONDS": cache_seconds,
-            "OMNI_CLOCK": lambda: NOW,
-        }
-    )
-
-
 def run_size(url, events, repeat, days):
     seconds = load(make_engine(url), events, max(events // 10, 1), days, NOW)
-    uncached, cached = app(url, 0), app(url, 3600)
+    uncached = bench_app(url, OMNI_DASHBOARD_CACHE_SECONDS=0)
+    cached = bench_app(url, OMNI_DASHBOARD_CACHE_SECONDS=3600)
     calls = [
         Call("GET /api/v2/dashboard (cache off)", uncached, "/api/v2/dashboard"),
         Call("GET /api/v2/dashboard (cached)", cached, "/api/v2/dashboard"),

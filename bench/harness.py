@@ -3,6 +3,19 @@
 import statistics
 import time
 from dataclasses import dataclass
+from datetime import datetime
+
+from host_example import create_app
+
+KEY = "bench"
+NOW = datetime(2026, 11, 20, 12, 0, 0)
+
+
+def bench_app(url: str, **config):
+    """The example host on ``url`` with the bench's key and a clock pinned to ``NOW``."""
+    return create_app(
+        {"OMNI_DATABASE_URL": url, "OMNI_API_KEY": KEY, "OMNI_CLOCK": lambda: NOW, **config}
+    )
 
 
 @dataclass(frozen=True)

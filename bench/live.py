@@ -212,9 +212,7 @@ async def main_async(args):
             results = []
             for clients in args.clients:
                 results.append(
-                    await scenario(
-                        http_port, nats_url, served_by, clients, args.rate, args.seconds
-                    )
+                    await scenario(http_port, nats_url, served_by, clients, args.rate, args.seconds)
                 )
                 print(results[-1], flush=True)
             ceiling = []

@@ -8,34 +8,19 @@ Loads the data (skip with --no-load), then times each endpoint with every provid
 """
 
 import argparse
-from datetime import datetime
 
-from host_example import create_app
 from host_example.db import make_engine
 
-from .harness import Call, measure
+from .harness import KEY, NOW, Call, bench_app, measure
 from .loader import load
 from .report import write_section
 
-KEY = "bench"
-NOW = datetime(2026, 11, 20, 12, 0, 0)
 ENDPOINTS = [
     ("GET /event-ops/metrics", "/api/v2/event-ops/metrics"),
     ("GET /events/analytics (24 h)", "/api/v2/events/analytics"),
     ("GET /events/analytics?allTime=true", "/api/v2/events/analytics?allTime=true"),
     ("GET /automation-metrics", "/api/v2/automation-metrics"),
 ]
-
-
-def app(url, providers):
-    return create_app(
-        {
-            "OMNI_DATABASE_URL": url,
-            "OMNI_API_KEY": KEY,
-            "OMNI_DASHBOARD_PROVIDERS": providers,
-            "OMNI_CLOCK": lambda: NOW,
-        }
-    )
 
 
 def main(argv=None):
@@ -51,7 +36,8 @@ def main(argv=None):
     if not args.no_load:
         seconds = load(make_engine(args.database_url), args.events, args.logs, args.days, NOW)
         print(f"loaded {args.events} events, {args.logs} automation logs in {seconds:.0f} s")
-    before, after = app(args.database_url, "none"), app(args.database_url, "all")
+    before = bench_app(args.database_url, OMNI_DASHBOARD_PROVIDERS="none")
+    after = bench_app(args.database_url, OMNI_DASHBOARD_PROVIDERS="all")
     calls = []
     for label, url in ENDPOINTS:
         calls += [Call(f"{label}|before", before, url), Call(f"{label}|after", after, url)]

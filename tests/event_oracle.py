@@ -8,6 +8,8 @@ from collections import Counter
 from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo
 
+from .oracle import in_window
+
 MINUTE = timedelta(minutes=1)
 
 
@@ -21,14 +23,7 @@ def rates(events, now):
     }
 
 
-def window(events, since, until, instance_id):
-    return [
-        e
-        for e in events
-        if (since is None or e["received_at"] >= since)
-        and (until is None or e["received_at"] <= until)
-        and (instance_id is None or e["instance_id"] == instance_id)
-    ]
+window = in_window
 
 
 def breakdowns(events):

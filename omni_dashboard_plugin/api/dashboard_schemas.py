@@ -2,7 +2,7 @@
 
 from marshmallow import fields
 
-from ..schemas import ByDirectionSchema, OpenSchema, TimelineBucketSchema, timezone_argument
+from ..schemas import ByDirectionSchema, OpenSchema, timeline_fields, timezone_argument
 
 
 def _schema(name: str, members: dict) -> type[OpenSchema]:
@@ -24,11 +24,7 @@ def summary_schema(enabled) -> type[OpenSchema]:
             "perMinute": fields.Float(required=True),
         }
     if "timeline" in enabled:
-        events["timeline"] = fields.List(
-            fields.Nested(TimelineBucketSchema),
-            required=True,
-            metadata={"description": "last 24 h, hourly, in the requested time zone"},
-        )
+        events["timeline"] = timeline_fields()["timeline"]
     if "breakdowns" in enabled:
         events |= {
             "byChannel": fields.Dict(
