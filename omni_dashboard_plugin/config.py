@@ -61,6 +61,14 @@ def parse_int(value, key: str, minimum: int, maximum: int) -> int:
     return number
 
 
+def parse_choice(value, key: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (case-insensitive)."""
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
+    return text
+
+
 def parse_subjects(value) -> tuple[str, ...]:
     """A comma list of NATS subjects (wildcards allowed)."""
     parts = value if isinstance(value, list | tuple) else str(value).split(",")
@@ -87,6 +95,7 @@ class StreamSettings:
     max_clients: int = 200
     max_types: int = 20
     lifetime_ms: int = 0
+    writer: str = "auto"
 
     @classmethod
     def from_mapping(cls, config: Mapping) -> "StreamSettings":
@@ -114,6 +123,11 @@ class StreamSettings:
             queue_size=number("OMNI_DASHBOARD_STREAM_QUEUE", 1000, 1, 1_000_000),
             max_clients=number("OMNI_DASHBOARD_STREAM_MAX_CLIENTS", 200, 1, 100_000),
             lifetime_ms=number("OMNI_DASHBOARD_STREAM_LIFETIME_MS", 0, 0, 86_400_000),
+            writer=parse_choice(
+                _raw(config, "OMNI_DASHBOARD_STREAM_WRITER", "auto"),
+                "OMNI_DASHBOARD_STREAM_WRITER",
+                ("auto", "thread"),
+            ),
         )
 
 

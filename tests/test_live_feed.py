@@ -27,12 +27,19 @@ def live_app(tmp_path, nats_url=None, **config):
     return build_app(f"sqlite:///{tmp_path / 'live.db'}", **settings)
 
 
+@pytest.fixture(params=["auto", "thread"])
+def writer(request):
+    """Every stream test runs with the socket writer and with a thread per stream."""
+    return request.param
+
+
 @pytest.fixture
-def served(tmp_path, nats_server, request):
+def served(tmp_path, nats_server, request, writer):
     params = getattr(request, "param", {})
     if params.get("jetstream"):
         add_streams(nats_server.url)
-    app = live_app(tmp_path, nats_server.url, **params.get("config", {}))
+    config = {"OMNI_DASHBOARD_STREAM_WRITER": writer, **params.get("config", {})}
+    app = live_app(tmp_path, nats_server.url, **config)
     server = Served(app)
     yield server, app, nats_server
     app.extensions["omni_dashboard"].live.stop()
@@ -51,9 +58,11 @@ def connect(server, path="/api/v2/events/stream", **kwargs):
     return reader, conn, connected
 
 
-def test_delivery_in_order_with_ids_and_connected_first(served):
-    server, _, nats = served
+def test_delivery_in_order_with_ids_and_connected_first(served, writer):
+    server, app, nats = served
     reader, conn, connected = connect(server)
+    uses_writer_thread = app.extensions["omni_dashboard"].live._writer is not None
+    assert uses_writer_thread == (writer == "auto")
     assert connected["data"]["natsConnected"] is True and connected["id"]
     publish(nats.url, messages(30))
     events = reader.take(30)
@@ -370,3 +379,35 @@ def test_health_checks_nats_for_real(tmp_path, nats_server):
     body = response.get_json()
     assert body["status"] == "degraded"
     assert body["checks"]["nats"] == {"status": "error", "details": {"connected": False}}
+
+
+def test_heartbeats_keep_an_idle_stream_alive(served):
+    server, _, _ = served
+    reader, conn, _ = connect(server)
+    comments = []
+    deadline = time.monotonic() + 5
+    while not comments and time.monotonic() < deadline:
+        event = reader.next(timeout=5, skip_comments=False)
+        if event.get("comment") == "heartbeat":
+            comments.append(event)
+    assert comments
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "served", [{"config": {"OMNI_DASHBOARD_STREAM_LIFETIME_MS": 400}}], indirect=True
+)
+def test_stream_lifetime_ends_the_stream_and_resume_continues(served):
+    server, _, nats = served
+    reader, conn, _ = connect(server)
+    publish(nats.url, messages(2))
+    last = reader.take(2)[-1]["id"]
+    assert reader.next(timeout=5).get("closed")
+    publish(nats.url, messages(3, start=2))
+    time.sleep(0.2)
+    again, conn2, _ = connect(server, headers={"Last-Event-ID": last})
+    assert [e["data"]["id"] for e in again.take(3)] == [
+        f"message.received-inst-1-{n}" for n in range(2, 5)
+    ]
+    conn.close()
+    conn2.close()

@@ -12,6 +12,7 @@ from webargs.fields import DelimitedList
 from ..live import cursor as ids
 from ..live.hub import Filters
 from ..live.sse import body, next_items, opening_items
+from ..live.writer import raw_socket
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 EVENT_NAMES = [
@@ -99,6 +100,17 @@ def build(dashboard) -> Blueprint:
     def stream(args):
         """Live events as Server-Sent Events; resume with Last-Event-ID."""
         hub, start = _subscribe(dashboard, args)
+        sock = raw_socket(request.environ) if settings.writer == "auto" else None
+        if sock is not None:
+            opening = f"retry: {settings.retry_ms}\n\n" + "".join(
+                item.sse() for item in opening_items(hub, start)
+            )
+            try:
+                dashboard.live.writer().serve(sock, start, opening, settings.lifetime_ms)
+            finally:
+                hub.unsubscribe(start.subscription)
+            # The stream was written on the socket; the server finds it closed.
+            return Response(status=200, mimetype="text/event-stream", headers=STREAM_HEADERS)
         return Response(
             body(hub, start, settings.heartbeat_seconds, settings.retry_ms, settings.lifetime_ms),
             mimetype="text/event-stream",

@@ -13,6 +13,7 @@ from ..config import StreamSettings
 from .bridge import NatsBridge
 from .hub import Hub
 from .messages import MalformedMessage, parse
+from .writer import SocketWriter
 
 
 class LiveFeed:
@@ -24,6 +25,7 @@ class LiveFeed:
         self._pid: int | None = None
         self._hub: Hub | None = None
         self._bridge: NatsBridge | None = None
+        self._writer: SocketWriter | None = None
 
     def hub(self) -> Hub:
         """This process's hub, started (with its bridge) on first use."""
@@ -36,8 +38,18 @@ class LiveFeed:
                     if s.nats_url:
                         bridge = NatsBridge(s.nats_url, list(s.subjects), hub, s.replay_size)
                         bridge.start()
-                    self._hub, self._bridge, self._pid = hub, bridge, os.getpid()
+                    self._hub, self._bridge, self._writer = hub, bridge, None
+                    self._pid = os.getpid()
         return self._hub
+
+    def writer(self) -> SocketWriter:
+        """This process's SSE writer thread, started on first use."""
+        hub = self.hub()
+        if self._writer is None:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = SocketWriter(hub, self.settings.heartbeat_seconds)
+        return self._writer
 
     def publish(self, subject: str, message: dict) -> None:
         """Publish an Omni message: to NATS when configured, else to the in-process bus."""
@@ -61,4 +73,4 @@ class LiveFeed:
         with self._lock:
             if self._bridge is not None and self._pid == os.getpid():
                 self._bridge.stop()
-            self._pid = self._hub = self._bridge = None
+            self._pid = self._hub = self._bridge = self._writer = None

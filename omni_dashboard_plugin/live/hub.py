@@ -94,7 +94,16 @@ class Hub:
         self._cursor: ids.Cursor = {self.epoch: 0}
         self._buffer: deque = deque(maxlen=replay_size)
         self._subscribers: list[Subscription] = []
+        self._listeners: list[Callable[[], None]] = []
         self.replayer: Callable | None = None
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (without arguments) after items were queued for clients."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for callback in self._listeners:
+            callback()
 
     # --- the publishing side -------------------------------------------------------
 
@@ -132,6 +141,7 @@ class Hub:
                         self._put(sub, shared)
                 else:
                     self._offer(sub, stream, seq, event)
+        self._notify()
 
     def set_nats_connected(self, connected: bool) -> None:
         """Record the bridge's NATS state and tell every client when it changes."""
@@ -143,6 +153,7 @@ class Hub:
             for sub in self._subscribers:
                 if sub.held is None:
                     self._put(sub, Item("status", sub.current_id(), self.status_data()))
+        self._notify()
 
     def status_data(self) -> dict:
         """The body of ``connected`` and ``status`` events."""
