@@ -138,6 +138,11 @@ async def scenario(port, nats_url, server_pid, clients, rate, seconds):
     await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in group)), 60)
     await asyncio.sleep(1.0)
     idle = rss_kb(server_pid)
+    await publish(nats_url, rate, 2)  # warm-up, not measured
+    await asyncio.sleep(1.0)
+    for c in group:
+        c.latencies.clear()
+        c.seen.clear()
     started = time.perf_counter()
     cpu_server, cpu_client = cpu_seconds(server_pid), cpu_seconds(os.getpid())
     published = await publish(nats_url, rate, seconds)
@@ -250,7 +255,8 @@ def main(argv=None):
     results, ceiling = asyncio.run(main_async(args))
     lines = [
         f"{args.seconds:g} s per scenario; clients and server on the same 2 cores; one server "
-        f"process ({args.server}); latency from publish (NATS) to SSE line read.",
+        f"process ({args.server}); latency from publish (NATS) to SSE line read, after 2 s "
+        "of warm-up traffic.",
         "",
         "| clients | events/s | p50 latency (ms) | p99 latency (ms) | deliveries/s | lost "
         "| server RSS per idle client (KB) | server CPU | bench CPU |",
