@@ -69,8 +69,11 @@ class LiveFeed:
         )
 
     def stop(self) -> None:
-        """Stop this process's bridge (tests and shutdown)."""
+        """Stop this process's bridge and writer (tests and shutdown)."""
         with self._lock:
-            if self._bridge is not None and self._pid == os.getpid():
-                self._bridge.stop()
+            if self._pid == os.getpid():
+                if self._bridge is not None:
+                    self._bridge.stop()
+                if self._writer is not None:
+                    self._writer.close()
             self._pid = self._hub = self._bridge = self._writer = None

@@ -59,6 +59,7 @@ class SocketWriter:
         self._streams: set[Stream] = set()
         self._incoming: list[Stream] = []
         self._lock = threading.Lock()
+        self._running = True
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -70,8 +71,14 @@ class SocketWriter:
 
     def wake(self) -> None:
         """Ask the thread to look at the mailboxes (called by the hub after each event)."""
-        with contextlib.suppress(BlockingIOError):  # a wake-up is already pending
+        with contextlib.suppress(OSError):  # a wake-up is already pending, or closed
             os.write(self._wake_w, b"\0")
+
+    def close(self) -> None:
+        """End every stream and the thread."""
+        self._running = False
+        self.wake()
+        self._thread.join(5)
 
     def serve(self, sock: socket.socket, start: Start, opening: str, lifetime_ms: int) -> None:
         """Write the head and ``opening`` on ``sock``, then stream until the end (blocking)."""
@@ -90,7 +97,7 @@ class SocketWriter:
     # --- the writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
+        while self._running:
             for key, mask in self._selector.select(timeout=self._timeout()):
                 if key.fd == self._wake_r:
                     self._drain_wake()
@@ -106,6 +113,13 @@ class SocketWriter:
             now = time.monotonic()
             for stream in list(self._streams):
                 self._service(stream, now)
+        for stream in list(self._streams):
+            self._close(stream)
+        for stream in self._incoming:
+            stream.done.set()
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
     def _timeout(self) -> float:
         deadlines = [s.last_write + self.heartbeat for s in self._streams]
