@@ -99,7 +99,7 @@ def create_app(config: dict | None = None) -> Flask:
         facts=lambda: host_facts(state),
         plugin_manager=plugin_manager,
     )
-    dashboard.init_app(app, api)
+    dashboard.init_app(app)
     for area in (event_ops, events, dead_letters, automations, health):
         api.register_blueprint(area.build(dashboard))
     dashboard.register_blueprints(app, api)

@@ -53,13 +53,16 @@ def cmd_run(args) -> None:
         feed = app.extensions["omni_dashboard"].live
         TrafficSimulator(state.engine, feed, state.clock, rate=args.simulate).start()
         print(f"Simulating about {args.simulate:g} events per second")
-    app.run(
-        host=args.host,
-        port=args.port,
-        threaded=True,
-        use_reloader=False,
-        request_handler=RedactingRequestHandler,
-    )
+    try:
+        app.run(
+            host=args.host,
+            port=args.port,
+            threaded=True,
+            use_reloader=False,
+            request_handler=RedactingRequestHandler,
+        )
+    finally:
+        app.extensions["omni_dashboard"].stopping(app)
 
 
 def cmd_plugins(args) -> None:

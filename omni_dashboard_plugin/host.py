@@ -3,7 +3,7 @@
 A host describes the endpoints it lets providers extend, then::
 
     dashboard = Dashboard(engine, endpoints={"event-ops.metrics": Endpoint(EventMetricsSchema)})
-    dashboard.init_app(app, api)          # validates config and providers, builds schemas
+    dashboard.init_app(app)               # validates config and providers, builds schemas
     ResponseSchema = dashboard.response_schema("event-ops.metrics")
     ...                                   # the host registers its blueprints
     dashboard.register_blueprints(app, api)
@@ -95,8 +95,10 @@ class Dashboard:
         self.enabled: dict[str, Provider] = {}
         self._responses: dict[str, type[Schema]] = {}
         self._arguments: dict[str, type[Schema] | None] = {}
+        self.live: LiveFeed | None = None
+        self.summary_cache = None
 
-    def init_app(self, app, api) -> None:
+    def init_app(self, app) -> None:
         """Validate config and providers and build the extended schemas.
 
         Raises :class:`ConfigError` on an unknown provider name, a provider for an endpoint
