@@ -253,6 +253,8 @@ class Hub:
             missed = self.replayer(dict(sub.cursor))
         except ReplayTooOld as exc:
             missed, start.reset = [], str(exc)
+        except Exception:  # NATS unreachable or slow: the client refetches instead
+            missed, start.reset = [], "the missed events cannot be read from JetStream now"
         with self._lock:
             if start.reset:
                 sub.cursor = dict(self._cursor)
