@@ -411,3 +411,19 @@ def test_stream_lifetime_ends_the_stream_and_resume_continues(served):
     ]
     conn.close()
     conn2.close()
+
+
+@pytest.mark.parametrize("served", [{"jetstream": True}], indirect=True)
+def test_jetstream_resume_while_nats_is_down_resets_instead_of_failing(served, writer):
+    if writer == "thread":
+        pytest.skip("the replay path does not depend on the writer")
+    server, _, nats = served
+    reader, conn, _ = connect(server)
+    publish(nats.url, messages(2))
+    last = reader.take(2)[-1]["id"]
+    conn.close()
+    nats.stop()
+    again, conn2, _ = connect(server, headers={"Last-Event-ID": last})
+    reset = again.next(timeout=40)
+    assert reset["event"] == "reset"
+    conn2.close()

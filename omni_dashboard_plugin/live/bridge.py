@@ -7,6 +7,7 @@ on any process); otherwise it uses core subscriptions and the hub's replay buffe
 """
 
 import asyncio
+import contextlib
 import logging
 import threading
 
@@ -80,7 +81,8 @@ class NatsBridge:
         self.hub.set_nats_connected(True)
         self._ready.set()
         await self._stop.wait()
-        await self._client.close()
+        with contextlib.suppress(OSError, NatsError):
+            await self._client.close()
 
     async def _subscribe(self) -> None:
         js = self._client.jetstream()
