@@ -49,6 +49,7 @@ def test_a_stalled_socket_keeps_events_queued_then_overflows_and_closes():
     time.sleep(0.1)
     for n in range(2000):  # far more than the socket buffers and the queue hold
         hub.publish(event(n))
+        time.sleep(0.0005)  # let the writer fill the socket before the queue fills
         if start.subscription.closed:
             break
     assert start.subscription.closed and hub.counters["overflowed"] == 1
