@@ -1,7 +1,9 @@
 """Load N events (with automation logs, dead letters, payloads, instances) into PostgreSQL fast.
 
 Rows are generated server-side with generate_series and random() (seeded with setseed), so
-10M events load in a few minutes; secondary indexes are rebuilt after the load.
+10M events load in a few minutes; secondary indexes are rebuilt after the load. Events and
+logs are inserted oldest first, as an append-only table fills, so that recent rows are
+physically together.
 """
 
 import time
@@ -46,7 +48,8 @@ FROM (
         CASE WHEN r < 0.5 AND s >= 0.05 AND s < 0.15 THEN NULL
              ELSE (20 + u * u * 2000)::int END AS processing,
         CASE WHEN r < 0.5 AND s >= 0.15 THEN (300 + s * 2500)::int END AS agent
-    FROM (SELECT g, random() AS r, random() AS s, random() AS t, random() AS u
+    FROM (SELECT g, random() AS r, random() AS s, random() AS u,
+                 (CAST(:n AS float8) - g + random()) / :n AS t
           FROM generate_series(1, :n) AS g) AS draws
 ) AS rows
 """
@@ -70,7 +73,7 @@ SELECT gen_random_uuid(),
     CASE WHEN status = 'failed' THEN 'action failed' END,
     CASE WHEN status = 'skipped' THEN 1 ELSE (5 + s * 1500)::int END,
     CAST(:now AS timestamp) - t * :days * interval '1 day'
-FROM (SELECT g, random() AS s, random() AS t,
+FROM (SELECT g, random() AS s, (CAST(:n AS float8) - g + random()) / :n AS t,
              CASE WHEN random() < 0.7 THEN 'success' WHEN random() < 0.4 THEN 'failed'
                   ELSE 'skipped' END AS status
       FROM generate_series(1, :n) AS g) AS draws
