@@ -168,7 +168,8 @@ class Generator:
     def events(self):
         rng = self.rng
         for n in range(self.plan.events):
-            instance_id, _, channel, _ = rng.choice(self.instance_rows)
+            instance = self.instance_rows[n] if n < len(self.instance_rows) else None
+            instance_id, _, channel, _ = instance or rng.choice(self.instance_rows)
             at = self.moment()
             roll = rng.random()
             error_stage = error_message = None
@@ -243,8 +244,10 @@ class Generator:
 
     def dead_letters(self, count: int):
         rng = self.rng
-        for _ in range(count):
-            status = rng.choices(("pending", "retrying", "resolved", "abandoned"), (4, 2, 5, 2))[0]
+        statuses = ("pending", "retrying", "resolved", "abandoned")
+        for n in range(count):
+            # The first ones cover every status, so that even a small seed shows them all.
+            status = statuses[n] if n < len(statuses) else rng.choices(statuses, (4, 2, 5, 2))[0]
             at = self.moment()
             event_type = rng.choice(("message.received", "message.sent", "media.processed"))
             yield (
