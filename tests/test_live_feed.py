@@ -413,10 +413,9 @@ def test_stream_lifetime_ends_the_stream_and_resume_continues(served):
     conn2.close()
 
 
+@pytest.mark.parametrize("writer", ["auto"])  # the replay path does not depend on the writer
 @pytest.mark.parametrize("served", [{"jetstream": True}], indirect=True)
-def test_jetstream_resume_while_nats_is_down_resets_instead_of_failing(served, writer):
-    if writer == "thread":
-        pytest.skip("the replay path does not depend on the writer")
+def test_jetstream_resume_while_nats_is_down_resets_instead_of_failing(served):
     server, _, nats = served
     reader, conn, _ = connect(server)
     publish(nats.url, messages(2))
