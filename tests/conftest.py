@@ -97,7 +97,7 @@ def nats_server(tmp_path):
 def pytest_terminal_summary(terminalreporter):
     """How many requests the fuzz run sent, by status code (when it ran)."""
     fuzz = sys.modules.get(f"{__package__}.test_fuzz")
-    sent = getattr(fuzz, "sent", None)
+    sent = getattr(fuzz, "SENT", None)
     if sent:
         codes = ", ".join(f"{code}: {n}" for code, n in sorted(sent.items()))
         terminalreporter.write_line(f"schemathesis sent {sum(sent.values())} requests ({codes})")
