@@ -34,18 +34,24 @@ def read_all(sock, until_closed=True, timeout=10.0):
     return b"".join(chunks).decode()
 
 
+def serving(sock, heartbeat=30.0, queue_size=50):
+    """A hub and writer serving one subscription on ``sock``, in a thread."""
+    hub = Hub(replay_size=10, queue_size=queue_size, max_clients=10)
+    writer = SocketWriter(hub, heartbeat=heartbeat)
+    start = hub.subscribe(Filters(), None)
+    served = threading.Thread(target=writer.serve, args=(sock, start, "", 0), daemon=True)
+    served.start()
+    return hub, writer, start, served
+
+
 def event(n):
     message = omni_message("message.received", n=n, text="x" * 400)
     return parse("message.received.slack.inst-1", message)
 
 
 def test_a_stalled_socket_keeps_events_queued_then_overflows_and_closes():
-    hub = Hub(replay_size=10, queue_size=50, max_clients=10)
-    writer = SocketWriter(hub, heartbeat=30)
     server_side, client_side = tiny_pair()
-    start = hub.subscribe(Filters(), None)
-    served = threading.Thread(target=writer.serve, args=(server_side, start, "", 0))
-    served.start()
+    hub, writer, start, served = serving(server_side)
     time.sleep(0.1)
     for n in range(2000):  # far more than the socket buffers and the queue hold
         hub.publish(event(n))
@@ -70,12 +76,8 @@ def test_a_stalled_socket_keeps_events_queued_then_overflows_and_closes():
 
 
 def test_a_client_that_leaves_is_unsubscribed():
-    hub = Hub(replay_size=10, queue_size=50, max_clients=10)
-    writer = SocketWriter(hub, heartbeat=30)
     server_side, client_side = socket.socketpair()
-    start = hub.subscribe(Filters(), None)
-    served = threading.Thread(target=writer.serve, args=(server_side, start, "", 0))
-    served.start()
+    hub, writer, _, served = serving(server_side)
     time.sleep(0.1)
     assert hub.clients == 1
     client_side.close()
@@ -85,11 +87,8 @@ def test_a_client_that_leaves_is_unsubscribed():
 
 
 def test_idle_streams_get_heartbeats():
-    hub = Hub(replay_size=10, queue_size=50, max_clients=10)
-    writer = SocketWriter(hub, heartbeat=0.2)
     server_side, client_side = socket.socketpair()
-    start = hub.subscribe(Filters(), None)
-    threading.Thread(target=writer.serve, args=(server_side, start, "", 0), daemon=True).start()
+    _, writer, _, _ = serving(server_side, heartbeat=0.2)
     client_side.settimeout(5)
     seen = b""
     while seen.count(b": heartbeat") < 2:

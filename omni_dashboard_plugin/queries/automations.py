@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
-from .constructs import json_array_length
+from .constructs import json_array_length, sum_where
 from .tables import automation_logs as L
 
 EXECUTED = ("success", "failed")
@@ -24,23 +24,19 @@ class AutomationTotals:
     recent_failures: int
 
 
-def _sum(condition, value=1):
-    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
-
-
 def automation_totals(connection, now: datetime) -> AutomationTotals:
     """One statement over automation_logs; recent failures are those at or after now - 24 h."""
     executed = L.c.status.in_(EXECUTED)
     timed = executed & L.c.execution_time_ms.is_not(None)
     row = connection.execute(
         select(
-            _sum(executed),
-            _sum(L.c.status == "success"),
-            _sum(L.c.status == "skipped"),
+            sum_where(executed),
+            sum_where(L.c.status == "success"),
+            sum_where(L.c.status == "skipped"),
             func.coalesce(func.sum(json_array_length(L.c.actions_executed)), 0),
-            _sum(timed, L.c.execution_time_ms),
-            _sum(timed),
-            _sum((L.c.status == "failed") & (L.c.created_at >= now - timedelta(hours=24))),
+            sum_where(timed, L.c.execution_time_ms),
+            sum_where(timed),
+            sum_where((L.c.status == "failed") & (L.c.created_at >= now - timedelta(hours=24))),
         )
     ).one()
     return AutomationTotals(*(int(value) for value in row))

@@ -1,10 +1,15 @@
 """Dialect-portable SQL constructs, each compiled once per dialect."""
 
-from sqlalchemy import BigInteger, Integer
+from sqlalchemy import BigInteger, Integer, case, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 SLOT_SECONDS = 900
+
+
+def sum_where(condition, value=1):
+    """``SUM(CASE WHEN condition THEN value ELSE 0 END)``, 0 over no rows (portable FILTER)."""
+    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
 
 class epoch_slot(FunctionElement):

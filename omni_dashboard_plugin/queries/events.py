@@ -3,10 +3,10 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import and_, func, select, true
 
 from ..window import EventWindow
-from .constructs import SLOT_SECONDS, epoch_slot
+from .constructs import SLOT_SECONDS, epoch_slot, sum_where
 from .tables import omni_events as E
 
 
@@ -37,7 +37,7 @@ def recent_counts(connection, now: datetime) -> RecentCounts:
     row = connection.execute(
         select(
             func.count(),
-            func.coalesce(func.sum(case((E.c.received_at >= hour_ago, 1), else_=0)), 0),
+            sum_where(E.c.received_at >= hour_ago),
         ).where(E.c.received_at >= day_ago)
     ).one()
     return RecentCounts(last_hour=int(row[1]), last_24h=int(row[0]))

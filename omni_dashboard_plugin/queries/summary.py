@@ -3,13 +3,10 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
+from .constructs import sum_where
 from .tables import dead_letter_events, instances, omni_events
-
-
-def _sum(condition):
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
 @dataclass(frozen=True)
@@ -25,8 +22,8 @@ def event_totals(connection, now: datetime) -> EventTotals:
     row = connection.execute(
         select(
             func.count(),
-            _sum(E.c.status == "failed"),
-            _sum(E.c.received_at >= now - timedelta(hours=24)),
+            sum_where(E.c.status == "failed"),
+            sum_where(E.c.received_at >= now - timedelta(hours=24)),
         )
     ).one()
     return EventTotals(*(int(v) for v in row))
@@ -35,14 +32,16 @@ def event_totals(connection, now: datetime) -> EventTotals:
 def dead_letter_totals(connection) -> tuple[int, int]:
     """(pending, total) dead letters."""
     D = dead_letter_events
-    pending, total = connection.execute(select(_sum(D.c.status == "pending"), func.count())).one()
+    pending, total = connection.execute(
+        select(sum_where(D.c.status == "pending"), func.count())
+    ).one()
     return int(pending), int(total)
 
 
 def instance_totals(connection) -> dict:
     """total, connected (is_active) and count per channel of the instances."""
     rows = connection.execute(
-        select(instances.c.channel, func.count(), _sum(instances.c.is_active)).group_by(
+        select(instances.c.channel, func.count(), sum_where(instances.c.is_active)).group_by(
             instances.c.channel
         )
     ).all()
