@@ -31,9 +31,34 @@ def cmd_seed(args) -> None:
     )
     started = time.perf_counter()
     counts = seed(app.extensions["omni_host"].engine, plan)
+    rollups = app.extensions["omni_dashboard"].rollups
+    if rollups.active:
+        rollups.reset()  # the whole history was replaced
     elapsed = time.perf_counter() - started
     summary = ", ".join(f"{n} {table}" for table, n in counts.items())
     print(f"seeded {summary} in {elapsed:.1f} s")
+
+
+def cmd_rollups(args) -> None:
+    rollups = _app().extensions["omni_dashboard"].rollups
+    if not rollups.active:
+        sys.exit(
+            f"omni-host: rollups are off (OMNI_DASHBOARD_ROLLUPS={rollups.settings.mode} on "
+            f"{rollups.engine.dialect.name}); set OMNI_DASHBOARD_ROLLUPS=on to use them"
+        )
+    if args.action == "reset":
+        rollups.reset()
+        print("rollups reset; the next refresh rolls everything up again")
+        return
+    started = time.perf_counter()
+    report = rollups.refresh()
+    elapsed = time.perf_counter() - started
+    if report.busy:
+        print(f"another process is refreshing; stopped after {report.chunks} chunks")
+    print(
+        f"rolled {report.chunks} chunks in {elapsed:.1f} s; watermark {report.watermark} "
+        f"(horizon {rollups.settings.horizon_minutes} min)"
+    )
 
 
 def cmd_run(args) -> None:
@@ -125,6 +150,14 @@ def main(argv=None) -> None:
         help="write and publish live traffic, RATE events per second (default 2)",
     )
     p_run.set_defaults(func=cmd_run)
+
+    p_rollups = sub.add_parser("rollups", help="maintain the dashboard's rollup tables")
+    p_rollups.add_argument(
+        "action",
+        choices=("refresh", "reset"),
+        help="refresh: roll up closed slots (for cron); reset: drop them after history changed",
+    )
+    p_rollups.set_defaults(func=cmd_rollups)
 
     p_plugins = sub.add_parser("plugins", help="list loaded plugins and their providers")
     p_plugins.set_defaults(func=cmd_plugins)

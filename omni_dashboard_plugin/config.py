@@ -132,6 +132,37 @@ class StreamSettings:
 
 
 @dataclass(frozen=True)
+class RollupSettings:
+    """Settings of the rollup tables (see docs/configuration.md)."""
+
+    mode: str = "auto"
+    horizon_minutes: int = 60
+    refresh: str = "request"
+
+    @classmethod
+    def from_mapping(cls, config: Mapping) -> "RollupSettings":
+        """Read and validate the ``OMNI_DASHBOARD_ROLLUPS*`` keys."""
+        return cls(
+            mode=parse_choice(
+                _raw(config, "OMNI_DASHBOARD_ROLLUPS", "auto"),
+                "OMNI_DASHBOARD_ROLLUPS",
+                ("off", "on", "auto"),
+            ),
+            horizon_minutes=parse_int(
+                _raw(config, "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES", 60),
+                "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES",
+                15,
+                7 * 24 * 60,
+            ),
+            refresh=parse_choice(
+                _raw(config, "OMNI_DASHBOARD_ROLLUPS_REFRESH", "request"),
+                "OMNI_DASHBOARD_ROLLUPS_REFRESH",
+                ("request", "cron"),
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class DashboardConfig:
     """Validated plugin settings (see docs/configuration.md)."""
 
@@ -140,6 +171,7 @@ class DashboardConfig:
     timeline_max_buckets: int = 1000
     cache_seconds: int = 5
     stream: StreamSettings = StreamSettings()
+    rollups: RollupSettings = RollupSettings()
 
     @classmethod
     def from_mapping(cls, config: Mapping) -> "DashboardConfig":
@@ -160,4 +192,5 @@ class DashboardConfig:
                 3600,
             ),
             stream=StreamSettings.from_mapping(config),
+            rollups=RollupSettings.from_mapping(config),
         )

@@ -23,6 +23,16 @@ def omni_dashboard_providers():
 
 
 @hookspec
+def omni_dashboard_accelerators():
+    """Return ``{endpoint id: compute(reader, now) -> dict}``: faster equivalents of a
+    host's own payload, which ``Dashboard.base`` uses while rollups serve reads.
+
+    ``reader`` is the request's :class:`omni_dashboard_plugin.rollups.reader.RawReader`;
+    the result must equal what the host computes itself, field by field.
+    """
+
+
+@hookspec
 def omni_register_blueprints(app, api, dashboard):
     """Register the plugin's own flask-smorest blueprints on ``api``.
 

@@ -8,12 +8,15 @@ A host describes the endpoints it lets providers extend, then::
     ...                                   # the host registers its blueprints
     dashboard.register_blueprints(app, api)
     dashboard.started(app)
-    payload = dashboard.extend("event-ops.metrics", base_payload, connection=conn, args=args,
-                               now=now)
+    base = dashboard.base("event-ops.metrics", lambda: host_payload(conn, now),
+                          connection=conn, now=now)
+    payload = dashboard.extend("event-ops.metrics", base, connection=conn, args=args, now=now)
 
 With no plugin installed, or every provider disabled, ``response_schema`` and
 ``arguments_schema`` return the host's own schema classes and ``extend`` returns the base
-payload unchanged, so every response stays byte-for-byte what it was.
+payload unchanged, so every response stays byte-for-byte what it was. ``base`` returns
+the host's own payload, from a plugin's accelerated equivalent only while rollups serve
+reads (docs/rollups.md).
 """
 
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +33,8 @@ from .config import ConfigError, DashboardConfig
 from .facts import HostFacts
 from .live.feed import LiveFeed
 from .provider import InvalidArgument, Provider, ProviderContext
+from .rollups.reader import RawReader, RollupReader
+from .rollups.service import Rollups
 
 EXTENSION_KEY = "omni_dashboard"
 
@@ -97,6 +102,8 @@ class Dashboard:
         self._arguments: dict[str, type[Schema] | None] = {}
         self.live: LiveFeed | None = None
         self.summary_cache = None
+        self.rollups: Rollups | None = None
+        self.accelerators: dict[str, Callable] = {}
 
     def init_app(self, app) -> None:
         """Validate config and providers and build the extended schemas.
@@ -108,6 +115,10 @@ class Dashboard:
         self.live = LiveFeed(self.config.stream)
         self.installed = self._collect_providers()
         self.enabled = self._resolve_enabled()
+        self.accelerators = self._collect_accelerators()
+        self.rollups = Rollups(self.engine, self.config.rollups, self.clock)
+        if self.enabled or self.accelerators:
+            self.rollups.start()
         for endpoint_id, endpoint in self.endpoints.items():
             providers = self.providers_for(endpoint_id)
             self._responses[endpoint_id] = _extend_schema(
@@ -145,12 +156,34 @@ class Dashboard:
         """The endpoint's query-argument schema, with the enabled providers' arguments."""
         return self._arguments[endpoint_id]
 
+    def reader(self, connection, now) -> RawReader:
+        """The reader of one request: from rollups plus raw rows when they are on."""
+        if self.rollups is None:
+            return RawReader(connection)
+        return self.rollups.reader(connection, now)
+
+    def base(self, endpoint_id: str, compute: Callable[[], dict], *, connection, now) -> dict:
+        """The host's own payload of an endpoint: ``compute()``, or the equal result of a
+        plugin's accelerator while rollups serve reads (then ``compute`` is not called)."""
+        accelerate = self.accelerators.get(endpoint_id)
+        if accelerate is not None:
+            reader = self.reader(connection, now)
+            if isinstance(reader, RollupReader):
+                return accelerate(reader, now)
+        return compute()
+
     def extend(self, endpoint_id: str, base: dict, *, connection, args: Mapping[str, Any], now):
         """Return ``base`` plus the fields of every enabled provider of the endpoint."""
         providers = self.providers_for(endpoint_id)
         if not providers:
             return base
-        ctx = ProviderContext(connection=connection, now=now, args=args, config=self.config)
+        ctx = ProviderContext(
+            connection=connection,
+            now=now,
+            args=args,
+            config=self.config,
+            reader=self.reader(connection, now),
+        )
         merged = dict(base)
         for provider in providers:
             try:
@@ -178,6 +211,18 @@ class Dashboard:
                         f"two installed plugins both provide {provider.name!r}; uninstall one"
                     )
                 found[provider.name] = provider
+        return found
+
+    def _collect_accelerators(self) -> dict[str, Callable]:
+        found: dict[str, Callable] = {}
+        for batch in self.plugin_manager.hook.omni_dashboard_accelerators():
+            for endpoint_id, compute in (batch or {}).items():
+                if endpoint_id in found:
+                    raise ConfigError(
+                        f"two installed plugins both accelerate {endpoint_id!r}; uninstall one"
+                    )
+                if endpoint_id in self.endpoints:
+                    found[endpoint_id] = compute
         return found
 
     def _resolve_enabled(self) -> dict[str, Provider]:

@@ -6,6 +6,7 @@ from .api import dashboard as dashboard_api
 from .api import stream as stream_api
 from .hookspecs import hookimpl
 from .providers import automations, breakdowns, rates, timeline
+from .queries.event_metrics import event_metrics
 
 log = logging.getLogger(__name__)
 
@@ -14,6 +15,12 @@ log = logging.getLogger(__name__)
 def omni_dashboard_providers():
     """The built-in providers."""
     return [rates.PROVIDER, timeline.PROVIDER, breakdowns.PROVIDER, automations.PROVIDER]
+
+
+@hookimpl
+def omni_dashboard_accelerators():
+    """Omni's /event-ops/metrics from rollups."""
+    return {"event-ops.metrics": event_metrics}
 
 
 @hookimpl

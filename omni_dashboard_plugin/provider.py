@@ -8,6 +8,8 @@ from typing import Any
 from marshmallow import fields as ma_fields
 from sqlalchemy.engine import Connection
 
+from .rollups.reader import RawReader
+
 
 class InvalidArgument(Exception):
     """Raised by a provider for an argument it refuses; becomes a VALIDATION_ERROR (422)."""
@@ -25,13 +27,19 @@ class ProviderContext:
     ``connection`` is open inside the request's read transaction, ``now`` is the one
     naive-UTC instant the whole response is computed at, ``args`` holds the parsed query
     arguments of the endpoint (the host's and every enabled provider's), ``config`` the
-    plugin's validated settings.
+    plugin's validated settings, and ``reader`` sums rollup kinds over a window on
+    ``connection`` (from the rollup tables when they are on, else from raw rows).
     """
 
     connection: Connection
     now: datetime
     args: Mapping[str, Any]
     config: Any
+    reader: RawReader | None = None
+
+    def __post_init__(self):
+        if self.reader is None:
+            object.__setattr__(self, "reader", RawReader(self.connection))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ def compute_summary(dashboard, facts: HostFacts, timezone: str | None) -> dict:
     now = dashboard.clock()
     enabled = dashboard.enabled
     with snapshot(dashboard.engine) as conn:
-        totals = event_totals(conn, now)
+        reader = dashboard.reader(conn, now)
+        totals = event_totals(reader, now)
         pending, dead_total = dead_letter_totals(conn)
         events = {
             "total": totals.total,
@@ -33,7 +34,7 @@ def compute_summary(dashboard, facts: HostFacts, timezone: str | None) -> dict:
         automations = {"running": facts.automations_running}
 
         def part(name, args=None):
-            ctx = ProviderContext(conn, now, args or {}, dashboard.config)
+            ctx = ProviderContext(conn, now, args or {}, dashboard.config, reader)
             return enabled[name].compute(ctx)
 
         if "rates" in enabled:

@@ -57,6 +57,8 @@ def build_app(db_url, **config):
         "OMNI_DATABASE_URL": db_url,
         "OMNI_API_KEY": API_KEY,
         "OMNI_CLOCK": lambda: NOW,
+        # Tests reseed one database over and over; rollup tests switch them on.
+        "OMNI_DASHBOARD_ROLLUPS": "off",
     }
     settings.update(config)
     return create_app(settings)

@@ -25,7 +25,9 @@ def build(dashboard) -> Blueprint:
         state = host()
         now = state.clock()
         with state.engine.connect() as conn:
-            base = queries.event_metrics(conn, now)
+            base = dashboard.base(
+                ENDPOINT, lambda: queries.event_metrics(conn, now), connection=conn, now=now
+            )
             data = dashboard.extend(ENDPOINT, base, connection=conn, args=args, now=now)
         return {"data": data}
 

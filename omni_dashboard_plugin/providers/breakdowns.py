@@ -13,7 +13,7 @@ def compute(ctx: ProviderContext) -> dict:
     window = EventWindow.from_args(ctx.args, ctx.now)
     by_channel: Counter = Counter()
     by_direction = {"inbound": 0, "outbound": 0}
-    for (channel, direction), count in channel_direction_counts(ctx.connection, window).items():
+    for (channel, direction), count in channel_direction_counts(ctx.reader, window).items():
         by_channel[channel] += count
         if direction in by_direction:
             by_direction[direction] += count

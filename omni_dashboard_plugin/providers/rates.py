@@ -7,7 +7,7 @@ from ..schemas import rate_fields
 
 def compute(ctx: ProviderContext) -> dict:
     """Counts since ``now - 1 h`` and ``now - 24 h`` (inclusive), and their rates."""
-    counts = recent_counts(ctx.connection, ctx.now)
+    counts = recent_counts(ctx.reader, ctx.now)
     return {
         "eventsLastHour": counts.last_hour,
         "eventsPerHour": counts.last_24h / 24,

@@ -58,7 +58,7 @@ def compute(ctx: ProviderContext) -> dict:
     window = EventWindow.from_args(ctx.args, ctx.now)
     zone_name = ctx.args.get("timezone") or ctx.config.timezone
     zone = ZoneInfo(zone_name)
-    slots = slot_counts(ctx.connection, window)
+    slots = slot_counts(ctx.reader, window)
     first, last = span(window, slots, ctx.now)
     try:
         starts, granularity = _starts(

@@ -3,10 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-
-from .constructs import json_array_length, sum_where
-from .tables import automation_logs as L
+from ..rollups.kinds import AUTOMATIONS
+from ..rollups.reader import RawReader
 
 EXECUTED = ("success", "failed")
 
@@ -24,19 +22,23 @@ class AutomationTotals:
     recent_failures: int
 
 
-def automation_totals(connection, now: datetime) -> AutomationTotals:
-    """One statement over automation_logs; recent failures are those at or after now - 24 h."""
-    executed = L.c.status.in_(EXECUTED)
-    timed = executed & L.c.execution_time_ms.is_not(None)
-    row = connection.execute(
-        select(
-            sum_where(executed),
-            sum_where(L.c.status == "success"),
-            sum_where(L.c.status == "skipped"),
-            func.coalesce(func.sum(json_array_length(L.c.actions_executed)), 0),
-            sum_where(timed, L.c.execution_time_ms),
-            sum_where(timed),
-            sum_where((L.c.status == "failed") & (L.c.created_at >= now - timedelta(hours=24))),
-        )
-    ).one()
-    return AutomationTotals(*(int(value) for value in row))
+def automation_totals(reader: RawReader, now: datetime) -> AutomationTotals:
+    """Totals per status; recent failures are those at or after now - 24 h."""
+    by_status = {
+        status: (n, actions, time_sum, time_n)
+        for status, n, actions, time_sum, time_n in reader.sums(AUTOMATIONS, by=("status",))
+    }
+
+    def total(position, statuses):
+        return sum(by_status[s][position] for s in statuses if s in by_status)
+
+    recent = reader.sums(AUTOMATIONS, now - timedelta(hours=24), where={"status": "failed"})
+    return AutomationTotals(
+        executions=total(0, EXECUTED),
+        successes=total(0, ("success",)),
+        skipped=total(0, ("skipped",)),
+        actions=total(1, by_status),
+        execution_time_sum=total(2, EXECUTED),
+        execution_time_count=total(3, EXECUTED),
+        recent_failures=recent[0][0],
+    )

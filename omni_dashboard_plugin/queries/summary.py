@@ -5,8 +5,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from ..rollups.kinds import EVENT_COUNTS, EVENTS
+from ..rollups.reader import RawReader
 from .constructs import sum_where
-from .tables import dead_letter_events, instances, omni_events
+from .tables import dead_letter_events, instances
 
 
 @dataclass(frozen=True)
@@ -16,26 +18,24 @@ class EventTotals:
     last_24h: int
 
 
-def event_totals(connection, now: datetime) -> EventTotals:
+def event_totals(reader: RawReader, now: datetime) -> EventTotals:
     """All-time total and failed events, and events with received_at >= now - 24 h."""
-    E = omni_events
-    row = connection.execute(
-        select(
-            func.count(),
-            sum_where(E.c.status == "failed"),
-            sum_where(E.c.received_at >= now - timedelta(hours=24)),
-        )
-    ).one()
-    return EventTotals(*(int(v) for v in row))
+    by_status = {status: n for status, n, *_ in reader.sums(EVENTS, by=("status",))}
+    (last_24h,) = reader.sums(EVENT_COUNTS, now - timedelta(hours=24))[0]
+    return EventTotals(sum(by_status.values()), by_status.get("failed", 0), last_24h)
+
+
+def dead_letter_counts(connection) -> dict[str, int]:
+    """Dead letters per status (only statuses that occur)."""
+    D = dead_letter_events
+    rows = connection.execute(select(D.c.status, func.count()).group_by(D.c.status)).all()
+    return {status: int(n) for status, n in rows}
 
 
 def dead_letter_totals(connection) -> tuple[int, int]:
     """(pending, total) dead letters."""
-    D = dead_letter_events
-    pending, total = connection.execute(
-        select(sum_where(D.c.status == "pending"), func.count())
-    ).one()
-    return int(pending), int(total)
+    counts = dead_letter_counts(connection)
+    return counts.get("pending", 0), sum(counts.values())
 
 
 def instance_totals(connection) -> dict:

@@ -17,7 +17,10 @@ omni_events = Table(
     Column("event_type", String(50)),
     Column("direction", String(10)),
     Column("status", String(20)),
+    Column("error_stage", String(50)),
     Column("received_at", DateTime),
+    Column("processing_time_ms", Integer),
+    Column("agent_latency_ms", Integer),
 )
 
 automation_logs = Table(
@@ -35,6 +38,15 @@ dead_letter_events = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("status", String(20)),
+)
+
+event_payloads = Table(
+    "event_payloads",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("payload_size_compressed", Integer),
+    Column("timestamp", DateTime),
+    Column("deleted_at", DateTime),
 )
 
 instances = Table(

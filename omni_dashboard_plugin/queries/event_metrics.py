@@ -1,0 +1,87 @@
+"""Omni's GET /event-ops/metrics payload, computed through a reader (so from rollups).
+
+The host computes this payload itself with raw scans; when rollups are on, the plugin
+offers this equivalent to the host through ``Dashboard.base``. It follows
+docs/api.md of the reference host field by field, and the tests compare the two.
+"""
+
+from datetime import datetime, timedelta
+from fractions import Fraction
+
+from ..rollups.kinds import (
+    EVENT_COUNTS,
+    EVENTS,
+    LATENCY,
+    LATENCY_COARSE,
+    PAYLOAD_DELETIONS,
+    PAYLOADS,
+)
+from ..rollups.reader import RawReader
+from ..rounding import round_half_away, rounded_mean
+from .summary import dead_letter_counts
+
+PENDING = ("received", "processing")
+
+
+def percentile_95(reader: RawReader) -> int | None:
+    """The 95th percentile of processing_time_ms (linear interpolation, as
+    ``percentile_cont``), rounded half away from zero; ``None`` without values.
+
+    Reads the per-bucket counts, then the exact values of the one or two buckets that
+    hold the ranks around the 95th percentile.
+    """
+    buckets = sorted(reader.sums(LATENCY_COARSE, by=("coarse",)))
+    total = sum(n for _, n in buckets)
+    if not total:
+        return None
+    position = Fraction(95, 100) * (total - 1)
+    low_rank = position.numerator // position.denominator
+    ranks = [low_rank, min(low_rank + 1, total - 1)]
+    below, chosen = 0, []
+    for bucket, n in buckets:
+        if any(below <= rank < below + n for rank in ranks):
+            chosen.append((bucket, below))
+        below += n
+    values = sorted(reader.sums(LATENCY, by=("value",), where={"coarse": [b for b, _ in chosen]}))
+    seen, found = chosen[0][1], []
+    for value, n in values:
+        found += [value] * sum(seen <= rank < seen + n for rank in ranks)
+        seen += n
+    low, high = found[0], found[-1]
+    return round_half_away(low + (position - low_rank) * (high - low))
+
+
+def event_metrics(reader: RawReader, now: datetime) -> dict:
+    """Every field of Omni's /event-ops/metrics at ``now``."""
+    totals = {"n": 0, "proc_sum": 0, "proc_n": 0, "agent_sum": 0, "agent_n": 0}
+    by_status: dict[str, int] = {}
+    by_stage: dict[str, int] = {}
+    for status, stage, *measures in reader.sums(EVENTS, by=("status", "error_stage")):
+        for name, value in zip(totals, measures, strict=True):
+            totals[name] += value
+        by_status[status] = by_status.get(status, 0) + measures[0]
+        if stage is not None:
+            by_stage[stage] = by_stage.get(stage, 0) + measures[0]
+    (last_24h,) = reader.sums(EVENT_COUNTS, now - timedelta(hours=24))[0]
+    (last_7d,) = reader.sums(EVENT_COUNTS, now - timedelta(days=7))[0]
+    stored, stored_bytes = reader.sums(PAYLOADS)[0]
+    deleted, deleted_bytes = reader.sums(PAYLOAD_DELETIONS)[0]
+    dead = dead_letter_counts(reader.connection)
+    failed, total = by_status.get("failed", 0), totals["n"]
+    return {
+        "totalEvents": total,
+        "eventsLast24h": last_24h,
+        "eventsLast7d": last_7d,
+        "completed": by_status.get("completed", 0),
+        "failed": failed,
+        "pending": sum(by_status.get(status, 0) for status in PENDING),
+        "avgProcessingTimeMs": rounded_mean(totals["proc_sum"], totals["proc_n"]),
+        "avgAgentLatencyMs": rounded_mean(totals["agent_sum"], totals["agent_n"]),
+        "p95ProcessingTimeMs": percentile_95(reader),
+        "failureRate": failed / total * 100 if total else 0,
+        "errorsByStage": by_stage,
+        "deadLettersPending": dead.get("pending", 0),
+        "deadLettersResolved": dead.get("resolved", 0),
+        "payloadsStored": stored - deleted,
+        "storageSizeBytes": stored_bytes - deleted_bytes,
+    }

@@ -1,0 +1,160 @@
+"""What is rolled up: each kind is a GROUP BY over one of Omni's tables, by time slot.
+
+A kind names its source table, the time column that places a row in a 15-minute UTC
+slot, the dimensions it groups by and the measures it sums. Every measure is additive
+(a count or a sum), so the rows of any set of slots, days and raw rows combine by
+``SUM`` into exactly what one scan of the source would give.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Uuid, case, func
+from sqlalchemy.sql.expression import ColumnElement
+
+from ..queries.constructs import json_array_length
+from ..queries.tables import automation_logs, event_payloads, omni_events
+
+PREFIX = "omni_dashboard_"
+SLOTS_PER_DAY = 96
+metadata = MetaData()
+
+state = Table(
+    f"{PREFIX}rollup_state",
+    metadata,
+    Column("name", String(20), primary_key=True),
+    Column("start_slot", BigInteger, nullable=False),
+    Column("watermark_slot", BigInteger, nullable=False),
+)
+
+
+def latency_coarse(value: ColumnElement) -> ColumnElement:
+    """A monotone bucket of a millisecond value, finer for small values (64 per tier).
+
+    Tiers are 16, 256, 4096 and 65536 ms wide, so a bucket never holds more distinct
+    values than its width and the percentile search reads one or two buckets' values.
+    """
+    return case(
+        (value < 1024, value / 16),
+        (value < 16384, 64 + value / 256),
+        (value < 262144, 128 + value / 4096),
+        else_=192 + value / 65536,
+    )
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One rollup: ``dims`` and ``measures`` map a column name to its expression on the
+    source; measures are aggregates whose partial results add up."""
+
+    name: str
+    source: Table
+    time: ColumnElement
+    dims: dict
+    measures: dict
+    where: ColumnElement | None = None
+    index_dims: tuple[str, ...] = ()
+
+    def table(self, level: str) -> Table:
+        """The rollup table of ``level`` ('slot' or 'day')."""
+        return _TABLES[(self.name, level)]
+
+
+E = omni_events
+L = automation_logs
+P = event_payloads
+_count = func.count()
+_timed = E.c.processing_time_ms
+
+EVENTS = Kind(
+    "events",
+    E,
+    E.c.received_at,
+    dims={
+        "instance_id": E.c.instance_id,
+        "channel": E.c.channel,
+        "direction": E.c.direction,
+        "status": E.c.status,
+        "error_stage": E.c.error_stage,
+    },
+    measures={
+        "n": _count,
+        "proc_sum": func.coalesce(func.sum(E.c.processing_time_ms), 0),
+        "proc_n": func.count(E.c.processing_time_ms),
+        "agent_sum": func.coalesce(func.sum(E.c.agent_latency_ms), 0),
+        "agent_n": func.count(E.c.agent_latency_ms),
+    },
+)
+EVENT_COUNTS = Kind(
+    "event_counts",
+    E,
+    E.c.received_at,
+    dims={"instance_id": E.c.instance_id, "channel": E.c.channel, "direction": E.c.direction},
+    measures={"n": _count},
+)
+LATENCY_COARSE = Kind(
+    "latency_coarse",
+    E,
+    E.c.received_at,
+    dims={"coarse": latency_coarse(_timed)},
+    measures={"n": _count},
+    where=_timed.is_not(None),
+)
+LATENCY = Kind(
+    "latency",
+    E,
+    E.c.received_at,
+    dims={"coarse": latency_coarse(_timed), "value": _timed},
+    measures={"n": _count},
+    where=_timed.is_not(None),
+    index_dims=("coarse",),
+)
+AUTOMATIONS = Kind(
+    "automations",
+    L,
+    L.c.created_at,
+    dims={"status": L.c.status},
+    measures={
+        "n": _count,
+        "actions": func.coalesce(func.sum(json_array_length(L.c.actions_executed)), 0),
+        "time_sum": func.coalesce(func.sum(L.c.execution_time_ms), 0),
+        "time_n": func.count(L.c.execution_time_ms),
+    },
+)
+PAYLOADS = Kind(
+    "payloads",
+    P,
+    P.c.timestamp,
+    dims={},
+    measures={"n": _count, "bytes": func.coalesce(func.sum(P.c.payload_size_compressed), 0)},
+)
+PAYLOAD_DELETIONS = Kind(
+    "payload_deletions",
+    P,
+    P.c.deleted_at,
+    dims={},
+    measures={"n": _count, "bytes": func.coalesce(func.sum(P.c.payload_size_compressed), 0)},
+    where=P.c.deleted_at.is_not(None),
+)
+
+KINDS = (EVENTS, EVENT_COUNTS, LATENCY_COARSE, LATENCY, AUTOMATIONS, PAYLOADS, PAYLOAD_DELETIONS)
+
+
+def _column_type(expression):
+    kind = expression.type
+    return Uuid() if isinstance(kind, Uuid) else kind.__class__() if kind else Integer()
+
+
+def _build_tables() -> dict:
+    tables = {}
+    for kind in KINDS:
+        for level in ("slot", "day"):
+            name = f"{PREFIX}{kind.name}_{level}"
+            columns = [Column("bucket", BigInteger, nullable=False)]
+            columns += [Column(d, _column_type(expr)) for d, expr in kind.dims.items()]
+            columns += [Column(m, BigInteger, nullable=False) for m in kind.measures]
+            index = Index(f"{name}_idx", *kind.index_dims, "bucket")
+            tables[(kind.name, level)] = Table(name, metadata, *columns, index)
+    return tables
+
+
+_TABLES = _build_tables()

@@ -1,0 +1,167 @@
+"""Incremental refresh: roll closed slots up to the horizon, one transaction per chunk.
+
+Each chunk (at most one UTC day, never crossing midnight) deletes and re-inserts its slot
+rows, rolls the day up when the chunk completes it, and advances the watermark, all in
+one transaction. A refresh killed midway therefore leaves either the whole chunk or
+none of it, and running refresh again (or in several processes at once) never counts a
+row twice: PostgreSQL serializes refreshers with a transaction-level advisory lock,
+SQLite with ``BEGIN IMMEDIATE``.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import BigInteger, delete, func, insert, literal, select, text, update
+
+from ..queries.constructs import SLOT_SECONDS, epoch_slot
+from .kinds import KINDS, SLOTS_PER_DAY, state
+from .plan import slot_of, slot_time
+from .state import STATE_NAME, horizon_slot, read_watermark
+
+# pg_try_advisory_xact_lock key: "omnidash" in ASCII.
+LOCK_KEY = 0x6F6D6E6964617368
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """What one refresh call did."""
+
+    chunks: int
+    watermark_slot: int | None
+    busy: bool = False
+
+    @property
+    def watermark(self) -> datetime | None:
+        """The watermark as an instant (rows before it are rolled up)."""
+        return None if self.watermark_slot is None else slot_time(self.watermark_slot)
+
+
+def _locked(connection) -> bool:
+    """Open the chunk's transaction; False when another process is refreshing.
+
+    PostgreSQL runs it READ COMMITTED, so that the statements after the lock see what the
+    previous lock holder committed.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        return True
+    connection.execution_options(isolation_level="READ COMMITTED")
+    return bool(
+        connection.execute(
+            text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY}
+        ).scalar_one()
+    )
+
+
+def _first_slot(connection, target: int) -> int:
+    """Where rolling starts: the slot of the oldest row of any source, at most ``target``."""
+    oldest = [
+        connection.execute(select(func.min(kind.time))).scalar()
+        for kind in {kind.time.name + kind.source.name: kind for kind in KINDS}.values()
+    ]
+    found = [slot_of(moment) for moment in oldest if moment is not None]
+    return min([*found, target])
+
+
+def _roll_slots(connection, low: int, high: int) -> None:
+    for kind in KINDS:
+        table = kind.table("slot")
+        connection.execute(delete(table).where(table.c.bucket >= low, table.c.bucket < high))
+        slot = epoch_slot(kind.time, SLOT_SECONDS)
+        dims = list(kind.dims.values())
+        conditions = [kind.time >= slot_time(low), kind.time < slot_time(high)]
+        if kind.where is not None:
+            conditions.append(kind.where)
+        source = (
+            select(slot, *dims, *kind.measures.values())
+            .select_from(kind.source)
+            .where(*conditions)
+            .group_by(slot, *dims)
+        )
+        names = ["bucket", *kind.dims, *kind.measures]
+        connection.execute(insert(table).from_select(names, source))
+
+
+def _roll_day(connection, day: int) -> None:
+    for kind in KINDS:
+        slots, days = kind.table("slot"), kind.table("day")
+        connection.execute(delete(days).where(days.c.bucket == day))
+        dims = [slots.c[d] for d in kind.dims]
+        low, high = day * SLOTS_PER_DAY, (day + 1) * SLOTS_PER_DAY
+        source = select(
+            literal(day, BigInteger),
+            *dims,
+            *(func.sum(slots.c[m]) for m in kind.measures),
+        ).where(slots.c.bucket >= low, slots.c.bucket < high)
+        source = source.group_by(*dims) if dims else source.having(func.count() > 0)
+        names = ["bucket", *kind.dims, *kind.measures]
+        connection.execute(insert(days).from_select(names, source))
+
+
+def refresh_chunk(connection, target: int, chunk_slots: int) -> int | None:
+    """Roll one chunk inside the caller's transaction; the new watermark, or ``None`` when
+    the watermark already reached ``target``."""
+    mark = read_watermark(connection)
+    if mark is None:
+        first = _first_slot(connection, target)
+        connection.execute(
+            insert(state).values(name=STATE_NAME, start_slot=first, watermark_slot=first)
+        )
+        low, start = first, first
+    else:
+        low, start = mark.watermark_slot, mark.start_slot
+    if low >= target:
+        return None
+    high = min(target, (low // chunk_slots + 1) * chunk_slots)
+    _roll_slots(connection, low, high)
+    day = high // SLOTS_PER_DAY - 1
+    if high % SLOTS_PER_DAY == 0 and day * SLOTS_PER_DAY >= start:
+        _roll_day(connection, day)
+    connection.execute(update(state).where(state.c.name == STATE_NAME).values(watermark_slot=high))
+    return high
+
+
+def refresh(
+    engine,
+    now: datetime,
+    horizon: timedelta,
+    *,
+    until: datetime | None = None,
+    chunk_slots: int = SLOTS_PER_DAY,
+    max_chunks: int | None = None,
+) -> RefreshReport:
+    """Roll every closed slot before ``now - horizon`` (and before ``until``, if given).
+
+    ``chunk_slots`` must divide 96; ``max_chunks`` bounds the work of one call.
+    """
+    if SLOTS_PER_DAY % chunk_slots:
+        raise ValueError("chunk_slots must divide 96")
+    target = horizon_slot(now, horizon)
+    if until is not None:
+        target = min(target, slot_of(until))
+    chunks, mark = 0, None
+    while max_chunks is None or chunks < max_chunks:
+        with engine.connect() as connection:
+            if not _locked(connection):
+                connection.rollback()
+                return RefreshReport(chunks, mark, busy=True)
+            high = refresh_chunk(connection, target, chunk_slots)
+            connection.commit()
+        if high is None:
+            break
+        chunks, mark = chunks + 1, high
+    with engine.connect() as connection:
+        stored = read_watermark(connection)
+    return RefreshReport(chunks, stored.watermark_slot if stored else None)
+
+
+def reset(engine) -> None:
+    """Drop every rolled row and the watermark; the next refresh starts from scratch."""
+    with engine.connect() as connection:
+        if not _locked(connection):
+            raise RuntimeError("another process is refreshing the rollups; try again later")
+        for kind in KINDS:
+            for level in ("slot", "day"):
+                connection.execute(delete(kind.table(level)))
+        connection.execute(delete(state))
+        connection.commit()
