@@ -34,10 +34,10 @@ def latency_coarse(value: ColumnElement) -> ColumnElement:
     values than its width and the percentile search reads one or two buckets' values.
     """
     return case(
-        (value < 1024, value / 16),
-        (value < 16384, 64 + value / 256),
-        (value < 262144, 128 + value / 4096),
-        else_=192 + value / 65536,
+        (value < 1024, value // 16),
+        (value < 16384, 64 + value // 256),
+        (value < 262144, 128 + value // 4096),
+        else_=192 + value // 65536,
     )
 
 

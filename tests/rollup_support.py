@@ -1,0 +1,162 @@
+"""Two apps on one database, rollups on and off, and the history the rollup tests write."""
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, select, update
+
+from host_example.tables import (
+    automation_logs,
+    automations,
+    dead_letter_events,
+    event_payloads,
+    instances,
+    omni_events,
+)
+
+from .conftest import API_KEY, Clock, build_app
+
+HORIZON = timedelta(minutes=60)
+INSTANCE_IDS = [uuid.UUID(int=i + 1) for i in range(3)]
+AUTOMATION_ID = uuid.UUID(int=99)
+CHANNELS = ("whatsapp-cloud", "discord", "slack")
+HISTORY_TABLES = (omni_events, automation_logs, event_payloads, dead_letter_events)
+
+
+class Pair:
+    """The example host twice on one database: ``on`` reads rollups (refreshed only when a
+    test says so), ``off`` reads raw rows; both share one clock."""
+
+    def __init__(self, db_url, **config):
+        self.clock = Clock()
+        common = {"OMNI_CLOCK": self.clock, "OMNI_DASHBOARD_CACHE_SECONDS": 0, **config}
+        self.on = build_app(
+            db_url,
+            OMNI_DASHBOARD_ROLLUPS="on",
+            OMNI_DASHBOARD_ROLLUPS_REFRESH="cron",
+            OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES=HORIZON.seconds // 60,
+            **common,
+        )
+        self.off = build_app(db_url, **common)
+        self.engine = self.on.extensions["omni_host"].engine
+        self.rollups = self.on.extensions["omni_dashboard"].rollups
+        with self.engine.begin() as conn:
+            for table in (*HISTORY_TABLES, automations, instances):
+                conn.execute(delete(table))
+            conn.execute(
+                insert(instances),
+                [
+                    {"id": i, "name": f"inst-{n}", "channel": CHANNELS[n]}
+                    for n, i in enumerate(INSTANCE_IDS)
+                ],
+            )
+            conn.execute(insert(automations), [{"id": AUTOMATION_ID, "name": "auto"}])
+
+    def clear(self, now):
+        """Empty history and rollups; the clock at ``now``."""
+        self.clock.now = now
+        with self.engine.begin() as conn:
+            for table in HISTORY_TABLES:
+                conn.execute(delete(table))
+        self.rollups.reset()
+
+    def get(self, app, url) -> bytes:
+        response = app.test_client().get(url, headers={"x-api-key": API_KEY})
+        assert response.status_code == 200, (url, response.get_json())
+        return response.data
+
+    def watermark(self):
+        from omni_dashboard_plugin.rollups.state import read_watermark
+
+        with self.engine.connect() as conn:
+            return read_watermark(conn)
+
+
+def event_row(at, spec) -> dict:
+    """An omni_events row at ``at`` from a drawn spec."""
+    status = spec["status"]
+    done = status in ("completed", "failed")
+    return {
+        "id": uuid.uuid4(),
+        "channel": CHANNELS[spec["instance"] % 3],
+        "instance_id": INSTANCE_IDS[spec["instance"]] if spec["instance"] < 3 else None,
+        "event_type": "message.received",
+        "direction": spec["direction"],
+        "status": status,
+        "error_stage": spec["stage"] if status == "failed" else None,
+        "received_at": at,
+        "processing_time_ms": spec["processing"] if done else None,
+        "agent_latency_ms": spec["agent"] if done else None,
+    }
+
+
+def log_row(at, spec) -> dict:
+    """An automation_logs row at ``at``."""
+    return {
+        "id": uuid.uuid4(),
+        "automation_id": AUTOMATION_ID,
+        "event_id": "e",
+        "status": spec["status"],
+        "conditions_matched": True,
+        "actions_executed": spec["actions"],
+        "execution_time_ms": spec["time"],
+        "created_at": at,
+    }
+
+
+def payload_row(at, size) -> dict:
+    """An event_payloads row stored at ``at``."""
+    return {
+        "id": uuid.uuid4(),
+        "event_id": "e",
+        "stage": "webhook_raw",
+        "payload_size_compressed": size,
+        "timestamp": at,
+    }
+
+
+def write(engine, events=(), logs=(), payloads=(), dead=()):
+    """Insert rows into Omni's tables."""
+    with engine.begin() as conn:
+        for table, rows in (
+            (omni_events, events),
+            (automation_logs, logs),
+            (event_payloads, payloads),
+            (dead_letter_events, dead),
+        ):
+            if rows:
+                conn.execute(insert(table), list(rows))
+
+
+def finish_recent(engine, since, processing):
+    """Complete every unfinished event received at or after ``since`` (late updates)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(omni_events)
+            .where(omni_events.c.received_at >= since, omni_events.c.status == "received")
+            .values(status="completed", processing_time_ms=processing)
+        )
+
+
+def soft_delete_payloads(engine, now, every):
+    """Mark every ``every``-th live payload deleted at ``now`` (any age, as Omni does)."""
+    with engine.begin() as conn:
+        live = conn.scalars(
+            select(event_payloads.c.id)
+            .where(event_payloads.c.deleted_at.is_(None))
+            .order_by(event_payloads.c.id)
+        ).all()
+        doomed = live[::every]
+        if doomed:
+            conn.execute(
+                update(event_payloads)
+                .where(event_payloads.c.id.in_(doomed))
+                .values(deleted_at=now, deleted_by="test")
+            )
+
+
+def retention(engine, cutoff):
+    """Delete events and automation logs older than ``cutoff`` (a retention job)."""
+    with engine.begin() as conn:
+        conn.execute(delete(omni_events).where(omni_events.c.received_at < cutoff))
+        conn.execute(delete(automation_logs).where(automation_logs.c.created_at < cutoff))

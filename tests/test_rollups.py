@@ -1,0 +1,179 @@
+"""Rollups on and off give byte-identical responses, through late writes, retention,
+soft deletes and refreshes at random points, on SQLite and PostgreSQL."""
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from omni_dashboard_plugin.rollups.plan import plan, slot_of, slot_time
+
+from . import rollup_support as rs
+from .conftest import NOW
+
+START = NOW - timedelta(days=4)
+ZONES = ("UTC", "Asia/Kathmandu", "America/New_York")
+
+event_spec = st.fixed_dictionaries(
+    {
+        "instance": st.integers(0, 3),
+        "direction": st.sampled_from(("inbound", "outbound")),
+        "status": st.sampled_from(("received", "processing", "completed", "failed")),
+        "stage": st.sampled_from(("agent", "channel", "webhook")),
+        "processing": st.one_of(
+            st.none(), st.integers(0, 3000), st.integers(0, 400_000), st.integers(-20, 20)
+        ),
+        "agent": st.one_of(st.none(), st.integers(0, 5000)),
+    }
+)
+log_spec = st.fixed_dictionaries(
+    {
+        "status": st.sampled_from(("success", "failed", "skipped")),
+        "actions": st.one_of(st.none(), st.lists(st.just({"action": "x"}), max_size=3)),
+        "time": st.one_of(st.none(), st.integers(0, 2000)),
+    }
+)
+# Offsets in minutes before the clock, crowding slot edges (history, windows), or around
+# the clock (late writes, within the horizon).
+offset = st.builds(
+    lambda quarter, jitter: quarter * 15 + jitter,
+    st.integers(0, 5 * 24 * 4),
+    st.sampled_from((-1, 0, 0, 1, 7)),
+)
+history = st.lists(st.tuples(offset, event_spec), min_size=10, max_size=80)
+late = st.lists(st.tuples(st.integers(-59, 10), event_spec), max_size=8)
+step = st.one_of(
+    st.tuples(st.just("advance"), offset.filter(lambda minutes: minutes > 0)),
+    st.tuples(st.just("refresh"), st.one_of(st.none(), st.integers(0, 5 * 24 * 60))),
+    st.tuples(st.just("late"), late),
+    st.tuples(st.just("finish"), st.integers(1, 900)),
+    st.tuples(st.just("retention"), st.integers(0, 3 * 24 * 60)),
+    st.tuples(st.just("soft_delete"), st.integers(1, 4)),
+)
+
+
+@pytest.fixture(scope="module")
+def pair(db_url):
+    return rs.Pair(db_url)
+
+
+def urls(window, instance):
+    since, until = (moment.isoformat() + "Z" for moment in window)
+    zone = ZONES[window[0].minute % 3]
+    return [
+        "/api/v2/event-ops/metrics",
+        "/api/v2/events/analytics",
+        f"/api/v2/events/analytics?allTime=true&timezone={zone}",
+        f"/api/v2/events/analytics?allTime=true&granularity=daily&instanceId={instance}",
+        f"/api/v2/events/analytics?since={since}&until={until}&timezone={zone}",
+        f"/api/v2/events/analytics?since={since}&instanceId={instance}",
+        "/api/v2/automation-metrics",
+    ]
+
+
+def assert_same(pair, window, instance):
+    for url in urls(window, instance):
+        on, off = pair.get(pair.on, url), pair.get(pair.off, url)
+        if on != off:
+            on, off = (json.loads(body).get("data") for body in (on, off))
+            keys = on.keys() | off.keys()
+            diff = {k: (on.get(k), off.get(k)) for k in keys if on.get(k) != off.get(k)}
+            raise AssertionError(f"{url}: rollups on/off differ: {diff or 'in bytes only'}")
+    on = pair.on.test_client().get("/api/v2/dashboard?timezone=Asia/Kolkata")
+    off = pair.off.test_client().get("/api/v2/dashboard?timezone=Asia/Kolkata")
+    strip = lambda body: {k: v for k, v in body.get_json().items() if k != "system"}  # noqa: E731
+    assert on.status_code == 401 or strip(on) == strip(off)
+
+
+# No shrinking: one example writes and reads two apps, and shrinking would take minutes.
+@settings(
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow],
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+)
+@given(
+    events=history,
+    logs=st.lists(st.tuples(offset, log_spec), max_size=30),
+    payloads=st.lists(
+        st.tuples(offset, st.one_of(st.none(), st.integers(0, 9000))),
+        max_size=20,
+    ),
+    first_refresh=offset,
+    steps=st.lists(step, min_size=1, max_size=8),
+    window=st.tuples(st.integers(0, 79), st.integers(0, 79), st.sampled_from((-61, -1, 0, 1))),
+    instance=st.sampled_from(rs.INSTANCE_IDS),
+)
+def test_rollups_on_and_off_answer_alike(
+    pair, events, logs, payloads, first_refresh, steps, window, instance
+):
+    """A refresh to a random point, then random steps, each followed by a comparison of
+    every dashboard-facing response."""
+    pair.clear(START)
+    at = lambda minutes: pair.clock.now - timedelta(minutes=minutes)  # noqa: E731
+    # The analytics window starts and ends at (or a second off) two of the events.
+    ends = sorted(at(events[i % len(events)][0]) for i in window[:2])
+    window = (ends[0] + timedelta(seconds=window[2]), ends[1] + timedelta(seconds=window[2]))
+    rs.write(
+        pair.engine,
+        events=[rs.event_row(at(m), spec) for m, spec in events],
+        logs=[rs.log_row(at(m), spec) for m, spec in logs],
+        payloads=[rs.payload_row(at(m), size) for m, size in payloads],
+        dead=[{"id": rs.uuid.uuid4(), "status": s} for s in ("pending", "resolved", "pending")],
+    )
+    for action, value in [("refresh", first_refresh), *steps]:
+        now = pair.clock.now
+        if action == "advance":
+            pair.clock.now = now + timedelta(minutes=value)
+        elif action == "refresh":
+            until = None if value is None else now - timedelta(minutes=value)
+            pair.rollups.refresh(until=until, chunk_slots=32)
+        elif action == "late":
+            rs.write(pair.engine, events=[rs.event_row(at(m), spec) for m, spec in value])
+        elif action == "finish":
+            rs.finish_recent(pair.engine, now - rs.HORIZON, value)
+        elif action == "retention":
+            rs.retention(pair.engine, START - timedelta(days=5) + timedelta(minutes=value * 2))
+        elif action == "soft_delete":
+            rs.soft_delete_payloads(pair.engine, now, value)
+        assert_same(pair, window, instance)
+    pair.rollups.refresh()
+    assert pair.watermark().watermark_slot == slot_of(pair.clock.now - rs.HORIZON)
+    assert_same(pair, window, instance)
+
+
+@given(
+    since=st.one_of(st.none(), st.integers(-3000, 3000)),
+    length=st.one_of(st.none(), st.integers(0, 3000)),
+    start=st.integers(-300, 300),
+    size=st.integers(0, 400),
+    by_slot=st.booleans(),
+    probes=st.lists(st.integers(-4000, 7000), min_size=1, max_size=40),
+)
+def test_plan_covers_each_instant_of_the_window_once(since, length, start, size, by_slot, probes):
+    """Raw pieces, slots and days partition the window; rolled parts stay in [start, end)."""
+    base = datetime(2026, 3, 1)
+    minute = lambda m: base + timedelta(minutes=m, seconds=7 * (m % 3))  # noqa: E731
+    low = None if since is None else minute(since)
+    high = None if length is None or low is None else low + timedelta(minutes=length)
+    first = slot_of(base) + start
+    parts = plan(low, high, first, first + size, by_slot=by_slot)
+    if by_slot:
+        assert parts.days == ()
+    for probe in probes:
+        t = minute(probe)
+        inside = (low is None or t >= low) and (high is None or t <= high)
+        slot = slot_of(t)
+        hits = sum(a <= slot < b for a, b in parts.slots)
+        hits += sum(a <= slot // 96 < b for a, b in parts.days)
+        rolled = hits
+        hits += sum(
+            (lo is None or t >= lo) and (hi is None or (t <= hi if incl else t < hi))
+            for lo, hi, incl in parts.raw
+        )
+        assert hits == (1 if inside else 0), (t, parts)
+        if rolled:
+            assert first <= slot < first + size
+            assert slot_time(slot) >= (low or slot_time(slot))
