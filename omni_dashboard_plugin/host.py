@@ -19,6 +19,7 @@ the host's own payload, from a plugin's accelerated equivalent only while rollup
 reads (docs/rollups.md).
 """
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -104,6 +105,7 @@ class Dashboard:
         self.summary_cache = None
         self.rollups: Rollups | None = None
         self.accelerators: dict[str, Callable] = {}
+        self._readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def init_app(self, app) -> None:
         """Validate config and providers and build the extended schemas.
@@ -157,10 +159,17 @@ class Dashboard:
         return self._arguments[endpoint_id]
 
     def reader(self, connection, now) -> RawReader:
-        """The reader of one request: from rollups plus raw rows when they are on."""
+        """The reader of one response on ``connection`` at ``now`` (the same one for every
+        part of it): from rollups plus raw rows when they are on."""
+        cached = self._readers.get(connection)
+        if cached is not None and cached[0] == now:
+            return cached[1]
         if self.rollups is None:
-            return RawReader(connection)
-        return self.rollups.reader(connection, now)
+            reader = RawReader(connection)
+        else:
+            reader = self.rollups.reader(connection, now)
+        self._readers[connection] = (now, reader)
+        return reader
 
     def base(self, endpoint_id: str, compute: Callable[[], dict], *, connection, now) -> dict:
         """The host's own payload of an endpoint: ``compute()``, or the equal result of a

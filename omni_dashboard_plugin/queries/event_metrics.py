@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 
 from ..rollups.kinds import (
-    EVENT_COUNTS,
     EVENTS,
     LATENCY,
     LATENCY_COARSE,
@@ -18,6 +17,7 @@ from ..rollups.kinds import (
 )
 from ..rollups.reader import RawReader
 from ..rounding import round_half_away, rounded_mean
+from .events import count_since
 from .summary import dead_letter_counts
 
 PENDING = ("received", "processing")
@@ -62,8 +62,8 @@ def event_metrics(reader: RawReader, now: datetime) -> dict:
         by_status[status] = by_status.get(status, 0) + measures[0]
         if stage is not None:
             by_stage[stage] = by_stage.get(stage, 0) + measures[0]
-    (last_24h,) = reader.sums(EVENT_COUNTS, now - timedelta(hours=24))[0]
-    (last_7d,) = reader.sums(EVENT_COUNTS, now - timedelta(days=7))[0]
+    last_24h = count_since(reader, now - timedelta(hours=24))
+    last_7d = count_since(reader, now - timedelta(days=7))
     stored, stored_bytes = reader.sums(PAYLOADS)[0]
     deleted, deleted_bytes = reader.sums(PAYLOAD_DELETIONS)[0]
     dead = dead_letter_counts(reader.connection)

@@ -3,13 +3,23 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..rollups.kinds import EVENT_COUNTS
+from ..rollups.kinds import EVENT_COUNTS, EVENTS
 from ..rollups.reader import RawReader
 from ..window import EventWindow
 
 
 def _instance(window: EventWindow) -> dict:
     return {} if window.instance_id is None else {"instance_id": window.instance_id}
+
+
+def _kind(window: EventWindow):
+    """The smaller kind (per status) unless the window filters on an instance."""
+    return EVENTS if window.instance_id is None else EVENT_COUNTS
+
+
+def count_since(reader: RawReader, since: datetime) -> int:
+    """Events with received_at >= since."""
+    return reader.sums(EVENTS, since)[0][0]
 
 
 @dataclass(frozen=True)
@@ -22,9 +32,10 @@ class RecentCounts:
 
 def recent_counts(reader: RawReader, now: datetime) -> RecentCounts:
     """Events with received_at >= now - 1 h, and >= now - 24 h."""
-    (last_hour,) = reader.sums(EVENT_COUNTS, now - timedelta(hours=1))[0]
-    (last_24h,) = reader.sums(EVENT_COUNTS, now - timedelta(hours=24))[0]
-    return RecentCounts(last_hour=last_hour, last_24h=last_24h)
+    return RecentCounts(
+        last_hour=count_since(reader, now - timedelta(hours=1)),
+        last_24h=count_since(reader, now - timedelta(hours=24)),
+    )
 
 
 def slot_counts(reader: RawReader, window: EventWindow) -> dict[int, int]:
@@ -34,9 +45,9 @@ def slot_counts(reader: RawReader, window: EventWindow) -> dict[int, int]:
     non-empty slots are returned.
     """
     rows = reader.sums(
-        EVENT_COUNTS, window.since, window.until, where=_instance(window), by_slot=True
+        _kind(window), window.since, window.until, where=_instance(window), by_slot=True
     )
-    return dict(rows)
+    return {slot: n for slot, n, *_ in rows}
 
 
 def channel_direction_counts(reader: RawReader, window: EventWindow) -> dict[tuple[str, str], int]:

@@ -5,9 +5,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from ..rollups.kinds import EVENT_COUNTS, EVENTS
+from ..rollups.kinds import EVENTS
 from ..rollups.reader import RawReader
 from .constructs import sum_where
+from .events import count_since
 from .tables import dead_letter_events, instances
 
 
@@ -21,7 +22,7 @@ class EventTotals:
 def event_totals(reader: RawReader, now: datetime) -> EventTotals:
     """All-time total and failed events, and events with received_at >= now - 24 h."""
     by_status = {status: n for status, n, *_ in reader.sums(EVENTS, by=("status",))}
-    (last_24h,) = reader.sums(EVENT_COUNTS, now - timedelta(hours=24))[0]
+    last_24h = count_since(reader, now - timedelta(hours=24))
     return EventTotals(sum(by_status.values()), by_status.get("failed", 0), last_24h)
 
 

@@ -69,13 +69,7 @@ EVENTS = Kind(
     "events",
     E,
     E.c.received_at,
-    dims={
-        "instance_id": E.c.instance_id,
-        "channel": E.c.channel,
-        "direction": E.c.direction,
-        "status": E.c.status,
-        "error_stage": E.c.error_stage,
-    },
+    dims={"status": E.c.status, "error_stage": E.c.error_stage},
     measures={
         "n": _count,
         "proc_sum": func.coalesce(func.sum(E.c.processing_time_ms), 0),

@@ -32,11 +32,20 @@ def _raw_condition(time, lower, upper, upper_inclusive):
     return and_(true(), *conditions)
 
 
+def _hashable(value):
+    return tuple(value) if isinstance(value, list | tuple | set | frozenset) else value
+
+
 class RawReader:
-    """Sums straight from the source table (rollups off)."""
+    """Sums straight from the source table (rollups off).
+
+    A reader serves one response: it remembers each answer, so that parts of a response
+    asking the same question (the 24-hour count, say) share one statement.
+    """
 
     def __init__(self, connection):
         self.connection = connection
+        self._answers: dict = {}
 
     def sums(
         self,
@@ -50,7 +59,15 @@ class RawReader:
     ) -> list:
         """Rows of ``by`` (and ``slot`` when ``by_slot``) plus every measure, summed over
         the source rows with ``since <= time <= until`` whose dims match ``where``."""
-        part = self._raw_part(kind, (since, until, True), by, where or {}, by_slot)
+        where = where or {}
+        key = (kind.name, since, until, tuple(by), by_slot)
+        key += tuple(sorted((d, _hashable(v)) for d, v in where.items()))
+        if key not in self._answers:
+            self._answers[key] = self._compute(kind, since, until, tuple(by), where, by_slot)
+        return self._answers[key]
+
+    def _compute(self, kind, since, until, by, where, by_slot):
+        part = self._raw_part(kind, (since, until, True), by, where, by_slot)
         return self._totals(part.subquery(), kind, by, by_slot)
 
     def _raw_part(self, kind, piece, by, where, by_slot):
@@ -85,8 +102,7 @@ class RollupReader(RawReader):
         self.rolled = rolled
         self._lows: dict = {}
 
-    def sums(self, kind, since=None, until=None, *, by=(), where=None, by_slot=False):
-        where = where or {}
+    def _compute(self, kind, since, until, by, where, by_slot):
         start = max(self.rolled.start, self._low_cut(kind))
         parts_plan = plan(since, until, start, self.rolled.end, by_slot=by_slot)
         parts = [self._raw_part(kind, piece, by, where, by_slot) for piece in parts_plan.raw]
