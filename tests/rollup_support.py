@@ -1,5 +1,6 @@
 """Two apps on one database, rollups on and off, and the history the rollup tests write."""
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -20,6 +21,7 @@ HORIZON = timedelta(minutes=60)
 INSTANCE_IDS = [uuid.UUID(int=i + 1) for i in range(3)]
 AUTOMATION_ID = uuid.UUID(int=99)
 CHANNELS = ("whatsapp-cloud", "discord", "slack")
+ZONES = ("UTC", "Asia/Kathmandu", "America/New_York")
 HISTORY_TABLES = (omni_events, automation_logs, event_payloads, dead_letter_events)
 
 
@@ -27,19 +29,20 @@ class Pair:
     """The example host twice on one database: ``on`` reads rollups (refreshed only when a
     test says so), ``off`` reads raw rows; both share one clock."""
 
-    def __init__(self, db_url, **config):
+    def __init__(self, db_url, fresh=True, **config):
         self.clock = Clock()
-        common = {"OMNI_CLOCK": self.clock, "OMNI_DASHBOARD_CACHE_SECONDS": 0, **config}
-        self.on = build_app(
-            db_url,
-            OMNI_DASHBOARD_ROLLUPS="on",
-            OMNI_DASHBOARD_ROLLUPS_REFRESH="cron",
-            OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES=HORIZON.seconds // 60,
-            **common,
-        )
+        common = {"OMNI_CLOCK": self.clock, "OMNI_DASHBOARD_CACHE_SECONDS": 0}
+        rollups = {
+            "OMNI_DASHBOARD_ROLLUPS": "on",
+            "OMNI_DASHBOARD_ROLLUPS_REFRESH": "cron",
+            "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES": HORIZON.seconds // 60,
+        }
+        self.on = build_app(db_url, **common, **{**rollups, **config})
         self.off = build_app(db_url, **common)
         self.engine = self.on.extensions["omni_host"].engine
         self.rollups = self.on.extensions["omni_dashboard"].rollups
+        if not fresh:
+            return
         with self.engine.begin() as conn:
             for table in (*HISTORY_TABLES, automations, instances):
                 conn.execute(delete(table))
@@ -51,6 +54,11 @@ class Pair:
                 ],
             )
             conn.execute(insert(automations), [{"id": AUTOMATION_ID, "name": "auto"}])
+
+    @classmethod
+    def attach(cls, db_url) -> "Pair":
+        """Another pair on the same database, keeping its rows (another process, say)."""
+        return cls(db_url, fresh=False)
 
     def clear(self, now):
         """Empty history and rollups; the clock at ``now``."""
@@ -70,6 +78,36 @@ class Pair:
 
         with self.engine.connect() as conn:
             return read_watermark(conn)
+
+
+def assert_same(pair, window, instance):
+    """Every dashboard-facing response is byte-identical with rollups on and off."""
+    for url in urls(window, instance):
+        on, off = pair.get(pair.on, url), pair.get(pair.off, url)
+        if on != off:
+            on, off = (json.loads(body).get("data") for body in (on, off))
+            keys = on.keys() | off.keys()
+            diff = {k: (on.get(k), off.get(k)) for k in keys if on.get(k) != off.get(k)}
+            raise AssertionError(f"{url}: rollups on/off differ: {diff or 'in bytes only'}")
+    path = "/api/v2/dashboard?timezone=Asia/Kolkata"
+    on, off = (json.loads(pair.get(app, path)) for app in (pair.on, pair.off))
+    on.pop("system"), off.pop("system")  # measured latency differs between two calls
+    assert on == off
+
+
+def urls(window, instance):
+    """The URLs compared: all-time, default, zoned and filtered windows of each endpoint."""
+    since, until = (moment.isoformat() + "Z" for moment in window)
+    zone = ZONES[window[0].minute % 3]
+    return [
+        "/api/v2/event-ops/metrics",
+        "/api/v2/events/analytics",
+        f"/api/v2/events/analytics?allTime=true&timezone={zone}",
+        f"/api/v2/events/analytics?allTime=true&granularity=daily&instanceId={instance}",
+        f"/api/v2/events/analytics?since={since}&until={until}&timezone={zone}",
+        f"/api/v2/events/analytics?since={since}&instanceId={instance}",
+        "/api/v2/automation-metrics",
+    ]
 
 
 def event_row(at, spec) -> dict:

@@ -1,0 +1,227 @@
+"""Refresh: killed midway, run concurrently, run by the request path; modes and config."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from omni_dashboard_plugin.config import ConfigError, RollupSettings
+from omni_dashboard_plugin.rollups.kinds import KINDS
+from omni_dashboard_plugin.rollups.plan import slot_of
+
+from . import rollup_support as rs
+from .conftest import API_KEY, NOW, build_app
+
+SPEC = {
+    "instance": 1,
+    "direction": "inbound",
+    "status": "completed",
+    "stage": "agent",
+    "processing": 120,
+    "agent": 40,
+}
+WINDOW = (NOW - timedelta(days=3), NOW - timedelta(days=1))
+
+
+@pytest.fixture(scope="module")
+def pair(db_url):
+    return rs.Pair(db_url)
+
+
+def history(pair, days=6, every_minutes=37):
+    """Events, logs and payloads every ``every_minutes`` over the last ``days``."""
+    pair.clear(NOW)
+    moments = [NOW - timedelta(minutes=m) for m in range(0, days * 24 * 60, every_minutes)]
+    rs.write(
+        pair.engine,
+        events=[rs.event_row(at, {**SPEC, "processing": i % 700}) for i, at in enumerate(moments)],
+        logs=[rs.log_row(at, {"status": "success", "actions": [], "time": 5}) for at in moments],
+        payloads=[rs.payload_row(at, 100) for at in moments],
+    )
+
+
+def rolled_rows(pair) -> int:
+    with pair.engine.connect() as conn:
+        return sum(
+            conn.execute(select(func.count()).select_from(kind.table(level))).scalar_one()
+            for kind in KINDS
+            for level in ("slot", "day")
+        )
+
+
+KILLER = textwrap.dedent(
+    """
+    import sys, time
+    from omni_dashboard_plugin.rollups import refresh as module
+    from tests.rollup_support import Pair
+    from tests.conftest import NOW
+
+    pair = Pair.attach(sys.argv[1])
+    real = module._roll_slots
+    calls = []
+
+    def roll_then_hang(connection, low, high):
+        real(connection, low, high)  # the chunk's rows are written, not committed
+        calls.append(low)
+        if len(calls) == 3:
+            print("MIDWAY", flush=True)
+            time.sleep(600)
+
+    module._roll_slots = roll_then_hang
+    pair.rollups.refresh(chunk_slots=32)
+    """
+)
+
+
+def test_a_refresh_killed_midway_leaves_exact_numbers(pair, db_url):
+    """SIGKILL inside the third chunk's transaction: two chunks stay, nothing else."""
+    history(pair)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLER, db_url], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert child.stdout.readline().strip() == "MIDWAY"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(30)
+    mark = pair.watermark()
+    assert mark.watermark_slot == mark.start_slot - mark.start_slot % 32 + 2 * 32
+    with pair.engine.connect() as conn:
+        for kind in KINDS:
+            table = kind.table("slot")
+            beyond = select(func.count()).where(table.c.bucket >= mark.watermark_slot)
+            assert conn.execute(beyond).scalar_one() == 0, kind.name
+    rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
+    report = pair.rollups.refresh(chunk_slots=32)
+    while report.busy:  # the killed session's lock goes when its server process notices
+        time.sleep(0.1)
+        report = pair.rollups.refresh(chunk_slots=32)
+    assert report.watermark_slot == slot_of(NOW - rs.HORIZON)
+    rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
+
+
+def test_a_failing_chunk_rolls_back_and_the_next_refresh_resumes(pair, monkeypatch):
+    """An error after a chunk's rows are written leaves the watermark where it was."""
+    from omni_dashboard_plugin.rollups import refresh as module
+
+    history(pair, days=2)
+    pair.rollups.refresh(until=NOW - timedelta(days=1), chunk_slots=32)
+    before, rows = pair.watermark(), rolled_rows(pair)
+
+    def fail(connection, day):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(module, "_roll_day", fail)
+    with pytest.raises(RuntimeError):
+        pair.rollups.refresh(chunk_slots=96)
+    assert pair.watermark() == before and rolled_rows(pair) == rows
+    rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
+    monkeypatch.undo()
+    pair.rollups.refresh()
+    assert pair.watermark().watermark_slot == slot_of(NOW - rs.HORIZON)
+    rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
+
+
+def test_concurrent_refreshes_count_every_row_once(pair):
+    """Four threads refresh at once (two Rollups on separate engines): the numbers stay
+    exact, and where one holds the lock the others report busy or find nothing to do."""
+    history(pair)
+    other = rs.Pair.attach(str(pair.engine.url.render_as_string(hide_password=False)))
+    reports, errors = [], []
+
+    def run(rollups):
+        try:
+            reports.append(rollups.refresh(chunk_slots=16))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in [pair.rollups, other.rollups] * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    start, target = pair.watermark().start_slot, slot_of(NOW - rs.HORIZON)
+    assert pair.watermark().watermark_slot == target
+    assert sum(r.chunks for r in reports) == (target - 1) // 16 - start // 16 + 1
+    assert pair.rollups.refresh().chunks == 0
+    rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
+
+
+def test_the_request_path_refreshes_stale_rollups_in_the_background(db_url):
+    """With OMNI_DASHBOARD_ROLLUPS_REFRESH=request a read starts one background refresh."""
+    pair = rs.Pair(db_url, OMNI_DASHBOARD_ROLLUPS_REFRESH="request")
+    history(pair, days=1)
+    assert pair.watermark() is None
+    pair.get(pair.on, "/api/v2/event-ops/metrics")
+    pair.rollups.wait(60)
+    assert pair.watermark().watermark_slot == slot_of(NOW - rs.HORIZON)
+    rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
+
+
+def test_bad_rollup_settings_stop_start_up_with_the_fix(db_url):
+    for key, value, hint in [
+        ("OMNI_DASHBOARD_ROLLUPS", "sometimes", "off, on, auto"),
+        ("OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES", "5", "between 15 and 10080"),
+        ("OMNI_DASHBOARD_ROLLUPS_REFRESH", "hourly", "request, cron"),
+    ]:
+        with pytest.raises(ConfigError, match=hint):
+            build_app(db_url, **{key: value})
+    assert RollupSettings.from_mapping({}) == RollupSettings("auto", 60, "request")
+
+
+def test_auto_is_off_on_sqlite_and_on_on_postgresql(db_url):
+    app = build_app(db_url, OMNI_DASHBOARD_ROLLUPS="auto")
+    rollups = app.extensions["omni_dashboard"].rollups
+    assert rollups.active == db_url.startswith("postgresql")
+
+
+def test_without_the_plugin_no_rollup_table_is_created(tmp_path):
+    url = f"sqlite:///{tmp_path / 'bare.db'}"
+    build_app(url, OMNI_LOAD_PLUGINS=False, OMNI_DASHBOARD_ROLLUPS="on")
+    with create_engine(url).connect() as conn:
+        names = conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'")).scalars()
+        assert not [n for n in names if n.startswith("omni_dashboard_")]
+
+
+@pytest.fixture
+def no_ddl_url(pg_url):
+    """A database of its own with Omni's tables, and a role that may read them but not
+    create anything."""
+    suffix = uuid.uuid4().hex[:8]
+    name, role = f"omni_noddl_{suffix}", f"reader_{suffix}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+    own = make_url(pg_url).set(database=name)
+    build_app(own.render_as_string(hide_password=False))  # Omni's tables, rollups off
+    owner = create_engine(own, isolation_level="AUTOCOMMIT")
+    with owner.connect() as conn:
+        conn.execute(text(f"REVOKE CREATE ON SCHEMA public FROM {role}, PUBLIC"))
+        conn.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"))
+    owner.dispose()
+    yield own.set(username=role).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        conn.execute(text(f"DROP ROLE {role}"))
+    admin.dispose()
+
+
+def test_a_host_without_ddl_runs_with_rollups_off_or_is_told_how_to_fix_it(no_ddl_url):
+    app = build_app(no_ddl_url, OMNI_DASHBOARD_ROLLUPS="auto")
+    assert not app.extensions["omni_dashboard"].rollups.active
+    response = app.test_client().get("/api/v2/event-ops/metrics", headers={"x-api-key": API_KEY})
+    assert response.status_code == 200
+    with pytest.raises(ConfigError, match=r"grant CREATE .* or set OMNI_DASHBOARD_ROLLUPS=off"):
+        build_app(no_ddl_url, OMNI_DASHBOARD_ROLLUPS="on")
