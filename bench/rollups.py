@@ -1,7 +1,10 @@
 """Rollups on against rollups off, at several table sizes, in one run.
 
-    python -m bench.rollups --database-url postgresql://root@127.0.0.1/omni_bench \
-        --sizes 1000000,10000000 --write
+    python -m bench.rollups --database-url 'postgresql://root@127.0.0.1/omni_bench_{size}' \
+        --sizes 1000000,10000000 --reuse --write
+
+``{size}`` in the URL gives each size its own database; ``--reuse`` keeps a database that
+already holds exactly that many events instead of loading it again.
 
 For each size: loads the events (automation logs = events / 10, dead letters, payloads),
 times one full refresh from scratch, checks that both apps answer alike, then times
@@ -15,6 +18,7 @@ import platform
 import time
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from host_example.db import make_engine
 from omni_dashboard_plugin.rollups.kinds import metadata as rollup_metadata
@@ -38,10 +42,20 @@ def _body(app, url):
     return json.dumps(data, sort_keys=True)
 
 
-def run_size(url, events, repeat, days):
+def _holds(engine, events) -> bool:
+    with engine.connect() as conn:
+        try:
+            return conn.execute(text("SELECT count(*) FROM omni_events")).scalar() == events
+        except DBAPIError:
+            return False
+
+
+def run_size(url, events, repeat, days, reuse):
     """Load, refresh from scratch, compare, time; returns (load s, refresh s, results)."""
     engine = make_engine(url)
-    loaded = load(engine, events, max(events // 10, 1), days, NOW)
+    loaded = 0.0
+    if not (reuse and _holds(engine, events)):
+        loaded = load(engine, events, max(events // 10, 1), days, NOW)
     on = bench_app(
         url,
         OMNI_DASHBOARD_ROLLUPS="on",
@@ -72,13 +86,15 @@ def main(argv=None):
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--reuse", action="store_true", help="keep already loaded databases")
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     results, refresh_seconds = {}, {}
     for size in sizes:
+        url = args.database_url.replace("{size}", str(size))
         loaded, refresh_seconds[size], results[size] = run_size(
-            args.database_url, size, args.repeat, args.days
+            url, size, args.repeat, args.days, args.reuse
         )
         print(
             f"{size:,} events loaded in {loaded:.0f} s, rolled up in {refresh_seconds[size]:.1f} s",

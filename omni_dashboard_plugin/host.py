@@ -34,6 +34,7 @@ from .config import ConfigError, DashboardConfig
 from .facts import HostFacts
 from .live.feed import LiveFeed
 from .provider import InvalidArgument, Provider, ProviderContext
+from .queries.snapshot import snapshot
 from .rollups.reader import RawReader, RollupReader
 from .rollups.service import Rollups
 
@@ -173,12 +174,15 @@ class Dashboard:
 
     def base(self, endpoint_id: str, compute: Callable[[], dict], *, connection, now) -> dict:
         """The host's own payload of an endpoint: ``compute()``, or the equal result of a
-        plugin's accelerator while rollups serve reads (then ``compute`` is not called)."""
+        plugin's accelerator while rollups serve reads (then ``compute`` is not called).
+
+        The accelerator reads one snapshot on a connection of its own."""
         accelerate = self.accelerators.get(endpoint_id)
-        if accelerate is not None:
-            reader = self.reader(connection, now)
-            if isinstance(reader, RollupReader):
-                return accelerate(reader, now)
+        if accelerate is not None and self.rollups.active:
+            with snapshot(self.engine) as own:
+                reader = self.rollups.reader(own, now, snapshot=True)
+                if isinstance(reader, RollupReader):
+                    return accelerate(reader, now)
         return compute()
 
     def extend(self, endpoint_id: str, base: dict, *, connection, args: Mapping[str, Any], now):

@@ -43,7 +43,10 @@ def history(pair, days=6, every_minutes=37):
     moments = [NOW - timedelta(minutes=m) for m in range(0, days * 24 * 60, every_minutes)]
     rs.write(
         pair.engine,
-        events=[rs.event_row(at, {**SPEC, "processing": i % 700}) for i, at in enumerate(moments)],
+        events=[
+            rs.event_row(at, {**SPEC, "processing": i * 7919 % 5000})
+            for i, at in enumerate(moments)
+        ],
         logs=[rs.log_row(at, {"status": "success", "actions": [], "time": 5}) for at in moments],
         payloads=[rs.payload_row(at, 100) for at in moments],
     )
@@ -225,3 +228,13 @@ def test_a_host_without_ddl_runs_with_rollups_off_or_is_told_how_to_fix_it(no_dd
     assert response.status_code == 200
     with pytest.raises(ConfigError, match=r"grant CREATE .* or set OMNI_DASHBOARD_ROLLUPS=off"):
         build_app(no_ddl_url, OMNI_DASHBOARD_ROLLUPS="on")
+
+
+def test_reads_stay_exact_when_the_refresher_clock_runs_ahead(pair):
+    """A cron refresher three hours ahead rolls slots this process still reads raw."""
+    history(pair, days=2, every_minutes=7)
+    pair.clock.now = NOW + timedelta(hours=3)
+    pair.rollups.refresh()
+    pair.clock.now = NOW
+    assert pair.watermark().watermark_slot > slot_of(NOW - rs.HORIZON)
+    rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])

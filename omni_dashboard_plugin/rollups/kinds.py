@@ -21,7 +21,7 @@ metadata = MetaData()
 state = Table(
     f"{PREFIX}rollup_state",
     metadata,
-    Column("name", String(20), primary_key=True),
+    Column("name", String(40), primary_key=True),
     Column("start_slot", BigInteger, nullable=False),
     Column("watermark_slot", BigInteger, nullable=False),
 )
@@ -53,10 +53,17 @@ class Kind:
     measures: dict
     where: ColumnElement | None = None
     index_dims: tuple[str, ...] = ()
+    cumulative: bool = False
 
     def table(self, level: str) -> Table:
-        """The rollup table of ``level`` ('slot' or 'day')."""
+        """The rollup table of ``level``: 'slot', 'day', or 'total' (cumulative kinds:
+        one row per dims over a stored slot range, for reads that span everything)."""
         return _TABLES[(self.name, level)]
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The levels this kind keeps."""
+        return ("slot", "day", "total") if self.cumulative else ("slot", "day")
 
 
 E = omni_events
@@ -92,6 +99,7 @@ LATENCY_COARSE = Kind(
     dims={"coarse": latency_coarse(_timed)},
     measures={"n": _count},
     where=_timed.is_not(None),
+    cumulative=True,
 )
 LATENCY = Kind(
     "latency",
@@ -101,6 +109,7 @@ LATENCY = Kind(
     measures={"n": _count},
     where=_timed.is_not(None),
     index_dims=("coarse",),
+    cumulative=True,
 )
 AUTOMATIONS = Kind(
     "automations",
@@ -141,12 +150,15 @@ def _column_type(expression):
 def _build_tables() -> dict:
     tables = {}
     for kind in KINDS:
-        for level in ("slot", "day"):
+        for level in kind.levels:
             name = f"{PREFIX}{kind.name}_{level}"
-            columns = [Column("bucket", BigInteger, nullable=False)]
-            columns += [Column(d, _column_type(expr)) for d, expr in kind.dims.items()]
+            columns = [Column(d, _column_type(expr)) for d, expr in kind.dims.items()]
             columns += [Column(m, BigInteger, nullable=False) for m in kind.measures]
-            index = Index(f"{name}_idx", *kind.index_dims, "bucket")
+            if level == "total":
+                index = Index(f"{name}_idx", *kind.dims, unique=True)
+            else:
+                columns.insert(0, Column("bucket", BigInteger, nullable=False))
+                index = Index(f"{name}_idx", *kind.index_dims, "bucket")
             tables[(kind.name, level)] = Table(name, metadata, *columns, index)
     return tables
 

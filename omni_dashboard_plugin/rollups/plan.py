@@ -28,13 +28,31 @@ def slot_time(slot: int) -> datetime:
 class Plan:
     """Where each part of a window is read from.
 
-    ``days`` and ``slots`` are half-open bucket ranges of the rollup tables; ``raw`` are
-    ``(lower, upper, upper_inclusive)`` instant ranges of the source (``None`` = open).
+    ``rolled`` is the slot range ``[first, last)`` read from rollups (``None``: none),
+    ``days`` and ``slots`` split it into half-open bucket ranges of the day and slot
+    tables; ``raw`` are ``(lower, upper, upper_inclusive)`` instant ranges of the source
+    (``None`` = open).
     """
 
+    rolled: tuple[int, int] | None
     days: tuple[tuple[int, int], ...]
     slots: tuple[tuple[int, int], ...]
     raw: tuple[tuple[datetime | None, datetime | None, bool], ...]
+
+
+def split(first: int, last: int, *, by_slot: bool = False):
+    """The slot range ``[first, last)`` as (day ranges, slot ranges): whole UTC days from
+    the day table, the rest from the slot table (only slots with ``by_slot``)."""
+    day_first = -(-first // SLOTS_PER_DAY)
+    day_last = last // SLOTS_PER_DAY
+    if by_slot or day_first >= day_last:
+        return (), (((first, last),) if first < last else ())
+    slots = tuple(
+        (a, b)
+        for a, b in ((first, day_first * SLOTS_PER_DAY), (day_last * SLOTS_PER_DAY, last))
+        if a < b
+    )
+    return ((day_first, day_last),), slots
 
 
 def plan(
@@ -52,19 +70,11 @@ def plan(
     first = start if since is None else max(start, -(-(since - EPOCH) // SLOT))
     last = end if until is None else min(end, slot_of(until))
     if first >= last:
-        return Plan((), (), ((since, until, True),))
+        return Plan(None, (), (), ((since, until, True),))
     raw = []
     if since is None or since < slot_time(first):
         raw.append((since, slot_time(first), False))
     if until is None or until >= slot_time(last):
         raw.append((slot_time(last), until, True))
-    day_first = -(-first // SLOTS_PER_DAY)
-    day_last = last // SLOTS_PER_DAY
-    if by_slot or day_first >= day_last:
-        return Plan((), ((first, last),), tuple(raw))
-    slots = [
-        (a, b)
-        for a, b in ((first, day_first * SLOTS_PER_DAY), (day_last * SLOTS_PER_DAY, last))
-        if a < b
-    ]
-    return Plan(((day_first, day_last),), tuple(slots), tuple(raw))
+    days, slots = split(first, last, by_slot=by_slot)
+    return Plan((first, last), days, slots, tuple(raw))

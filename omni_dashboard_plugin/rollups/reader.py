@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, select, true, union_all
 
 from ..queries.constructs import SLOT_SECONDS, epoch_slot
 from .kinds import Kind
-from .plan import plan, slot_of
+from .plan import plan, slot_of, split
 from .state import RolledRange
 
 SLOT_LABEL = "slot"
@@ -95,31 +95,59 @@ class RawReader:
 
 
 class RollupReader(RawReader):
-    """Sums from the rollup tables for the rolled range and the source for the rest."""
+    """Sums from the rollup tables for the rolled range and the source for the rest.
 
-    def __init__(self, connection, rolled: RolledRange):
+    ``totals`` (cumulative kind name -> stored slot range) may be given only when every
+    statement of the reader sees one snapshot: a total table then answers a long range,
+    corrected by the day and slot rows where the ranges differ.
+    """
+
+    def __init__(self, connection, rolled: RolledRange, totals: dict | None = None):
         super().__init__(connection)
         self.rolled = rolled
+        self.totals = totals or {}
         self._lows: dict = {}
 
     def _compute(self, kind, since, until, by, where, by_slot):
         start = max(self.rolled.start, self._low_cut(kind))
         parts_plan = plan(since, until, start, self.rolled.end, by_slot=by_slot)
         parts = [self._raw_part(kind, piece, by, where, by_slot) for piece in parts_plan.raw]
-        for level, ranges in (("day", parts_plan.days), ("slot", parts_plan.slots)):
-            for low, high in ranges:
-                parts.append(self._rolled_part(kind, level, low, high, by, where, by_slot))
+        span = self.totals.get(kind.name)
+        rolled = parts_plan.rolled
+        if (
+            span
+            and rolled
+            and abs(rolled[0] - span[0]) + abs(rolled[1] - span[1]) < (rolled[1] - rolled[0]) // 2
+        ):
+            parts.append(self._total_part(kind, by, where))
+            # [a, b) = [F, T) - [F, a) + [T, b); a reversed range counts negatively.
+            signed = [(span[0], rolled[0], -1), (span[1], rolled[1], 1)]
+        else:
+            signed = [(*rolled, 1)] if rolled else []
+        for low, high, sign in signed:
+            if low > high:
+                low, high, sign = high, low, -sign
+            days, slots = split(low, high, by_slot=by_slot)
+            for level, ranges in (("day", days), ("slot", slots)):
+                for a, b in ranges:
+                    parts.append(self._rolled_part(kind, level, a, b, by, where, by_slot, sign))
         return self._totals(union_all(*parts).subquery(), kind, by, by_slot)
 
-    def _rolled_part(self, kind, level, low, high, by, where, by_slot):
+    def _rolled_part(self, kind, level, low, high, by, where, by_slot, sign=1):
         table = kind.table(level)
         keys = [table.c[d].label(d) for d in by]
         if by_slot:
             keys.append(table.c.bucket.label(SLOT_LABEL))
         conditions = [table.c.bucket >= low, table.c.bucket < high]
         conditions += [_matches(table.c[d], v) for d, v in where.items()]
-        measures = [table.c[m].label(m) for m in kind.measures]
+        measures = [(table.c[m] if sign > 0 else -table.c[m]).label(m) for m in kind.measures]
         return select(*keys, *measures).where(*conditions)
+
+    def _total_part(self, kind, by, where):
+        table = kind.table("total")
+        conditions = [_matches(table.c[d], v) for d, v in where.items()]
+        measures = [table.c[m].label(m) for m in kind.measures]
+        return select(*(table.c[d].label(d) for d in by), *measures).where(true(), *conditions)
 
     def _low_cut(self, kind) -> int:
         """The first slot after the source's oldest row: older slots may have lost rows

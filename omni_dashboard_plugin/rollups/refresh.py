@@ -11,12 +11,25 @@ SQLite with ``BEGIN IMMEDIATE``.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, delete, func, insert, literal, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..queries.constructs import SLOT_SECONDS, epoch_slot
 from .kinds import KINDS, SLOTS_PER_DAY, state
-from .plan import slot_of, slot_time
-from .state import STATE_NAME, horizon_slot, read_watermark
+from .plan import slot_of, slot_time, split
+from .state import STATE_NAME, horizon_slot, read_watermark, total_name
 
 # pg_try_advisory_xact_lock key: "omnidash" in ASCII.
 LOCK_KEY = 0x6F6D6E6964617368
@@ -98,6 +111,58 @@ def _roll_day(connection, day: int) -> None:
         connection.execute(insert(days).from_select(names, source))
 
 
+def _signed_sums(kind, low: int, high: int, sign: int):
+    """SELECT dims, sign * sums of the rolled rows of slots ``[low, high)``."""
+    parts = []
+    days, slots = split(low, high)
+    for level, ranges in (("day", days), ("slot", slots)):
+        table = kind.table(level)
+        for a, b in ranges:
+            parts.append(
+                select(
+                    *(table.c[d] for d in kind.dims), *(table.c[m] for m in kind.measures)
+                ).where(table.c.bucket >= a, table.c.bucket < b)
+            )
+    rows = union_all(*parts).subquery()
+    dims = [rows.c[d] for d in kind.dims]
+    return (
+        select(*dims, *(sign * func.sum(rows.c[m]) for m in kind.measures))
+        .where(true())
+        .group_by(*dims)
+    )
+
+
+def _add_to_total(connection, kind, source) -> None:
+    table = kind.table("total")
+    dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(table).from_select([*kind.dims, *kind.measures], source)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(kind.dims),
+        set_={m: table.c[m] + statement.excluded[m] for m in kind.measures},
+    )
+    connection.execute(statement)
+
+
+def _roll_totals(connection, low: int, high: int, start: int, spans: dict) -> None:
+    """Add slots ``[low, high)`` to each total; first drop what retention removed."""
+    for kind in KINDS:
+        if not kind.cumulative:
+            continue
+        name = total_name(kind)
+        first, last = spans.get(kind.name, (start, low))
+        oldest = connection.execute(select(func.min(kind.time))).scalar()
+        cut = min(last, slot_of(oldest) + 1 if oldest is not None else last)
+        if first < cut:
+            _add_to_total(connection, kind, _signed_sums(kind, first, cut, -1))
+            first = cut
+        _add_to_total(connection, kind, _signed_sums(kind, low, high, 1))
+        values = {"start_slot": first, "watermark_slot": high}
+        if kind.name in spans:
+            connection.execute(update(state).where(state.c.name == name).values(**values))
+        else:
+            connection.execute(insert(state).values(name=name, **values))
+
+
 def refresh_chunk(connection, target: int, chunk_slots: int) -> int | None:
     """Roll one chunk inside the caller's transaction; the new watermark, or ``None`` when
     the watermark already reached ``target``."""
@@ -107,9 +172,9 @@ def refresh_chunk(connection, target: int, chunk_slots: int) -> int | None:
         connection.execute(
             insert(state).values(name=STATE_NAME, start_slot=first, watermark_slot=first)
         )
-        low, start = first, first
+        low, start, spans = first, first, {}
     else:
-        low, start = mark.watermark_slot, mark.start_slot
+        low, start, spans = mark.watermark_slot, mark.start_slot, mark.totals
     if low >= target:
         return None
     high = min(target, (low // chunk_slots + 1) * chunk_slots)
@@ -117,6 +182,7 @@ def refresh_chunk(connection, target: int, chunk_slots: int) -> int | None:
     day = high // SLOTS_PER_DAY - 1
     if high % SLOTS_PER_DAY == 0 and day * SLOTS_PER_DAY >= start:
         _roll_day(connection, day)
+    _roll_totals(connection, low, high, start, spans)
     connection.execute(update(state).where(state.c.name == STATE_NAME).values(watermark_slot=high))
     return high
 
@@ -161,7 +227,7 @@ def reset(engine) -> None:
         if not _locked(connection):
             raise RuntimeError("another process is refreshing the rollups; try again later")
         for kind in KINDS:
-            for level in ("slot", "day"):
+            for level in kind.levels:
                 connection.execute(delete(kind.table(level)))
         connection.execute(delete(state))
         connection.commit()

@@ -65,8 +65,12 @@ class Rollups:
         self._unchecked = False
         self.active = True
 
-    def reader(self, connection, now) -> RawReader:
-        """A reader for one request at ``now``: rollups plus the raw tail when active."""
+    def reader(self, connection, now, *, snapshot: bool = False) -> RawReader:
+        """A reader for one request at ``now``: rollups plus the raw tail when active.
+
+        ``snapshot`` says that every statement on ``connection`` reads one snapshot
+        (:func:`..queries.snapshot.snapshot`), which lets the reader use total tables.
+        """
         if self._unchecked:
             self.start()
         if not self.active:
@@ -78,7 +82,8 @@ class Rollups:
             self._refresh_in_background()
         if mark is None:
             return RawReader(connection)
-        return RollupReader(connection, usable_range(mark, now, self.horizon))
+        totals = mark.totals if snapshot else None
+        return RollupReader(connection, usable_range(mark, now, self.horizon), totals)
 
     def refresh(self, **options) -> RefreshReport:
         """Roll up every closed slot before ``now - horizon`` (see :func:`.refresh.refresh`)."""

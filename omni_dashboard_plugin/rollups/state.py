@@ -1,6 +1,6 @@
 """The watermark: which slots the rollup tables hold, and which of them a read may use."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -21,18 +21,31 @@ class RolledRange:
 
 @dataclass(frozen=True)
 class Watermark:
-    """Stored progress: slots ``[start_slot, watermark_slot)`` are rolled up."""
+    """Stored progress: slots ``[start_slot, watermark_slot)`` are rolled up; ``totals``
+    maps a cumulative kind's name to the slot range its total table holds."""
 
     start_slot: int
     watermark_slot: int
+    totals: dict = field(default_factory=dict, compare=False)
+
+
+def total_name(kind) -> str:
+    """The state row of a cumulative kind's total table."""
+    return f"total:{kind.name}"
 
 
 def read_watermark(connection) -> Watermark | None:
     """The stored progress, or ``None`` before the first refresh."""
-    row = connection.execute(
-        select(state.c.start_slot, state.c.watermark_slot).where(state.c.name == STATE_NAME)
-    ).first()
-    return Watermark(int(row[0]), int(row[1])) if row else None
+    rows = {
+        name: (int(low), int(high))
+        for name, low, high in connection.execute(
+            select(state.c.name, state.c.start_slot, state.c.watermark_slot)
+        )
+    }
+    if STATE_NAME not in rows:
+        return None
+    totals = {name[6:]: span for name, span in rows.items() if name.startswith("total:")}
+    return Watermark(*rows[STATE_NAME], totals)
 
 
 def horizon_slot(now: datetime, horizon: timedelta) -> int:
