@@ -78,3 +78,27 @@ def test_a_bad_setting_stops_with_a_message(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as info:
         main(["plugins"])
     assert "nope" in str(info.value) and "installed providers" in str(info.value)
+
+
+def test_rollups_refresh_and_reset_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """seed resets, refresh rolls up to now - horizon, a second refresh finds nothing."""
+    from omni_dashboard_plugin.rollups.kinds import state
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    monkeypatch.setenv("OMNI_DATABASE_URL", url)
+    with pytest.raises(SystemExit, match=r"rollups are off .*set OMNI_DASHBOARD_ROLLUPS=on"):
+        main(["rollups", "refresh"])
+    monkeypatch.setenv("OMNI_DASHBOARD_ROLLUPS", "on")
+    main(["seed", "--events", "300", "--days", "2"])
+    main(["rollups", "refresh"])
+    assert "watermark" in capsys.readouterr().out
+    main(["rollups", "refresh"])
+    assert "rolled 0 chunks" in capsys.readouterr().out
+    engine = create_engine(url)
+    for command in (["seed", "--events", "300", "--days", "2"], ["rollups", "reset"]):
+        main(["rollups", "refresh"])
+        with engine.connect() as conn:
+            assert conn.execute(select(state)).all() != []
+        main(command)
+        with engine.connect() as conn:
+            assert conn.execute(select(state)).all() == []
