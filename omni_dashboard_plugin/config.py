@@ -136,7 +136,7 @@ class RollupSettings:
     """Settings of the rollup tables (see docs/configuration.md)."""
 
     mode: str = "auto"
-    horizon_minutes: int = 60
+    horizon_minutes: int = 30
     refresh: str = "request"
 
     @classmethod
@@ -149,7 +149,7 @@ class RollupSettings:
                 ("off", "on", "auto"),
             ),
             horizon_minutes=parse_int(
-                _raw(config, "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES", 60),
+                _raw(config, "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES", 30),
                 "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES",
                 15,
                 7 * 24 * 60,

@@ -67,6 +67,14 @@ def make_plugin_manager(
     return pm
 
 
+def _reads_one_snapshot(connection) -> bool:
+    """Whether every statement on ``connection`` sees one snapshot of the database."""
+    return connection.dialect.name == "postgresql" and connection.get_isolation_level() in (
+        "REPEATABLE READ",
+        "SERIALIZABLE",
+    )
+
+
 def _extend_schema(base: type[Schema], extra: Mapping) -> type[Schema]:
     if not extra:
         return base
@@ -176,13 +184,20 @@ class Dashboard:
         """The host's own payload of an endpoint: ``compute()``, or the equal result of a
         plugin's accelerator while rollups serve reads (then ``compute`` is not called).
 
-        The accelerator reads one snapshot on a connection of its own."""
+        The accelerator reads one snapshot: ``connection`` when it is a PostgreSQL
+        REPEATABLE READ or SERIALIZABLE one (then ``extend`` shares its reader), else a
+        connection of its own."""
         accelerate = self.accelerators.get(endpoint_id)
-        if accelerate is not None and self.rollups.active:
-            with snapshot(self.engine) as own:
-                reader = self.rollups.reader(own, now, snapshot=True)
-                if isinstance(reader, RollupReader):
-                    return accelerate(reader, now)
+        if accelerate is None or not self.rollups.active:
+            return compute()
+        if _reads_one_snapshot(connection):
+            reader = self.rollups.reader(connection, now, snapshot=True)
+            self._readers[connection] = (now, reader)
+            return accelerate(reader, now) if isinstance(reader, RollupReader) else compute()
+        with snapshot(self.engine) as own:
+            reader = self.rollups.reader(own, now, snapshot=True)
+            if isinstance(reader, RollupReader):
+                return accelerate(reader, now)
         return compute()
 
     def extend(self, endpoint_id: str, base: dict, *, connection, args: Mapping[str, Any], now):

@@ -180,7 +180,7 @@ def test_bad_rollup_settings_stop_start_up_with_the_fix(db_url):
     ]:
         with pytest.raises(ConfigError, match=hint):
             build_app(db_url, **{key: value})
-    assert RollupSettings.from_mapping({}) == RollupSettings("auto", 60, "request")
+    assert RollupSettings.from_mapping({}) == RollupSettings("auto", 30, "request")
 
 
 def test_auto_is_off_on_sqlite_and_on_on_postgresql(db_url):

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..rollups.kinds import EVENT_COUNTS, EVENTS
+from ..rollups.kinds import EVENT_CHANNELS, EVENT_COUNTS, EVENTS
 from ..rollups.reader import RawReader
 from ..window import EventWindow
 
@@ -53,7 +53,7 @@ def slot_counts(reader: RawReader, window: EventWindow) -> dict[int, int]:
 def channel_direction_counts(reader: RawReader, window: EventWindow) -> dict[tuple[str, str], int]:
     """Events of the window per (channel, direction)."""
     rows = reader.sums(
-        EVENT_COUNTS,
+        EVENT_CHANNELS if window.instance_id is None else EVENT_COUNTS,
         window.since,
         window.until,
         by=("channel", "direction"),

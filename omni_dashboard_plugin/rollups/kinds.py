@@ -92,6 +92,13 @@ EVENT_COUNTS = Kind(
     dims={"instance_id": E.c.instance_id, "channel": E.c.channel, "direction": E.c.direction},
     measures={"n": _count},
 )
+EVENT_CHANNELS = Kind(
+    "event_channels",
+    E,
+    E.c.received_at,
+    dims={"channel": E.c.channel, "direction": E.c.direction},
+    measures={"n": _count},
+)
 LATENCY_COARSE = Kind(
     "latency_coarse",
     E,
@@ -139,7 +146,16 @@ PAYLOAD_DELETIONS = Kind(
     where=P.c.deleted_at.is_not(None),
 )
 
-KINDS = (EVENTS, EVENT_COUNTS, LATENCY_COARSE, LATENCY, AUTOMATIONS, PAYLOADS, PAYLOAD_DELETIONS)
+KINDS = (
+    EVENTS,
+    EVENT_COUNTS,
+    EVENT_CHANNELS,
+    LATENCY_COARSE,
+    LATENCY,
+    AUTOMATIONS,
+    PAYLOADS,
+    PAYLOAD_DELETIONS,
+)
 
 
 def _column_type(expression):
