@@ -15,7 +15,7 @@ from host_example.db import make_engine
 
 from .harness import KEY, NOW, Call, bench_app, measure
 from .loader import load
-from .report import write_section
+from .report import cell, write_section
 
 REPLACED = [
     ("GET /event-ops/metrics", "/api/v2/event-ops/metrics"),
@@ -61,9 +61,7 @@ def main(argv=None):
         "|---|" + "---:|" * len(sizes),
     ]
     for label in labels:
-        cells = " | ".join(
-            f"{results[s][label]['p50']:.1f} / {results[s][label]['p95']:.1f}" for s in sizes
-        )
+        cells = " | ".join(cell(results[s][label]) for s in sizes)
         lines.append(f"| {label} | {cells} |")
     replaced = " | ".join(
         f"{sum(results[s][label]['p50'] for label, _ in REPLACED):.1f}" for s in sizes

@@ -12,9 +12,16 @@ NOW = datetime(2026, 11, 20, 12, 0, 0)
 
 
 def bench_app(url: str, **config):
-    """The example host on ``url`` with the bench's key and a clock pinned to ``NOW``."""
+    """The example host on ``url`` with the bench's key and a clock pinned to ``NOW``;
+    rollups off unless ``config`` says otherwise (bench.rollups compares both)."""
     return create_app(
-        {"OMNI_DATABASE_URL": url, "OMNI_API_KEY": KEY, "OMNI_CLOCK": lambda: NOW, **config}
+        {
+            "OMNI_DATABASE_URL": url,
+            "OMNI_API_KEY": KEY,
+            "OMNI_CLOCK": lambda: NOW,
+            "OMNI_DASHBOARD_ROLLUPS": "off",
+            **config,
+        }
     )
 
 

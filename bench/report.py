@@ -15,3 +15,8 @@ def write_section(name: str, markdown: str, path: Path = PERFORMANCE) -> None:
     if not pattern.search(text):
         raise SystemExit(f"{path} has no {start} ... {end} section")
     path.write_text(pattern.sub(lambda _: block, text))
+
+
+def cell(result: dict) -> str:
+    """A table cell "p50 / p95" in milliseconds."""
+    return f"{result['p50']:.1f} / {result['p95']:.1f}"

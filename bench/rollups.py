@@ -25,7 +25,7 @@ from omni_dashboard_plugin.rollups.kinds import metadata as rollup_metadata
 
 from .harness import KEY, NOW, Call, bench_app, measure
 from .loader import load
-from .report import write_section
+from .report import cell, write_section
 
 CALLS = [
     ("GET /api/v2/dashboard", "/api/v2/dashboard"),
@@ -113,9 +113,7 @@ def main(argv=None):
     for label, _ in CALLS:
         for state in ("on", "off"):
             key = f"{label} {state}"
-            cells = " | ".join(
-                f"{results[s][key]['p50']:.1f} / {results[s][key]['p95']:.1f}" for s in sizes
-            )
+            cells = " | ".join(cell(results[s][key]) for s in sizes)
             lines.append(f"| {label} | {state} | {cells} |")
     if len(sizes) > 1:
         low, high = sizes[0], sizes[-1]

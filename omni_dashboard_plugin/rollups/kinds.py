@@ -14,7 +14,10 @@ from sqlalchemy.sql.expression import ColumnElement
 from ..queries.constructs import json_array_length
 from ..queries.tables import automation_logs, event_payloads, omni_events
 
-PREFIX = "omni_dashboard_"
+# The layout version is part of every name: a release that changes what is stored rolls
+# into new tables instead of misreading old ones (drop older omni_dashboard_r* tables).
+LAYOUT = 1
+PREFIX = f"omni_dashboard_r{LAYOUT}_"
 SLOTS_PER_DAY = 96
 metadata = MetaData()
 
