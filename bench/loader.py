@@ -96,7 +96,9 @@ INSERT INTO event_payloads (id, event_id, event_type, stage, payload_size_origin
 SELECT gen_random_uuid(), gen_random_uuid()::text, 'message.received',
     (ARRAY['webhook_raw','agent_request','agent_response','channel_send','error'])
         [1 + (g % 5)],
-    size, size / 3, stamp, CASE WHEN g % 10 = 0 THEN stamp + interval '1 day' END
+    size, size / 3, stamp,
+    CASE WHEN g % 10 = 0 AND stamp + interval '1 day' <= CAST(:now AS timestamp)
+         THEN stamp + interval '1 day' END
 FROM (SELECT g, (200 + random() * 20000)::int AS size,
              CAST(:now AS timestamp) - random() * :days * interval '1 day' AS stamp
       FROM generate_series(1, :n) AS g) AS draws

@@ -66,7 +66,7 @@ def event_metrics(reader: RawReader, now: datetime) -> dict:
     last_7d = count_since(reader, now - timedelta(days=7))
     stored, stored_bytes = reader.sums(PAYLOADS)[0]
     deleted, deleted_bytes = reader.sums(PAYLOAD_DELETIONS)[0]
-    dead = dead_letter_counts(reader.connection)
+    dead = dead_letter_counts(reader.connection, ("pending", "resolved"))
     failed, total = by_status.get("failed", 0), totals["n"]
     return {
         "totalEvents": total,

@@ -26,11 +26,13 @@ def event_totals(reader: RawReader, now: datetime) -> EventTotals:
     return EventTotals(sum(by_status.values()), by_status.get("failed", 0), last_24h)
 
 
-def dead_letter_counts(connection) -> dict[str, int]:
-    """Dead letters per status (only statuses that occur)."""
+def dead_letter_counts(connection, statuses: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Dead letters per status (only statuses that occur), of ``statuses`` or of all."""
     D = dead_letter_events
-    rows = connection.execute(select(D.c.status, func.count()).group_by(D.c.status)).all()
-    return {status: int(n) for status, n in rows}
+    query = select(D.c.status, func.count()).group_by(D.c.status)
+    if statuses is not None:
+        query = query.where(D.c.status.in_(statuses))
+    return {status: int(n) for status, n in connection.execute(query)}
 
 
 def dead_letter_totals(connection) -> tuple[int, int]:
