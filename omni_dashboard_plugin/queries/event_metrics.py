@@ -62,7 +62,7 @@ def event_metrics(reader: RawReader, now: datetime) -> dict:
         by_status[status] = by_status.get(status, 0) + measures[0]
         if stage is not None:
             by_stage[stage] = by_stage.get(stage, 0) + measures[0]
-    last_24h = count_since(reader, now - timedelta(hours=24))
+    last_24h = count_since(reader, now - timedelta(hours=24), per_slot=True)
     last_7d = count_since(reader, now - timedelta(days=7))
     stored, stored_bytes = reader.sums(PAYLOADS)[0]
     deleted, deleted_bytes = reader.sums(PAYLOAD_DELETIONS)[0]
@@ -80,8 +80,8 @@ def event_metrics(reader: RawReader, now: datetime) -> dict:
         "p95ProcessingTimeMs": percentile_95(reader),
         "failureRate": failed / total * 100 if total else 0,
         "errorsByStage": by_stage,
-        "deadLettersPending": dead.get("pending", 0),
-        "deadLettersResolved": dead.get("resolved", 0),
+        "deadLettersPending": dead["pending"],
+        "deadLettersResolved": dead["resolved"],
         "payloadsStored": stored - deleted,
         "storageSizeBytes": stored_bytes - deleted_bytes,
     }

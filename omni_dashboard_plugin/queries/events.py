@@ -17,8 +17,14 @@ def _kind(window: EventWindow):
     return EVENTS if window.instance_id is None else EVENT_COUNTS
 
 
-def count_since(reader: RawReader, since: datetime) -> int:
-    """Events with received_at >= since."""
+def count_since(reader: RawReader, since: datetime, *, per_slot: bool = False) -> int:
+    """Events with received_at >= since.
+
+    ``per_slot`` sums the per-slot counts of the window instead, the same question the
+    24-hour timeline asks, so that one response answers both with one statement.
+    """
+    if per_slot:
+        return sum(row[1] for row in reader.sums(EVENTS, since, by_slot=True))
     return reader.sums(EVENTS, since)[0][0]
 
 
@@ -34,7 +40,7 @@ def recent_counts(reader: RawReader, now: datetime) -> RecentCounts:
     """Events with received_at >= now - 1 h, and >= now - 24 h."""
     return RecentCounts(
         last_hour=count_since(reader, now - timedelta(hours=1)),
-        last_24h=count_since(reader, now - timedelta(hours=24)),
+        last_24h=count_since(reader, now - timedelta(hours=24), per_slot=True),
     )
 
 

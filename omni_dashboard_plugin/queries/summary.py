@@ -22,23 +22,28 @@ class EventTotals:
 def event_totals(reader: RawReader, now: datetime) -> EventTotals:
     """All-time total and failed events, and events with received_at >= now - 24 h."""
     by_status = {status: n for status, n, *_ in reader.sums(EVENTS, by=("status",))}
-    last_24h = count_since(reader, now - timedelta(hours=24))
+    last_24h = count_since(reader, now - timedelta(hours=24), per_slot=True)
     return EventTotals(sum(by_status.values()), by_status.get("failed", 0), last_24h)
 
 
-def dead_letter_counts(connection, statuses: tuple[str, ...] | None = None) -> dict[str, int]:
-    """Dead letters per status (only statuses that occur), of ``statuses`` or of all."""
-    D = dead_letter_events
-    query = select(D.c.status, func.count()).group_by(D.c.status)
-    if statuses is not None:
-        query = query.where(D.c.status.in_(statuses))
-    return {status: int(n) for status, n in connection.execute(query)}
+def _count(condition=None):
+    query = select(func.count()).select_from(dead_letter_events)
+    return (query if condition is None else query.where(condition)).scalar_subquery()
+
+
+def dead_letter_counts(connection, statuses: tuple[str, ...]) -> dict[str, int]:
+    """Dead letters of each of ``statuses``, each counted over its own index range."""
+    status = dead_letter_events.c.status
+    row = connection.execute(select(*(_count(status == s) for s in statuses))).one()
+    return dict(zip(statuses, (int(n) for n in row), strict=True))
 
 
 def dead_letter_totals(connection) -> tuple[int, int]:
     """(pending, total) dead letters."""
-    counts = dead_letter_counts(connection)
-    return counts.get("pending", 0), sum(counts.values())
+    pending, total = connection.execute(
+        select(_count(dead_letter_events.c.status == "pending"), _count())
+    ).one()
+    return int(pending), int(total)
 
 
 def instance_totals(connection) -> dict:
