@@ -8,14 +8,13 @@ payloads, instances) server-side, then times every call interleaved. The summary
 with its cache off (the cost of one computation) and on (what a poller pays).
 """
 
-import argparse
 import platform
 
 from host_example.db import make_engine
 
-from .harness import KEY, NOW, Call, bench_app, measure
+from .harness import KEY, NOW, Call, bench_app, measure, sized_parser
 from .loader import load
-from .report import cell, write_section
+from .report import cell, publish
 
 REPLACED = [
     ("GET /event-ops/metrics", "/api/v2/event-ops/metrics"),
@@ -38,12 +37,7 @@ def run_size(url, events, repeat, days):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--sizes", default="1000000,10000000")
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    parser = sized_parser(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     results = {}
@@ -67,10 +61,7 @@ def main(argv=None):
         f"{sum(results[s][label]['p50'] for label, _ in REPLACED):.1f}" for s in sizes
     )
     lines.append(f"| sum of the five replaced calls (p50) | {replaced} |")
-    markdown = "\n".join(lines)
-    print(markdown)
-    if args.write:
-        write_section("dashboard", markdown)
+    publish("dashboard", lines, args.write)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Timing harness: interleaved requests through Flask's test client, p50/p95 per call."""
 
+import argparse
 import statistics
 import time
 from dataclasses import dataclass
@@ -63,3 +64,14 @@ def measure(calls: list[Call], repeat: int, api_key: str, warmup: int = 2) -> di
         label: {"p50": percentile(s, 0.5), "p95": percentile(s, 0.95), "n": len(s)}
         for label, s in samples.items()
     }
+
+
+def sized_parser(description: str) -> argparse.ArgumentParser:
+    """Arguments shared by the benches that load and time several table sizes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    return parser

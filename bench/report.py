@@ -20,3 +20,11 @@ def write_section(name: str, markdown: str, path: Path = PERFORMANCE) -> None:
 def cell(result: dict) -> str:
     """A table cell "p50 / p95" in milliseconds."""
     return f"{result['p50']:.1f} / {result['p95']:.1f}"
+
+
+def publish(name: str, lines: list[str], write: bool) -> None:
+    """Print a bench's Markdown, and write it into its section when ``write``."""
+    markdown = "\n".join(lines)
+    print(markdown)
+    if write:
+        write_section(name, markdown)

@@ -12,7 +12,6 @@ GET /api/v2/dashboard (cache off) and GET /event-ops/metrics, interleaved, with 
 on and off. The raw tail is the last 30 to 45 minutes (the default horizon).
 """
 
-import argparse
 import json
 import platform
 import time
@@ -23,9 +22,9 @@ from sqlalchemy.exc import DBAPIError
 from host_example.db import make_engine
 from omni_dashboard_plugin.rollups.kinds import metadata as rollup_metadata
 
-from .harness import KEY, NOW, Call, bench_app, measure
+from .harness import KEY, NOW, Call, bench_app, measure, sized_parser
 from .loader import load
-from .report import cell, write_section
+from .report import cell, publish
 
 CALLS = [
     ("GET /api/v2/dashboard", "/api/v2/dashboard"),
@@ -80,13 +79,8 @@ def run_size(url, events, repeat, days, reuse):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--sizes", default="1000000,10000000")
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--repeat", type=int, default=15)
+    parser = sized_parser(__doc__.splitlines()[0])
     parser.add_argument("--reuse", action="store_true", help="keep already loaded databases")
-    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     results, refresh_seconds = {}, {}
@@ -123,10 +117,7 @@ def main(argv=None):
             lines.append(f"- {label}, rollups on: p50 at {high:,} / p50 at {low:,} = {ratio:.2f}")
     refresh = ", ".join(f"{refresh_seconds[s]:.1f} s at {s:,}" for s in sizes)
     lines.append(f"- one refresh from scratch (every slot, every kind): {refresh}")
-    markdown = "\n".join(lines)
-    print(markdown)
-    if args.write:
-        write_section("rollups", markdown)
+    publish("rollups", lines, args.write)
 
 
 if __name__ == "__main__":
