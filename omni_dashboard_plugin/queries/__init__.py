@@ -1,5 +1,6 @@
-"""The only place the plugin's SQL lives (SQLAlchemy Core, PostgreSQL and SQLite).
+"""The plugin's questions to the database (SQLAlchemy Core, PostgreSQL and SQLite).
 
-Every provider reads the database through the functions of this package, so that a
-pre-aggregated path can replace the raw scans here without touching the providers.
+Providers read through the functions of this package; event and automation counts go
+through a reader of ``..rollups``, which answers them from raw rows or from rollups plus
+raw rows, so the providers never know which.
 """
