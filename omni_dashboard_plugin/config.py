@@ -50,8 +50,9 @@ def parse_timezone(value, key: str = "OMNI_DASHBOARD_TIMEZONE") -> str:
     return name
 
 
-def parse_int(value, key: str, minimum: int, maximum: int) -> int:
-    """Validate an integer setting within [minimum, maximum]."""
+def read_int(config: Mapping, key: str, default: int, minimum: int, maximum: int) -> int:
+    """The integer setting ``key``, validated within [minimum, maximum]."""
+    value = _raw(config, key, default)
     try:
         number = int(str(value).strip())
     except ValueError as exc:
@@ -61,8 +62,9 @@ def parse_int(value, key: str, minimum: int, maximum: int) -> int:
     return number
 
 
-def parse_choice(value, key: str, choices: tuple[str, ...]) -> str:
-    """One of ``choices`` (case-insensitive)."""
+def read_choice(config: Mapping, key: str, default: str, choices: tuple[str, ...]) -> str:
+    """The setting ``key``: one of ``choices`` (case-insensitive)."""
+    value = _raw(config, key, default)
     text = str(value).strip().lower()
     if text not in choices:
         raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
@@ -100,10 +102,6 @@ class StreamSettings:
     @classmethod
     def from_mapping(cls, config: Mapping) -> "StreamSettings":
         """Read and validate the ``OMNI_DASHBOARD_STREAM_*`` keys and ``OMNI_NATS_URL``."""
-
-        def number(key, default, low, high):
-            return parse_int(_raw(config, key, default), key, low, high)
-
         url = _raw(config, "OMNI_NATS_URL", None)
         if url is not None and not str(url).strip():
             url = None
@@ -117,17 +115,13 @@ class StreamSettings:
             subjects=parse_subjects(
                 _raw(config, "OMNI_DASHBOARD_STREAM_SUBJECTS", "message.>,instance.>")
             ),
-            heartbeat_seconds=number("OMNI_DASHBOARD_STREAM_HEARTBEAT", 15, 1, 300),
-            retry_ms=number("OMNI_DASHBOARD_STREAM_RETRY_MS", 3000, 100, 600_000),
-            replay_size=number("OMNI_DASHBOARD_STREAM_REPLAY", 1000, 0, 1_000_000),
-            queue_size=number("OMNI_DASHBOARD_STREAM_QUEUE", 1000, 1, 1_000_000),
-            max_clients=number("OMNI_DASHBOARD_STREAM_MAX_CLIENTS", 200, 1, 100_000),
-            lifetime_ms=number("OMNI_DASHBOARD_STREAM_LIFETIME_MS", 0, 0, 86_400_000),
-            writer=parse_choice(
-                _raw(config, "OMNI_DASHBOARD_STREAM_WRITER", "auto"),
-                "OMNI_DASHBOARD_STREAM_WRITER",
-                ("auto", "thread"),
-            ),
+            heartbeat_seconds=read_int(config, "OMNI_DASHBOARD_STREAM_HEARTBEAT", 15, 1, 300),
+            retry_ms=read_int(config, "OMNI_DASHBOARD_STREAM_RETRY_MS", 3000, 100, 600_000),
+            replay_size=read_int(config, "OMNI_DASHBOARD_STREAM_REPLAY", 1000, 0, 1_000_000),
+            queue_size=read_int(config, "OMNI_DASHBOARD_STREAM_QUEUE", 1000, 1, 1_000_000),
+            max_clients=read_int(config, "OMNI_DASHBOARD_STREAM_MAX_CLIENTS", 200, 1, 100_000),
+            lifetime_ms=read_int(config, "OMNI_DASHBOARD_STREAM_LIFETIME_MS", 0, 0, 86_400_000),
+            writer=read_choice(config, "OMNI_DASHBOARD_STREAM_WRITER", "auto", ("auto", "thread")),
         )
 
 
@@ -143,21 +137,12 @@ class RollupSettings:
     def from_mapping(cls, config: Mapping) -> "RollupSettings":
         """Read and validate the ``OMNI_DASHBOARD_ROLLUPS*`` keys."""
         return cls(
-            mode=parse_choice(
-                _raw(config, "OMNI_DASHBOARD_ROLLUPS", "auto"),
-                "OMNI_DASHBOARD_ROLLUPS",
-                ("off", "on", "auto"),
+            mode=read_choice(config, "OMNI_DASHBOARD_ROLLUPS", "auto", ("off", "on", "auto")),
+            horizon_minutes=read_int(
+                config, "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES", 30, 15, 7 * 24 * 60
             ),
-            horizon_minutes=parse_int(
-                _raw(config, "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES", 30),
-                "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES",
-                15,
-                7 * 24 * 60,
-            ),
-            refresh=parse_choice(
-                _raw(config, "OMNI_DASHBOARD_ROLLUPS_REFRESH", "request"),
-                "OMNI_DASHBOARD_ROLLUPS_REFRESH",
-                ("request", "cron"),
+            refresh=read_choice(
+                config, "OMNI_DASHBOARD_ROLLUPS_REFRESH", "request", ("request", "cron")
             ),
         )
 
@@ -179,18 +164,10 @@ class DashboardConfig:
         return cls(
             providers=parse_provider_names(_raw(config, "OMNI_DASHBOARD_PROVIDERS", ALL)),
             timezone=parse_timezone(_raw(config, "OMNI_DASHBOARD_TIMEZONE", "UTC")),
-            timeline_max_buckets=parse_int(
-                _raw(config, "OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS", 1000),
-                "OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS",
-                48,
-                100_000,
+            timeline_max_buckets=read_int(
+                config, "OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS", 1000, 48, 100_000
             ),
-            cache_seconds=parse_int(
-                _raw(config, "OMNI_DASHBOARD_CACHE_SECONDS", 5),
-                "OMNI_DASHBOARD_CACHE_SECONDS",
-                0,
-                3600,
-            ),
+            cache_seconds=read_int(config, "OMNI_DASHBOARD_CACHE_SECONDS", 5, 0, 3600),
             stream=StreamSettings.from_mapping(config),
             rollups=RollupSettings.from_mapping(config),
         )
