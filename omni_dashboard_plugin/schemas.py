@@ -76,19 +76,19 @@ def timeline_fields() -> dict:
     }
 
 
-def breakdown_fields() -> dict:
-    """Fields of the breakdowns provider."""
+def breakdown_fields(window: str = "of the window") -> dict:
+    """Fields of the breakdowns provider (events ``window`` per channel and direction)."""
     return {
         "byChannel": fields.Dict(
             keys=fields.String(),
             values=fields.Integer(),
             required=True,
-            metadata={"description": "Events of the window per channel"},
+            metadata={"description": f"Events {window} per channel"},
         ),
         "byDirection": fields.Nested(
             ByDirectionSchema,
             required=True,
-            metadata={"description": "Events of the window per direction"},
+            metadata={"description": f"Events {window} per direction"},
         ),
     }
 

@@ -2,7 +2,7 @@
 
 from marshmallow import fields
 
-from ..schemas import ByDirectionSchema, OpenSchema, timeline_fields, timezone_argument
+from ..schemas import OpenSchema, breakdown_fields, timeline_fields, timezone_argument
 
 
 def _schema(name: str, members: dict) -> type[OpenSchema]:
@@ -26,17 +26,7 @@ def summary_schema(enabled) -> type[OpenSchema]:
     if "timeline" in enabled:
         events["timeline"] = timeline_fields()["timeline"]
     if "breakdowns" in enabled:
-        events |= {
-            "byChannel": fields.Dict(
-                keys=fields.String(),
-                values=fields.Integer(),
-                required=True,
-                metadata={"description": "last 24 h"},
-            ),
-            "byDirection": fields.Nested(
-                ByDirectionSchema, required=True, metadata={"description": "last 24 h"}
-            ),
-        }
+        events |= breakdown_fields("of the last 24 h")
     automations = {"running": fields.Boolean(required=True)}
     if "automations" in enabled:
         automations |= {
