@@ -173,10 +173,7 @@ class Dashboard:
         cached = self._readers.get(connection)
         if cached is not None and cached[0] == now:
             return cached[1]
-        if self.rollups is None:
-            reader = RawReader(connection)
-        else:
-            reader = self.rollups.reader(connection, now)
+        reader = self.rollups.reader(connection, now)
         self._readers[connection] = (now, reader)
         return reader
 

@@ -47,7 +47,11 @@ def latency_coarse(value: ColumnElement) -> ColumnElement:
 @dataclass(frozen=True)
 class Kind:
     """One rollup: ``dims`` and ``measures`` map a column name to its expression on the
-    source; measures are aggregates whose partial results add up."""
+    source; measures are aggregates whose partial results add up.
+
+    ``rolled_from`` names a finer kind (same source and rows, a superset of the dims and
+    measures) whose slot rows a refresh sums instead of scanning the source again.
+    """
 
     name: str
     source: Table
@@ -57,6 +61,7 @@ class Kind:
     where: ColumnElement | None = None
     index_dims: tuple[str, ...] = ()
     cumulative: bool = False
+    rolled_from: str | None = None
 
     def table(self, level: str) -> Table:
         """The rollup table of ``level``: 'slot', 'day', or 'total' (cumulative kinds:
@@ -101,6 +106,7 @@ EVENT_CHANNELS = Kind(
     E.c.received_at,
     dims={"channel": E.c.channel, "direction": E.c.direction},
     measures={"n": _count},
+    rolled_from="event_counts",
 )
 LATENCY_COARSE = Kind(
     "latency_coarse",
@@ -110,6 +116,7 @@ LATENCY_COARSE = Kind(
     measures={"n": _count},
     where=_timed.is_not(None),
     cumulative=True,
+    rolled_from="latency",
 )
 LATENCY = Kind(
     "latency",
@@ -149,16 +156,18 @@ PAYLOAD_DELETIONS = Kind(
     where=P.c.deleted_at.is_not(None),
 )
 
+# Each kind comes after the kind it is rolled from.
 KINDS = (
     EVENTS,
     EVENT_COUNTS,
     EVENT_CHANNELS,
-    LATENCY_COARSE,
     LATENCY,
+    LATENCY_COARSE,
     AUTOMATIONS,
     PAYLOADS,
     PAYLOAD_DELETIONS,
 )
+BY_NAME = {kind.name: kind for kind in KINDS}
 
 
 def _column_type(expression):

@@ -16,8 +16,8 @@ from sqlalchemy import and_, bindparam, func, select, true, union_all
 
 from ..queries.constructs import SLOT_SECONDS, epoch_slot
 from .kinds import Kind
-from .plan import plan, slot_of, split
-from .state import RolledRange
+from .plan import plan, split
+from .state import RolledRange, oldest_slot
 
 SLOT_LABEL = "slot"
 # Built statements by shape, for the process (the shapes are few: kinds x plans).
@@ -215,6 +215,6 @@ class RollupReader(RawReader):
         to retention, so they are read raw."""
         key = (kind.source.name, kind.time.name)
         if key not in self._lows:
-            oldest = self.connection.execute(select(func.min(kind.time))).scalar()
-            self._lows[key] = slot_of(oldest) + 1 if oldest is not None else self.rolled.end
+            oldest = oldest_slot(self.connection, kind)
+            self._lows[key] = self.rolled.end if oldest is None else oldest + 1
         return self._lows[key]

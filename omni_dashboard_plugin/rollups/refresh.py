@@ -27,9 +27,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..queries.constructs import SLOT_SECONDS, epoch_slot
-from .kinds import KINDS, SLOTS_PER_DAY, state
+from .kinds import BY_NAME, KINDS, SLOTS_PER_DAY, state
 from .plan import slot_of, slot_time, split
-from .state import STATE_NAME, horizon_slot, read_watermark, total_name
+from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
 
 # pg_try_advisory_xact_lock key: "omnidash" in ASCII.
 LOCK_KEY = 0x6F6D6E6964617368
@@ -68,45 +68,56 @@ def _locked(connection) -> bool:
 
 def _first_slot(connection, target: int) -> int:
     """Where rolling starts: the slot of the oldest row of any source, at most ``target``."""
-    oldest = [
-        connection.execute(select(func.min(kind.time))).scalar()
-        for kind in {kind.time.name + kind.source.name: kind for kind in KINDS}.values()
-    ]
-    found = [slot_of(moment) for moment in oldest if moment is not None]
-    return min([*found, target])
+    sources = {(kind.source.name, kind.time.name): kind for kind in KINDS}.values()
+    found = [oldest_slot(connection, kind) for kind in sources]
+    return min([slot for slot in found if slot is not None] + [target])
+
+
+def _summed(kind, table, low: int, high: int, day: int | None = None):
+    """SELECT bucket, dims, sums of the kind's measures over ``table``'s rows of buckets
+    ``[low, high)``: per bucket, or all under bucket ``day``."""
+    dims = [table.c[d] for d in kind.dims]
+    bucket = table.c.bucket if day is None else literal(day, BigInteger)
+    query = select(bucket, *dims, *(func.sum(table.c[m]) for m in kind.measures)).where(
+        table.c.bucket >= low, table.c.bucket < high
+    )
+    groups = dims if day is not None else [table.c.bucket, *dims]
+    return query.group_by(*groups) if groups else query.having(func.count() > 0)
+
+
+def _from_source(kind, low: int, high: int):
+    """SELECT slot, dims, measures of the source rows of slots ``[low, high)``."""
+    slot = epoch_slot(kind.time, SLOT_SECONDS)
+    dims = list(kind.dims.values())
+    conditions = [kind.time >= slot_time(low), kind.time < slot_time(high)]
+    if kind.where is not None:
+        conditions.append(kind.where)
+    return (
+        select(slot, *dims, *kind.measures.values())
+        .select_from(kind.source)
+        .where(*conditions)
+        .group_by(slot, *dims)
+    )
 
 
 def _roll_slots(connection, low: int, high: int) -> None:
     for kind in KINDS:
         table = kind.table("slot")
         connection.execute(delete(table).where(table.c.bucket >= low, table.c.bucket < high))
-        slot = epoch_slot(kind.time, SLOT_SECONDS)
-        dims = list(kind.dims.values())
-        conditions = [kind.time >= slot_time(low), kind.time < slot_time(high)]
-        if kind.where is not None:
-            conditions.append(kind.where)
-        source = (
-            select(slot, *dims, *kind.measures.values())
-            .select_from(kind.source)
-            .where(*conditions)
-            .group_by(slot, *dims)
-        )
+        if kind.rolled_from is None:
+            source = _from_source(kind, low, high)
+        else:
+            source = _summed(kind, BY_NAME[kind.rolled_from].table("slot"), low, high)
         names = ["bucket", *kind.dims, *kind.measures]
         connection.execute(insert(table).from_select(names, source))
 
 
 def _roll_day(connection, day: int) -> None:
+    low, high = day * SLOTS_PER_DAY, (day + 1) * SLOTS_PER_DAY
     for kind in KINDS:
-        slots, days = kind.table("slot"), kind.table("day")
+        days = kind.table("day")
         connection.execute(delete(days).where(days.c.bucket == day))
-        dims = [slots.c[d] for d in kind.dims]
-        low, high = day * SLOTS_PER_DAY, (day + 1) * SLOTS_PER_DAY
-        source = select(
-            literal(day, BigInteger),
-            *dims,
-            *(func.sum(slots.c[m]) for m in kind.measures),
-        ).where(slots.c.bucket >= low, slots.c.bucket < high)
-        source = source.group_by(*dims) if dims else source.having(func.count() > 0)
+        source = _summed(kind, kind.table("slot"), low, high, day)
         names = ["bucket", *kind.dims, *kind.measures]
         connection.execute(insert(days).from_select(names, source))
 
@@ -145,13 +156,16 @@ def _add_to_total(connection, kind, source) -> None:
 
 def _roll_totals(connection, low: int, high: int, start: int, spans: dict) -> None:
     """Add slots ``[low, high)`` to each total; first drop what retention removed."""
+    oldest = {}
     for kind in KINDS:
         if not kind.cumulative:
             continue
         name = total_name(kind)
         first, last = spans.get(kind.name, (start, low))
-        oldest = connection.execute(select(func.min(kind.time))).scalar()
-        cut = min(last, slot_of(oldest) + 1 if oldest is not None else last)
+        source = (kind.source.name, kind.time.name)
+        if source not in oldest:
+            oldest[source] = oldest_slot(connection, kind)
+        cut = last if oldest[source] is None else min(last, oldest[source] + 1)
         if first < cut:
             _add_to_total(connection, kind, _signed_sums(kind, first, cut, -1))
             first = cut

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .kinds import state
 from .plan import slot_of
@@ -46,6 +46,13 @@ def read_watermark(connection) -> Watermark | None:
         return None
     totals = {name[6:]: span for name, span in rows.items() if name.startswith("total:")}
     return Watermark(*rows[STATE_NAME], totals)
+
+
+def oldest_slot(connection, kind) -> int | None:
+    """The slot of the oldest row of the kind's source (by its time column), or ``None``
+    when there is none. Retention may have cut that slot and older ones."""
+    oldest = connection.execute(select(func.min(kind.time))).scalar()
+    return None if oldest is None else slot_of(oldest)
 
 
 def horizon_slot(now: datetime, horizon: timedelta) -> int:
