@@ -69,10 +69,11 @@ def make_plugin_manager(
 
 def _reads_one_snapshot(connection) -> bool:
     """Whether every statement on ``connection`` sees one snapshot of the database."""
-    return connection.dialect.name == "postgresql" and connection.get_isolation_level() in (
-        "REPEATABLE READ",
-        "SERIALIZABLE",
-    )
+    if connection.dialect.name != "postgresql":
+        return False
+    # The execution option, when set, saves asking the server.
+    level = connection.get_execution_options().get("isolation_level")
+    return (level or connection.get_isolation_level()) in ("REPEATABLE READ", "SERIALIZABLE")
 
 
 def _extend_schema(base: type[Schema], extra: Mapping) -> type[Schema]:
@@ -167,13 +168,14 @@ class Dashboard:
         """The endpoint's query-argument schema, with the enabled providers' arguments."""
         return self._arguments[endpoint_id]
 
-    def reader(self, connection, now) -> RawReader:
+    def reader(self, connection, now, *, snapshot: bool = False) -> RawReader:
         """The reader of one response on ``connection`` at ``now`` (the same one for every
-        part of it): from rollups plus raw rows when they are on."""
+        part of it): from rollups plus raw rows when they are on. ``snapshot`` says that
+        every statement on ``connection`` reads one snapshot (see ``Rollups.reader``)."""
         cached = self._readers.get(connection)
         if cached is not None and cached[0] == now:
             return cached[1]
-        reader = self.rollups.reader(connection, now)
+        reader = self.rollups.reader(connection, now, snapshot=snapshot)
         self._readers[connection] = (now, reader)
         return reader
 

@@ -23,7 +23,7 @@ def compute_summary(dashboard, facts: HostFacts, timezone: str | None) -> dict:
     now = dashboard.clock()
     enabled = dashboard.enabled
     with snapshot(dashboard.engine) as conn:
-        reader = dashboard.reader(conn, now)
+        reader = dashboard.reader(conn, now, snapshot=True)
         totals = event_totals(reader, now)
         pending, dead_total = dead_letter_totals(conn)
         events = {

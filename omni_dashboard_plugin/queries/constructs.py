@@ -38,6 +38,78 @@ def _epoch_slot_sqlite(element, compiler, **kw):
     return f"(({seconds}) - ((({seconds}) % {width}) + {width}) % {width}) / {width}"
 
 
+class slot_start(FunctionElement):
+    """The start of a naive-UTC timestamp's slot, as a GROUP BY key that is cheap per row.
+
+    PostgreSQL: ``date_bin`` (integer arithmetic; ``extract(epoch ...)`` is numeric and
+    costs several times more per row); SQLite: the slot index itself. Select
+    :class:`slot_index` of it to get the index.
+    """
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement, width: int = SLOT_SECONDS):
+        self.width = int(width)
+        super().__init__(column)
+
+
+@compiles(slot_start, "postgresql")
+def _slot_start_pg(element, compiler, **kw):
+    column = compiler.process(next(iter(element.clauses)), **kw)
+    return f"date_bin(interval '{element.width} seconds', {column}, timestamp '1970-01-01')"
+
+
+@compiles(slot_start, "sqlite")
+def _slot_start_sqlite(element, compiler, **kw):
+    return compiler.process(epoch_slot(next(iter(element.clauses)), element.width), **kw)
+
+
+class slot_end(FunctionElement):
+    """The first instant after a naive-UTC timestamp's slot, comparable with the column."""
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement, width: int = SLOT_SECONDS):
+        self.width = int(width)
+        super().__init__(column)
+
+
+@compiles(slot_end, "postgresql")
+def _slot_end_pg(element, compiler, **kw):
+    start = compiler.process(slot_start(next(iter(element.clauses)), element.width), **kw)
+    return f"({start} + interval '{element.width} seconds')"
+
+
+@compiles(slot_end, "sqlite")
+def _slot_end_sqlite(element, compiler, **kw):
+    index = compiler.process(epoch_slot(next(iter(element.clauses)), element.width), **kw)
+    # 'YYYY-MM-DD HH:MM:SS' sorts before every stored value of that second, as it must.
+    return f"datetime((({index}) + 1) * {element.width}, 'unixepoch')"
+
+
+class slot_index(FunctionElement):
+    """The slot index of a :class:`slot_start` key (computed once per group)."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+    def __init__(self, start: slot_start):
+        self.width = start.width
+        super().__init__(start)
+
+
+@compiles(slot_index, "postgresql")
+def _slot_index_pg(element, compiler, **kw):
+    start = compiler.process(next(iter(element.clauses)), **kw)
+    # A slot start is a whole multiple of the width: the division is exact.
+    return f"CAST(extract(epoch FROM {start}) AS BIGINT) / {element.width}"
+
+
+@compiles(slot_index, "sqlite")
+def _slot_index_sqlite(element, compiler, **kw):
+    return compiler.process(next(iter(element.clauses)), **kw)
+
+
 class json_array_length(FunctionElement):
     """Number of elements of a JSON array; 0 for SQL NULL, JSON null or any non-array."""
 

@@ -16,7 +16,7 @@ from ..queries.tables import automation_logs, event_payloads, omni_events
 
 # The layout version is part of every name: a release that changes what is stored rolls
 # into new tables instead of misreading old ones (drop older omni_dashboard_r* tables).
-LAYOUT = 1
+LAYOUT = 2
 PREFIX = f"omni_dashboard_r{LAYOUT}_"
 SLOTS_PER_DAY = 96
 metadata = MetaData()
@@ -92,6 +92,7 @@ EVENTS = Kind(
         "agent_sum": func.coalesce(func.sum(E.c.agent_latency_ms), 0),
         "agent_n": func.count(E.c.agent_latency_ms),
     },
+    cumulative=True,
 )
 EVENT_COUNTS = Kind(
     "event_counts",
@@ -139,6 +140,7 @@ AUTOMATIONS = Kind(
         "time_sum": func.coalesce(func.sum(L.c.execution_time_ms), 0),
         "time_n": func.count(L.c.execution_time_ms),
     },
+    cumulative=True,
 )
 PAYLOADS = Kind(
     "payloads",
@@ -183,7 +185,7 @@ def _build_tables() -> dict:
             columns = [Column(d, _column_type(expr)) for d, expr in kind.dims.items()]
             columns += [Column(m, BigInteger, nullable=False) for m in kind.measures]
             if level == "total":
-                index = Index(f"{name}_idx", *kind.dims, unique=True)
+                index = Index(f"{name}_idx", *kind.dims)
             else:
                 columns.insert(0, Column("bucket", BigInteger, nullable=False))
                 index = Index(f"{name}_idx", *kind.index_dims, "bucket")

@@ -2,123 +2,15 @@
 
 Both readers answer the same question with the same result, so every query of the plugin
 is written once against :meth:`RawReader.sums` and runs on either.
-
-A question is first described as parts (raw time ranges, rolled bucket ranges, a total
-table) whose bounds are values; the statement for that shape of parts is built once, with
-bound parameters, and reused by every later question of the same shape.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, select, true, union_all
-
-from ..queries.constructs import SLOT_SECONDS, epoch_slot
 from .kinds import Kind
-from .plan import plan, split
-from .state import RolledRange, oldest_slot
-
-SLOT_LABEL = "slot"
-# Built statements by shape, for the process (the shapes are few: kinds x plans).
-_STATEMENTS: dict = {}
-
-
-def _is_many(value) -> bool:
-    return isinstance(value, list | tuple | set | frozenset)
-
-
-@dataclass(frozen=True)
-class Question:
-    """What a caller asks: a kind's measures summed by ``by`` over a window."""
-
-    name: str
-    kind: Kind = field(compare=False)
-    since: datetime | None
-    until: datetime | None
-    by: tuple[str, ...]
-    where: tuple[tuple[str, object], ...]
-    by_slot: bool
-
-
-@dataclass(frozen=True)
-class Part:
-    """One branch of the statement: ``raw`` rows of ``[low, high)`` (``high`` inclusive
-    when ``inclusive``; ``None`` is open), rows of a rollup ``level`` in bucket range
-    ``[low, high)`` counted with ``sign``, or the whole ``total`` table."""
-
-    source: str
-    low: object = None
-    high: object = None
-    inclusive: bool = False
-    sign: int = 1
-
-    def shape(self) -> tuple:
-        """What the statement depends on (the bounds become parameters)."""
-        return (self.source, self.low is None, self.high is None, self.inclusive, self.sign)
-
-
-def _where_shape(where) -> tuple:
-    return tuple((d, "null" if v is None else "many" if _is_many(v) else "one") for d, v in where)
-
-
-def _where_conditions(columns, where, prefix):
-    conditions = []
-    for d, v in where:
-        if v is None:
-            conditions.append(columns[d].is_(None))
-        elif _is_many(v):
-            conditions.append(columns[d].in_(bindparam(f"{prefix}{d}", expanding=True)))
-        else:
-            conditions.append(columns[d] == bindparam(f"{prefix}{d}"))
-    return conditions
-
-
-def _build(question: Question, parts: list[Part]):
-    """The statement for the question's shape and these parts' shapes."""
-    kind, by, by_slot, where = question.kind, question.by, question.by_slot, question.where
-    branches = []
-    for n, part in enumerate(parts):
-        low, high = bindparam(f"p{n}_low"), bindparam(f"p{n}_high")
-        if part.source == "raw":
-            keys = [kind.dims[d].label(d) for d in by]
-            if by_slot:
-                keys.append(epoch_slot(kind.time, SLOT_SECONDS).label(SLOT_LABEL))
-            conditions = []
-            if part.low is not None:
-                conditions.append(kind.time >= low)
-            if part.high is not None:
-                conditions.append(kind.time <= high if part.inclusive else kind.time < high)
-            conditions += _where_conditions(kind.dims, where, "w_")
-            if kind.where is not None:
-                conditions.append(kind.where)
-            measures = [expr.label(m) for m, expr in kind.measures.items()]
-            branch = select(*keys, *measures).select_from(kind.source)
-            branch = branch.where(and_(true(), *conditions))
-            branches.append(branch.group_by(*keys) if keys else branch)
-            continue
-        table = kind.table(part.source)
-        keys = [table.c[d].label(d) for d in by]
-        if by_slot:
-            keys.append(table.c.bucket.label(SLOT_LABEL))
-        conditions = _where_conditions(table.c, where, "w_")
-        if part.source != "total":
-            conditions += [table.c.bucket >= low, table.c.bucket < high]
-        measures = [(table.c[m] * part.sign).label(m) for m in kind.measures]
-        branches.append(select(*keys, *measures).where(and_(true(), *conditions)))
-    rows = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery()
-    keys = [rows.c[d] for d in by] + ([rows.c[SLOT_LABEL]] if by_slot else [])
-    totals = [func.coalesce(func.sum(rows.c[m]), 0).label(m) for m in kind.measures]
-    query = select(*keys, *totals)
-    return query.group_by(*keys) if keys else query.select_from(rows)
-
-
-def _parameters(question: Question, parts: list[Part]) -> dict:
-    values = {f"w_{d}": list(v) if _is_many(v) else v for d, v in question.where if v is not None}
-    for n, part in enumerate(parts):
-        if part.source != "total":
-            values[f"p{n}_low"], values[f"p{n}_high"] = part.low, part.high
-    return values
+from .plan import plan, slot_of, slot_time, split
+from .state import RolledRange, first_whole_slot
+from .statements import Part, Question, is_many, run, run_with_edges
 
 
 class RawReader:
@@ -144,35 +36,22 @@ class RawReader:
     ) -> list:
         """Rows of ``by`` (and ``slot`` when ``by_slot``) plus every measure, summed over
         the source rows with ``since <= time <= until`` whose dims match ``where``."""
-        items = tuple(sorted((d, tuple(v) if _is_many(v) else v) for d, v in (where or {}).items()))
+        items = tuple(sorted((d, tuple(v) if is_many(v) else v) for d, v in (where or {}).items()))
         question = Question(kind.name, kind, since, until, tuple(by), items, by_slot)
         if question not in self._answers:
-            self._answers[question] = self._run(question, self._parts(question))
+            self._answers[question] = self._answer(question)
         return self._answers[question]
 
-    def _parts(self, question: Question) -> list[Part]:
-        return [Part("raw", question.since, question.until, inclusive=True)]
-
-    def _run(self, question: Question, parts: list[Part]) -> list:
-        key = (
-            question.kind.name,
-            question.by,
-            question.by_slot,
-            _where_shape(question.where),
-            tuple(part.shape() for part in parts),
-        )
-        statement = _STATEMENTS.get(key)
-        if statement is None:
-            statement = _STATEMENTS.setdefault(key, _build(question, parts))
-        width = len(question.by) + question.by_slot
-        return [
-            (*row[:width], *(int(value) for value in row[width:]))
-            for row in self.connection.execute(statement, _parameters(question, parts))
-        ]
+    def _answer(self, question: Question) -> list:
+        return run(self.connection, question, [Part("raw", question.since, question.until, True)])
 
 
 class RollupReader(RawReader):
     """Sums from the rollup tables for the rolled range and the source for the rest.
+
+    The source rows outside the rolled slots of a kind, its edges (the oldest slot, which
+    retention may have cut, and the raw tail after the rolled slots), are read once per
+    kind and ``where``, by slot, and shared by every question of the response.
 
     ``totals`` (cumulative kind name -> stored slot range) may be given only when every
     statement of the reader sees one snapshot: a total table then answers a long range,
@@ -184,13 +63,59 @@ class RollupReader(RawReader):
         self.rolled = rolled
         self.totals = totals or {}
         self._lows: dict = {}
+        self._edges: dict = {}
 
-    def _parts(self, question: Question) -> list[Part]:
-        kind = question.kind
-        start = max(self.rolled.start, self._low_cut(kind))
-        window = plan(question.since, question.until, start, self.rolled.end)
+    def _answer(self, question: Question) -> list:
+        rows = self._sum_parts(question)
+        if not question.width:
+            return rows
+        # A key whose rows all went (retention, corrections) sums to n = 0: the source
+        # has no row for it, so neither has the answer.
+        count = question.width + list(question.kind.measures).index("n")
+        return [row for row in rows if row[count]]
+
+    def _sum_parts(self, question: Question) -> list:
+        start, end = self._range(question.kind)
+        parts = self._parts(question, start, end)
+        if start >= end:
+            return run(self.connection, question, parts)
+        head, tail = slot_time(start), slot_time(end)
+        spans, rest = [], []
+        for part in parts:
+            span = _edge_span(part, head, tail)
+            if span is None:
+                rest.append(part)
+            else:
+                spans.append(span)
+        if not spans:
+            return run(self.connection, question, parts)
+        key = (question.kind.name, question.where)
+        if key in self._edges:
+            found = run(self.connection, question, rest) if rest else []
+        else:
+            edges = Question(
+                question.name,
+                question.kind,
+                None,
+                None,
+                tuple(question.kind.dims),
+                question.where,
+                True,
+            )
+            edge_parts = [Part("raw", None, head), Part("raw", tail, None)]
+            found, self._edges[key] = run_with_edges(
+                self.connection, question, rest, edges, edge_parts
+            )
+        return _combine(question, found, self._edges[key], spans)
+
+    def _range(self, kind: Kind) -> tuple[int, int]:
+        """The kind's rolled slots ``[start, end)`` for this response."""
+        return max(self.rolled.start, self._low_cut(kind)), self.rolled.end
+
+    def _parts(self, question: Question, start: int, end: int) -> list[Part]:
+        window = plan(question.since, question.until, start, end)
         parts = [Part("raw", low, high, inclusive) for low, high, inclusive in window.raw]
-        span, rolled = self.totals.get(kind.name), window.rolled
+        span, rolled = self.totals.get(question.kind.name), window.rolled
         if (
             span
             and rolled
@@ -211,10 +136,55 @@ class RollupReader(RawReader):
         return parts
 
     def _low_cut(self, kind) -> int:
-        """The first slot after the source's oldest row: older slots may have lost rows
-        to retention, so they are read raw."""
+        """The first slot of the source still whole (see :func:`.state.first_whole_slot`):
+        older ones may have lost rows to retention, so they are read raw."""
         key = (kind.source.name, kind.time.name)
         if key not in self._lows:
-            oldest = oldest_slot(self.connection, kind)
-            self._lows[key] = self.rolled.end if oldest is None else oldest + 1
+            first = first_whole_slot(self.connection, kind)
+            self._lows[key] = self.rolled.end if first is None else first
         return self._lows[key]
+
+
+def _aligned(moment: datetime) -> bool:
+    return slot_time(slot_of(moment)) == moment
+
+
+def _edge_span(part: Part, head: datetime, tail: datetime) -> tuple[float, float] | None:
+    """The slots ``[a, b)`` of a raw part that lies within the edges (before ``head`` or
+    from ``tail`` on) on slot boundaries, so the edge rows answer it; else ``None``."""
+    if part.source != "raw":
+        return None
+    low, high = part.low, part.high
+    if low is not None and not _aligned(low):
+        return None
+    first = float("-inf") if low is None else slot_of(low)
+    if high is not None and not part.inclusive and high <= head and _aligned(high):
+        return first, slot_of(high)
+    if high is None and low is not None and low >= tail:
+        return first, float("inf")
+    return None
+
+
+def _combine(question: Question, found: list, edges: list, spans: list) -> list:
+    """The statement's rows plus the edge rows of ``spans``, summed by the question's keys."""
+    dims = list(question.kind.dims)
+    positions = [dims.index(d) for d in question.by]
+    width = question.width
+    totals: dict = {}
+    for row in found:
+        _add(totals, row[:width], row[width:])
+    for row in edges:
+        slot = row[len(dims)]
+        if any(a <= slot < b for a, b in spans):
+            key = tuple(row[p] for p in positions) + ((slot,) if question.by_slot else ())
+            _add(totals, key, row[len(dims) + 1 :])
+    if not totals and not width:
+        return [(0,) * len(question.kind.measures)]
+    return [(*key, *values) for key, values in totals.items()]
+
+
+def _add(totals: dict, key: tuple, values) -> None:
+    current = totals.get(key)
+    totals[key] = (
+        tuple(values) if current is None else tuple(map(sum, zip(current, values, strict=True)))
+    )

@@ -23,10 +23,8 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..queries.constructs import SLOT_SECONDS, epoch_slot
+from ..queries.constructs import SLOT_SECONDS, slot_index, slot_start
 from .kinds import BY_NAME, KINDS, SLOTS_PER_DAY, state
 from .plan import slot_of, slot_time, split
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
@@ -87,16 +85,16 @@ def _summed(kind, table, low: int, high: int, day: int | None = None):
 
 def _from_source(kind, low: int, high: int):
     """SELECT slot, dims, measures of the source rows of slots ``[low, high)``."""
-    slot = epoch_slot(kind.time, SLOT_SECONDS)
+    start = slot_start(kind.time, SLOT_SECONDS)
     dims = list(kind.dims.values())
     conditions = [kind.time >= slot_time(low), kind.time < slot_time(high)]
     if kind.where is not None:
         conditions.append(kind.where)
     return (
-        select(slot, *dims, *kind.measures.values())
+        select(slot_index(start), *dims, *kind.measures.values())
         .select_from(kind.source)
         .where(*conditions)
-        .group_by(slot, *dims)
+        .group_by(start, *dims)
     )
 
 
@@ -137,21 +135,24 @@ def _signed_sums(kind, low: int, high: int, sign: int):
     rows = union_all(*parts).subquery()
     dims = [rows.c[d] for d in kind.dims]
     return (
-        select(*dims, *(sign * func.sum(rows.c[m]) for m in kind.measures))
+        select(*dims, *((sign * func.sum(rows.c[m])).label(m) for m in kind.measures))
         .where(true())
         .group_by(*dims)
     )
 
 
 def _add_to_total(connection, kind, source) -> None:
+    """Add the rows of ``source`` (dims, measures) to the kind's total table: update the
+    rows of keys already there, insert the others. Keys match NULL to NULL (a failed
+    event's stage, say, is often NULL), which an ON CONFLICT upsert would not do."""
     table = kind.table("total")
-    dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(table).from_select([*kind.dims, *kind.measures], source)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(kind.dims),
-        set_={m: table.c[m] + statement.excluded[m] for m in kind.measures},
+    sums = source.subquery()
+    same_key = [table.c[d].is_not_distinct_from(sums.c[d]) for d in kind.dims]
+    connection.execute(
+        update(table).where(*same_key).values({m: table.c[m] + sums.c[m] for m in kind.measures})
     )
-    connection.execute(statement)
+    missing = select(sums).where(~select(table).where(*same_key).exists())
+    connection.execute(insert(table).from_select([*kind.dims, *kind.measures], missing))
 
 
 def _roll_totals(connection, low: int, high: int, start: int, spans: dict) -> None:

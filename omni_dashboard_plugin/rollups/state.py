@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from .kinds import state
+from ..queries.constructs import slot_end, slot_index, slot_start
+from .kinds import KINDS, state
 from .plan import slot_of
 
 STATE_NAME = "all"
@@ -53,6 +54,43 @@ def oldest_slot(connection, kind) -> int | None:
     when there is none. Retention may have cut that slot and older ones."""
     oldest = connection.execute(select(func.min(kind.time))).scalar()
     return None if oldest is None else slot_of(oldest)
+
+
+def _census(kind):
+    """SELECT the oldest time, the rows now in its slot, and the rows rolled for it."""
+    oldest = select(func.min(kind.time).label("oldest")).select_from(kind.source).subquery()
+    conditions = [kind.time >= oldest.c.oldest, kind.time < slot_end(oldest.c.oldest)]
+    if kind.where is not None:
+        conditions.append(kind.where)
+    now_in_slot = select(func.count()).select_from(kind.source).where(*conditions)
+    slots = kind.table("slot")
+    rolled = select(func.coalesce(func.sum(slots.c.n), 0)).where(
+        slots.c.bucket == slot_index(slot_start(oldest.c.oldest))
+    )
+    return select(oldest.c.oldest, now_in_slot.scalar_subquery(), rolled.scalar_subquery())
+
+
+_CENSUS: dict = {}
+
+
+def first_whole_slot(connection, kind) -> int | None:
+    """The first slot of the kind's source whose rolled rows still hold every row, or
+    ``None`` when the source is empty.
+
+    Slots before the oldest row's lost their rows to retention. The oldest row's slot
+    counts when it holds as many rows as were rolled up for it (rows older than the
+    horizon are never added, so a smaller count means retention cut into it); its rolled
+    rows are then exact, else the next slot is the first.
+    """
+    key = (kind.source.name, kind.time.name)
+    census = next(k for k in KINDS if (k.source.name, k.time.name) == key)
+    statement = _CENSUS.get(census.name)
+    if statement is None:
+        statement = _CENSUS.setdefault(census.name, _census(census))
+    oldest, now_in_slot, rolled = connection.execute(statement).one()
+    if oldest is None:
+        return None
+    return slot_of(oldest) + (int(now_in_slot) != int(rolled))
 
 
 def horizon_slot(now: datetime, horizon: timedelta) -> int:

@@ -1,0 +1,190 @@
+"""The SQL of a reader's question, built once per shape with bound parameters.
+
+A question is described as parts (raw time ranges, rolled bucket ranges, a total table)
+whose bounds are values; the statement for that shape of parts is built once and reused by
+every later question of the same shape, with the bounds as parameters.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, func, literal_column, null, select, true, union_all
+
+from ..queries.constructs import SLOT_SECONDS, slot_index, slot_start
+from .kinds import Kind
+
+SLOT_LABEL = "slot"
+EDGE_LABEL = "edge"
+# Built statements by shape, for the process (the shapes are few: kinds x plans).
+_STATEMENTS: dict = {}
+
+
+def is_many(value) -> bool:
+    """Whether a ``where`` value is a collection (matched with IN)."""
+    return isinstance(value, list | tuple | set | frozenset)
+
+
+@dataclass(frozen=True)
+class Question:
+    """What a caller asks: a kind's measures summed by ``by`` over a window."""
+
+    name: str
+    kind: Kind = field(compare=False)
+    since: datetime | None
+    until: datetime | None
+    by: tuple[str, ...]
+    where: tuple[tuple[str, object], ...]
+    by_slot: bool
+
+    @property
+    def width(self) -> int:
+        """How many key columns lead each result row."""
+        return len(self.by) + self.by_slot
+
+
+@dataclass(frozen=True)
+class Part:
+    """One branch of the statement: ``raw`` rows of ``[low, high)`` (``high`` inclusive
+    when ``inclusive``; ``None`` is open), rows of a rollup ``level`` in bucket range
+    ``[low, high)`` counted with ``sign``, or the whole ``total`` table."""
+
+    source: str
+    low: object = None
+    high: object = None
+    inclusive: bool = False
+    sign: int = 1
+
+    def shape(self) -> tuple:
+        """What the statement depends on (the bounds become parameters)."""
+        return (self.source, self.low is None, self.high is None, self.inclusive, self.sign)
+
+
+def _where_shape(where) -> tuple:
+    return tuple((d, "null" if v is None else "many" if is_many(v) else "one") for d, v in where)
+
+
+def _where_conditions(columns, where, prefix):
+    conditions = []
+    for d, v in where:
+        if v is None:
+            conditions.append(columns[d].is_(None))
+        elif is_many(v):
+            conditions.append(columns[d].in_(bindparam(f"{prefix}{d}", expanding=True)))
+        else:
+            conditions.append(columns[d] == bindparam(f"{prefix}{d}"))
+    return conditions
+
+
+def _build(question: Question, parts: list[Part], prefix: str = "p"):
+    """The statement for the question's shape and these parts' shapes."""
+    kind, by, by_slot, where = question.kind, question.by, question.by_slot, question.where
+    branches = []
+    for n, part in enumerate(parts):
+        low, high = bindparam(f"{prefix}{n}_low"), bindparam(f"{prefix}{n}_high")
+        if part.source == "raw":
+            keys = [kind.dims[d].label(d) for d in by]
+            groups = list(keys)
+            if by_slot:
+                start = slot_start(kind.time, SLOT_SECONDS)
+                keys.append(slot_index(start).label(SLOT_LABEL))
+                groups.append(start)
+            conditions = []
+            if part.low is not None:
+                conditions.append(kind.time >= low)
+            if part.high is not None:
+                conditions.append(kind.time <= high if part.inclusive else kind.time < high)
+            conditions += _where_conditions(kind.dims, where, "w_")
+            if kind.where is not None:
+                conditions.append(kind.where)
+            measures = [expr.label(m) for m, expr in kind.measures.items()]
+            branch = select(*keys, *measures).select_from(kind.source)
+            branch = branch.where(and_(true(), *conditions))
+            branches.append(branch.group_by(*groups) if groups else branch)
+            continue
+        table = kind.table(part.source)
+        keys = [table.c[d].label(d) for d in by]
+        if by_slot:
+            keys.append(table.c.bucket.label(SLOT_LABEL))
+        conditions = _where_conditions(table.c, where, "w_")
+        if part.source != "total":
+            conditions += [table.c.bucket >= low, table.c.bucket < high]
+        measures = [(table.c[m] * part.sign).label(m) for m in kind.measures]
+        branches.append(select(*keys, *measures).where(and_(true(), *conditions)))
+    rows = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery()
+    keys = [rows.c[d] for d in by] + ([rows.c[SLOT_LABEL]] if by_slot else [])
+    totals = [func.coalesce(func.sum(rows.c[m]), 0).label(m) for m in kind.measures]
+    query = select(*keys, *totals)
+    return query.group_by(*keys) if keys else query.select_from(rows)
+
+
+def _tagged(question: Question, parts: list[Part], flag: str, prefix: str):
+    """The question's rows padded to every dim and the slot, led by ``flag``."""
+    rows = _build(question, parts, prefix).subquery()
+    keys = [rows.c[d] if d in question.by else null().label(d) for d in question.kind.dims]
+    slot = rows.c[SLOT_LABEL] if question.by_slot else null().label(SLOT_LABEL)
+    measures = [rows.c[m] for m in question.kind.measures]
+    return select(literal_column(flag).label(EDGE_LABEL), *keys, slot, *measures)
+
+
+def _parameters(question: Question, parts: list[Part], prefix: str = "p") -> dict:
+    values = {f"w_{d}": list(v) if is_many(v) else v for d, v in question.where if v is not None}
+    for n, part in enumerate(parts):
+        if part.source != "total":
+            values[f"{prefix}{n}_low"], values[f"{prefix}{n}_high"] = part.low, part.high
+    return values
+
+
+def _statement(key: tuple, build):
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS.setdefault(key, build())
+    return statement
+
+
+def _shape(question: Question, parts: list[Part]) -> tuple:
+    return (
+        question.kind.name,
+        question.by,
+        question.by_slot,
+        _where_shape(question.where),
+        tuple(part.shape() for part in parts),
+    )
+
+
+def _ints(rows, width: int) -> list[tuple]:
+    return [(*row[:width], *(int(value) for value in row[width:])) for row in rows]
+
+
+def run(connection, question: Question, parts: list[Part]) -> list[tuple]:
+    """Rows of the question's keys and summed measures over ``parts``."""
+    statement = _statement(_shape(question, parts), lambda: _build(question, parts))
+    return _ints(connection.execute(statement, _parameters(question, parts)), question.width)
+
+
+def run_with_edges(
+    connection, question: Question, parts: list[Part], edges: Question, edge_parts: list[Part]
+) -> tuple[list[tuple], list[tuple]]:
+    """:func:`run` for ``parts`` and, in the same statement, the ``edges`` question (keyed
+    by every dim and the slot) over ``edge_parts``: ``(question rows, edge rows)``."""
+
+    def build():
+        branches = [_tagged(edges, edge_parts, "1", "e")]
+        if parts:
+            branches.append(_tagged(question, parts, "0", "p"))
+        return union_all(*branches)
+
+    key = ("edges", _shape(question, parts), _shape(edges, edge_parts))
+    values = {**_parameters(question, parts), **_parameters(edges, edge_parts, "e")}
+    rows = _ints(connection.execute(_statement(key, build), values), len(edges.kind.dims) + 2)
+    positions = [1 + list(question.kind.dims).index(d) for d in question.by]
+    ndims = len(question.kind.dims)
+    found = [
+        (
+            *(row[p] for p in positions),
+            *row[1 + ndims : 1 + ndims + question.by_slot],
+            *row[2 + ndims :],
+        )
+        for row in rows
+        if not row[0]
+    ]
+    return found, [row[1:] for row in rows if row[0]]
