@@ -19,7 +19,7 @@ from .conftest import API_KEY, Clock, build_app
 
 HORIZON = timedelta(minutes=60)
 INSTANCE_IDS = [uuid.UUID(int=i + 1) for i in range(3)]
-AUTOMATION_ID = uuid.UUID(int=99)
+AUTOMATION_IDS = [uuid.UUID(int=99 + i) for i in range(3)]
 CHANNELS = ("whatsapp-cloud", "discord", "slack")
 ZONES = ("UTC", "Asia/Kathmandu", "America/New_York")
 HISTORY_TABLES = (omni_events, automation_logs, event_payloads, dead_letter_events)
@@ -41,8 +41,11 @@ class Pair:
         self.off = build_app(db_url, **common)
         self.engine = self.on.extensions["omni_host"].engine
         self.rollups = self.on.extensions["omni_dashboard"].rollups
-        if not fresh:
-            return
+        if fresh:
+            self.parents()
+
+    def parents(self):
+        """Omni's instances and automations, as at the start (a test may delete some)."""
         with self.engine.begin() as conn:
             for table in (*HISTORY_TABLES, automations, instances):
                 conn.execute(delete(table))
@@ -53,7 +56,10 @@ class Pair:
                     for n, i in enumerate(INSTANCE_IDS)
                 ],
             )
-            conn.execute(insert(automations), [{"id": AUTOMATION_ID, "name": "auto"}])
+            conn.execute(
+                insert(automations),
+                [{"id": a, "name": f"auto-{n}"} for n, a in enumerate(AUTOMATION_IDS)],
+            )
 
     @classmethod
     def attach(cls, db_url) -> "Pair":
@@ -61,11 +67,10 @@ class Pair:
         return cls(db_url, fresh=False)
 
     def clear(self, now):
-        """Empty history and rollups; the clock at ``now``."""
+        """Empty history and rollups, every instance and automation back; the clock at
+        ``now``."""
         self.clock.now = now
-        with self.engine.begin() as conn:
-            for table in HISTORY_TABLES:
-                conn.execute(delete(table))
+        self.parents()
         self.rollups.reset()
 
     def get(self, app, url) -> bytes:
@@ -132,7 +137,7 @@ def log_row(at, spec) -> dict:
     """An automation_logs row at ``at``."""
     return {
         "id": uuid.uuid4(),
-        "automation_id": AUTOMATION_ID,
+        "automation_id": AUTOMATION_IDS[spec.get("automation", 0)],
         "event_id": "e",
         "status": spec["status"],
         "conditions_matched": True,
@@ -191,6 +196,13 @@ def soft_delete_payloads(engine, now, every):
                 .where(event_payloads.c.id.in_(doomed))
                 .values(deleted_at=now, deleted_by="test")
             )
+
+
+def delete_parent(engine, table, key):
+    """Delete an instance (its events' instance_id turns NULL) or an automation (its logs
+    go too), as Omni's foreign keys do."""
+    with engine.begin() as conn:
+        conn.execute(delete(table).where(table.c.id == key))
 
 
 def retention(engine, cutoff):

@@ -1,5 +1,6 @@
 """Rollups on and off give byte-identical responses, through late writes, retention,
-soft deletes and refreshes at random points, on SQLite and PostgreSQL."""
+soft deletes, deleted instances and automations, and refreshes at random points, on SQLite
+and PostgreSQL."""
 
 from datetime import datetime, timedelta
 
@@ -7,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from host_example.tables import automations, instances
 from omni_dashboard_plugin.rollups.plan import plan, slot_of, slot_time
 
 from . import rollup_support as rs
@@ -29,6 +31,7 @@ event_spec = st.fixed_dictionaries(
 log_spec = st.fixed_dictionaries(
     {
         "status": st.sampled_from(("success", "failed", "skipped")),
+        "automation": st.integers(0, 2),
         "actions": st.one_of(st.none(), st.lists(st.just({"action": "x"}), max_size=3)),
         "time": st.one_of(st.none(), st.integers(0, 2000)),
     }
@@ -49,6 +52,8 @@ step = st.one_of(
     st.tuples(st.just("finish"), st.integers(1, 900)),
     st.tuples(st.just("retention"), st.tuples(st.integers(0, 149), st.sampled_from((0, 1)))),
     st.tuples(st.just("soft_delete"), st.integers(1, 4)),
+    st.tuples(st.just("delete_instance"), st.integers(0, 2)),
+    st.tuples(st.just("delete_automation"), st.integers(0, 2)),
 )
 
 
@@ -93,6 +98,7 @@ def test_rollups_on_and_off_answer_alike(
         payloads=[rs.payload_row(at(m), size) for m, size in payloads],
         dead=[{"id": rs.uuid.uuid4(), "status": s} for s in ("pending", "resolved", "pending")],
     )
+    gone = set()
     for action, value in [("refresh", first_refresh), *steps]:
         now = pair.clock.now
         if action == "advance":
@@ -101,7 +107,9 @@ def test_rollups_on_and_off_answer_alike(
             until = None if value is None else now - timedelta(minutes=value)
             pair.rollups.refresh(until=until, chunk_slots=32)
         elif action == "late":
-            rs.write(pair.engine, events=[rs.event_row(at(m), spec) for m, spec in value])
+            # A deleted instance receives no more events.
+            specs = [(m, {**e, "instance": 3} if e["instance"] in gone else e) for m, e in value]
+            rs.write(pair.engine, events=[rs.event_row(at(m), spec) for m, spec in specs])
         elif action == "finish":
             rs.finish_recent(pair.engine, now - rs.HORIZON, value)
         elif action == "retention":
@@ -110,6 +118,11 @@ def test_rollups_on_and_off_answer_alike(
             rs.retention(pair.engine, cutoff + timedelta(microseconds=value[1]))
         elif action == "soft_delete":
             rs.soft_delete_payloads(pair.engine, now, value)
+        elif action == "delete_instance":
+            rs.delete_parent(pair.engine, instances, rs.INSTANCE_IDS[value])
+            gone.add(value)
+        elif action == "delete_automation":
+            rs.delete_parent(pair.engine, automations, rs.AUTOMATION_IDS[value])
         rs.assert_same(pair, window, instance)
     pair.rollups.refresh()
     assert pair.watermark().watermark_slot == slot_of(pair.clock.now - rs.HORIZON)

@@ -27,6 +27,7 @@ automation_logs = Table(
     "automation_logs",
     metadata,
     Column("id", Uuid, primary_key=True),
+    Column("automation_id", Uuid),
     Column("status", String(20)),
     Column("actions_executed", JSON().with_variant(JSONB(), "postgresql")),
     Column("execution_time_ms", Integer),
@@ -47,6 +48,12 @@ event_payloads = Table(
     Column("payload_size_compressed", Integer),
     Column("timestamp", DateTime),
     Column("deleted_at", DateTime),
+)
+
+automations = Table(
+    "automations",
+    metadata,
+    Column("id", Uuid, primary_key=True),
 )
 
 instances = Table(

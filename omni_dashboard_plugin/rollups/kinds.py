@@ -6,13 +6,13 @@ slot, the dimensions it groups by and the measures it sums. Every measure is add
 ``SUM`` into exactly what one scan of the source would give.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Uuid, case, func
 from sqlalchemy.sql.expression import ColumnElement
 
 from ..queries.constructs import json_array_length
-from ..queries.tables import automation_logs, event_payloads, omni_events
+from ..queries.tables import automation_logs, automations, event_payloads, instances, omni_events
 
 # The layout version is part of every name: a release that changes what is stored rolls
 # into new tables instead of misreading old ones (drop older omni_dashboard_r* tables).
@@ -51,6 +51,11 @@ class Kind:
 
     ``rolled_from`` names a finer kind (same source and rows, a superset of the dims and
     measures) whose slot rows a refresh sums instead of scanning the source again.
+
+    ``cascade`` and ``set_null`` map a dim to the parent key it references, following the
+    foreign key's ON DELETE action: deleting a parent deletes the source rows of any age
+    (rolled rows of a parent that is gone are left out) or sets the dim NULL (they count
+    as NULL).
     """
 
     name: str
@@ -62,6 +67,8 @@ class Kind:
     index_dims: tuple[str, ...] = ()
     cumulative: bool = False
     rolled_from: str | None = None
+    cascade: dict = field(default_factory=dict)
+    set_null: dict = field(default_factory=dict)
 
     def table(self, level: str) -> Table:
         """The rollup table of ``level``: 'slot', 'day', or 'total' (cumulative kinds:
@@ -100,6 +107,7 @@ EVENT_COUNTS = Kind(
     E.c.received_at,
     dims={"instance_id": E.c.instance_id, "channel": E.c.channel, "direction": E.c.direction},
     measures={"n": _count},
+    set_null={"instance_id": instances.c.id},
 )
 EVENT_CHANNELS = Kind(
     "event_channels",
@@ -133,7 +141,7 @@ AUTOMATIONS = Kind(
     "automations",
     L,
     L.c.created_at,
-    dims={"status": L.c.status},
+    dims={"status": L.c.status, "automation_id": L.c.automation_id},
     measures={
         "n": _count,
         "actions": func.coalesce(func.sum(json_array_length(L.c.actions_executed)), 0),
@@ -141,6 +149,7 @@ AUTOMATIONS = Kind(
         "time_n": func.count(L.c.execution_time_ms),
     },
     cumulative=True,
+    cascade={"automation_id": automations.c.id},
 )
 PAYLOADS = Kind(
     "payloads",

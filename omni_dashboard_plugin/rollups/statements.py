@@ -8,7 +8,7 @@ every later question of the same shape, with the bounds as parameters.
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, literal_column, null, select, true, union_all
+from sqlalchemy import and_, bindparam, case, func, literal_column, null, select, true, union_all
 
 from ..queries.constructs import SLOT_SECONDS, slot_index, slot_start
 from .kinds import Kind
@@ -75,6 +75,14 @@ def _where_conditions(columns, where, prefix):
     return conditions
 
 
+def _following_deletes(kind: Kind, table) -> dict:
+    """The rollup table's dims, those of ``set_null`` NULL where the parent is gone."""
+    columns = {d: table.c[d] for d in kind.dims}
+    for d, key in kind.set_null.items():
+        columns[d] = case((table.c[d].in_(select(key)), table.c[d]))
+    return columns
+
+
 def _build(question: Question, parts: list[Part], prefix: str = "p"):
     """The statement for the question's shape and these parts' shapes."""
     kind, by, by_slot, where = question.kind, question.by, question.by_slot, question.where
@@ -102,10 +110,12 @@ def _build(question: Question, parts: list[Part], prefix: str = "p"):
             branches.append(branch.group_by(*groups) if groups else branch)
             continue
         table = kind.table(part.source)
-        keys = [table.c[d].label(d) for d in by]
+        columns = _following_deletes(kind, table)
+        keys = [columns[d].label(d) for d in by]
         if by_slot:
             keys.append(table.c.bucket.label(SLOT_LABEL))
-        conditions = _where_conditions(table.c, where, "w_")
+        conditions = _where_conditions(columns, where, "w_")
+        conditions += [table.c[d].in_(select(key)) for d, key in kind.cascade.items()]
         if part.source != "total":
             conditions += [table.c.bucket >= low, table.c.bucket < high]
         measures = [(table.c[m] * part.sign).label(m) for m in kind.measures]
