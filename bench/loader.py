@@ -1,9 +1,9 @@
 """Load N events (with automation logs, dead letters, payloads, instances) into PostgreSQL fast.
 
 Rows are generated server-side with generate_series and random() (seeded with setseed), so
-10M events load in a few minutes; secondary indexes are rebuilt after the load. Events and
-logs are inserted oldest first, as an append-only table fills, so that recent rows are
-physically together.
+10M events load in a few minutes; secondary indexes are rebuilt after the load. Events, logs
+and payloads are inserted oldest first, as an append-only table fills, so that recent rows
+are physically together.
 """
 
 import time
@@ -100,7 +100,8 @@ SELECT gen_random_uuid(), gen_random_uuid()::text, 'message.received',
     CASE WHEN g % 10 = 0 AND stamp + interval '1 day' <= CAST(:now AS timestamp)
          THEN stamp + interval '1 day' END
 FROM (SELECT g, (200 + random() * 20000)::int AS size,
-             CAST(:now AS timestamp) - random() * :days * interval '1 day' AS stamp
+             CAST(:now AS timestamp)
+                 - (CAST(:n AS float8) - g + random()) / :n * :days * interval '1 day' AS stamp
       FROM generate_series(1, :n) AS g) AS draws
 """
 

@@ -90,6 +90,10 @@ class RollupReader(RawReader):
         if not spans:
             return run(self.connection, question, parts)
         key = (question.kind.name, question.where)
+        if key not in self._edges and (question.kind.name, ()) in self._edges:
+            # Edges read without a filter hold this question's too.
+            whole = self._edges[(question.kind.name, ())]
+            self._edges[key] = _matching(whole, list(question.kind.dims), question.where)
         if key in self._edges:
             found = run(self.connection, question, rest) if rest else []
         else:
@@ -163,6 +167,22 @@ def _edge_span(part: Part, head: datetime, tail: datetime) -> tuple[float, float
     if high is None and low is not None and low >= tail:
         return first, float("inf")
     return None
+
+
+def _matching(edges: list, dims: list, where: tuple) -> list:
+    """The edge rows whose dims match ``where`` as SQL would (NULL matches only IS NULL)."""
+
+    def matches(row) -> bool:
+        for d, v in where:
+            value = row[dims.index(d)]
+            if v is None:
+                if value is not None:
+                    return False
+            elif value is None or (value not in v if is_many(v) else value != v):
+                return False
+        return True
+
+    return [row for row in edges if matches(row)]
 
 
 def _combine(question: Question, found: list, edges: list, spans: list) -> list:
