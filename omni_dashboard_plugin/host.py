@@ -34,7 +34,7 @@ from .config import ConfigError, DashboardConfig
 from .facts import HostFacts
 from .live.feed import LiveFeed
 from .provider import InvalidArgument, Provider, ProviderContext
-from .queries.snapshot import snapshot
+from .queries.snapshot import reads_one_snapshot, snapshot
 from .rollups.reader import RawReader, RollupReader
 from .rollups.service import Rollups
 
@@ -65,15 +65,6 @@ def make_plugin_manager(
     for plugin in plugins:
         pm.register(plugin)
     return pm
-
-
-def _reads_one_snapshot(connection) -> bool:
-    """Whether every statement on ``connection`` sees one snapshot of the database."""
-    if connection.dialect.name != "postgresql":
-        return False
-    # The execution option, when set, saves asking the server.
-    level = connection.get_execution_options().get("isolation_level")
-    return (level or connection.get_isolation_level()) in ("REPEATABLE READ", "SERIALIZABLE")
 
 
 def _extend_schema(base: type[Schema], extra: Mapping) -> type[Schema]:
@@ -189,7 +180,7 @@ class Dashboard:
         accelerate = self.accelerators.get(endpoint_id)
         if accelerate is None or not self.rollups.active:
             return compute()
-        if _reads_one_snapshot(connection):
+        if reads_one_snapshot(connection):
             reader = self.rollups.reader(connection, now, snapshot=True)
             self._readers[connection] = (now, reader)
             return accelerate(reader, now) if isinstance(reader, RollupReader) else compute()

@@ -19,3 +19,13 @@ def snapshot(engine):
             yield connection
         finally:
             connection.rollback()
+
+
+def reads_one_snapshot(connection) -> bool:
+    """Whether every statement on ``connection`` sees one snapshot of the database
+    (PostgreSQL at REPEATABLE READ or SERIALIZABLE)."""
+    if connection.dialect.name != "postgresql":
+        return False
+    # The execution option, when set, saves asking the server.
+    level = connection.get_execution_options().get("isolation_level")
+    return (level or connection.get_isolation_level()) in ("REPEATABLE READ", "SERIALIZABLE")

@@ -39,10 +39,11 @@ def dead_letter_counts(connection, statuses: tuple[str, ...]) -> dict[str, int]:
 
 
 def dead_letter_totals(connection) -> tuple[int, int]:
-    """(pending, total) dead letters, in one pass over the status index."""
-    status = dead_letter_events.c.status
-    rows = connection.execute(select(status, func.count()).group_by(status)).all()
-    return sum(int(n) for s, n in rows if s == "pending"), sum(int(n) for _, n in rows)
+    """(pending, total) dead letters."""
+    pending, total = connection.execute(
+        select(_count(dead_letter_events.c.status == "pending"), _count())
+    ).one()
+    return int(pending), int(total)
 
 
 def instance_totals(connection) -> dict:

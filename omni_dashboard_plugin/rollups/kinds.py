@@ -52,6 +52,10 @@ class Kind:
     ``rolled_from`` names a finer kind (same source and rows, a superset of the dims and
     measures) whose slot rows a refresh sums instead of scanning the source again.
 
+    ``edges_from`` is a kind (same source and rows, a superset of the dims and measures)
+    whose raw edge rows a reader fetches for this kind too, so that the kinds sharing it
+    scan the raw tail once per response.
+
     ``cascade`` and ``set_null`` map a dim to the parent key it references, following the
     foreign key's ON DELETE action: deleting a parent deletes the source rows of any age
     (rolled rows of a parent that is gone are left out) or sets the dim NULL (they count
@@ -69,6 +73,7 @@ class Kind:
     rolled_from: str | None = None
     cascade: dict = field(default_factory=dict)
     set_null: dict = field(default_factory=dict)
+    edges_from: "Kind | None" = None
 
     def table(self, level: str) -> Table:
         """The rollup table of ``level``: 'slot', 'day', or 'total' (cumulative kinds:
@@ -87,19 +92,34 @@ P = event_payloads
 _count = func.count()
 _timed = E.c.processing_time_ms
 
+_EVENT_MEASURES = {
+    "n": _count,
+    "proc_sum": func.coalesce(func.sum(E.c.processing_time_ms), 0),
+    "proc_n": func.count(E.c.processing_time_ms),
+    "agent_sum": func.coalesce(func.sum(E.c.agent_latency_ms), 0),
+    "agent_n": func.count(E.c.agent_latency_ms),
+}
+# Not rolled up (no tables): the raw edges that `events` and `event_channels` share.
+EVENT_EDGES = Kind(
+    "event_edges",
+    E,
+    E.c.received_at,
+    dims={
+        "status": E.c.status,
+        "error_stage": E.c.error_stage,
+        "channel": E.c.channel,
+        "direction": E.c.direction,
+    },
+    measures=_EVENT_MEASURES,
+)
 EVENTS = Kind(
     "events",
     E,
     E.c.received_at,
     dims={"status": E.c.status, "error_stage": E.c.error_stage},
-    measures={
-        "n": _count,
-        "proc_sum": func.coalesce(func.sum(E.c.processing_time_ms), 0),
-        "proc_n": func.count(E.c.processing_time_ms),
-        "agent_sum": func.coalesce(func.sum(E.c.agent_latency_ms), 0),
-        "agent_n": func.count(E.c.agent_latency_ms),
-    },
+    measures=_EVENT_MEASURES,
     cumulative=True,
+    edges_from=EVENT_EDGES,
 )
 EVENT_COUNTS = Kind(
     "event_counts",
@@ -116,6 +136,7 @@ EVENT_CHANNELS = Kind(
     dims={"channel": E.c.channel, "direction": E.c.direction},
     measures={"n": _count},
     rolled_from="event_counts",
+    edges_from=EVENT_EDGES,
 )
 LATENCY_COARSE = Kind(
     "latency_coarse",

@@ -89,28 +89,33 @@ class RollupReader(RawReader):
                 spans.append(span)
         if not spans:
             return run(self.connection, question, parts)
-        key = (question.kind.name, question.where)
-        if key not in self._edges and (question.kind.name, ()) in self._edges:
-            # Edges read without a filter hold this question's too.
-            whole = self._edges[(question.kind.name, ())]
-            self._edges[key] = _matching(whole, list(question.kind.dims), question.where)
-        if key in self._edges:
+        kind, where = question.kind, question.where
+        edges = self._cached_edges(kind, where)
+        if edges is not None:
             found = run(self.connection, question, rest) if rest else []
         else:
-            edges = Question(
-                question.name,
-                question.kind,
-                None,
-                None,
-                tuple(question.kind.dims),
-                question.where,
-                True,
-            )
+            source = kind.edges_from or kind
+            fetch = Question(source.name, source, None, None, tuple(source.dims), where, True)
             edge_parts = [Part("raw", None, head), Part("raw", tail, None)]
-            found, self._edges[key] = run_with_edges(
-                self.connection, question, rest, edges, edge_parts
+            found, self._edges[(source.name, where)] = run_with_edges(
+                self.connection, question, rest, fetch, edge_parts
             )
-        return _combine(question, found, self._edges[key], spans)
+            edges = self._cached_edges(kind, where)
+        return _combine(question, found, edges, spans)
+
+    def _cached_edges(self, kind: Kind, where: tuple) -> list | None:
+        """The kind's edge rows for ``where`` from what this reader already read: its own,
+        or those read without a filter, or those of ``kind.edges_from``; ``None`` if none."""
+        key = (kind.name, where)
+        if key not in self._edges:
+            for source in (kind, kind.edges_from) if kind.edges_from else (kind,):
+                rows = self._edges.get((source.name, where))
+                if rows is None and (source.name, ()) in self._edges:
+                    rows = _matching(self._edges[(source.name, ())], list(source.dims), where)
+                if rows is not None:
+                    self._edges[key] = rows if source is kind else _project(rows, source, kind)
+                    break
+        return self._edges.get(key)
 
     def _range(self, kind: Kind) -> tuple[int, int]:
         """The kind's rolled slots ``[start, end)`` for this response."""
@@ -183,6 +188,16 @@ def _matching(edges: list, dims: list, where: tuple) -> list:
         return True
 
     return [row for row in edges if matches(row)]
+
+
+def _project(rows: list, source: Kind, kind: Kind) -> list:
+    """Edge rows of ``source`` summed to ``kind``'s dims, slot and measures."""
+    dims = [list(source.dims).index(d) for d in kind.dims] + [len(source.dims)]
+    measures = [len(source.dims) + 1 + list(source.measures).index(m) for m in kind.measures]
+    totals: dict = {}
+    for row in rows:
+        _add(totals, tuple(row[i] for i in dims), [row[i] for i in measures])
+    return [(*key, *values) for key, values in totals.items()]
 
 
 def _combine(question: Question, found: list, edges: list, spans: list) -> list:

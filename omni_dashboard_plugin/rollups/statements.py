@@ -127,12 +127,16 @@ def _build(question: Question, parts: list[Part], prefix: str = "p"):
     return query.group_by(*keys) if keys else query.select_from(rows)
 
 
-def _tagged(question: Question, parts: list[Part], flag: str, prefix: str):
-    """The question's rows padded to every dim and the slot, led by ``flag``."""
+def _tagged(question: Question, parts: list[Part], flag: str, prefix: str, layout: Kind):
+    """The question's rows in the columns of ``layout`` (a kind with every dim and measure
+    of the question's): ``flag``, its dims, the slot, its measures; absent ones NULL or 0."""
     rows = _build(question, parts, prefix).subquery()
-    keys = [rows.c[d] if d in question.by else null().label(d) for d in question.kind.dims]
+    keys = [rows.c[d] if d in question.by else null().label(d) for d in layout.dims]
     slot = rows.c[SLOT_LABEL] if question.by_slot else null().label(SLOT_LABEL)
-    measures = [rows.c[m] for m in question.kind.measures]
+    measures = [
+        rows.c[m] if m in question.kind.measures else literal_column("0").label(m)
+        for m in layout.measures
+    ]
     return select(literal_column(flag).label(EDGE_LABEL), *keys, slot, *measures)
 
 
@@ -175,26 +179,21 @@ def run_with_edges(
     connection, question: Question, parts: list[Part], edges: Question, edge_parts: list[Part]
 ) -> tuple[list[tuple], list[tuple]]:
     """:func:`run` for ``parts`` and, in the same statement, the ``edges`` question (keyed
-    by every dim and the slot) over ``edge_parts``: ``(question rows, edge rows)``."""
+    by every dim of its kind and the slot) over ``edge_parts``: ``(question rows, edge
+    rows)``. The edges' kind has every dim and measure of the question's."""
+    layout = edges.kind
 
     def build():
-        branches = [_tagged(edges, edge_parts, "1", "e")]
+        branches = [_tagged(edges, edge_parts, "1", "e", layout)]
         if parts:
-            branches.append(_tagged(question, parts, "0", "p"))
+            branches.append(_tagged(question, parts, "0", "p", layout))
         return union_all(*branches)
 
     key = ("edges", _shape(question, parts), _shape(edges, edge_parts))
     values = {**_parameters(question, parts), **_parameters(edges, edge_parts, "e")}
-    rows = _ints(connection.execute(_statement(key, build), values), len(edges.kind.dims) + 2)
-    positions = [1 + list(question.kind.dims).index(d) for d in question.by]
-    ndims = len(question.kind.dims)
-    found = [
-        (
-            *(row[p] for p in positions),
-            *row[1 + ndims : 1 + ndims + question.by_slot],
-            *row[2 + ndims :],
-        )
-        for row in rows
-        if not row[0]
-    ]
+    dims, measures = list(layout.dims), list(layout.measures)
+    rows = _ints(connection.execute(_statement(key, build), values), len(dims) + 2)
+    keys = [1 + dims.index(d) for d in question.by] + [1 + len(dims)] * question.by_slot
+    sums = [2 + len(dims) + measures.index(m) for m in question.kind.measures]
+    found = [tuple(row[i] for i in keys + sums) for row in rows if not row[0]]
     return found, [row[1:] for row in rows if row[0]]
