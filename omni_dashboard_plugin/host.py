@@ -162,10 +162,12 @@ class Dashboard:
     def reader(self, connection, now, *, snapshot: bool = False) -> RawReader:
         """The reader of one response on ``connection`` at ``now`` (the same one for every
         part of it): from rollups plus raw rows when they are on. ``snapshot`` says that
-        every statement on ``connection`` reads one snapshot (see ``Rollups.reader``)."""
+        every statement on ``connection`` reads one snapshot (see ``Rollups.reader``);
+        a PostgreSQL connection at REPEATABLE READ or SERIALIZABLE does."""
         cached = self._readers.get(connection)
         if cached is not None and cached[0] == now:
             return cached[1]
+        snapshot = snapshot or reads_one_snapshot(connection)
         reader = self.rollups.reader(connection, now, snapshot=snapshot)
         self._readers[connection] = (now, reader)
         return reader

@@ -26,6 +26,6 @@ def reads_one_snapshot(connection) -> bool:
     (PostgreSQL at REPEATABLE READ or SERIALIZABLE)."""
     if connection.dialect.name != "postgresql":
         return False
-    # The execution option, when set, saves asking the server.
+    # The connection's own option, else the engine's (create_engine(isolation_level=...)).
     level = connection.get_execution_options().get("isolation_level")
-    return (level or connection.get_isolation_level()) in ("REPEATABLE READ", "SERIALIZABLE")
+    return (level or connection.default_isolation_level) in ("REPEATABLE READ", "SERIALIZABLE")

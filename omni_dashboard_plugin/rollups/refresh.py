@@ -10,9 +10,13 @@ SQLite with ``BEGIN IMMEDIATE``.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
+    String,
+    Uuid,
+    and_,
     delete,
     func,
     insert,
@@ -141,13 +145,28 @@ def _signed_sums(kind, low: int, high: int, sign: int):
     )
 
 
+def _blank(column):
+    """A value of the column's type that stands in for NULL in a comparison."""
+    if isinstance(column.type, String):
+        return ""
+    return UUID(int=0) if isinstance(column.type, Uuid) else 0
+
+
+def _same(stored, added):
+    """``stored IS NOT DISTINCT FROM added`` as an equality PostgreSQL can hash-join on
+    (it compares IS NOT DISTINCT FROM row by row: a refresh from scratch took twice as
+    long over the latency total)."""
+    filled = [func.coalesce(side, literal(_blank(stored), stored.type)) for side in (stored, added)]
+    return and_(filled[0] == filled[1], stored.is_(None) == added.is_(None))
+
+
 def _add_to_total(connection, kind, source) -> None:
     """Add the rows of ``source`` (dims, measures) to the kind's total table: update the
     rows of keys already there, insert the others. Keys match NULL to NULL (a failed
     event's stage, say, is often NULL), which an ON CONFLICT upsert would not do."""
     table = kind.table("total")
     sums = source.subquery()
-    same_key = [table.c[d].is_not_distinct_from(sums.c[d]) for d in kind.dims]
+    same_key = [_same(table.c[d], sums.c[d]) for d in kind.dims]
     connection.execute(
         update(table).where(*same_key).values({m: table.c[m] + sums.c[m] for m in kind.measures})
     )
