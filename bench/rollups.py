@@ -12,8 +12,8 @@ GET /api/v2/dashboard (cache off), GET /event-ops/metrics and GET /automation-me
 two phases: with rollups on, the calls of every size interleaved (so that the ratio of
 two sizes sees the same machine noise), then with rollups off, likewise (their full scans
 would otherwise evict the pages the rollup reads keep warm, which no server with rollups
-on does between two dashboard requests). The raw tail is the last 30 to 45 minutes (the
-default horizon).
+on does between two dashboard requests). The raw tail is the last 30 to 45 minutes with
+the default horizon (``--horizon-minutes``).
 """
 
 import json
@@ -52,7 +52,7 @@ def _holds(engine, events) -> bool:
             return False
 
 
-def prepare(url, events, days, reuse):
+def prepare(url, events, days, reuse, horizon):
     """Load (unless reused), refresh from scratch, compare; returns (load s, refresh s,
     app with rollups on, app with rollups off)."""
     engine = make_engine(url)
@@ -63,6 +63,7 @@ def prepare(url, events, days, reuse):
         url,
         OMNI_DASHBOARD_ROLLUPS="on",
         OMNI_DASHBOARD_ROLLUPS_REFRESH="cron",
+        OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES=horizon,
         OMNI_DASHBOARD_CACHE_SECONDS=0,
     )
     off = bench_app(url, OMNI_DASHBOARD_ROLLUPS="off", OMNI_DASHBOARD_CACHE_SECONDS=0)
@@ -83,12 +84,17 @@ def prepare(url, events, days, reuse):
 def main(argv=None):
     parser = sized_parser(__doc__.splitlines()[0])
     parser.add_argument("--reuse", action="store_true", help="keep already loaded databases")
+    parser.add_argument(
+        "--horizon-minutes", type=int, default=30, help="OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     apps, refresh_seconds = {}, {}
     for size in sizes:
         url = args.database_url.replace("{size}", str(size))
-        loaded, refresh_seconds[size], *apps[size] = prepare(url, size, args.days, args.reuse)
+        loaded, refresh_seconds[size], *apps[size] = prepare(
+            url, size, args.days, args.reuse, args.horizon_minutes
+        )
         print(
             f"{size:,} events loaded in {loaded:.0f} s, rolled up in {refresh_seconds[size]:.1f} s",
             flush=True,
@@ -114,8 +120,9 @@ def main(argv=None):
         f"{args.repeat} requests per call, interleaved across calls and sizes, first every call "
         "with rollups on, then every call with rollups off; Flask test client "
         f"in-process, PostgreSQL 15, {platform.machine()}, 2 cores; events over {args.days} "
-        "days, automation logs = events / 10, payloads = events / 5; default horizon (30 min: "
-        "the raw tail is the last 30 to 45 minutes). Responses with rollups on and off were "
+        "days, automation logs = events / 10, payloads = events / 5; horizon "
+        f"{args.horizon_minutes} min (the raw tail is the last {args.horizon_minutes} to "
+        f"{args.horizon_minutes + 15} minutes). Responses with rollups on and off were "
         "compared first: equal.",
         "",
         f"| call | rollups | {header} |",
