@@ -52,9 +52,12 @@ class Kind:
     ``rolled_from`` names a finer kind (same source and rows, a superset of the dims and
     measures) whose slot rows a refresh sums instead of scanning the source again.
 
+    ``shares_edges``: a reader reads the kind's raw edges (rows outside the rolled slots)
+    once per response, by slot, and shares them among its questions; worth it for kinds a
+    response asks several times, the others read their raw rows with each question.
     ``edges_from`` is a kind (same source and rows, a superset of the dims and measures)
-    whose raw edge rows a reader fetches for this kind too, so that the kinds sharing it
-    scan the raw tail once per response.
+    whose raw edge rows serve this kind too, so that the kinds naming it scan the raw tail
+    once per response.
 
     ``cascade`` and ``set_null`` map a dim to the parent key it references, following the
     foreign key's ON DELETE action: deleting a parent deletes the source rows of any age
@@ -73,6 +76,7 @@ class Kind:
     rolled_from: str | None = None
     cascade: dict = field(default_factory=dict)
     set_null: dict = field(default_factory=dict)
+    shares_edges: bool = False
     edges_from: "Kind | None" = None
 
     def table(self, level: str) -> Table:
@@ -119,6 +123,7 @@ EVENTS = Kind(
     dims={"status": E.c.status, "error_stage": E.c.error_stage},
     measures=_EVENT_MEASURES,
     cumulative=True,
+    shares_edges=True,
     edges_from=EVENT_EDGES,
 )
 EVENT_COUNTS = Kind(
@@ -128,6 +133,7 @@ EVENT_COUNTS = Kind(
     dims={"instance_id": E.c.instance_id, "channel": E.c.channel, "direction": E.c.direction},
     measures={"n": _count},
     set_null={"instance_id": instances.c.id},
+    shares_edges=True,
 )
 EVENT_CHANNELS = Kind(
     "event_channels",
@@ -136,6 +142,7 @@ EVENT_CHANNELS = Kind(
     dims={"channel": E.c.channel, "direction": E.c.direction},
     measures={"n": _count},
     rolled_from="event_counts",
+    shares_edges=True,
     edges_from=EVENT_EDGES,
 )
 LATENCY_COARSE = Kind(
@@ -171,6 +178,7 @@ AUTOMATIONS = Kind(
     },
     cumulative=True,
     cascade={"automation_id": automations.c.id},
+    shares_edges=True,
 )
 PAYLOADS = Kind(
     "payloads",

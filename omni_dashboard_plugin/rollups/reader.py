@@ -49,10 +49,10 @@ class RawReader:
 class RollupReader(RawReader):
     """Sums from the rollup tables for the rolled range and the source for the rest.
 
-    The source rows outside the rolled slots of a kind, its edges (the oldest row's slot
-    when retention cut into it, and the raw tail after the rolled slots), are read once per
-    kind and ``where``, by slot, and shared by every question of the response (and by the
-    kinds that name the same ``edges_from``).
+    The source rows outside the rolled slots of a kind that ``shares_edges``, its edges (the
+    oldest row's slot when retention cut into it, and the raw tail after the rolled slots),
+    are read once per kind and ``where``, by slot, and shared by every question of the
+    response (and by the kinds that name the same ``edges_from``).
 
     ``totals`` (cumulative kind name -> stored slot range) may be given only when every
     statement of the reader sees one snapshot: a total table then answers a long range,
@@ -78,7 +78,7 @@ class RollupReader(RawReader):
     def _sum_parts(self, question: Question) -> list:
         start, end = self._range(question.kind)
         parts = self._parts(question, start, end)
-        if start >= end:
+        if start >= end or not question.kind.shares_edges:
             return run(self.connection, question, parts)
         head, tail = slot_time(start), slot_time(end)
         spans, rest = [], []
