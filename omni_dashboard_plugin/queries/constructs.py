@@ -12,10 +12,20 @@ def sum_where(condition, value=1):
     return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
 
-class epoch_slot(FunctionElement):
-    """``floor(epoch seconds of a naive-UTC timestamp / width)``: the index of its slot."""
+def _column(element, compiler, kw) -> str:
+    return compiler.process(next(iter(element.clauses)), **kw)
 
-    type = BigInteger()
+
+def _sqlite_slot(column: str, width: int) -> str:
+    """SQLite: ``floor(epoch seconds of column / width)``, the index of its slot."""
+    seconds = f"CAST(strftime('%s', {column}) AS INTEGER)"
+    # Floor division that is also right before 1970 (SQLite's / truncates toward zero).
+    return f"(({seconds}) - ((({seconds}) % {width}) + {width}) % {width}) / {width}"
+
+
+class _Slotted(FunctionElement):
+    """A function of a naive-UTC timestamp and the width of its slots, in seconds."""
+
     inherit_cache = True
 
     def __init__(self, column: ColumnElement, width: int = SLOT_SECONDS):
@@ -23,22 +33,7 @@ class epoch_slot(FunctionElement):
         super().__init__(column)
 
 
-@compiles(epoch_slot, "postgresql")
-def _epoch_slot_pg(element, compiler, **kw):
-    column = compiler.process(next(iter(element.clauses)), **kw)
-    return f"CAST(floor(extract(epoch FROM {column}) / {element.width}) AS BIGINT)"
-
-
-@compiles(epoch_slot, "sqlite")
-def _epoch_slot_sqlite(element, compiler, **kw):
-    column = compiler.process(next(iter(element.clauses)), **kw)
-    seconds = f"CAST(strftime('%s', {column}) AS INTEGER)"
-    width = element.width
-    # Floor division that is also right before 1970 (SQLite's / truncates toward zero).
-    return f"(({seconds}) - ((({seconds}) % {width}) + {width}) % {width}) / {width}"
-
-
-class slot_start(FunctionElement):
+class slot_start(_Slotted):
     """The start of a naive-UTC timestamp's slot, as a GROUP BY key that is cheap per row.
 
     PostgreSQL: ``date_bin`` (integer arithmetic; ``extract(epoch ...)`` is numeric and
@@ -48,41 +43,33 @@ class slot_start(FunctionElement):
 
     inherit_cache = True
 
-    def __init__(self, column: ColumnElement, width: int = SLOT_SECONDS):
-        self.width = int(width)
-        super().__init__(column)
-
 
 @compiles(slot_start, "postgresql")
 def _slot_start_pg(element, compiler, **kw):
-    column = compiler.process(next(iter(element.clauses)), **kw)
+    column = _column(element, compiler, kw)
     return f"date_bin(interval '{element.width} seconds', {column}, timestamp '1970-01-01')"
 
 
 @compiles(slot_start, "sqlite")
 def _slot_start_sqlite(element, compiler, **kw):
-    return compiler.process(epoch_slot(next(iter(element.clauses)), element.width), **kw)
+    return _sqlite_slot(_column(element, compiler, kw), element.width)
 
 
-class slot_end(FunctionElement):
+class slot_end(_Slotted):
     """The first instant after a naive-UTC timestamp's slot, comparable with the column."""
 
     inherit_cache = True
 
-    def __init__(self, column: ColumnElement, width: int = SLOT_SECONDS):
-        self.width = int(width)
-        super().__init__(column)
-
 
 @compiles(slot_end, "postgresql")
 def _slot_end_pg(element, compiler, **kw):
-    start = compiler.process(slot_start(next(iter(element.clauses)), element.width), **kw)
+    start = _slot_start_pg(element, compiler, **kw)
     return f"({start} + interval '{element.width} seconds')"
 
 
 @compiles(slot_end, "sqlite")
 def _slot_end_sqlite(element, compiler, **kw):
-    index = compiler.process(epoch_slot(next(iter(element.clauses)), element.width), **kw)
+    index = _sqlite_slot(_column(element, compiler, kw), element.width)
     # 'YYYY-MM-DD HH:MM:SS' sorts before every stored value of that second, as it must.
     return f"datetime((({index}) + 1) * {element.width}, 'unixepoch')"
 
@@ -100,14 +87,14 @@ class slot_index(FunctionElement):
 
 @compiles(slot_index, "postgresql")
 def _slot_index_pg(element, compiler, **kw):
-    start = compiler.process(next(iter(element.clauses)), **kw)
+    start = _column(element, compiler, kw)
     # A slot start is a whole multiple of the width: the division is exact.
     return f"CAST(extract(epoch FROM {start}) AS BIGINT) / {element.width}"
 
 
 @compiles(slot_index, "sqlite")
 def _slot_index_sqlite(element, compiler, **kw):
-    return compiler.process(next(iter(element.clauses)), **kw)
+    return _column(element, compiler, kw)
 
 
 class json_array_length(FunctionElement):
@@ -119,7 +106,7 @@ class json_array_length(FunctionElement):
 
 @compiles(json_array_length, "postgresql")
 def _json_len_pg(element, compiler, **kw):
-    column = compiler.process(next(iter(element.clauses)), **kw)
+    column = _column(element, compiler, kw)
     return (
         f"CASE WHEN jsonb_typeof(CAST({column} AS jsonb)) = 'array' "
         f"THEN jsonb_array_length(CAST({column} AS jsonb)) ELSE 0 END"
@@ -128,5 +115,5 @@ def _json_len_pg(element, compiler, **kw):
 
 @compiles(json_array_length, "sqlite")
 def _json_len_sqlite(element, compiler, **kw):
-    column = compiler.process(next(iter(element.clauses)), **kw)
+    column = _column(element, compiler, kw)
     return f"CASE WHEN json_type({column}) = 'array' THEN json_array_length({column}) ELSE 0 END"

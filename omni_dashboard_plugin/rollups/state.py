@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from ..queries.constructs import slot_end, slot_index, slot_start
 from .kinds import KINDS, state
 from .plan import slot_of
+from .statements import built
 
 STATE_NAME = "all"
 
@@ -70,9 +71,6 @@ def _census(kind):
     return select(oldest.c.oldest, now_in_slot.scalar_subquery(), rolled.scalar_subquery())
 
 
-_CENSUS: dict = {}
-
-
 def first_whole_slot(connection, kind) -> int | None:
     """The first slot of the kind's source whose rolled rows still hold every row, or
     ``None`` when the source is empty.
@@ -84,9 +82,7 @@ def first_whole_slot(connection, kind) -> int | None:
     """
     key = (kind.source.name, kind.time.name)
     census = next(k for k in KINDS if (k.source.name, k.time.name) == key)
-    statement = _CENSUS.get(census.name)
-    if statement is None:
-        statement = _CENSUS.setdefault(census.name, _census(census))
+    statement = built(("census", census.name), lambda: _census(census))
     oldest, now_in_slot, rolled = connection.execute(statement).one()
     if oldest is None:
         return None

@@ -15,7 +15,7 @@ from .kinds import Kind
 
 SLOT_LABEL = "slot"
 EDGE_LABEL = "edge"
-# Built statements by shape, for the process (the shapes are few: kinds x plans).
+# Built statements by key, for the process (the shapes are few: kinds x plans).
 _STATEMENTS: dict = {}
 
 
@@ -148,7 +148,8 @@ def _parameters(question: Question, parts: list[Part], prefix: str = "p") -> dic
     return values
 
 
-def _statement(key: tuple, build):
+def built(key: tuple, build):
+    """The statement built for ``key`` in this process, built by ``build()`` the first time."""
     statement = _STATEMENTS.get(key)
     if statement is None:
         statement = _STATEMENTS.setdefault(key, build())
@@ -171,7 +172,7 @@ def _ints(rows, width: int) -> list[tuple]:
 
 def run(connection, question: Question, parts: list[Part]) -> list[tuple]:
     """Rows of the question's keys and summed measures over ``parts``."""
-    statement = _statement(_shape(question, parts), lambda: _build(question, parts))
+    statement = built(_shape(question, parts), lambda: _build(question, parts))
     return _ints(connection.execute(statement, _parameters(question, parts)), question.width)
 
 
@@ -192,7 +193,7 @@ def run_with_edges(
     key = ("edges", _shape(question, parts), _shape(edges, edge_parts))
     values = {**_parameters(question, parts), **_parameters(edges, edge_parts, "e")}
     dims, measures = list(layout.dims), list(layout.measures)
-    rows = _ints(connection.execute(_statement(key, build), values), len(dims) + 2)
+    rows = _ints(connection.execute(built(key, build), values), len(dims) + 2)
     keys = [1 + dims.index(d) for d in question.by] + [1 + len(dims)] * question.by_slot
     sums = [2 + len(dims) + measures.index(m) for m in question.kind.measures]
     found = [tuple(row[i] for i in keys + sums) for row in rows if not row[0]]
