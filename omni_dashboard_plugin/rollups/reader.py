@@ -197,7 +197,7 @@ def _project(rows: list, source: Kind, kind: Kind) -> list:
     measures = [len(source.dims) + 1 + list(source.measures).index(m) for m in kind.measures]
     totals: dict = {}
     for row in rows:
-        _add(totals, tuple(row[i] for i in dims), [row[i] for i in measures])
+        _add(totals, tuple([row[i] for i in dims]), [row[i] for i in measures])
     return [(*key, *values) for key, values in totals.items()]
 
 
@@ -209,11 +209,12 @@ def _combine(question: Question, found: list, edges: list, spans: list) -> list:
     totals: dict = {}
     for row in found:
         _add(totals, row[:width], row[width:])
+    at = len(dims)
     for row in edges:
-        slot = row[len(dims)]
+        slot = row[at]
         if any(a <= slot < b for a, b in spans):
-            key = tuple(row[p] for p in positions) + ((slot,) if question.by_slot else ())
-            _add(totals, key, row[len(dims) + 1 :])
+            key = [row[p] for p in positions] + ([slot] if question.by_slot else [])
+            _add(totals, tuple(key), row[at + 1 :])
     if not totals and not width:
         return [(0,) * len(question.kind.measures)]
     return [(*key, *values) for key, values in totals.items()]
@@ -221,6 +222,8 @@ def _combine(question: Question, found: list, edges: list, spans: list) -> list:
 
 def _add(totals: dict, key: tuple, values) -> None:
     current = totals.get(key)
-    totals[key] = (
-        tuple(values) if current is None else tuple(map(sum, zip(current, values, strict=True)))
-    )
+    if current is None:
+        totals[key] = list(values)
+    else:
+        for i, value in enumerate(values):
+            current[i] += value

@@ -83,12 +83,14 @@ def _summed(kind, table, low: int, high: int, day: int | None = None):
     query = select(bucket, *dims, *(func.sum(table.c[m]) for m in kind.measures)).where(
         table.c.bucket >= low, table.c.bucket < high
     )
-    groups = dims if day is not None else [table.c.bucket, *dims]
-    return query.group_by(*groups) if groups else query.having(func.count() > 0)
+    if day is not None:
+        return query.group_by(*dims) if dims else query.having(func.count() > 0)
+    return query.group_by(table.c.bucket, *dims).order_by(table.c.bucket)
 
 
 def _from_source(kind, low: int, high: int):
-    """SELECT slot, dims, measures of the source rows of slots ``[low, high)``."""
+    """SELECT slot, dims, measures of the source rows of slots ``[low, high)``, by slot
+    (inserted in that order, a range of slots lies on few pages)."""
     start = slot_start(kind.time, SLOT_SECONDS)
     dims = list(kind.dims.values())
     conditions = [kind.time >= slot_time(low), kind.time < slot_time(high)]
@@ -99,6 +101,7 @@ def _from_source(kind, low: int, high: int):
         .select_from(kind.source)
         .where(*conditions)
         .group_by(start, *dims)
+        .order_by(start)
     )
 
 

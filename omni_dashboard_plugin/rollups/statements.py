@@ -8,7 +8,19 @@ every later question of the same shape, with the bounds as parameters.
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, case, func, literal_column, null, select, true, union_all
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    true,
+    union_all,
+)
 
 from ..queries.constructs import SLOT_SECONDS, slot_index, slot_start
 from .kinds import Kind
@@ -122,7 +134,10 @@ def _build(question: Question, parts: list[Part], prefix: str = "p"):
         branches.append(select(*keys, *measures).where(and_(true(), *conditions)))
     rows = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery()
     keys = [rows.c[d] for d in by] + ([rows.c[SLOT_LABEL]] if by_slot else [])
-    totals = [func.coalesce(func.sum(rows.c[m]), 0).label(m) for m in kind.measures]
+    # Integers from the database itself (PostgreSQL sums bigints as numeric).
+    totals = [
+        cast(func.coalesce(func.sum(rows.c[m]), 0), BigInteger).label(m) for m in kind.measures
+    ]
     query = select(*keys, *totals)
     return query.group_by(*keys) if keys else query.select_from(rows)
 
@@ -166,14 +181,10 @@ def _shape(question: Question, parts: list[Part]) -> tuple:
     )
 
 
-def _ints(rows, width: int) -> list[tuple]:
-    return [(*row[:width], *(int(value) for value in row[width:])) for row in rows]
-
-
 def run(connection, question: Question, parts: list[Part]) -> list[tuple]:
     """Rows of the question's keys and summed measures over ``parts``."""
     statement = built(_shape(question, parts), lambda: _build(question, parts))
-    return _ints(connection.execute(statement, _parameters(question, parts)), question.width)
+    return [tuple(row) for row in connection.execute(statement, _parameters(question, parts))]
 
 
 def run_with_edges(
@@ -193,8 +204,8 @@ def run_with_edges(
     key = ("edges", _shape(question, parts), _shape(edges, edge_parts))
     values = {**_parameters(question, parts), **_parameters(edges, edge_parts, "e")}
     dims, measures = list(layout.dims), list(layout.measures)
-    rows = _ints(connection.execute(built(key, build), values), len(dims) + 2)
+    rows = [tuple(row) for row in connection.execute(built(key, build), values)]
     keys = [1 + dims.index(d) for d in question.by] + [1 + len(dims)] * question.by_slot
-    sums = [2 + len(dims) + measures.index(m) for m in question.kind.measures]
-    found = [tuple(row[i] for i in keys + sums) for row in rows if not row[0]]
+    picks = keys + [2 + len(dims) + measures.index(m) for m in question.kind.measures]
+    found = [tuple([row[i] for i in picks]) for row in rows if not row[0]]
     return found, [row[1:] for row in rows if row[0]]
