@@ -19,14 +19,17 @@ the default horizon (``--horizon-minutes``).
 import json
 import platform
 import time
+from collections import defaultdict
+from contextlib import contextmanager
 
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
 from host_example.db import make_engine
 from omni_dashboard_plugin.rollups.kinds import metadata as rollup_metadata
 
-from .harness import KEY, NOW, Call, bench_app, measure, sized_parser
+from .harness import KEY, NOW, Call, bench_app, measure, percentile, sized_parser
 from .loader import load
 from .report import cell, publish
 
@@ -81,6 +84,43 @@ def prepare(url, events, days, reuse, horizon):
     return loaded, refreshed, on, off
 
 
+@contextmanager
+def dead_letter_timings():
+    """Yield ``{(database, statement): [ms, ...]}`` of the statements on dead_letter_events
+    run meanwhile: counted raw in both modes, the part that rollups leave to the table."""
+    found, started = defaultdict(list), {}
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        started[id(cursor)] = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        began = started.pop(id(cursor), None)
+        if began is not None and "dead_letter_events" in statement:
+            key = (conn.engine.url.database, statement)
+            found[key].append((time.perf_counter() - began) * 1000)
+
+    event.listen(Engine, "before_cursor_execute", before)
+    event.listen(Engine, "after_cursor_execute", after)
+    try:
+        yield found
+    finally:
+        event.remove(Engine, "before_cursor_execute", before)
+        event.remove(Engine, "after_cursor_execute", after)
+
+
+def _dead_letter_p50(found: dict, databases: dict, call: str) -> str:
+    """The p50 of ``call``'s dead-letter statement at every size: the dashboard counts
+    pending and all, /event-ops/metrics pending and resolved (two WHEREs)."""
+    wheres = 1 if call == CALLS[0][0] else 2
+    cells = [
+        f"{percentile(samples, 0.5):.1f} ms at {size:,}"
+        for size, database in databases.items()
+        for (db, statement), samples in found.items()
+        if db == database and statement.count("WHERE") == wheres
+    ]
+    return ", ".join(cells)
+
+
 def main(argv=None):
     parser = sized_parser(__doc__.splitlines()[0])
     parser.add_argument("--reuse", action="store_true", help="keep already loaded databases")
@@ -89,9 +129,10 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    apps, refresh_seconds = {}, {}
+    apps, refresh_seconds, databases = {}, {}, {}
     for size in sizes:
         url = args.database_url.replace("{size}", str(size))
+        databases[size] = make_url(url).database
         loaded, refresh_seconds[size], *apps[size] = prepare(
             url, size, args.days, args.reuse, args.horizon_minutes
         )
@@ -99,14 +140,15 @@ def main(argv=None):
             f"{size:,} events loaded in {loaded:.0f} s, rolled up in {refresh_seconds[size]:.1f} s",
             flush=True,
         )
-    timed = {}
+    timed, dead_letters = {}, {}
     for phase, state in enumerate(("on", "off")):
         calls = [
             Call(f"{label} {state} {size}", apps[size][phase], path)
             for label, path in CALLS
             for size in sizes
         ]
-        timed.update(measure(calls, args.repeat, KEY))
+        with dead_letter_timings() as dead_letters[state]:
+            timed.update(measure(calls, args.repeat, KEY))
     results = {
         size: {
             f"{label} {state}": timed[f"{label} {state} {size}"]
@@ -139,6 +181,8 @@ def main(argv=None):
         for label, _ in CALLS[:2]:
             ratio = results[high][f"{label} on"]["p50"] / results[low][f"{label} on"]["p50"]
             lines.append(f"- {label}, rollups on: p50 at {high:,} / p50 at {low:,} = {ratio:.2f}")
+            counts = _dead_letter_p50(dead_letters["on"], databases, label)
+            lines.append(f"  - of which its dead-letter counts (raw either way): p50 {counts}")
     refresh = ", ".join(f"{refresh_seconds[s]:.1f} s at {s:,}" for s in sizes)
     lines.append(f"- one refresh from scratch (every slot, every kind): {refresh}")
     publish("rollups", lines, args.write)
