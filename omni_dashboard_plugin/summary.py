@@ -12,6 +12,7 @@ part is absent from both the response and its schema:
 
 from .facts import HostFacts
 from .provider import ProviderContext
+from .queries.alongside import Alongside
 from .queries.snapshot import snapshot
 from .queries.summary import dead_letter_totals, event_totals, instance_totals
 
@@ -23,9 +24,9 @@ def compute_summary(dashboard, facts: HostFacts, timezone: str | None) -> dict:
     now = dashboard.clock()
     enabled = dashboard.enabled
     with snapshot(dashboard.engine) as conn:
+        dead_letters = Alongside(conn, dead_letter_totals)
         reader = dashboard.reader(conn, now, snapshot=True)
         totals = event_totals(reader, now)
-        pending, dead_total = dead_letter_totals(conn)
         events = {
             "total": totals.total,
             "last24h": totals.last_24h,
@@ -54,6 +55,7 @@ def compute_summary(dashboard, facts: HostFacts, timezone: str | None) -> dict:
             automations["totalExecutions"] = stats["totalExecutions"]
             automations["successRate"] = stats["successRate"]
         instances = instance_totals(conn)
+        pending, dead_total = dead_letters.result()
     return {
         "instances": instances,
         "events": events,

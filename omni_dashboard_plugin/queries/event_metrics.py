@@ -17,10 +17,12 @@ from ..rollups.kinds import (
 )
 from ..rollups.reader import RawReader
 from ..rounding import round_half_away, rounded_mean
+from .alongside import Alongside
 from .events import count_since
 from .summary import dead_letter_counts
 
 PENDING = ("received", "processing")
+DEAD_LETTERS = ("pending", "resolved")
 
 
 def percentile_95(reader: RawReader) -> int | None:
@@ -53,6 +55,9 @@ def percentile_95(reader: RawReader) -> int | None:
 
 def event_metrics(reader: RawReader, now: datetime) -> dict:
     """Every field of Omni's /event-ops/metrics at ``now``."""
+    dead_letters = Alongside(
+        reader.connection, lambda connection: dead_letter_counts(connection, DEAD_LETTERS)
+    )
     totals = {"n": 0, "proc_sum": 0, "proc_n": 0, "agent_sum": 0, "agent_n": 0}
     by_status: dict[str, int] = {}
     by_stage: dict[str, int] = {}
@@ -66,7 +71,7 @@ def event_metrics(reader: RawReader, now: datetime) -> dict:
     last_7d = count_since(reader, now - timedelta(days=7))
     stored, stored_bytes = reader.sums(PAYLOADS)[0]
     deleted, deleted_bytes = reader.sums(PAYLOAD_DELETIONS)[0]
-    dead = dead_letter_counts(reader.connection, ("pending", "resolved"))
+    dead = dead_letters.result()
     failed, total = by_status.get("failed", 0), totals["n"]
     return {
         "totalEvents": total,

@@ -90,19 +90,24 @@ def _summed(kind, table, low: int, high: int, day: int | None = None):
 
 def _from_source(kind, low: int, high: int):
     """SELECT slot, dims, measures of the source rows of slots ``[low, high)``, by slot
-    (inserted in that order, a range of slots lies on few pages)."""
+    (inserted in that order, a range of slots lies on few pages). The grouping is a
+    subquery so that PostgreSQL hashes the raw rows and sorts only the groups."""
     start = slot_start(kind.time, SLOT_SECONDS)
-    dims = list(kind.dims.values())
     conditions = [kind.time >= slot_time(low), kind.time < slot_time(high)]
     if kind.where is not None:
         conditions.append(kind.where)
-    return (
-        select(slot_index(start), *dims, *kind.measures.values())
+    grouped = (
+        select(
+            slot_index(start).label("bucket"),
+            *(expr.label(d) for d, expr in kind.dims.items()),
+            *(expr.label(m) for m, expr in kind.measures.items()),
+        )
         .select_from(kind.source)
         .where(*conditions)
-        .group_by(start, *dims)
-        .order_by(start)
+        .group_by(start, *kind.dims.values())
+        .subquery()
     )
+    return select(grouped).order_by(grouped.c.bucket)
 
 
 def _roll_slots(connection, low: int, high: int) -> None:

@@ -1,0 +1,131 @@
+"""A read alongside the response: same snapshot, never waits for the pool, falls back."""
+
+import logging
+import threading
+import time
+
+import pytest
+from sqlalchemy import create_engine, event, text
+
+from omni_dashboard_plugin.queries.alongside import Alongside
+from omni_dashboard_plugin.queries.snapshot import snapshot
+
+
+@pytest.fixture
+def engine(pg_url):
+    engine = create_engine(pg_url, pool_size=2, max_overflow=0)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alongside_rows"))
+        conn.execute(text("CREATE TABLE alongside_rows (n integer)"))
+        conn.execute(text("INSERT INTO alongside_rows SELECT generate_series(1, 3)"))
+    yield engine
+    engine.dispose()
+
+
+def _count(connection):
+    return connection.execute(text("SELECT count(*) FROM alongside_rows")).scalar_one()
+
+
+def _insert_two_elsewhere(engine):
+    with engine.begin() as other:
+        other.execute(text("INSERT INTO alongside_rows VALUES (4), (5)"))
+
+
+def test_the_second_connection_reads_the_snapshot_of_the_response(engine):
+    used = []
+
+    def read(connection):
+        used.append(connection)
+        return _count(connection)
+
+    with snapshot(engine) as conn:
+        assert _count(conn) == 3  # the response's snapshot is taken here
+        _insert_two_elsewhere(engine)
+        pending = Alongside(conn, read)
+        time.sleep(0.2)  # let the worker take it
+        assert pending.result() == 3
+        assert used and used[0] is not conn  # it did run on the second connection
+    with engine.connect() as conn:
+        assert _count(conn) == 5
+
+
+def test_without_a_snapshot_the_second_connection_reads_committed_rows(engine):
+    with engine.connect() as conn:  # READ COMMITTED: each statement sees what is committed
+        assert _count(conn) == 3
+        _insert_two_elsewhere(engine)
+        assert Alongside(conn, _count).result() == 5
+
+
+def test_it_never_waits_for_a_connection(engine):
+    """A worker slow to get its connection loses the read to the response, which reads it
+    on its own connection at once; the worker then gives its connection back unused."""
+    main = threading.get_ident()
+
+    def slow_checkout(*_):
+        if threading.get_ident() != main:
+            time.sleep(1.5)
+
+    event.listen(engine, "checkout", slow_checkout)
+    used = []
+
+    def read(connection):
+        used.append(connection)
+        return _count(connection)
+
+    with snapshot(engine) as conn:
+        started = time.perf_counter()
+        assert Alongside(conn, read).result() == 3
+        assert time.perf_counter() - started < 1.0
+        assert used == [conn]
+    time.sleep(2)  # the worker checked out, found the read taken, and checked in
+    assert used == [conn]
+    assert engine.pool.checkedout() == 0
+
+
+def test_a_full_pool_means_reading_on_the_response_connection(engine):
+    """No worker queues for a connection of a full pool (it would hold a thread and,
+    when one frees, a connection, for nothing)."""
+    used, checkouts = [], []
+    event.listen(engine, "checkout", lambda *_: checkouts.append(threading.get_ident()))
+
+    def read(connection):
+        used.append(connection)
+        return _count(connection)
+
+    with engine.connect() as busy, snapshot(engine) as conn:
+        busy.execute(text("SELECT 1"))
+        assert Alongside(conn, read).result() == 3
+        assert used == [conn]
+    time.sleep(0.2)
+    assert set(checkouts) == {threading.get_ident()}
+
+
+def test_an_error_on_the_second_connection_falls_back_to_the_response_connection(engine, caplog):
+    with snapshot(engine) as conn:
+
+        def read(connection):
+            if connection is not conn:
+                raise RuntimeError("second connection broke")
+            return _count(connection)
+
+        pending = Alongside(conn, read)
+        time.sleep(0.2)
+        with caplog.at_level(logging.WARNING):
+            assert pending.result() == 3
+    assert "second connection broke" in caplog.text
+
+
+def test_sqlite_reads_on_the_response_connection(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alongside_rows (n integer)"))
+        conn.execute(text("INSERT INTO alongside_rows VALUES (1), (2), (3)"))
+    used = []
+
+    def read(connection):
+        used.append(connection)
+        return _count(connection)
+
+    with snapshot(engine) as conn:
+        assert Alongside(conn, read).result() == 3
+        assert used == [conn]
