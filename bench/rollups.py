@@ -182,7 +182,9 @@ def main(argv=None):
             ratio = results[high][f"{label} on"]["p50"] / results[low][f"{label} on"]["p50"]
             lines.append(f"- {label}, rollups on: p50 at {high:,} / p50 at {low:,} = {ratio:.2f}")
             counts = _dead_letter_p50(dead_letters["on"], databases, label)
-            lines.append(f"  - of which its dead-letter counts (raw either way): p50 {counts}")
+            lines.append(
+                f"  - its dead-letter counts (raw either way, run alongside): p50 {counts}"
+            )
     refresh = ", ".join(f"{refresh_seconds[s]:.1f} s at {s:,}" for s in sizes)
     lines.append(f"- one refresh from scratch (every slot, every kind): {refresh}")
     publish("rollups", lines, args.write)
