@@ -42,6 +42,11 @@ class RawReader:
             self._answers[question] = self._answer(question)
         return self._answers[question]
 
+    def on(self, connection) -> "RawReader":
+        """A reader like this one on another connection that reads the same snapshot (a
+        part of the response read alongside); it shares no answers with this one."""
+        return RawReader(connection)
+
     def _answer(self, question: Question) -> list:
         return run(self.connection, question, [Part("raw", question.since, question.until, True)])
 
@@ -65,6 +70,9 @@ class RollupReader(RawReader):
         self.totals = totals or {}
         self._lows: dict = {}
         self._edges: dict = {}
+
+    def on(self, connection) -> "RollupReader":
+        return RollupReader(connection, self.rolled, self.totals)
 
     def _answer(self, question: Question) -> list:
         rows = self._sum_parts(question)
