@@ -43,8 +43,12 @@ class RawReader:
         return self._answers[question]
 
     def on(self, connection) -> "RawReader":
-        """A reader like this one on another connection that reads the same snapshot (a
-        part of the response read alongside); it shares no answers with this one."""
+        """This reader on ``connection``, one that reads the same snapshot (a part of the
+        response read alongside): itself when it is its own connection (so a part read
+        there after all shares its answers), else a new reader like it."""
+        return self if connection is self.connection else self._like(connection)
+
+    def _like(self, connection) -> "RawReader":
         return RawReader(connection)
 
     def _answer(self, question: Question) -> list:
@@ -71,7 +75,7 @@ class RollupReader(RawReader):
         self._lows: dict = {}
         self._edges: dict = {}
 
-    def on(self, connection) -> "RollupReader":
+    def _like(self, connection) -> "RollupReader":
         return RollupReader(connection, self.rolled, self.totals)
 
     def _answer(self, question: Question) -> list:
