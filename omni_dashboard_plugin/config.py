@@ -98,6 +98,8 @@ class StreamSettings:
     max_types: int = 20
     lifetime_ms: int = 0
     writer: str = "auto"
+    send_timeout: int = 30
+    jetstream: str = "use"
 
     @classmethod
     def from_mapping(cls, config: Mapping) -> "StreamSettings":
@@ -122,6 +124,10 @@ class StreamSettings:
             max_clients=read_int(config, "OMNI_DASHBOARD_STREAM_MAX_CLIENTS", 200, 1, 100_000),
             lifetime_ms=read_int(config, "OMNI_DASHBOARD_STREAM_LIFETIME_MS", 0, 0, 86_400_000),
             writer=read_choice(config, "OMNI_DASHBOARD_STREAM_WRITER", "auto", ("auto", "thread")),
+            send_timeout=read_int(config, "OMNI_DASHBOARD_STREAM_SEND_TIMEOUT", 30, 1, 3600),
+            jetstream=read_choice(
+                config, "OMNI_DASHBOARD_STREAM_JETSTREAM", "use", ("create", "use", "off")
+            ),
         )
 
 

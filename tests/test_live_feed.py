@@ -61,11 +61,11 @@ def connect(server, path="/api/v2/events/stream", **kwargs):
 def test_delivery_in_order_with_ids_and_connected_first(served, writer):
     server, app, nats = served
     reader, conn, connected = connect(server)
-    uses_writer_thread = app.extensions["omni_dashboard"].live._writer is not None
-    assert uses_writer_thread == (writer == "auto")
     assert connected["data"]["natsConnected"] is True and connected["id"]
     publish(nats.url, messages(30))
     events = reader.take(30)
+    uses_writer_thread = app.extensions["omni_dashboard"].live._writer is not None
+    assert uses_writer_thread == (writer == "auto")
     assert [e["data"]["id"] for e in events] == [f"message.received-inst-1-{n}" for n in range(30)]
     assert all(e["event"] == "event.received" and e["id"] for e in events)
     assert len({e["id"] for e in events}) == 30

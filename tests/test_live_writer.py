@@ -6,6 +6,7 @@ import time
 
 from omni_dashboard_plugin.live.hub import Filters, Hub
 from omni_dashboard_plugin.live.messages import parse
+from omni_dashboard_plugin.live.sockets import CHUNKED
 from omni_dashboard_plugin.live.writer import SocketWriter
 
 from .live_support import omni_message, parse_events
@@ -34,14 +35,37 @@ def read_all(sock, until_closed=True, timeout=10.0):
     return b"".join(chunks).decode()
 
 
-def serving(sock, heartbeat=30.0, queue_size=50):
-    """A hub and writer serving one subscription on ``sock``, in a thread."""
+def serving(sock, heartbeat=30.0, queue_size=50, send_timeout=30.0):
+    """A hub and writer serving one chunked subscription on ``sock``, in a thread.
+
+    ``outcome`` gets what :meth:`SocketWriter.serve` returned.
+    """
     hub = Hub(replay_size=10, queue_size=queue_size, max_clients=10)
-    writer = SocketWriter(hub, heartbeat=heartbeat)
+    writer = SocketWriter(hub, heartbeat=heartbeat, send_timeout=send_timeout)
     start = hub.subscribe(Filters(), None)
-    served = threading.Thread(target=writer.serve, args=(sock, start, "", 0), daemon=True)
+    outcome = []
+
+    def serve():
+        outcome.append(writer.serve(sock, start, CHUNKED, 0))
+
+    served = threading.Thread(target=serve, daemon=True)
     served.start()
-    return hub, writer, start, served
+    return hub, writer, start, served, outcome
+
+
+def dechunk(raw: bytes) -> tuple[str, bool]:
+    """The body carried by a chunked byte stream, and whether it was cut inside a chunk."""
+    body = b""
+    while raw:
+        size_line, sep, rest = raw.partition(b"\r\n")
+        if not sep:
+            return body.decode(), True
+        size = int(size_line, 16)
+        if len(rest) < size + 2:
+            return body.decode(), True
+        assert rest[size : size + 2] == b"\r\n", "a chunk must end with CRLF"
+        body, raw = body + rest[:size], rest[size + 2 :]
+    return body.decode(), False
 
 
 def event(n):
@@ -49,9 +73,9 @@ def event(n):
     return parse("message.received.slack.inst-1", message)
 
 
-def test_a_stalled_socket_keeps_events_queued_then_overflows_and_closes():
+def test_a_stalled_socket_overflows_and_is_hung_up_on_at_once():
     server_side, client_side = tiny_pair()
-    hub, writer, start, served = serving(server_side)
+    hub, writer, start, served, outcome = serving(server_side)
     time.sleep(0.1)
     for n in range(2000):  # far more than the socket buffers and the queue hold
         hub.publish(event(n))
@@ -59,38 +83,67 @@ def test_a_stalled_socket_keeps_events_queued_then_overflows_and_closes():
         if start.subscription.closed:
             break
     assert start.subscription.closed and hub.counters["overflowed"] == 1
-    text = read_all(client_side)
-    served.join(5)
-    assert not served.is_alive()
-    head, _, body = text.partition("\r\n\r\n")
-    assert head.startswith("HTTP/1.1 200 OK") and "text/event-stream" in head
-    events, rest = parse_events(body)
-    assert rest == ""
+    served.join(2)  # hung up on without the client reading anything
+    assert not served.is_alive() and outcome == [False]
+    body, cut = dechunk(read_all(client_side).encode())
+    events, _ = parse_events(body)
     received = [e for e in events if e.get("event") == "event.received"]
     assert [e["data"]["id"] for e in received] == [
         f"message.received-inst-1-{n}" for n in range(len(received))
     ]
-    assert 50 < len(received) < 2000  # the socket buffers, then the queue of 50, then overflow
-    assert events[-1]["event"] == "overflow" and events[-1]["id"] == received[-1]["id"]
+    assert 0 < len(received) < 2000  # what the socket buffers took, in order
+    assert cut or not any(e.get("event") == "overflow" for e in events)
+    writer.close()
+
+
+def test_a_socket_that_takes_nothing_for_the_send_timeout_is_hung_up_on():
+    server_side, _unread = tiny_pair()  # the client never reads
+    hub, writer, _, served, outcome = serving(server_side, queue_size=100_000, send_timeout=0.5)
+    time.sleep(0.1)
+    for n in range(300):  # fills the socket; the queue never overflows
+        hub.publish(event(n))
+    began = time.monotonic()
+    served.join(5)
+    assert not served.is_alive() and outcome == [False]
+    assert time.monotonic() - began < 1.5
+    assert hub.counters["overflowed"] == 0 and hub.clients == 0
+    writer.close()
+
+
+def test_frames_are_chunks_and_a_stream_that_ends_hands_the_socket_back():
+    server_side, client_side = socket.socketpair()
+    hub = Hub(replay_size=10, queue_size=3, max_clients=10)
+    writer = SocketWriter(hub, heartbeat=30, send_timeout=30)
+    start = hub.subscribe(Filters(), None)
+    for n in range(4):  # the fourth overflows the queue of 3 before the stream runs
+        hub.publish(event(n))
+    assert writer.serve(server_side, start, CHUNKED, 0) is True
+    assert server_side.gettimeout() is None  # blocking again, for the server's last chunk
+    server_side.sendall(b"0\r\n\r\n")
+    body, cut = dechunk(read_all(client_side, until_closed=False, timeout=2).encode())
+    events, rest = parse_events(body)
+    assert not cut and rest == ""
+    assert [e["event"] for e in events] == ["event.received"] * 3 + ["overflow"]
     writer.close()
 
 
 def test_a_client_that_leaves_is_unsubscribed():
     server_side, client_side = socket.socketpair()
-    hub, writer, _, served = serving(server_side)
+    hub, writer, _, served, outcome = serving(server_side)
     time.sleep(0.1)
     assert hub.clients == 1
     client_side.close()
     served.join(5)
-    assert not served.is_alive() and hub.clients == 0
+    assert not served.is_alive() and hub.clients == 0 and outcome == [False]
     writer.close()
 
 
 def test_idle_streams_get_heartbeats():
     server_side, client_side = socket.socketpair()
-    _, writer, _, _ = serving(server_side, heartbeat=0.2)
+    _, writer, _, _, _ = serving(server_side, heartbeat=0.2)
     client_side.settimeout(5)
     seen = b""
     while seen.count(b": heartbeat") < 2:
         seen += client_side.recv(4096)
+    assert seen.startswith(b"%x\r\n: heartbeat" % len(b": heartbeat\n\n"))
     writer.close()

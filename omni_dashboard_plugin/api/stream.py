@@ -1,6 +1,7 @@
 """GET /api/v2/events/stream (Server-Sent Events) and its WebSocket twin /api/v2/events/ws."""
 
 import json
+import threading
 
 import flask
 from flask import Response, request
@@ -10,9 +11,10 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from webargs.fields import DelimitedList
 
 from ..live import cursor as ids
+from ..live.handshake import handshake_errors
 from ..live.hub import Filters
-from ..live.sse import body, next_items, opening_items
-from ..live.writer import raw_socket
+from ..live.sockets import bound_sends, hang_up
+from ..live.sse import SseBody, next_items, opening_items
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 EVENT_NAMES = [
@@ -99,20 +101,12 @@ def build(dashboard) -> Blueprint:
     @blp.alt_response(503, description="Too many open streams on this server")
     def stream(args):
         """Live events as Server-Sent Events; resume with Last-Event-ID."""
-        hub, start = _subscribe(dashboard, args)
-        sock = raw_socket(request.environ) if settings.writer == "auto" else None
-        if sock is not None:
-            opening = f"retry: {settings.retry_ms}\n\n" + "".join(
-                item.sse() for item in opening_items(hub, start)
-            )
-            try:
-                dashboard.live.writer().serve(sock, start, opening, settings.lifetime_ms)
-            finally:
-                hub.unsubscribe(start.subscription)
-            # The stream was written on the socket; the server finds it closed.
+        if request.method == "HEAD":  # the head alone: no stream, no slot
             return Response(status=200, mimetype="text/event-stream", headers=STREAM_HEADERS)
+        hub, start = _subscribe(dashboard, args)
+        writer = dashboard.live.writer if settings.writer == "auto" else None
         return Response(
-            body(hub, start, settings.heartbeat_seconds, settings.retry_ms, settings.lifetime_ms),
+            SseBody(hub, start, settings, request.environ, writer),
             mimetype="text/event-stream",
             headers=STREAM_HEADERS,
         )
@@ -133,22 +127,40 @@ def build_websocket(dashboard, app) -> flask.Blueprint:
             args = schema.load(request.args, unknown="exclude")
         except ValidationError as err:
             abort(422, errors={"query": err.messages})
+        bad = handshake_errors(request.method, request.headers)
+        if bad:
+            abort(400, errors={"headers": bad}, headers={"Sec-WebSocket-Version": "13"})
         flask.g.omni_stream = _subscribe(dashboard, args)
+
+    @ws_bp.teardown_request
+    def _release_slot(exc):
+        taken = flask.g.pop("omni_stream", None)
+        if taken is not None:
+            hub, start = taken
+            hub.unsubscribe(start.subscription)
 
     sock = Sock()
 
     @sock.route("/ws", bp=ws_bp)
     def events_ws(ws):
         hub, start = flask.g.omni_stream
-        try:
-            for item in opening_items(hub, start):
+        writing = threading.Event()
+
+        def send(item):
+            writing.set()
+            try:
                 ws.send(json.dumps({"event": item.name, "id": item.id, "data": item.data}))
-            while ws.connected:
-                for item in next_items(start, settings.heartbeat_seconds):
-                    ws.send(json.dumps({"event": item.name, "id": item.id, "data": item.data}))
-                    if item.final:
-                        return
-        finally:
-            hub.unsubscribe(start.subscription)
+            finally:
+                writing.clear()
+
+        bound_sends(ws.sock, settings.send_timeout)
+        start.subscription.on_overflow = lambda: writing.is_set() and hang_up(ws.sock)
+        for item in opening_items(hub, start):
+            send(item)
+        while ws.connected:
+            for item in next_items(start, settings.heartbeat_seconds):
+                send(item)
+                if item.final:
+                    return
 
     return ws_bp

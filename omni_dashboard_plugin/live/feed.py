@@ -48,7 +48,8 @@ class LiveFeed:
         if self._writer is None:
             with self._lock:
                 if self._writer is None:
-                    self._writer = SocketWriter(hub, self.settings.heartbeat_seconds)
+                    s = self.settings
+                    self._writer = SocketWriter(hub, s.heartbeat_seconds, s.send_timeout)
         return self._writer
 
     def publish(self, subject: str, message: dict) -> None:

@@ -65,6 +65,7 @@ class Subscription:
     closed: bool = False
     last_id: str = ""
     synced: bool = False
+    on_overflow: Callable[[], None] | None = None
 
     def current_id(self) -> str:
         return ids.encode(self.cursor)
@@ -96,6 +97,7 @@ class Hub:
         self._subscribers: list[Subscription] = []
         self._listeners: list[Callable[[], None]] = []
         self.replayer: Callable | None = None
+        self._gap_after = -1  # buffer mode: events after this sequence may be missing
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (without arguments) after items were queued for clients."""
@@ -122,12 +124,14 @@ class Hub:
         with self._lock:
             if stream is None:
                 stream, seq = self.epoch, self._cursor[self.epoch] + 1
-            self._cursor[stream] = max(seq, self._cursor.get(stream, 0))
+            elif seq <= self._cursor.get(stream, 0):
+                return  # JetStream redelivered it (a consumer recreated after an outage)
+            self._cursor[stream] = seq
             if self.mode == BUFFER:
                 self._buffer.append((seq, event))
             self.counters["published"] += 1
             shared = None
-            for sub in self._subscribers:
+            for sub in list(self._subscribers):  # an overflow removes its subscriber
                 if sub.held is not None:
                     sub.held.append((stream, seq, event))
                 elif sub.synced:
@@ -144,15 +148,28 @@ class Hub:
         self._notify()
 
     def set_nats_connected(self, connected: bool) -> None:
-        """Record the bridge's NATS state and tell every client when it changes."""
+        """Record the bridge's NATS state and tell every client when it changes.
+
+        In buffer mode events published while NATS was away are lost to this process: when
+        it comes back, every client gets ``reset``, and an id from before the outage
+        resumes with ``reset`` too. (JetStream mode replays them instead.)
+        """
         with self._lock:
             changed = self.nats_connected is not None and self.nats_connected != connected
             self.nats_connected = connected
             if not changed:
                 return
-            for sub in self._subscribers:
+            gap = connected and self.mode == BUFFER
+            if gap:  # the gap takes a sequence number of its own
+                self._gap_after = self._cursor[self.epoch]
+                self._cursor[self.epoch] += 1
+            reset = {"reason": "the feed was interrupted", "refetch": "/api/v2/dashboard"}
+            for sub in list(self._subscribers):
                 if sub.held is None:
                     self._put(sub, Item("status", sub.current_id(), self.status_data()))
+                    if gap:
+                        sub.cursor[self.epoch] = self._cursor[self.epoch]
+                        self._put(sub, Item("reset", sub.current_id(), reset))
         self._notify()
 
     def status_data(self) -> dict:
@@ -175,12 +192,15 @@ class Hub:
             self.counters["delivered"] += 1
             return
         # The client fell behind: it gets what is queued, then a final overflow notice
-        # carrying the id of the last queued event.
+        # carrying the id of the last queued event, unless its socket is full: then it is
+        # hung up on at once (``on_overflow``), and resumes from what it received.
         sub.closed = True
         self.counters["overflowed"] += 1
         self._subscribers.remove(sub)
         notice = {"reason": "client too slow", "resumeWith": "Last-Event-ID"}
         sub.queue.put(Item("overflow", sub.last_id, notice, final=True))
+        if sub.on_overflow is not None:
+            sub.on_overflow()
 
     # --- the subscribing side ------------------------------------------------------
 
@@ -234,6 +254,9 @@ class Hub:
             oldest = self._buffer[0][0] if self._buffer else self._cursor[self.epoch] + 1
             if wanted[self.epoch] < oldest - 1:
                 start.reset = "the missed events are older than the replay buffer"
+                return None
+            if wanted[self.epoch] <= self._gap_after:
+                start.reset = "the feed was interrupted since that id"
                 return None
         return wanted
 

@@ -1,13 +1,14 @@
-"""One writer thread for every SSE stream of the process whose socket it may take over.
+"""One writer thread for every SSE stream of the process whose socket it may continue on.
 
 With one thread per stream, each event wakes every stream's thread, and in CPython the
 wake-ups and the GIL cost more than the writes (about 40 µs per delivery). Here the hub
 wakes this thread once per event and it writes each client's frames with non-blocking
-sends; a client whose socket is full keeps its events in its mailbox until it drains, and
-is closed with ``overflow`` once it falls OMNI_DASHBOARD_STREAM_QUEUE events behind.
+sends, framed the way the WSGI server framed the response it began (``sockets.py``).
 
-The request thread writes the response head and the opening events itself, hands the
-socket over, and waits until the stream ends.
+A client whose socket takes nothing for ``send_timeout`` seconds, or whose mailbox
+overflows while its socket is full, is hung up on at once. A stream that ends on its own
+(its lifetime, or an ``overflow`` notice that was written) hands the socket back to the
+server, which ends the response (the last chunk) and may keep the connection alive.
 """
 
 import contextlib
@@ -19,43 +20,34 @@ import time
 from dataclasses import dataclass, field
 
 from .hub import Hub, Start
+from .sockets import frame, hang_up
 from .sse import BATCH, HEARTBEAT
-
-HEAD = (
-    "HTTP/1.1 200 OK\r\n"
-    "Content-Type: text/event-stream; charset=utf-8\r\n"
-    "Cache-Control: no-cache\r\n"
-    "X-Accel-Buffering: no\r\n"
-    "Connection: close\r\n"
-    "\r\n"
-)
-
-
-def raw_socket(environ) -> socket.socket | None:
-    """The client socket the WSGI server exposes (werkzeug or gunicorn), if any."""
-    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
-    return sock if isinstance(sock, socket.socket) else None
 
 
 @dataclass(eq=False)
 class Stream:
-    """A stream the writer serves: its socket, subscription, unsent bytes and deadlines."""
+    """A stream the writer serves: its socket, framing, unsent bytes and deadlines."""
 
     sock: socket.socket
     start: Start
+    framing: str
     ends: float | None
     pending: bytes = b""
     last_write: float = field(default_factory=time.monotonic)
+    stalled_since: float | None = None
     closing: bool = False
+    watch_reads: bool = True
+    clean: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
 
 class SocketWriter:
     """The process's writer thread; created on the first stream it serves."""
 
-    def __init__(self, hub: Hub, heartbeat: float):
+    def __init__(self, hub: Hub, heartbeat: float, send_timeout: float):
         self.hub = hub
         self.heartbeat = heartbeat
+        self.send_timeout = send_timeout
         self._streams: set[Stream] = set()
         self._incoming: list[Stream] = []
         self._lock = threading.Lock()
@@ -80,19 +72,25 @@ class SocketWriter:
         self.wake()
         self._thread.join(5)
 
-    def serve(self, sock: socket.socket, start: Start, opening: str, lifetime_ms: int) -> None:
-        """Write the head and ``opening`` on ``sock``, then stream until the end (blocking)."""
-        try:
-            sock.sendall((HEAD + opening).encode())
-        except OSError:
-            return  # the client left before the stream began
+    def serve(self, sock: socket.socket, start: Start, framing: str, lifetime_ms: int) -> bool:
+        """Stream on ``sock`` until the end (blocking); the server already wrote the head.
+
+        True when the stream ended on its own and ``sock`` is as the server left it; False
+        when the client was hung up on (it left, stalled, or the process is stopping).
+        """
+        timeout = sock.gettimeout()
         sock.setblocking(False)
         ends = time.monotonic() + lifetime_ms / 1000 if lifetime_ms else None
-        stream = Stream(sock, start, ends)
+        stream = Stream(sock, start, framing, ends)
         with self._lock:
+            if not self._running:
+                return False
             self._incoming.append(stream)
         self.wake()
         stream.done.wait()
+        if stream.clean:
+            sock.settimeout(timeout)
+        return stream.clean
 
     # --- the writer thread -------------------------------------------------------------
 
@@ -101,10 +99,12 @@ class SocketWriter:
             for key, mask in self._selector.select(timeout=self._timeout()):
                 if key.fd == self._wake_r:
                     self._drain_wake()
-                elif mask & selectors.EVENT_READ:
-                    self._peer_activity(key.data)
-                else:
-                    self._flush(key.data)
+                    continue
+                stream = key.data
+                if mask & selectors.EVENT_READ:
+                    self._peer_activity(stream)
+                if mask & selectors.EVENT_WRITE and stream in self._streams:
+                    self._flush(stream)
             with self._lock:
                 incoming, self._incoming = self._incoming, []
             for stream in incoming:
@@ -113,17 +113,26 @@ class SocketWriter:
             now = time.monotonic()
             for stream in list(self._streams):
                 self._service(stream, now)
+        with self._lock:
+            incoming, self._incoming = self._incoming, []
         for stream in list(self._streams):
-            self._close(stream)
-        for stream in self._incoming:
+            self._close(stream, clean=False)
+        for stream in incoming:
+            self.hub.unsubscribe(stream.start.subscription)
             stream.done.set()
         self._selector.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
 
     def _timeout(self) -> float:
-        deadlines = [s.last_write + self.heartbeat for s in self._streams]
-        deadlines += [s.ends for s in self._streams if s.ends is not None]
+        deadlines = []
+        for stream in self._streams:
+            if stream.stalled_since is not None:
+                deadlines.append(stream.stalled_since + self.send_timeout)
+            else:
+                deadlines.append(stream.last_write + self.heartbeat)
+            if stream.ends is not None:
+                deadlines.append(stream.ends)
         if not deadlines:
             return self.heartbeat
         return max(0.0, min(deadlines) - time.monotonic())
@@ -135,18 +144,25 @@ class SocketWriter:
 
     def _service(self, stream: Stream, now: float) -> None:
         if stream.pending:
-            return  # waiting for the socket to take what it has
+            # The socket is full: an overflowed client, or one that took nothing for the
+            # send timeout, is hung up on; otherwise wait for it to drain.
+            if stream.start.subscription.closed or now - stream.stalled_since >= self.send_timeout:
+                self._close(stream, clean=False)
+            return
         if stream.closing or (stream.ends is not None and now >= stream.ends):
-            self._close(stream)
+            self._close(stream, clean=True)
             return
         items = stream.start.subscription.queue.take(0, BATCH)
         if items:
             final = next((i for i, item in enumerate(items) if item.final), None)
             if final is not None:
                 items, stream.closing = items[: final + 1], True
-            self._send(stream, "".join(item.sse() for item in items).encode())
+            text = "".join(item.sse() for item in items)
+            self._send(stream, frame(text.encode(), stream.framing))
         elif now - stream.last_write >= self.heartbeat:
-            self._send(stream, HEARTBEAT.encode())
+            self._send(stream, frame(HEARTBEAT.encode(), stream.framing))
+        if stream.closing and not stream.pending and stream in self._streams:
+            self._close(stream, clean=True)
 
     def _send(self, stream: Stream, data: bytes) -> None:
         try:
@@ -154,37 +170,56 @@ class SocketWriter:
         except BlockingIOError:
             sent = 0
         except OSError:
-            self._close(stream)
+            self._close(stream, clean=False)
             return
-        stream.last_write = time.monotonic()
+        now = time.monotonic()
+        stream.last_write = now
         stream.pending = data[sent:]
-        if stream.pending:
-            self._selector.modify(stream.sock, selectors.EVENT_WRITE, stream)
+        if not stream.pending:
+            stream.stalled_since = None
+        elif sent or stream.stalled_since is None:
+            stream.stalled_since = now
+        self._watch(stream)
 
     def _flush(self, stream: Stream) -> None:
         data, stream.pending = stream.pending, b""
-        self._selector.modify(stream.sock, selectors.EVENT_READ, stream)
         self._send(stream, data)
-        if not stream.pending and stream.closing:
-            self._close(stream)
+        if not stream.pending and stream.closing and stream in self._streams:
+            self._close(stream, clean=True)
+
+    def _watch(self, stream: Stream) -> None:
+        events = (selectors.EVENT_READ if stream.watch_reads else 0) | (
+            selectors.EVENT_WRITE if stream.pending else 0
+        )
+        registered = stream.sock in self._selector.get_map()
+        if events and registered:
+            self._selector.modify(stream.sock, events, stream)
+        elif events:
+            self._selector.register(stream.sock, events, stream)
+        elif registered:
+            self._selector.unregister(stream.sock)
 
     def _peer_activity(self, stream: Stream) -> None:
         try:
-            data = stream.sock.recv(4096)
+            data = stream.sock.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
             return
         except OSError:
             data = b""
         if not data:  # the client went away
-            self._close(stream)
+            self._close(stream, clean=False)
+        else:  # a pipelined request: the server reads it after the stream
+            stream.watch_reads = False
+            self._watch(stream)
 
-    def _close(self, stream: Stream) -> None:
+    def _close(self, stream: Stream, clean: bool) -> None:
         if stream not in self._streams:
             return
         self._streams.discard(stream)
-        self._selector.unregister(stream.sock)
+        if stream.sock in self._selector.get_map():
+            self._selector.unregister(stream.sock)
         self.hub.unsubscribe(stream.start.subscription)
-        with contextlib.suppress(OSError):
-            stream.sock.setblocking(True)
-            stream.sock.shutdown(socket.SHUT_RDWR)
+        stream.clean = clean
+        if not clean:
+            hang_up(stream.sock)
         stream.done.set()
