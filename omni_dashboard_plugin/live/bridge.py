@@ -1,19 +1,28 @@
 """The NATS bridge: one asyncio thread per process feeding the hub.
 
 Started lazily in the process that serves streams (so after a server forks its workers).
-When every configured subject is captured by a JetStream stream, the bridge consumes
-through ordered JetStream consumers and ids are stream sequences (a client can resume
-on any process); otherwise it uses core subscriptions and the hub's replay buffer.
+When every configured subject is captured by a JetStream stream (or the bridge may create
+one: OMNI_DASHBOARD_STREAM_JETSTREAM=create), it consumes through one ordered consumer per
+stream and ids are stream sequences, so a client can resume on any process; otherwise it
+uses core subscriptions and the hub's replay buffer.
 """
 
 import asyncio
 import contextlib
 import logging
 import threading
+from collections import defaultdict
 
 import nats
 from nats.errors import Error as NatsError
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import NotFoundError
 
 from .hub import Hub, ReplayTooOld
@@ -21,21 +30,32 @@ from .messages import MalformedMessage, parse
 
 log = logging.getLogger(__name__)
 
+FEED_STREAM = "OMNI_DASHBOARD_FEED"
+FEED_MAX_AGE = 24 * 3600  # seconds a created stream keeps events
+FEED_MAX_BYTES = 1 << 30
+REPLAY_BATCH = 256
+RETRY_ERRORS = (TimeoutError, OSError, NatsError)
+
 
 class NatsBridge:
     """Subscribes ``subjects`` on ``url`` and publishes what arrives into ``hub``."""
 
-    def __init__(self, url: str, subjects: list[str], hub: Hub, replay_limit: int):
+    def __init__(
+        self, url: str, subjects: list[str], hub: Hub, replay_limit: int, jetstream: str = "use"
+    ):
         self.url = url
         self.subjects = subjects
         self.hub = hub
         self.replay_limit = replay_limit
+        self.jetstream = jetstream
         self.streams: dict[str, str] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.client = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
-        self._client = None
+        self._consumers: list = []
+        self._resuming: asyncio.Task | None = None
 
     def start(self, wait: float = 5.0) -> None:
         """Run the bridge thread; wait up to ``wait`` seconds for the first connection."""
@@ -44,76 +64,162 @@ class NatsBridge:
         self._ready.wait(wait)
 
     def stop(self) -> None:
-        """Close the NATS connection and end the thread."""
-        if self._loop and self._stop:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread:
-            self._thread.join(5)
+        """Close the NATS connection, end the thread and close its event loop."""
+        if self.loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                self.loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
 
     def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(self._main())
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self.loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         delay = 0.2
         while not self._stop.is_set():
             try:
-                self._client = await nats.connect(
-                    self.url,
-                    connect_timeout=2,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    disconnected_cb=self._disconnected,
-                    reconnected_cb=self._reconnected,
-                    error_cb=self._error,
-                )
+                await self._connect_and_subscribe()
                 break
-            except (TimeoutError, OSError, NatsError) as exc:
+            except RETRY_ERRORS as exc:
                 self.hub.set_nats_connected(False)
                 self._ready.set()
-                log.warning("NATS unreachable at %s (%s); retrying", self.url, exc)
-                await asyncio.sleep(delay)
+                log.warning("NATS at %s: %s; retrying in %.1f s", self.url, exc, delay)
+                await self._sleep(delay)
                 delay = min(delay * 2, 5)
-        if self._stop.is_set():
-            return
-        await self._subscribe()
-        self.hub.set_nats_connected(True)
-        self._ready.set()
-        await self._stop.wait()
-        with contextlib.suppress(OSError, NatsError):
-            await self._client.close()
+        if not self._stop.is_set():
+            self.hub.set_nats_connected(True)
+            self._ready.set()
+            await self._stop.wait()
+        if self.client is not None:
+            with contextlib.suppress(*RETRY_ERRORS):
+                await self.client.close()
 
-    async def _subscribe(self) -> None:
-        js = self._client.jetstream()
-        streams = {}
-        for subject in self.subjects:
-            try:
-                streams[subject] = await js.find_stream_name_by_subject(subject)
-            except (TimeoutError, NotFoundError, NatsError):
-                streams = {}
-                break
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _connect_and_subscribe(self) -> None:
+        if self.client is None or self.client.is_closed:
+            self.client = await nats.connect(
+                self.url,
+                connect_timeout=2,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                disconnected_cb=self._disconnected,
+                reconnected_cb=self._reconnected,
+                error_cb=self._error,
+            )
+        streams = await self._find_streams()
         if not streams:
             for subject in self.subjects:
-                await self._client.subscribe(subject, cb=self._core_message)
+                await self.client.subscribe(subject, cb=self._core_message)
             return
-        last = {}
-        for name in set(streams.values()):
-            last[name] = (await js.stream_info(name)).state.last_seq
+        js = self.client.jetstream()
+        last = {name: (await js.stream_info(name)).state.last_seq for name in set(streams.values())}
         self.streams = streams
         self.hub.replayer = self.replay
         self.hub.use_jetstream(last)
-        for subject, name in streams.items():
-            await js.subscribe(
-                subject,
-                stream=name,
-                ordered_consumer=True,
-                cb=self._stream_message,
-                config=ConsumerConfig(
-                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                    opt_start_seq=last[name] + 1,
-                ),
+        await self._consume(last)
+
+    async def _find_streams(self) -> dict[str, str]:
+        """The JetStream stream of each subject; empty for buffer mode."""
+        if self.jetstream == "off":
+            return {}
+        js = self.client.jetstream()
+        streams, missing = {}, []
+        for subject in self.subjects:
+            try:
+                streams[subject] = await js.find_stream_name_by_subject(subject)
+            except NotFoundError:
+                missing.append(subject)
+            except RETRY_ERRORS as exc:
+                log.info("no JetStream at %s (%s): the feed runs in buffer mode", self.url, exc)
+                return {}
+        if missing and self.jetstream == "create":
+            await js.add_stream(
+                StreamConfig(
+                    name=FEED_STREAM,
+                    subjects=missing,
+                    max_age=FEED_MAX_AGE,
+                    max_bytes=FEED_MAX_BYTES,
+                    storage=StorageType.FILE,
+                    discard=DiscardPolicy.OLD,
+                )
             )
+            log.info("created JetStream stream %s for %s", FEED_STREAM, ", ".join(missing))
+            streams.update(dict.fromkeys(missing, FEED_STREAM))
+        elif missing:
+            log.info("no JetStream stream captures %s: buffer mode", ", ".join(missing))
+            return {}
+        return streams
+
+    def _subjects_by_stream(self) -> dict[str, list[str]]:
+        grouped = defaultdict(list)
+        for subject, name in self.streams.items():
+            grouped[name].append(subject)
+        return grouped
+
+    async def _consume(self, last: dict[str, int]) -> None:
+        """One ordered consumer per stream, from the sequence after ``last``."""
+        js = self.client.jetstream()
+        for name, subjects in self._subjects_by_stream().items():
+            self._consumers.append(
+                await js.subscribe(
+                    subjects[0],
+                    stream=name,
+                    ordered_consumer=True,
+                    cb=self._stream_message,
+                    config=ConsumerConfig(
+                        filter_subjects=subjects,
+                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                        opt_start_seq=last[name] + 1,
+                    ),
+                )
+            )
+
+    async def _resume_consumers(self) -> None:
+        """After a reconnect: new consumers from the hub's cursor, at once.
+
+        (An ordered consumer would notice a restarted server only after two missed
+        heartbeats, about 10 s.) Events the streams no longer hold end in ``reset``.
+        """
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                old, self._consumers = self._consumers, []
+                for sub in old:
+                    with contextlib.suppress(*RETRY_ERRORS):
+                        await sub.unsubscribe()
+                js = self.client.jetstream()
+                cursor = self.hub.cursor()
+                state = {name: (await js.stream_info(name)).state for name in cursor}
+                lost = [
+                    name
+                    for name, s in state.items()
+                    if s.last_seq < cursor[name] or s.first_seq > cursor[name] + 1
+                ]
+                if lost:
+                    cursor = {name: s.last_seq for name, s in state.items()}
+                    self.hub.use_jetstream(cursor, reset=f"events of {', '.join(lost)} were lost")
+                await self._consume(cursor)
+                self.hub.set_nats_connected(True)
+                return
+            except RETRY_ERRORS as exc:
+                log.warning("resubscribing to JetStream failed (%s); retrying", exc)
+                await self._sleep(delay)
+                delay = min(delay * 2, 5)
 
     def _publish(self, subject, data, stream=None, seq=None) -> None:
         try:
@@ -135,7 +241,10 @@ class NatsBridge:
         self.hub.set_nats_connected(False)
 
     async def _reconnected(self) -> None:
-        self.hub.set_nats_connected(True)
+        if not self.streams:
+            self.hub.set_nats_connected(True)
+        elif self._resuming is None or self._resuming.done():
+            self._resuming = asyncio.get_running_loop().create_task(self._resume_consumers())
 
     async def _error(self, exc) -> None:
         log.debug("NATS error: %s", exc)
@@ -147,40 +256,51 @@ class NatsBridge:
 
         Raises :class:`ReplayTooOld` when they were removed or exceed the replay limit.
         """
-        future = asyncio.run_coroutine_threadsafe(self._replay(cursor), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._replay(cursor), self.loop)
         return future.result(timeout=30)
 
     async def _replay(self, cursor: dict[str, int]) -> list[tuple]:
-        js = self._client.jetstream()
+        js = self.client.jetstream()
         found = []
+        subjects_of = self._subjects_by_stream()
         for name, after in cursor.items():
             state = (await js.stream_info(name)).state
             if after < state.first_seq - 1:
                 raise ReplayTooOld(f"events after {name}={after} were removed from {name}")
             if state.last_seq - after > self.replay_limit:
                 raise ReplayTooOld(f"more than {self.replay_limit} events were missed")
-            wanted = [s for s, n in self.streams.items() if n == name]
-            for seq in range(after + 1, state.last_seq + 1):
-                try:
-                    msg = await js.get_msg(name, seq)
-                except NotFoundError:
-                    continue
-                if any(_matches(pattern, msg.subject) for pattern in wanted):
+            if state.last_seq > after:
+                async for msg in self._read_after(js, name, subjects_of[name], after):
                     try:
                         event = parse(msg.subject, msg.data)
                     except MalformedMessage:
                         continue
-                    found.append((msg.time or "", name, seq, event))
+                    meta = msg.metadata
+                    found.append((meta.timestamp, name, meta.sequence.stream, event))
         found.sort(key=lambda entry: (entry[0], entry[1], entry[2]))
         return [(name, seq, event) for _, name, seq, event in found]
 
-
-def _matches(pattern: str, subject: str) -> bool:
-    """NATS subject matching with ``*`` and ``>`` wildcards."""
-    want, have = pattern.split("."), subject.split(".")
-    for i, token in enumerate(want):
-        if token == ">":
-            return len(have) > i
-        if i >= len(have) or (token != "*" and token != have[i]):
-            return False
-    return len(want) == len(have)
+    async def _read_after(self, js, name: str, subjects: list[str], after: int):
+        """The stream's messages on ``subjects`` after sequence ``after``, in batches."""
+        config = ConsumerConfig(
+            filter_subjects=subjects,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=after + 1,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=30,
+            mem_storage=True,
+            num_replicas=1,
+        )
+        sub = await js.pull_subscribe(subjects[0], stream=name, config=config)
+        try:
+            pending = (await sub.consumer_info()).num_pending
+            while pending > 0:
+                batch = await sub.fetch(min(pending, REPLAY_BATCH), timeout=5)
+                for msg in batch:
+                    yield msg
+                pending = batch[-1].metadata.num_pending
+        finally:
+            with contextlib.suppress(*RETRY_ERRORS):
+                await sub.unsubscribe()
+            with contextlib.suppress(*RETRY_ERRORS):
+                await js.delete_consumer(name, config.name)  # pull_subscribe named it

@@ -36,7 +36,9 @@ class LiveFeed:
                     hub = Hub(s.replay_size, s.queue_size, s.max_clients)
                     bridge = None
                     if s.nats_url:
-                        bridge = NatsBridge(s.nats_url, list(s.subjects), hub, s.replay_size)
+                        bridge = NatsBridge(
+                            s.nats_url, list(s.subjects), hub, s.replay_size, s.jetstream
+                        )
                         bridge.start()
                     self._hub, self._bridge, self._writer = hub, bridge, None
                     self._pid = os.getpid()
@@ -61,13 +63,11 @@ class LiveFeed:
             except MalformedMessage:
                 hub.count("malformed")
             return
-        client = self._bridge._client
-        if client is None or self._bridge._loop is None:
+        client, loop = self._bridge.client, self._bridge.loop
+        if client is None or loop is None:
             raise ConnectionError("NATS is not connected")
         data = json.dumps(message).encode()
-        asyncio.run_coroutine_threadsafe(client.publish(subject, data), self._bridge._loop).result(
-            5
-        )
+        asyncio.run_coroutine_threadsafe(client.publish(subject, data), loop).result(5)
 
     def stop(self) -> None:
         """Stop this process's bridge and writer (tests and shutdown)."""

@@ -109,12 +109,28 @@ class Hub:
 
     # --- the publishing side -------------------------------------------------------
 
-    def use_jetstream(self, last_sequences: dict[str, int]) -> None:
-        """Switch ids to JetStream sequences, starting after ``last_sequences``."""
+    def use_jetstream(self, last_sequences: dict[str, int], reset: str | None = None) -> None:
+        """Switch ids to JetStream sequences, starting after ``last_sequences``.
+
+        With ``reset`` (events were lost), every client gets ``reset`` and follows on.
+        """
         with self._lock:
             self.mode = JETSTREAM
             self._cursor = dict(last_sequences)
             self._buffer.clear()
+            if reset is None:
+                return
+            notice = {"reason": reset, "refetch": "/api/v2/dashboard"}
+            for sub in list(self._subscribers):
+                if sub.held is None:
+                    sub.cursor, sub.synced = dict(self._cursor), True
+                    self._put(sub, Item("reset", sub.current_id(), notice))
+        self._notify()
+
+    def cursor(self) -> ids.Cursor:
+        """The last sequence published per stream."""
+        with self._lock:
+            return dict(self._cursor)
 
     def publish(self, event: FeedEvent, stream: str | None = None, seq: int | None = None):
         """Deliver ``event`` to every subscriber whose filters accept it.
