@@ -1,6 +1,7 @@
 """Shared fixtures: databases (SQLite and PostgreSQL), apps with a fixed clock, NATS."""
 
 import os
+import shutil
 import sys
 import uuid
 from datetime import datetime
@@ -103,3 +104,35 @@ def pytest_terminal_summary(terminalreporter):
     if sent:
         codes = ", ".join(f"{code}: {n}" for code, n in sorted(sent.items()))
         terminalreporter.write_line(f"schemathesis sent {sum(sent.values())} requests ({codes})")
+
+
+# Headless Chromium (Debian's) driven by Playwright: skipped without it, failed under CI.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A Chromium browser for the module's tests."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if IN_CI:
+            pytest.fail("CI=true: playwright is not installed")
+        pytest.skip("playwright is not installed")
+    if not CHROMIUM:
+        if IN_CI:
+            pytest.fail("CI=true: chromium is not installed")
+        pytest.skip("chromium is not installed")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()

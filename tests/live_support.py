@@ -93,7 +93,25 @@ def publish(url: str, messages, raw=(), pace: float = 0.0) -> None:
         await client.flush()
         await client.close()
 
-    asyncio.run(run())
+    outside_any_loop(run)
+
+
+def outside_any_loop(coroutine_function) -> None:
+    """Run ``coroutine_function()`` to completion in a thread of its own (the caller's may
+    run an event loop already, e.g. Playwright's)."""
+    errors = []
+
+    def target():
+        try:
+            asyncio.run(coroutine_function())
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
 
 
 def add_streams(url: str) -> None:
@@ -110,21 +128,26 @@ def add_streams(url: str) -> None:
 
 
 def parse_events(text: str):
-    """Complete SSE events of ``text`` as dicts, and the unparsed rest."""
-    events = []
-    while "\n\n" in text:
-        block, text = text.split("\n\n", 1)
-        event = {}
-        for line in block.split("\n"):
-            if line.startswith(":"):
-                event.setdefault("comment", line[1:].strip())
-                continue
+    """Complete SSE events of ``text`` as dicts, and the unparsed rest.
+
+    A comment line (``: heartbeat``) is reported at once as ``{"comment": ...}``; a block
+    of fields ends at a blank line, and one without fields dispatches nothing.
+    """
+    events, event = [], {}
+    while "\n" in text:
+        line, text = text.split("\n", 1)
+        if line.startswith(":"):
+            events.append({"comment": line[1:].strip()})
+        elif line:
             name, _, value = line.partition(": ")
             event[name] = value
-        if "data" in event:
-            event["data"] = json.loads(event["data"])
-        events.append(event)
-    return events, text
+        elif event:
+            if "data" in event:
+                event["data"] = json.loads(event["data"])
+            events.append(event)
+            event = {}
+    rest = "".join(f"{name}: {value}\n" for name, value in event.items()) + text
+    return events, rest
 
 
 class SseReader:

@@ -4,7 +4,6 @@ Needs Debian's chromium and Playwright's Python client (.ci/run installs both); 
 without them, except under CI=true where a missing browser is a failure.
 """
 
-import shutil
 import time
 from pathlib import Path
 
@@ -12,40 +11,12 @@ import pytest
 
 from host_example.seed import SeedPlan
 
-from .conftest import API_KEY, IN_CI, NOW, build_app
+from .conftest import API_KEY, NOW, build_app
 from .data import seeded
 from .live_support import Served
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TILES = ("total", "lastHour", "perHour", "perMinute", "failureRate")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if IN_CI:
-            pytest.fail("CI=true: playwright is not installed")
-        pytest.skip("playwright is not installed")
-    if not CHROMIUM:
-        if IN_CI:
-            pytest.fail("CI=true: chromium is not installed")
-        pytest.skip("chromium is not installed")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

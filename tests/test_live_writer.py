@@ -145,5 +145,5 @@ def test_idle_streams_get_heartbeats():
     seen = b""
     while seen.count(b": heartbeat") < 2:
         seen += client_side.recv(4096)
-    assert seen.startswith(b"%x\r\n: heartbeat" % len(b": heartbeat\n\n"))
+    assert seen.startswith(b"%x\r\n: heartbeat\n\r\n" % len(b": heartbeat\n"))
     writer.close()

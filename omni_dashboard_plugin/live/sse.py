@@ -6,7 +6,7 @@ import time
 from .hub import Hub, Item, Start
 from .sockets import body_framing, bound_sends, hang_up, raw_socket
 
-HEARTBEAT = ": heartbeat\n\n"
+HEARTBEAT = ": heartbeat\n"  # a comment line alone: no block, so no parser dispatches it
 BATCH = 256
 
 

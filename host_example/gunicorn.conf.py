@@ -1,0 +1,20 @@
+"""gunicorn settings for the reference host, sized for the live feed (docs/live-feed.md).
+
+    gunicorn -c host_example/gunicorn.conf.py 'host_example:create_app()'
+
+Each open SSE or WebSocket stream holds one thread of its worker, so every worker gets
+threads for its stream cap (OMNI_DASHBOARD_STREAM_MAX_CLIENTS, which answers 503 beyond it)
+plus OMNI_HTTP_THREADS for ordinary requests. A stalled client is hung up on after
+OMNI_DASHBOARD_STREAM_SEND_TIMEOUT seconds, so it cannot keep its thread.
+"""
+
+import os
+
+bind = os.environ.get("OMNI_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("OMNI_DASHBOARD_STREAM_MAX_CLIENTS", "200")) + int(
+    os.environ.get("OMNI_HTTP_THREADS", "16")
+)
+keepalive = 5
+graceful_timeout = 5  # open streams end at shutdown; clients reconnect and resume

@@ -1,0 +1,109 @@
+"""The live feed with the clients people use, under werkzeug and the documented gunicorn.
+
+Each client must get ``connected`` and a published event within 1 s, with every event's data
+parsed as JSON by that client (heartbeats included: the server sends them every second).
+"""
+
+import itertools
+import time
+
+import pytest
+
+from .client_support import SSE_CLIENTS, chromium_client
+from .conftest import API_KEY, build_app
+from .deploy_support import Gunicorn, Nginx
+from .live_support import NatsServer, Served, omni_message, publish
+
+STREAM = "/api/v2/events/stream"
+numbers = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def nats(tmp_path_factory):
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def feed_settings(tmp_path, nats):
+    return {
+        "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'feed.db'}",
+        "OMNI_API_KEY": API_KEY,
+        "OMNI_NATS_URL": nats.url,
+        "OMNI_DASHBOARD_STREAM_HEARTBEAT": 1,
+    }
+
+
+@pytest.fixture(scope="module", params=["werkzeug", "gunicorn"])
+def server(request, nats, tmp_path_factory):
+    """The reference host with the live feed on NATS: its base URL."""
+    tmp_path = tmp_path_factory.mktemp(request.param)
+    settings = feed_settings(tmp_path, nats)
+    if request.param == "werkzeug":
+        app = build_app(settings.pop("OMNI_DATABASE_URL"), **settings)
+        served = Served(app)
+        yield f"http://127.0.0.1:{served.port}"
+        app.extensions["omni_dashboard"].live.stop()
+        served.close()
+    else:
+        gunicorn = Gunicorn(tmp_path, settings).start()
+        yield gunicorn.base
+        gunicorn.stop()
+
+
+def connected_then_event(run, nats, began, label) -> None:
+    """``connected`` within 1 s of ``began``; a heartbeat; then one event within 1 s."""
+    try:
+        arrived, _, data = run.wait_for(lambda name, _: name == "connected", 10)
+        assert arrived - began < 1.0, f"connected after {arrived - began:.2f} s"
+        assert data["mode"] == "buffer" and data["natsConnected"] is True
+        time.sleep(1.3)  # a heartbeat comment goes through the client's parser
+        message = omni_message("message.received", instance=label, n=next(numbers))
+        sent = time.monotonic()
+        publish(nats.url, [message])
+        arrived, _, data = run.wait_for(
+            lambda name, data: name == "event.received" and data["id"] == message["id"], 10
+        )
+        assert arrived - sent < 1.0, f"event after {arrived - sent:.2f} s"
+        assert data["instanceId"] == label and data["direction"] == "inbound"
+        assert not run.errors, run.errors
+    finally:
+        run.close()
+
+
+@pytest.mark.parametrize("client", sorted(SSE_CLIENTS))
+def test_every_client_gets_connected_and_an_event_within_a_second(server, nats, client):
+    began = time.monotonic()
+    run = SSE_CLIENTS[client](server + STREAM, API_KEY)
+    connected_then_event(run, nats, began, f"{client}-client")
+
+
+def test_chromium_eventsource(server, nats, browser):
+    began = time.monotonic()
+    run = chromium_client(browser, server, STREAM, API_KEY)
+    connected_then_event(run, nats, began, "chromium")
+
+
+@pytest.fixture(scope="module")
+def behind_nginx(nats, tmp_path_factory):
+    """The documented gunicorn command behind the documented nginx site."""
+    tmp_path = tmp_path_factory.mktemp("nginx")
+    gunicorn = Gunicorn(tmp_path, feed_settings(tmp_path, nats)).start()
+    nginx = Nginx(tmp_path, gunicorn.port).start()
+    yield nginx.base
+    nginx.stop()
+    gunicorn.stop()
+
+
+@pytest.mark.parametrize("client", ["requests", "httpx-sse", "curl", "websockets"])
+def test_through_nginx(behind_nginx, nats, client):
+    began = time.monotonic()
+    run = SSE_CLIENTS[client](behind_nginx + STREAM, API_KEY)
+    connected_then_event(run, nats, began, f"nginx-{client}")
+
+
+def test_chromium_through_nginx(behind_nginx, nats, browser):
+    began = time.monotonic()
+    run = chromium_client(browser, behind_nginx, STREAM, API_KEY)
+    connected_then_event(run, nats, began, "nginx-chromium")
