@@ -167,6 +167,7 @@ class SseReader:
                 rest += chunk.decode() if isinstance(chunk, bytes) else chunk
                 events, rest = parse_events(rest)
                 for event in events:
+                    event["at"] = time.monotonic()
                     self.events.put(event)
         except (OSError, http.client.HTTPException, ValueError):
             pass  # the test hung up
