@@ -3,6 +3,7 @@ silence (every published event is delivered, or a ``reset`` covers it), and deli
 within 2 s of NATS coming back."""
 
 import asyncio
+import json
 import threading
 import time
 
@@ -47,7 +48,7 @@ class Publisher:
         except Exception:  # NATS is down: not published
             return False
         try:
-            await client.publish(subject_of(message), str.encode(__import__("json").dumps(message)))
+            await client.publish(subject_of(message), json.dumps(message).encode())
             await client.flush(timeout=1)
             return True
         except Exception:

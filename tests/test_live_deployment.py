@@ -1,0 +1,207 @@
+"""The live feed in the documented deployment (gunicorn gthread, docs/live-feed.md):
+correct HTTP, stalled clients, bad WebSocket handshakes, resume across workers."""
+
+import json
+import socket
+import time
+
+import pytest
+import requests
+import sseclient
+
+from .conftest import API_KEY, build_app
+from .deploy_support import Gunicorn
+from .live_support import NatsServer, Served, omni_message, publish
+
+STREAM = "/api/v2/events/stream"
+
+
+@pytest.fixture(scope="module")
+def nats(tmp_path_factory):
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def raw_request(port: int, request: bytes, rcvbuf: int | None = None) -> socket.socket:
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(request)
+    return sock
+
+
+def stream_request(method="GET", path=STREAM, extra="") -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nx-api-key: {API_KEY}\r\n"
+        f"Accept: text/event-stream\r\n{extra}\r\n"
+    ).encode()
+
+
+def read_head(sock: socket.socket) -> tuple[str, bytes]:
+    data = b""
+    sock.settimeout(10)
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), rest
+
+
+def read_to_end(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
+    """Everything until the server closes (True), or what came within ``timeout`` (False)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data, True
+            data += chunk
+    except TimeoutError:
+        pass
+    except ConnectionResetError:
+        return data, True
+    return data, False
+
+
+@pytest.fixture(scope="module")
+def small_gunicorn(nats, tmp_path_factory):
+    """One worker, 3 stream slots and 3 more threads; clients hung up on after 2 s."""
+    tmp_path = tmp_path_factory.mktemp("gunicorn")
+    settings = {
+        "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'small.db'}",
+        "OMNI_API_KEY": API_KEY,
+        "OMNI_NATS_URL": nats.url,
+        "OMNI_DASHBOARD_STREAM_HEARTBEAT": 1,
+        "OMNI_DASHBOARD_STREAM_MAX_CLIENTS": 3,
+        "OMNI_HTTP_THREADS": 3,
+        "OMNI_DASHBOARD_STREAM_SEND_TIMEOUT": 2,
+        "OMNI_DASHBOARD_STREAM_QUEUE": 100_000,  # only the send timeout ends a stalled client
+        "WEB_CONCURRENCY": 1,
+    }
+    server = Gunicorn(tmp_path, settings).start()
+    yield server
+    server.stop()
+    log = server.log.read_text()
+    assert "Traceback" not in log and "[ERROR]" not in log, log
+
+
+def test_the_stream_is_ordinary_http(small_gunicorn):
+    sock = raw_request(small_gunicorn.port, stream_request())
+    head, rest = read_head(sock)
+    while b"\n\n" not in rest:  # the first chunk: the opening block
+        rest += sock.recv(4096)
+    assert head.startswith("HTTP/1.1 200")
+    lowered = head.lower()
+    assert "transfer-encoding: chunked" in lowered and "date: " in lowered
+    assert "content-type: text/event-stream" in lowered and "x-accel-buffering: no" in lowered
+    size, _, first = rest.partition(b"\r\n")
+    assert int(size, 16) > 0 and first.startswith(b"retry: 3000\nid: ")
+    sock.close()
+    head_only = raw_request(small_gunicorn.port, stream_request("HEAD"))
+    head, rest = read_head(head_only)
+    assert head.startswith("HTTP/1.1 200") and "text/event-stream" in head
+    time.sleep(0.3)
+    head_only.settimeout(0.5)
+    with pytest.raises(TimeoutError):  # no body follows the head of a HEAD response
+        assert head_only.recv(100) == b""
+    head_only.close()
+
+
+def test_stalled_clients_are_hung_up_on_and_other_requests_keep_answering(small_gunicorn, nats):
+    base, port = small_gunicorn.base, small_gunicorn.port
+    stalled = [raw_request(port, stream_request(), rcvbuf=2048) for _ in range(8)]  # > 6 threads
+    time.sleep(0.5)
+    big = "x" * 8000
+    slowest = 0.0
+    began = time.monotonic()
+    for burst in range(40):  # 8 MB per stalled stream, more than the kernel buffers (4 MB)
+        batch = [omni_message("message.received", n=burst * 25 + i) for i in range(25)]
+        publish(nats.url, [{**message, "id": big + message["id"]} for message in batch])
+        for path in ("/api/v2/health", "/api/v2/event-ops/metrics"):
+            asked = time.monotonic()
+            response = requests.get(base + path, headers={"x-api-key": API_KEY}, timeout=5)
+            slowest = max(slowest, time.monotonic() - asked)
+            assert response.status_code in (200, 503) and response.json()
+        time.sleep(0.05)
+    assert slowest < 2.0, f"a request waited {slowest:.2f} s behind stalled streams"
+    statuses = []
+    for sock in stalled:
+        data, closed = read_to_end(sock, timeout=5)
+        statuses.append(data[9:12])
+        assert closed, "the server still holds a stalled stream after its send timeout"
+        sock.close()
+    assert statuses.count(b"200") == 3 and statuses.count(b"503") == 5
+    assert time.monotonic() - began < 15
+    fresh = [requests.get(base + STREAM, headers={"x-api-key": API_KEY}, stream=True, timeout=5)]
+    fresh += [requests.get(base + STREAM, headers={"x-api-key": API_KEY}, stream=True, timeout=5)]
+    fresh += [requests.get(base + STREAM, headers={"x-api-key": API_KEY}, stream=True, timeout=5)]
+    assert [r.status_code for r in fresh] == [200, 200, 200]  # every slot was given back
+    for response in fresh:
+        response.close()
+
+
+def test_malformed_websocket_handshakes_leave_the_slots_free(small_gunicorn):
+    base, port = small_gunicorn.base, small_gunicorn.port
+    for _ in range(3):
+        sock = raw_request(
+            port,
+            (
+                f"GET /api/v2/events/ws HTTP/1.1\r\nHost: x\r\nx-api-key: {API_KEY}\r\n"
+                "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            ).encode(),
+        )
+        head, body = read_head(sock)
+        assert head.startswith("HTTP/1.1 400")
+        while b"}" not in body:
+            body += sock.recv(4096)
+        envelope = json.loads(body[body.index(b"{") :].decode())
+        assert envelope["error"]["code"] == "VALIDATION_ERROR"
+        assert "Sec-WebSocket-Version" in envelope["error"]["details"]
+        sock.close()
+    opened = [
+        requests.get(base + STREAM, headers={"x-api-key": API_KEY}, stream=True, timeout=5)
+        for _ in range(3)
+    ]
+    assert [r.status_code for r in opened] == [200, 200, 200]
+    for response in opened:
+        response.close()
+
+
+def test_after_request_hooks_and_headers_apply_to_the_stream(tmp_path):
+    app = build_app(f"sqlite:///{tmp_path / 'hooks.db'}")
+
+    @app.after_request
+    def cors(response):
+        response.headers["Access-Control-Allow-Origin"] = "https://dash.example"
+        return response
+
+    served = Served(app)
+    try:
+        response = requests.get(
+            f"http://127.0.0.1:{served.port}{STREAM}",
+            headers={"x-api-key": API_KEY},
+            stream=True,
+            timeout=5,
+        )
+        assert response.headers["Access-Control-Allow-Origin"] == "https://dash.example"
+        assert response.headers["Transfer-Encoding"] == "chunked" and "Date" in response.headers
+        first = next(sseclient.SSEClient(response).events())
+        assert first.event == "connected" and first.id and json.loads(first.data)
+        response.close()
+        head = requests.head(
+            f"http://127.0.0.1:{served.port}{STREAM}", headers={"x-api-key": API_KEY}, timeout=5
+        )
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["Access-Control-Allow-Origin"] == "https://dash.example"
+        assert app.extensions["omni_dashboard"].live.hub().clients == 0
+    finally:
+        app.extensions["omni_dashboard"].live.stop()
+        served.close()
