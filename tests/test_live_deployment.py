@@ -205,3 +205,54 @@ def test_after_request_hooks_and_headers_apply_to_the_stream(tmp_path):
     finally:
         app.extensions["omni_dashboard"].live.stop()
         served.close()
+
+
+def test_a_client_moving_between_workers_loses_nothing_with_jetstream(tmp_path):
+    """Two workers, streams that end every 300 ms, JetStream created by the plugin."""
+    nats = NatsServer(tmp_path / "js")  # its own server: no stream exists before the plugin's
+    nats.start()
+    access_log = tmp_path / "access.log"
+    server = Gunicorn(
+        tmp_path,
+        {
+            "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'workers.db'}",
+            "OMNI_API_KEY": API_KEY,
+            "OMNI_NATS_URL": nats.url,
+            "OMNI_DASHBOARD_STREAM_JETSTREAM": "create",
+            "OMNI_DASHBOARD_STREAM_LIFETIME_MS": 300,
+            "WEB_CONCURRENCY": 2,
+        },
+        extra_args=("--access-logfile", str(access_log), "--access-logformat", "%(p)s %(r)s"),
+    ).start()
+    received, resets, last = [], [], None
+    try:
+        published = 0
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            headers = {"x-api-key": API_KEY, **({"Last-Event-ID": last} if last else {})}
+            response = requests.get(server.base + STREAM, headers=headers, stream=True, timeout=10)
+            assert response.status_code == 200
+            for event in sseclient.SSEClient(response).events():
+                if event.event == "connected":
+                    assert json.loads(event.data)["mode"] == "jetstream"
+                    if published < 100:  # publish while the client is on this worker
+                        batch = [
+                            omni_message("message.received", n=published + i) for i in range(5)
+                        ]
+                        publish(nats.url, batch)
+                        published += 5
+                elif event.event == "event.received":
+                    received.append(json.loads(event.data)["id"])
+                elif event.event == "reset":
+                    resets.append(event.data)
+                last = event.id or last
+            response.close()
+            if published >= 100 and len(received) >= 100:
+                break
+    finally:
+        server.stop()
+        nats.stop()
+    assert resets == []
+    assert received == [f"message.received-inst-1-{n}" for n in range(100)]
+    workers = {line.split()[0] for line in access_log.read_text().splitlines() if STREAM in line}
+    assert len(workers) == 2, f"the client stayed on one worker: {workers}"
