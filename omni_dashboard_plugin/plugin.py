@@ -4,6 +4,7 @@ import logging
 
 from .api import dashboard as dashboard_api
 from .api import stream as stream_api
+from .api import stream_schemas
 from .hookspecs import hookimpl
 from .providers import automations, breakdowns, rates, timeline
 from .queries.event_metrics import event_metrics
@@ -26,8 +27,9 @@ def omni_dashboard_accelerators():
 @hookimpl
 def omni_register_blueprints(app, api, dashboard):
     """The live feed routes, and GET /api/v2/dashboard when the host tells its facts."""
+    stream_schemas.register(api.spec)
     api.register_blueprint(stream_api.build(dashboard))
-    app.register_blueprint(stream_api.build_websocket(dashboard, app))
+    stream_api.register_websocket(dashboard, app, api)
     if dashboard.facts is None:
         log.warning("host passes no facts to Dashboard: GET /api/v2/dashboard is not served")
         return

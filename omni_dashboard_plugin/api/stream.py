@@ -15,26 +15,9 @@ from ..live.handshake import handshake_errors
 from ..live.hub import Filters
 from ..live.sockets import bound_sends, hang_up
 from ..live.sse import SseBody, next_items, opening_items
+from .stream_schemas import STREAM_EVENT, websocket_path
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-EVENT_NAMES = [
-    "connected",
-    "event.received",
-    "instance.status",
-    "status",
-    "reset",
-    "overflow",
-]
-SSE_EVENT = {
-    "type": "object",
-    "required": ["event", "id", "data"],
-    "properties": {
-        "event": {"type": "string", "enum": EVENT_NAMES},
-        "id": {"type": "string", "description": "cursor; send back as Last-Event-ID"},
-        "data": {"type": "string", "description": "JSON object; see docs/live-feed.md"},
-        "retry": {"type": "string", "description": "reconnection delay hint, ms"},
-    },
-}
 
 
 def query_schema(max_types: int) -> type[Schema]:
@@ -94,11 +77,14 @@ def build(dashboard) -> Blueprint:
     @blp.arguments(query_schema(settings.max_types), location="query")
     @blp.response(
         200,
-        SSE_EVENT,
+        STREAM_EVENT,
         content_type="text/event-stream",
-        description="A stream of Server-Sent Events; the schema is that of one event.",
+        description=(
+            "A stream of Server-Sent Events; the schema is that of one event, whose `data` "
+            "line is the JSON of the object shown."
+        ),
     )
-    @blp.alt_response(503, description="Too many open streams on this server")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def stream(args):
         """Live events as Server-Sent Events; resume with Last-Event-ID."""
         if request.method == "HEAD":  # the head alone: no stream, no slot
@@ -112,6 +98,13 @@ def build(dashboard) -> Blueprint:
         )
 
     return blp
+
+
+def register_websocket(dashboard, app, api) -> None:
+    """The WebSocket route, registered on ``app`` and described in ``api``'s document."""
+    app.register_blueprint(build_websocket(dashboard, app))
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "events-ws.events_ws")
+    websocket_path(api.spec, rule, query_schema(dashboard.config.stream.max_types))
 
 
 def build_websocket(dashboard, app) -> flask.Blueprint:
