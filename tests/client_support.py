@@ -11,13 +11,11 @@ import shutil
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from .conftest import IN_CI
-
-JS_DIR = Path(__file__).resolve().parent / "js"
+from .node_support import node_packages
 
 
 class ClientRun:
@@ -158,13 +156,12 @@ def curl_client(url: str, key: str) -> ClientRun:
 
 def node_eventsource_client(url: str, key: str) -> ClientRun:
     """The npm ``eventsource`` package (tests/js), in Node.js."""
-    node = shutil.which("node")
-    if node is None or not (JS_DIR / "node_modules" / "eventsource").exists():
-        reason = "node and tests/js's npm packages (npm ci --prefix tests/js) are needed"
-        pytest.fail(f"CI=true: {reason}") if IN_CI else pytest.skip(reason)
+    js_dir = node_packages()
     run = ClientRun()
     process = subprocess.Popen(
-        [node, str(JS_DIR / "sse_client.mjs"), url, key], stdout=subprocess.PIPE, text=True
+        [shutil.which("node"), str(js_dir / "sse_client.mjs"), url, key],
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
     def parse(line):
