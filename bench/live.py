@@ -2,17 +2,20 @@
 
     python -m bench.live --write
 
-Starts its own nats-server and one example-host process (werkzeug threaded server), opens
-N SSE clients (asyncio, in this process), publishes at a fixed rate and measures, per
-delivery, publish-to-receive latency; then deliveries per second, lost events, and the
-server's resident memory per idle client. Finally it raises the rate with the largest N
-until deliveries fall behind, to find what one process sustains.
+Starts its own nats-server and one example-host process (gunicorn gthread by default, in
+the default writer mode), opens N SSE clients (asyncio, in this process), publishes at a
+fixed rate and measures, per delivery, publish-to-receive latency; then deliveries per
+second, lost events, and the server's resident memory per idle client. It raises the rate
+with the largest N until deliveries fall behind, to find what one process sustains; last,
+it runs the largest N again beside stalled clients (``--stalled``: sockets that never read,
+filled before the measurement), whose readers' latency must not suffer.
 """
 
 import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -131,13 +134,53 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def scenario(port, nats_url, server_pid, clients, rate, seconds):
+async def stall(port: int, count: int) -> list[socket.socket]:
+    """``count`` SSE clients that never read, their sockets filled with large events."""
+    loop = asyncio.get_running_loop()
+    request = (
+        f"GET /api/v2/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {KEY}\r\n\r\n"
+    ).encode()
+    stalled = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        await loop.sock_sendall(sock, request)
+        stalled.append(sock)
+    return stalled
+
+
+async def fill(url: str, megabytes: int) -> None:
+    """Publish ``megabytes`` of large events (their ids padded), to fill stalled sockets."""
+    client = await nats.connect(url)
+    pad = "p" * 8000
+    for n in range(megabytes * 128):
+        body = {
+            "id": f"{pad}{n}@{time.time():.6f}",
+            "type": "message.received",
+            "payload": {},
+            "timestamp": int(time.time() * 1000),
+            "metadata": {"correlationId": str(n), "instanceId": "i", "channelType": "slack"},
+        }
+        await client.publish("message.received.slack.i", json.dumps(body).encode())
+        if n % 64 == 0:
+            await client.flush()
+            await asyncio.sleep(0.01)
+    await client.flush()
+    await client.close()
+
+
+async def scenario(port, nats_url, server_pid, clients, rate, seconds, stalled=0):
     before = rss_kb(server_pid)
     group = [Client() for _ in range(clients)]
     tasks = [asyncio.create_task(c.run(port)) for c in group]
     await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in group)), 60)
     await asyncio.sleep(1.0)
     idle = rss_kb(server_pid)
+    stalled_sockets = await stall(port, stalled)
+    if stalled:
+        await fill(nats_url, 8)  # more than a socket's buffers hold: the writer keeps the rest
     await publish(nats_url, rate, 2)  # warm-up, not measured
     await asyncio.sleep(1.0)
     for c in group:
@@ -156,12 +199,15 @@ async def scenario(port, nats_url, server_pid, clients, rate, seconds):
     received = sum(len(c.seen) for c in group)
     for task in tasks:
         task.cancel()
+    for sock in stalled_sockets:
+        sock.close()
     await asyncio.gather(*tasks, return_exceptions=True)
     await asyncio.sleep(2)  # let the server notice the closed streams
     latencies = sorted(x for c in group for x in c.latencies)
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0] * 99
     return {
         "clients": clients,
+        "stalled": stalled,
         "rate": rate,
         "p50": quantiles[49],
         "p99": quantiles[98],
@@ -189,7 +235,7 @@ async def main_async(args):
                 str(Path(sys.executable).parent / "gunicorn"),
                 "--workers=1",
                 "--worker-class=gthread",
-                f"--threads={max(args.clients) + 50}",
+                f"--threads={max(args.clients) + args.stalled + 50}",
                 f"--bind=127.0.0.1:{http_port}",
                 "host_example:create_app()",
             ]
@@ -229,6 +275,18 @@ async def main_async(args):
                 ceiling.append(result)
                 if result["lost"] or result["p99"] > 1000:
                     break
+            if args.stalled:
+                beside = await scenario(
+                    http_port,
+                    nats_url,
+                    served_by,
+                    args.clients[-1],
+                    args.rate,
+                    args.seconds,
+                    stalled=args.stalled,
+                )
+                print(beside, flush=True)
+                ceiling.append(beside)
             warm_task.cancel()
         finally:
             server.kill()
@@ -242,6 +300,9 @@ def main(argv=None):
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--ceiling-rates", default="200,400,800")
+    parser.add_argument(
+        "--stalled", type=int, default=20, help="stalled clients beside the largest N (0: none)"
+    )
     parser.add_argument(
         "--server",
         choices=("gunicorn", "werkzeug"),
@@ -263,8 +324,9 @@ def main(argv=None):
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results + ceiling:
+        who = f"{r['clients']} + {r['stalled']} stalled" if r["stalled"] else str(r["clients"])
         lines.append(
-            f"| {r['clients']} | {r['rate']:g} | {r['p50']:.1f} | {r['p99']:.1f} "
+            f"| {who} | {r['rate']:g} | {r['p50']:.1f} | {r['p99']:.1f} "
             f"| {r['deliveries_per_s']:,.0f} | {r['lost']} | {r['kb_per_idle_client']:.0f} "
             f"| {r['server_cpu']:.0f} % | {r['client_cpu']:.0f} % |"
         )
@@ -275,6 +337,14 @@ def main(argv=None):
             "",
             f"Most deliveries per second sustained without loss: "
             f"{best['deliveries_per_s']:,.0f} ({best['clients']} clients x {best['rate']:g}/s).",
+        ]
+    beside = next((r for r in ceiling if r["stalled"]), None)
+    alone = next((r for r in results if r["clients"] == args.clients[-1]), None)
+    if beside and alone:
+        lines += [
+            "",
+            f"Readers' p99 beside {beside['stalled']} stalled clients: {beside['p99']:.1f} ms, "
+            f"against {alone['p99']:.1f} ms without them ({beside['p99'] / alone['p99']:.2f}x).",
         ]
     print("\n".join(lines))
     if args.write:
