@@ -13,6 +13,7 @@ from .client_support import SSE_CLIENTS, chromium_client
 from .conftest import API_KEY, build_app
 from .deploy_support import Gunicorn, Nginx
 from .live_support import NatsServer, Served, omni_message, publish
+from .node_support import node_packages
 
 STREAM = "/api/v2/events/stream"
 numbers = itertools.count()
@@ -74,6 +75,8 @@ def connected_then_event(run, nats, began, label) -> None:
 
 @pytest.mark.parametrize("client", sorted(SSE_CLIENTS))
 def test_every_client_gets_connected_and_an_event_within_a_second(server, nats, client):
+    if client == "npm-eventsource":
+        node_packages()  # installed before the clock starts
     began = time.monotonic()
     run = SSE_CLIENTS[client](server + STREAM, API_KEY)
     connected_then_event(run, nats, began, f"{client}-client")
