@@ -9,10 +9,11 @@ from flask import Flask
 
 from omni_dashboard_plugin.host import Dashboard, Endpoint, make_plugin_manager, utcnow
 
-from . import auth, errors
+from . import auth, errors, openapi
 from .automation_engine import AutomationEngine
 from .db import create_tables, default_url, make_engine
 from .health import host_facts
+from .nats_check import NatsProbe
 from .routes import automations, dead_letters, event_ops, events, health, page
 from .schemas import (
     AnalyticsQuerySchema,
@@ -31,12 +32,12 @@ ENV_KEYS = ("OMNI_DATABASE_URL", "OMNI_API_KEY", "OMNI_NATS_URL")
 
 @dataclass
 class HostState:
-    """What the host's views share: engine, clock, start time, NATS URL, automation engine."""
+    """What the host's views share: engine, clock, start time, NATS check, automation engine."""
 
     engine: object
     clock: object
     started_at: datetime
-    nats_url: str | None
+    nats_probe: NatsProbe | None
     automation_engine: AutomationEngine
 
 
@@ -48,6 +49,7 @@ def _configure(app: Flask, config: dict | None) -> None:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
+            "servers": openapi.SERVERS,
             "security": auth.SECURITY,
             "components": {"securitySchemes": auth.SECURITY_SCHEMES},
             "info": {"description": "Omni's API with the dashboard plugin's extensions."},
@@ -56,6 +58,7 @@ def _configure(app: Flask, config: dict | None) -> None:
         OMNI_EXTRA_PLUGINS=(),
         OMNI_CLOCK=utcnow,
         OMNI_AUTOMATIONS_RUNNING=True,
+        OMNI_HEALTH_NATS_TTL=5,
     )
     for key in ENV_KEYS:
         if os.environ.get(key):
@@ -82,11 +85,16 @@ def create_app(config: dict | None = None) -> Flask:
         engine=engine,
         clock=clock,
         started_at=clock(),
-        nats_url=app.config.get("OMNI_NATS_URL") or None,
+        nats_probe=(
+            NatsProbe(url, ttl=float(app.config["OMNI_HEALTH_NATS_TTL"]))
+            if (url := app.config.get("OMNI_NATS_URL"))
+            else None
+        ),
         automation_engine=AutomationEngine(running=bool(app.config["OMNI_AUTOMATIONS_RUNNING"])),
     )
 
     api = errors.OmniApi(app)
+    openapi.install(api)
     plugin_manager = make_plugin_manager(
         load_entrypoints=app.config["OMNI_LOAD_PLUGINS"],
         plugins=app.config["OMNI_EXTRA_PLUGINS"],

@@ -6,7 +6,6 @@ from sqlalchemy import text
 from omni_dashboard_plugin.facts import HostFacts
 
 from . import __version__, queries
-from .nats_check import nats_reachable
 
 
 def _database(state, with_instances: bool):
@@ -22,10 +21,14 @@ def _database(state, with_instances: bool):
 
 
 def _nats(state):
-    if not state.nats_url:
+    if state.nats_probe is None:
         return {"status": "disabled", "details": {"connected": False}}
-    connected = nats_reachable(state.nats_url)
-    return {"status": "ok" if connected else "error", "details": {"connected": connected}}
+    probe = state.nats_probe.check()
+    return {
+        "status": "ok" if probe.connected else "error",
+        "latency": probe.latency,
+        "details": {"connected": probe.connected},
+    }
 
 
 def health_report(state, with_instances: bool = True) -> dict:

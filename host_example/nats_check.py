@@ -1,8 +1,25 @@
-"""A real NATS reachability check for /health, through nats-py."""
+"""A real NATS reachability check for /health, through nats-py, cached and bounded in time.
+
+/health is open to anyone, so it must never wait on NATS: the probe (a connect and a PING)
+runs in a thread of its own, at most once per ``ttl`` seconds, and a request waits for it
+at most ``wait`` seconds; otherwise it reports the last result (not reachable, before any).
+"""
 
 import asyncio
+import threading
+import time
+from dataclasses import dataclass
 
 import nats
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One check's outcome: reachable, PING round trip in ms (None when not), when."""
+
+    connected: bool
+    latency: int | None
+    at: float
 
 
 async def _ping(url: str, timeout: float) -> None:
@@ -22,10 +39,45 @@ async def _ping(url: str, timeout: float) -> None:
         await client.close()
 
 
-def nats_reachable(url: str, timeout: float = 1.0) -> bool:
-    """Whether a NATS server answers a PING at ``url`` within ``timeout`` seconds."""
+def ping(url: str, timeout: float = 1.0) -> Probe:
+    """Connect to ``url`` and PING it, within ``timeout`` seconds."""
+    began = time.monotonic()
     try:
         asyncio.run(asyncio.wait_for(_ping(url, timeout), timeout * 2))
     except Exception:
-        return False
-    return True
+        return Probe(False, None, time.monotonic())
+    done = time.monotonic()
+    return Probe(True, round((done - began) * 1000), done)
+
+
+class NatsProbe:
+    """The cached check of one NATS URL."""
+
+    def __init__(self, url: str, ttl: float = 5.0, wait: float = 0.08, timeout: float = 1.0):
+        self.url = url
+        self.ttl = ttl
+        self.wait = wait
+        self.timeout = timeout
+        self._last: Probe | None = None
+        self._lock = threading.Lock()
+        self._running: threading.Event | None = None
+        self.check()  # the first probe starts with the app, not with the first request
+
+    def check(self) -> Probe:
+        """The latest outcome, refreshed in the background when older than ``ttl``."""
+        with self._lock:
+            last = self._last
+            if last is not None and time.monotonic() - last.at < self.ttl:
+                return last
+            running = self._running
+            if running is None:
+                running = self._running = threading.Event()
+                threading.Thread(target=self._probe, args=(running,), daemon=True).start()
+        running.wait(self.wait)
+        return self._last or Probe(False, None, time.monotonic())
+
+    def _probe(self, done: threading.Event) -> None:
+        result = ping(self.url, self.timeout)
+        with self._lock:
+            self._last, self._running = result, None
+        done.set()

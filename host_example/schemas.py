@@ -132,24 +132,24 @@ class AutomationLogsQuerySchema(Schema):
 
 
 class ActionResultSchema(Schema):
-    action = fields.String()
-    status = fields.String()
+    action = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("success", "failed")))
     result = fields.Raw()
     error = fields.String()
-    durationMs = fields.Integer()
+    durationMs = fields.Integer(required=True)
 
 
 class AutomationLogSchema(Schema):
     id = fields.UUID(required=True)
     automationId = fields.UUID(required=True, attribute="automation_id")
     eventId = fields.String(required=True, attribute="event_id")
-    status = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(AUTOMATION_LOG_STATUSES))
     conditionsMatched = fields.Boolean(required=True, attribute="conditions_matched")
-    actionsExecuted = fields.Raw(
+    actionsExecuted = fields.List(
+        fields.Nested(ActionResultSchema),
         required=True,
         allow_none=True,
         attribute="actions_executed",
-        metadata={"description": "array of {action, status, result?, error?, durationMs}"},
     )
     error = fields.String(required=True, allow_none=True)
     executionTimeMs = fields.Integer(required=True, allow_none=True, attribute="execution_time_ms")
@@ -181,6 +181,10 @@ class NatsCheckSchema(Schema):
         validate=validate.OneOf(("ok", "error", "disabled")),
         metadata={"description": "'disabled' when OMNI_NATS_URL is unset"},
     )
+    latency = fields.Integer(
+        allow_none=True,
+        metadata={"description": "ms of the last PING round trip; present when checked"},
+    )
     details = fields.Nested(NatsDetailsSchema, required=True)
 
 
@@ -195,7 +199,7 @@ class InstancesSummarySchema(Schema):
     byChannel = Counts
 
 
-class HealthSchema(Schema):
+class HealthResponseSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(("healthy", "degraded")))
     version = fields.String(required=True)
     uptime = fields.Integer(required=True, metadata={"description": "seconds"})

@@ -69,7 +69,7 @@ def test_openapi_writes_the_spec(tmp_path, capsys):
     target = tmp_path / "spec.json"
     main(["openapi", str(target)])
     spec = json.loads(target.read_text())
-    assert "/api/v2/dashboard" in spec["paths"]
+    assert spec["servers"] == [{"url": "/api/v2"}] and "/dashboard" in spec["paths"]
 
 
 def test_a_bad_setting_stops_with_a_message(tmp_path, monkeypatch):

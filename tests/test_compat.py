@@ -72,7 +72,7 @@ def test_superset_check_catches_removals_and_changes():
     schema = changed["components"]["schemas"]["EventMetrics"]
     schema["properties"]["failureRate"]["type"] = "integer"
     del schema["properties"]["pending"]
-    changed["paths"]["/api/v2/events/analytics"]["get"]["parameters"].pop()
+    changed["paths"]["/events/analytics"]["get"]["parameters"].pop()
     problems = superset_problems(baseline, changed)
     assert any("failureRate" in p for p in problems)
     assert any("pending" in p for p in problems)

@@ -70,7 +70,7 @@ def test_provider_fields_and_arguments_are_documented(db_url):
     schema = spec["components"]["schemas"]["EventAnalytics"]
     assert {"echoed", "rowsSeen", "totalMessages"} <= set(schema["properties"])
     assert {"echoed", "rowsSeen"} <= set(schema["required"])
-    params = spec["paths"]["/api/v2/events/analytics"]["get"]["parameters"]
+    params = spec["paths"]["/events/analytics"]["get"]["parameters"]
     assert {"say", "since", "until", "instanceId", "allTime"} == {p["name"] for p in params}
 
 
@@ -80,7 +80,7 @@ def test_disabled_provider_vanishes_from_responses_and_spec(db_url, data):
     assert status == 200 and "echoed" not in body
     spec = app.test_client().get("/openapi.json").get_json()
     assert "echoed" not in spec["components"]["schemas"]["EventAnalytics"]["properties"]
-    params = spec["paths"]["/api/v2/events/analytics"]["get"]["parameters"]
+    params = spec["paths"]["/events/analytics"]["get"]["parameters"]
     assert "say" not in {p["name"] for p in params}
 
 

@@ -217,7 +217,7 @@ def test_schema_tells_the_truth_when_providers_are_off(
     assert set(body["automations"]) == automations_props
     assert not absent_events & events_props
     assert not absent_automations & automations_props
-    params = {p["name"] for p in spec["paths"]["/api/v2/dashboard"]["get"].get("parameters", [])}
+    params = {p["name"] for p in spec["paths"]["/dashboard"]["get"].get("parameters", [])}
     assert ("timezone" in params) == has_timezone
 
 

@@ -367,18 +367,35 @@ def test_two_server_processes_each_deliver_every_event(nats_server, tmp_path):
             proc.wait(10)
 
 
-def test_health_checks_nats_for_real(tmp_path, nats_server):
-    app = live_app(tmp_path, nats_server.url)
+def test_health_checks_nats_for_real_and_never_waits_on_it(tmp_path, nats_server):
+    app = live_app(tmp_path, nats_server.url, OMNI_HEALTH_NATS_TTL=0)
     client = app.test_client()
-    response = client.get("/api/v2/health")
-    assert response.status_code == 200
-    assert response.get_json()["checks"]["nats"] == {"status": "ok", "details": {"connected": True}}
+
+    def health():
+        began = time.monotonic()
+        response = client.get("/api/v2/health")
+        return response, time.monotonic() - began
+
+    deadline = time.monotonic() + 5
+    while (response := health()[0]).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first probe started with the app
+    nats = response.get_json()["checks"]["nats"]
+    assert nats["status"] == "ok" and nats["details"] == {"connected": True}
+    assert isinstance(nats["latency"], int) and nats["latency"] >= 0
     nats_server.stop()
-    response = client.get("/api/v2/health")
-    assert response.status_code == 503
-    body = response.get_json()
-    assert body["status"] == "degraded"
-    assert body["checks"]["nats"] == {"status": "error", "details": {"connected": False}}
+    slowest, deadline = 0.0, time.monotonic() + 10
+    while time.monotonic() < deadline:  # the background probe notices within a few seconds
+        response, took = health()
+        slowest = max(slowest, took)
+        if response.status_code == 503:
+            break
+    assert response.status_code == 503 and response.get_json()["status"] == "degraded"
+    assert response.get_json()["checks"]["nats"] == {
+        "status": "error",
+        "latency": None,
+        "details": {"connected": False},
+    }
+    assert slowest < 0.1, f"/health took {slowest * 1000:.0f} ms with NATS down"
 
 
 def test_heartbeats_keep_an_idle_stream_alive(served):
@@ -426,3 +443,22 @@ def test_jetstream_resume_while_nats_is_down_resets_instead_of_failing(served):
     reset = again.next(timeout=40)
     assert reset["event"] == "reset"
     conn2.close()
+
+
+def test_health_answers_at_once_when_nats_accepts_but_never_speaks(tmp_path):
+    import socket as sockets
+
+    silent = sockets.socket()  # listens, never accepts: a NATS whose packets go nowhere
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        url = f"nats://127.0.0.1:{silent.getsockname()[1]}"
+        client = live_app(tmp_path, url, OMNI_HEALTH_NATS_TTL=0).test_client()
+        for _ in range(5):
+            began = time.monotonic()
+            response = client.get("/api/v2/health")
+            assert time.monotonic() - began < 0.1
+            assert response.status_code == 503
+            assert response.get_json()["checks"]["nats"]["status"] == "error"
+    finally:
+        silent.close()

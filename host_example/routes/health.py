@@ -3,7 +3,7 @@
 from flask_smorest import Blueprint
 
 from ..health import health_report
-from ..schemas import HealthSchema
+from ..schemas import HealthResponseSchema
 from .common import host
 
 
@@ -12,8 +12,8 @@ def build(dashboard) -> Blueprint:
     blp = Blueprint("health", __name__, url_prefix="/api/v2")
 
     @blp.route("/health")
-    @blp.response(200, HealthSchema)
-    @blp.alt_response(503, schema=HealthSchema, description="Degraded")
+    @blp.response(200, HealthResponseSchema)
+    @blp.alt_response(503, schema=HealthResponseSchema, description="Degraded")
     @blp.doc(security=[])
     def health():
         """Service health; HTTP 503 when degraded."""

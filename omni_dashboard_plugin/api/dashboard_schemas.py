@@ -1,6 +1,6 @@
 """The schema of GET /api/v2/dashboard, built for the enabled providers."""
 
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from ..schemas import OpenSchema, breakdown_fields, timeline_fields, timezone_argument
 
@@ -62,7 +62,10 @@ def summary_schema(enabled) -> type[OpenSchema]:
             _schema(
                 "DashboardSystemSchema",
                 {
-                    "status": fields.String(required=True),
+                    "status": fields.String(
+                        required=True,
+                        validate=validate.OneOf(("healthy", "degraded", "unhealthy")),
+                    ),
                     "uptime": count(required=True, metadata={"description": "seconds"}),
                     "dbLatency": count(
                         required=True, allow_none=True, metadata={"description": "ms"}
