@@ -59,6 +59,8 @@ def _configure(app: Flask, config: dict | None) -> None:
         OMNI_CLOCK=utcnow,
         OMNI_AUTOMATIONS_RUNNING=True,
         OMNI_HEALTH_NATS_TTL=5,
+        OMNI_MAX_URL_LENGTH=8192,
+        OMNI_MAX_HEADER_BYTES=16384,
     )
     for key in ENV_KEYS:
         if os.environ.get(key):
@@ -76,6 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     Raises :class:`omni_dashboard_plugin.config.ConfigError` on a bad plugin setting.
     """
     app = Flask("host_example", instance_relative_config=True)
+    app.url_map.merge_slashes = False  # no redirect that would echo a URL (and its api_key)
     _configure(app, config)
 
     engine = make_engine(app.config["OMNI_DATABASE_URL"])
@@ -113,6 +116,7 @@ def create_app(config: dict | None = None) -> Flask:
     dashboard.register_blueprints(app, api)
     app.register_blueprint(page.build())
 
+    errors.register_request_limits(app)
     auth.install(app)
     errors.register_database_errors(app)
     dashboard.started(app)

@@ -2,10 +2,14 @@
 
 import logging
 
-from flask import jsonify
+from flask import jsonify, request
 from flask_smorest import Api
 from sqlalchemy import exc as sa_exc
-from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import (
+    RequestHeaderFieldsTooLarge,
+    RequestURITooLarge,
+    ServiceUnavailable,
+)
 
 from .schemas import ErrorSchema
 
@@ -17,8 +21,10 @@ CODES = {
     403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    414: "URI_TOO_LONG",
     422: "VALIDATION_ERROR",
     429: "RATE_LIMITED",
+    431: "HEADERS_TOO_LARGE",
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
@@ -57,7 +63,9 @@ class OmniApi(Api):
             message = data.get("message") or error.description or error.name
         if error.code >= 500 and error.code != 503:
             message = "Internal server error"
-        headers = data.get("headers") or {}
+        # werkzeug's own headers (Allow on 405, ...) except its HTML content type
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
         return jsonify(error_body(error.code, message, details)), error.code, headers
 
 
@@ -72,3 +80,17 @@ def register_database_errors(app) -> None:
 
     for kind in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.register_error_handler(kind, unavailable)
+
+
+def register_request_limits(app) -> None:
+    """414 for a URL longer than OMNI_MAX_URL_LENGTH, 431 for headers larger than
+    OMNI_MAX_HEADER_BYTES, both in the error envelope; register it before the key check,
+    so that it runs first."""
+
+    @app.before_request
+    def _limits():
+        if len(request.full_path) > app.config["OMNI_MAX_URL_LENGTH"]:
+            raise RequestURITooLarge()
+        size = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+        if size > app.config["OMNI_MAX_HEADER_BYTES"]:
+            raise RequestHeaderFieldsTooLarge()

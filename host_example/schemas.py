@@ -25,7 +25,12 @@ class UtcDateTimeArg(fields.DateTime):
     def _deserialize(self, value, attr, data, **kwargs):
         parsed = super()._deserialize(value, attr, data, **kwargs)
         if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+            try:
+                parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+            except OverflowError:
+                raise ValidationError(
+                    "Not a representable instant once converted to UTC."
+                ) from None
         return parsed
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import insert
 from host_example.seed import SeedPlan
 from host_example.tables import omni_events
 
-from .conftest import API_KEY, NOW, build_app, get_json
+from .conftest import API_KEY, NOW, Clock, build_app, get_json
 from .data import seeded
 
 ZONES = ["UTC", "Asia/Kathmandu", "America/New_York"]
@@ -119,6 +119,27 @@ def test_etag_and_304(app):
         headers={"x-api-key": API_KEY, "If-None-Match": etag},
     )
     assert other_zone.status_code == 200 and other_zone.headers["ETag"] != etag
+
+
+def test_a_30_second_poll_of_an_unchanged_system_gets_304(tmp_path):
+    clock = Clock()  # a database of its own: every row is placed away from window edges
+    app = build_app(
+        f"sqlite:///{tmp_path / 'poll.db'}", OMNI_CLOCK=clock, OMNI_DASHBOARD_CACHE_SECONDS=0
+    )
+    engine = app.extensions["omni_host"].engine
+    add_events(engine, 5, at=NOW - timedelta(minutes=10))  # far from every window's edge
+    add_events(engine, 3, at=NOW - timedelta(days=3))
+    client = app.test_client()
+    first = client.get("/api/v2/dashboard", headers={"x-api-key": API_KEY})
+    etag = first.headers["ETag"]
+    assert etag.startswith('W/"')
+    clock.now = NOW + timedelta(seconds=30)  # uptime moves; the data does not
+    again = client.get("/api/v2/dashboard", headers={"x-api-key": API_KEY, "If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["ETag"] == etag
+    add_events(engine, 1, at=NOW)  # new data: a new tag
+    changed = client.get("/api/v2/dashboard", headers={"x-api-key": API_KEY, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert changed.get_json()["system"]["uptime"] == 30
 
 
 class FakeMonotonic:

@@ -21,7 +21,29 @@ class ConditionalHeadersSchema(Schema):
     )
 
 
-ETAG_HEADER = {"ETag": {"description": "Tag of this summary", "schema": {"type": "string"}}}
+ETAG_HEADER = {
+    "ETag": {
+        "description": "Weak tag of this summary's data (system.uptime and system.dbLatency, "
+        "which change on every call, are not part of it)",
+        "schema": {"type": "string"},
+    }
+}
+# Measurements of the moment, not data: an unchanged system keeps its tag without them.
+UNTAGGED = {"system": ("uptime", "dbLatency")}
+
+
+def data_tag(data: dict) -> str:
+    """The weak validator of a summary: a hash of everything but UNTAGGED."""
+    tagged = {
+        key: (
+            {k: v for k, v in value.items() if k not in UNTAGGED[key]}
+            if key in UNTAGGED and isinstance(value, dict)
+            else value
+        )
+        for key, value in data.items()
+    }
+    text = json.dumps(tagged, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def presented_key() -> str:
@@ -44,15 +66,14 @@ def build(dashboard) -> Blueprint:
 
     def tagged(timezone):
         data = schema.dump(compute_summary(dashboard, dashboard.facts(), timezone))
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return data, hashlib.sha256(text.encode()).hexdigest()[:32]
+        return data, data_tag(data)
 
     def view(args):
         timezone = args.get("timezone")
         scope = hashlib.sha256(presented_key().encode()).hexdigest()
         data, etag = cache.get((scope, timezone), lambda: tagged(timezone))
-        headers = {"ETag": f'"{etag}"', "Cache-Control": "no-cache"}
-        if request.if_none_match.contains(etag):
+        headers = {"ETag": f'W/"{etag}"', "Cache-Control": "no-cache"}
+        if request.if_none_match.contains_weak(etag):
             return Response(status=304, headers=headers)
         return data, 200, headers
 

@@ -34,7 +34,7 @@ def span(window: EventWindow, slots: dict[int, int], now: datetime) -> tuple[dat
     return first, max(first, last)
 
 
-def _starts(first, last, zone, requested, cap):
+def _starts(first, last, zone, requested, cap, bound):
     if requested is not None:
         try:
             return bucket_starts(first, last, zone, requested, limit=cap), requested
@@ -50,7 +50,15 @@ def _starts(first, last, zone, requested, cap):
     try:
         return bucket_starts(first, last, zone, HOURLY, limit=cap), HOURLY
     except TooManyBuckets:
-        return bucket_starts(first, last, zone, DAILY), DAILY
+        pass
+    try:
+        return bucket_starts(first, last, zone, DAILY, limit=cap), DAILY
+    except TooManyBuckets:
+        raise InvalidArgument(
+            bound,
+            f"the window holds more than {cap} daily buckets, the timeline's cap "
+            "(OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS); use a shorter window",
+        ) from None
 
 
 def compute(ctx: ProviderContext) -> dict:
@@ -60,12 +68,20 @@ def compute(ctx: ProviderContext) -> dict:
     zone = ZoneInfo(zone_name)
     slots = slot_counts(ctx.reader, window)
     first, last = span(window, slots, ctx.now)
+    bound = "since" if ctx.args.get("since") is not None else "allTime"
+    if window.since is not None and ctx.args.get("since") is None:
+        bound = "until"  # the default since (now - 24 h) and an until long before it
     try:
         starts, granularity = _starts(
-            first, last, zone, ctx.args.get("granularity"), ctx.config.timeline_max_buckets
+            first,
+            last,
+            zone,
+            ctx.args.get("granularity"),
+            ctx.config.timeline_max_buckets,
+            bound,
         )
     except OverflowError:
-        raise InvalidArgument("since", "is too far from today for a timeline") from None
+        raise InvalidArgument(bound, "is too far from today for a timeline") from None
     return {
         "timeline": fill(starts, slots, zone),
         "timelineGranularity": granularity,

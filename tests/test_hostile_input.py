@@ -1,0 +1,105 @@
+"""Hostile or careless input gets a clear answer: bounded timelines, unrepresentable dates,
+405 with Allow, 414 and 431 envelopes, and no redirect that echoes a key."""
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import API_KEY, build_app
+from .live_support import Served
+
+SPEC = json.loads((Path(__file__).resolve().parent.parent / "docs" / "openapi.json").read_text())
+HEADERS = {"x-api-key": API_KEY}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    app = build_app(f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'h.db'}")
+    return app.test_client()
+
+
+def timed(client, url, **kwargs):
+    began = time.monotonic()
+    response = client.get(url, headers=HEADERS, **kwargs)
+    return response, time.monotonic() - began
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("since=1000-01-01T00:00:00Z", "since"),
+        ("since=0001-01-02T00:00:00Z&until=9999-12-30T00:00:00Z", "since"),
+        ("since=1000-01-01T00:00:00Z&granularity=daily", "granularity"),
+        ("since=1000-01-01T00:00:00Z&granularity=hourly", "granularity"),
+        ("since=0001-01-02T00:00:00Z&until=9999-12-30T00:00:00Z&granularity=daily", "granularity"),
+        ("since=0001-01-02T00:00:00Z&until=9999-12-30T00:00:00Z&granularity=hourly", "granularity"),
+        ("until=9999-12-30T00:00:00Z", "until"),
+    ],
+)
+def test_windows_too_long_for_a_timeline_are_refused_quickly(client, query, field):
+    response, took = timed(client, f"/api/v2/events/analytics?{query}")
+    assert response.status_code == 422 and field in response.get_json()["error"]["details"]
+    assert took < 1.0 and len(response.get_data()) < 1_000_000
+
+
+def test_a_window_within_the_cap_still_answers(client):
+    window = "since=2024-01-01T00:00:00Z&until=2026-01-01T00:00:00Z"
+    response, _ = timed(client, f"/api/v2/events/analytics?{window}")
+    body = response.get_json()
+    assert response.status_code == 200 and body["timelineGranularity"] == "daily"
+    assert len(body["timeline"]) == 366 + 365 + 1  # until is inclusive: 2026-01-01 too
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("since=0001-01-01T00:00:00%2B14:00", "since"),
+        ("until=9999-12-31T23:59:59-14:00", "until"),
+        ("since=0001-01-01T00:00:00%2B00:01", "since"),
+    ],
+)
+def test_dates_that_cannot_be_represented_in_utc_are_422(client, query, field):
+    response, _ = timed(client, f"/api/v2/events/analytics?{query}")
+    assert response.status_code == 422
+    assert list(response.get_json()["error"]["details"]) == [field]
+
+
+ROUTES = sorted(
+    (SPEC["servers"][0]["url"] + path, set(item)) for path, item in SPEC["paths"].items()
+)
+
+
+@pytest.mark.parametrize(("path", "methods"), ROUTES)
+def test_every_route_answers_405_with_allow(client, path, methods):
+    response = client.delete(path, headers=HEADERS)
+    assert response.status_code == 405
+    allowed = {m.strip().lower() for m in response.headers["Allow"].split(",")}
+    assert methods <= allowed and "delete" not in allowed
+    assert response.get_json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_414_and_431_are_envelopes(client):
+    long_url = client.get("/api/v2/health?pad=" + "a" * 9000)
+    assert long_url.status_code == 414
+    assert long_url.get_json()["error"]["code"] == "URI_TOO_LONG"
+    big = client.get("/api/v2/health", headers={"X-Pad": "b" * 20_000})
+    assert big.status_code == 431
+    assert big.get_json()["error"]["code"] == "HEADERS_TOO_LARGE"
+
+
+def test_no_redirect_echoes_the_key(tmp_path):
+    served = Served(build_app(f"sqlite:///{tmp_path / 'r.db'}"))
+    try:
+        for path in ("//dashboard", "/api/v2//dashboard", "//api/v2/dashboard"):
+            with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+                sock.sendall(f"GET {path}?api_key=SECRET HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            assert not answer.startswith(b"HTTP/1.1 30"), answer[:200]
+            assert b"SECRET" not in answer
+    finally:
+        served.close()
