@@ -34,7 +34,8 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
     if not args.no_load:
-        seconds = load(make_engine(args.database_url), args.events, args.logs, args.days, NOW)
+        engine = make_engine(args.database_url, statement_timeout_ms=0)  # loading may take long
+        seconds = load(engine, args.events, args.logs, args.days, NOW)
         print(f"loaded {args.events} events, {args.logs} automation logs in {seconds:.0f} s")
     before = bench_app(args.database_url, OMNI_DASHBOARD_PROVIDERS="none")
     after = bench_app(args.database_url, OMNI_DASHBOARD_PROVIDERS="all")

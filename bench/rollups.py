@@ -58,7 +58,7 @@ def _holds(engine, events) -> bool:
 def prepare(url, events, days, reuse, horizon):
     """Load (unless reused), refresh from scratch, compare; returns (load s, refresh s,
     app with rollups on, app with rollups off)."""
-    engine = make_engine(url)
+    engine = make_engine(url, statement_timeout_ms=0)
     loaded = 0.0
     if not (reuse and _holds(engine, events)):
         loaded = load(engine, events, max(events // 10, 1), days, NOW)

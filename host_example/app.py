@@ -27,7 +27,13 @@ ENDPOINTS = {
     "events.analytics": Endpoint(EventAnalyticsSchema, AnalyticsQuerySchema),
     "automation-metrics": Endpoint(AutomationMetricsSchema),
 }
-ENV_KEYS = ("OMNI_DATABASE_URL", "OMNI_API_KEY", "OMNI_NATS_URL")
+ENV_KEYS = (
+    "OMNI_DATABASE_URL",
+    "OMNI_API_KEY",
+    "OMNI_NATS_URL",
+    "OMNI_DB_TIMEOUT_MS",
+    "OMNI_DB_STATEMENT_TIMEOUT_MS",
+)
 
 
 @dataclass
@@ -61,6 +67,8 @@ def _configure(app: Flask, config: dict | None) -> None:
         OMNI_HEALTH_NATS_TTL=5,
         OMNI_MAX_URL_LENGTH=8192,
         OMNI_MAX_HEADER_BYTES=16384,
+        OMNI_DB_TIMEOUT_MS=5000,
+        OMNI_DB_STATEMENT_TIMEOUT_MS=30000,
     )
     for key in ENV_KEYS:
         if os.environ.get(key):
@@ -81,7 +89,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.merge_slashes = False  # no redirect that would echo a URL (and its api_key)
     _configure(app, config)
 
-    engine = make_engine(app.config["OMNI_DATABASE_URL"])
+    engine = make_engine(
+        app.config["OMNI_DATABASE_URL"],
+        timeout_ms=int(app.config["OMNI_DB_TIMEOUT_MS"]),
+        statement_timeout_ms=int(app.config["OMNI_DB_STATEMENT_TIMEOUT_MS"]),
+    )
     create_tables(engine)
     clock = app.config["OMNI_CLOCK"]
     app.extensions["omni_host"] = HostState(

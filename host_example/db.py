@@ -31,8 +31,15 @@ def default_url(instance_path: str) -> str:
     return f"sqlite:///{os.path.join(instance_path, 'omni.db')}"
 
 
-def make_engine(url: str):
-    """An engine for ``url``; SQLite gets a busy timeout and enforced foreign keys."""
+def make_engine(url: str, timeout_ms: int = 5000, statement_timeout_ms: int = 30000):
+    """An engine for ``url``; SQLite gets a busy timeout and enforced foreign keys.
+
+    PostgreSQL gets bounds for a database that stops answering: ``timeout_ms`` to connect,
+    TCP keepalives, and the same for unacknowledged data on an open connection
+    (``tcp_user_timeout``: a link that drops packets fails the statement instead of hanging
+    its thread), a pool that gives up waiting for a connection after as long, and a
+    server-side ``statement_timeout``.
+    """
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30})
@@ -49,8 +56,17 @@ def make_engine(url: str):
     return create_engine(
         url,
         pool_pre_ping=True,
+        pool_timeout=timeout_ms / 1000,
         isolation_level="REPEATABLE READ",
-        connect_args={"connect_timeout": 5},
+        connect_args={
+            "connect_timeout": max(1, round(timeout_ms / 1000)),
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+            "tcp_user_timeout": timeout_ms,
+            "options": f"-c statement_timeout={int(statement_timeout_ms)}",  # 0: no limit
+        },
     )
 
 

@@ -161,6 +161,7 @@ class DashboardConfig:
     timezone: str = "UTC"
     timeline_max_buckets: int = 1000
     cache_seconds: int = 5
+    statement_timeout_ms: int = 5000
     stream: StreamSettings = StreamSettings()
     rollups: RollupSettings = RollupSettings()
 
@@ -174,6 +175,9 @@ class DashboardConfig:
                 config, "OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS", 1000, 48, 100_000
             ),
             cache_seconds=read_int(config, "OMNI_DASHBOARD_CACHE_SECONDS", 5, 0, 3600),
+            statement_timeout_ms=read_int(
+                config, "OMNI_DASHBOARD_STATEMENT_TIMEOUT_MS", 5000, 0, 3_600_000
+            ),
             stream=StreamSettings.from_mapping(config),
             rollups=RollupSettings.from_mapping(config),
         )

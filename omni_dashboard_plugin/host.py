@@ -186,7 +186,7 @@ class Dashboard:
             reader = self.rollups.reader(connection, now, snapshot=True)
             self._readers[connection] = (now, reader)
             return accelerate(reader, now) if isinstance(reader, RollupReader) else compute()
-        with snapshot(self.engine) as own:
+        with snapshot(self.engine, self.config.statement_timeout_ms) as own:
             reader = self.rollups.reader(own, now, snapshot=True)
             if isinstance(reader, RollupReader):
                 return accelerate(reader, now)

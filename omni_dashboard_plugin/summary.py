@@ -23,7 +23,7 @@ def compute_summary(dashboard, facts: HostFacts, timezone: str | None) -> dict:
     """The summary as the individual endpoints would report it with default arguments."""
     now = dashboard.clock()
     enabled = dashboard.enabled
-    with snapshot(dashboard.engine) as conn:
+    with snapshot(dashboard.engine, dashboard.config.statement_timeout_ms) as conn:
         dead_letters = Alongside(conn, dead_letter_totals)
         reader = dashboard.reader(conn, now, snapshot=True)
         totals = event_totals(reader, now)

@@ -24,7 +24,7 @@ from typing import Generic, TypeVar
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
-from .snapshot import reads_one_snapshot
+from .snapshot import TIMEOUT_OPTION, limit_statements, reads_one_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class Alongside(Generic[T]):
             try:
                 if snapshot is not None:
                     second.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                limit_statements(second, options.get(TIMEOUT_OPTION, 0))
                 return self._read(second)
             finally:
                 second.rollback()

@@ -2,17 +2,30 @@
 
 from contextlib import contextmanager
 
+TIMEOUT_OPTION = "omni_statement_timeout_ms"
+
+
+def limit_statements(connection, milliseconds: int) -> None:
+    """Cancel any statement of the current PostgreSQL transaction that runs longer than
+    ``milliseconds`` (0: no limit); the error becomes the host's 503."""
+    if milliseconds and connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(milliseconds)}")
+
 
 @contextmanager
-def snapshot(engine):
-    """A connection whose statements all read one snapshot of the database.
+def snapshot(engine, statement_timeout_ms: int = 0):
+    """A connection whose statements all read one snapshot of the database, each within
+    ``statement_timeout_ms`` on PostgreSQL (a read alongside it inherits the limit).
 
     PostgreSQL: a REPEATABLE READ transaction. SQLite: an explicit BEGIN, so that the
     reads share one transaction (the driver would otherwise run each on its own).
     """
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="REPEATABLE READ")
+            connection.execution_options(
+                isolation_level="REPEATABLE READ", **{TIMEOUT_OPTION: statement_timeout_ms}
+            )
+            limit_statements(connection, statement_timeout_ms)
         elif connection.dialect.name == "sqlite":
             connection.exec_driver_sql("BEGIN")
         try:
