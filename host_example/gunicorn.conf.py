@@ -17,4 +17,6 @@ threads = int(os.environ.get("OMNI_DASHBOARD_STREAM_MAX_CLIENTS", "200")) + int(
     os.environ.get("OMNI_HTTP_THREADS", "16")
 )
 keepalive = 5
+accesslog = "-"  # to stdout, API keys redacted:
+logger_class = "host_example.gunicorn_logging.RedactingLogger"
 graceful_timeout = 5  # open streams end at shutdown; clients reconnect and resume

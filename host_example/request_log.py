@@ -4,7 +4,7 @@ import re
 
 from werkzeug.serving import WSGIRequestHandler
 
-_KEY = re.compile(r"(?i)([?&]api_key=)[^&\s]*")
+_KEY = re.compile(r"(?i)((?:^|[?&])api_key=)[^&\s]*")
 
 
 def redact(text: str) -> str:

@@ -271,3 +271,20 @@ def test_a_client_moving_between_workers_loses_nothing_with_jetstream(tmp_path):
     assert received == [f"message.received-inst-1-{n}" for n in range(100)]
     workers = {line.split()[0] for line in access_log.read_text().splitlines() if STREAM in line}
     assert len(workers) == 2, f"the client stayed on one worker: {workers}"
+
+
+def test_the_documented_gunicorn_logs_no_key(small_gunicorn):
+    secret = "k3y-" + "s" * 20
+    base = small_gunicorn.base
+    requests.get(f"{base}/api/v2/health?api_key={secret}", timeout=5)
+    requests.get(f"{base}/api/v2/dashboard?timezone=UTC&api_key={API_KEY}", timeout=5)
+    requests.get(f"{base}/api/v2/dashboard", headers={"x-api-key": API_KEY}, timeout=5)
+    requests.get(f"{base}//dashboard?api_key={secret}", timeout=5, allow_redirects=False)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # gunicorn writes its access log as it goes
+        log = small_gunicorn.log.read_text()
+        if log.count("/dashboard") >= 3:
+            break
+        time.sleep(0.1)
+    assert "GET /api/v2/health?api_key=[REDACTED]" in log
+    assert secret not in log and API_KEY not in log
