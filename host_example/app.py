@@ -65,7 +65,7 @@ def _configure(app: Flask, config: dict | None) -> None:
         OMNI_CLOCK=utcnow,
         OMNI_AUTOMATIONS_RUNNING=True,
         OMNI_HEALTH_NATS_TTL=5,
-        OMNI_MAX_URL_LENGTH=8192,
+        OMNI_MAX_URL_LENGTH=32768,
         OMNI_MAX_HEADER_BYTES=16384,
         OMNI_DB_TIMEOUT_MS=5000,
         OMNI_DB_STATEMENT_TIMEOUT_MS=30000,

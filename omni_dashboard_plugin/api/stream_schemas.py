@@ -145,6 +145,7 @@ def websocket_path(spec, rule, query_schema) -> None:
                     "401": envelope("No valid API key"),
                     "422": envelope("An invalid argument (named)"),
                     "503": envelope("Too many open streams on this server"),
+                    "default": envelope("Any other error"),
                 },
             }
         },

@@ -1,0 +1,59 @@
+"""schemathesis' own runner (every phase: examples, coverage, fuzzing, stateful) with every
+check but positive_data_acceptance, against the served host on SQLite and PostgreSQL.
+Its checks that send requests of their own (unsupported methods with Allow, ignored auth,
+...) run here, which the in-process fuzz test does not do."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from host_example.seed import SeedPlan
+
+from .conftest import API_KEY, NOW, build_app
+from .data import seeded
+from .live_support import Served
+
+GENERATED: dict[str, int] = {}
+
+
+def test_schemathesis_finds_nothing(db_url):
+    app = build_app(
+        db_url,
+        OMNI_DASHBOARD_STREAM_LIFETIME_MS=30,
+        OMNI_DASHBOARD_STREAM_HEARTBEAT=1,
+        OMNI_DASHBOARD_CACHE_SECONDS=0,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    seeded(app.extensions["omni_host"].engine, SeedPlan(events=300, days=2, now=NOW))
+    served = Served(app)
+    try:
+        run = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "st"),
+                "run",
+                f"http://127.0.0.1:{served.port}/openapi.json",
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "-H",
+                f"x-api-key: {API_KEY}",
+                "--max-examples",
+                "20",
+                "--seed",
+                "1",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        app.extensions["omni_dashboard"].live.stop()
+        served.close()
+    summary = run.stdout[-3000:]
+    assert run.returncode == 0, summary
+    found = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert found and found.group(1) == found.group(2), summary
+    GENERATED[db_url.split(":", 1)[0]] = int(found.group(1))
