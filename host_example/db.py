@@ -34,11 +34,12 @@ def default_url(instance_path: str) -> str:
 def make_engine(url: str, timeout_ms: int = 5000, statement_timeout_ms: int = 30000):
     """An engine for ``url``; SQLite gets a busy timeout and enforced foreign keys.
 
-    PostgreSQL gets bounds for a database that stops answering: ``timeout_ms`` to connect,
-    TCP keepalives, and the same for unacknowledged data on an open connection
+    PostgreSQL gets bounds for a database that stops answering, so that a request fails
+    within ``timeout_ms`` in all: half of it for unacknowledged data on an open connection
     (``tcp_user_timeout``: a link that drops packets fails the statement instead of hanging
-    its thread), a pool that gives up waiting for a connection after as long, and a
-    server-side ``statement_timeout``.
+    its thread), the other half to connect afresh (libpq counts whole seconds, at least 2),
+    TCP keepalives, a pool that gives up waiting for a connection after ``timeout_ms``, and
+    a server-side ``statement_timeout``.
     """
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
@@ -59,12 +60,12 @@ def make_engine(url: str, timeout_ms: int = 5000, statement_timeout_ms: int = 30
         pool_timeout=timeout_ms / 1000,
         isolation_level="REPEATABLE READ",
         connect_args={
-            "connect_timeout": max(1, round(timeout_ms / 1000)),
+            "connect_timeout": max(2, timeout_ms // 2000),
             "keepalives": 1,
             "keepalives_idle": 5,
             "keepalives_interval": 2,
             "keepalives_count": 2,
-            "tcp_user_timeout": timeout_ms,
+            "tcp_user_timeout": timeout_ms // 2,
             "options": f"-c statement_timeout={int(statement_timeout_ms)}",  # 0: no limit
         },
     )

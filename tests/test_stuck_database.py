@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from .conftest import API_KEY, IN_CI, build_app
 from .live_support import Served, free_port
 
-TIMEOUT_MS = 2000
+TIMEOUT_MS = 4000  # the least that splits into libpq's whole seconds: 2 s + 2 s
 ROUTES = (
     "/api/v2/event-ops/metrics",
     "/api/v2/events/analytics",
@@ -122,8 +122,8 @@ def test_a_blackholed_database_link_gives_503_on_every_route(pg_url):
                 if path != ROUTES[-1]
                 else (body["checks"]["database"]["status"] == "error")
             )
-            # a pooled connection fails after the timeout, a fresh one is tried within it
-            assert took < 2 * TIMEOUT_MS / 1000 + 1.5, (path, took)
+            # a pooled connection fails after half the timeout, a fresh one in the rest
+            assert took < TIMEOUT_MS / 1000 + 1.0, (path, took)
     finally:
         served.close()
         relay.close()
