@@ -16,9 +16,8 @@ HEADERS = {"x-api-key": API_KEY}
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    app = build_app(f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'h.db'}")
-    return app.test_client()
+def client(db_url):
+    return build_app(db_url).test_client()
 
 
 def timed(client, url, **kwargs):
