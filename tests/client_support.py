@@ -66,15 +66,21 @@ def _in_thread(run: ClientRun, target) -> ClientRun:
     return run
 
 
-def requests_client(url: str, key: str) -> ClientRun:
-    """``requests`` with ``iter_lines()`` and its default chunk size (512)."""
+def _streamed(run: ClientRun, url: str, key: str):
+    """A streamed ``requests`` GET of the feed, closed with the run."""
     import requests
 
-    run = ClientRun()
     response = requests.get(
         url, headers={"x-api-key": key, "Accept": "text/event-stream"}, stream=True, timeout=30
     )
     run.on_close(response.close)
+    return response
+
+
+def requests_client(url: str, key: str) -> ClientRun:
+    """``requests`` with ``iter_lines()`` and its default chunk size (512)."""
+    run = ClientRun()
+    response = _streamed(run, url, key)
 
     def read():
         name = "message"
@@ -108,14 +114,10 @@ def httpx_sse_client(url: str, key: str) -> ClientRun:
 
 def sseclient_py_client(url: str, key: str) -> ClientRun:
     """``sseclient-py`` over a streamed ``requests`` response."""
-    import requests
     import sseclient
 
     run = ClientRun()
-    response = requests.get(
-        url, headers={"x-api-key": key, "Accept": "text/event-stream"}, stream=True, timeout=30
-    )
-    run.on_close(response.close)
+    response = _streamed(run, url, key)
 
     def read():
         for event in sseclient.SSEClient(response).events():

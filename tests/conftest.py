@@ -97,6 +97,17 @@ def nats_server(tmp_path):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_nats(tmp_path_factory):
+    """A nats-server (JetStream on) shared by one module's tests."""
+    from .live_support import NatsServer
+
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server
+    server.stop()
+
+
 def pytest_terminal_summary(terminalreporter):
     """How many requests the fuzz run sent, by status code (when it ran)."""
     fuzz = sys.modules.get(f"{__package__}.test_fuzz")

@@ -40,8 +40,8 @@ load_all_checks()
 CHECKED = [check for check in CHECKS.get_all() if check is not positive_data_acceptance]
 
 
-@pytest.fixture(scope="module")
-def fuzz_schema(db_url):
+def fuzz_app(db_url):
+    """The host as the fuzzers meet it: seeded, uncached, streams that end after 30 ms."""
     app = build_app(
         db_url,
         OMNI_DASHBOARD_STREAM_LIFETIME_MS=30,
@@ -50,7 +50,12 @@ def fuzz_schema(db_url):
         PROPAGATE_EXCEPTIONS=False,
     )
     seeded(app.extensions["omni_host"].engine, SeedPlan(events=300, days=2, now=NOW))
-    return schemathesis.openapi.from_wsgi("/openapi.json", app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def fuzz_schema(db_url):
+    return schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app(db_url))
 
 
 def _check(case):

@@ -12,7 +12,7 @@ import pytest
 from .client_support import SSE_CLIENTS, chromium_client
 from .conftest import API_KEY, build_app
 from .deploy_support import Gunicorn, Nginx
-from .live_support import NatsServer, Served, omni_message, publish
+from .live_support import Served, omni_message, publish
 from .node_support import node_packages
 
 STREAM = "/api/v2/events/stream"
@@ -20,11 +20,8 @@ numbers = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def nats(tmp_path_factory):
-    server = NatsServer(tmp_path_factory.mktemp("nats"))
-    server.start()
-    yield server
-    server.stop()
+def nats(module_nats):
+    return module_nats
 
 
 def feed_settings(tmp_path, nats):

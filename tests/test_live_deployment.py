@@ -17,11 +17,8 @@ STREAM = "/api/v2/events/stream"
 
 
 @pytest.fixture(scope="module")
-def nats(tmp_path_factory):
-    server = NatsServer(tmp_path_factory.mktemp("nats"))
-    server.start()
-    yield server
-    server.stop()
+def nats(module_nats):
+    return module_nats
 
 
 def raw_request(port: int, request: bytes, rcvbuf: int | None = None) -> socket.socket:

@@ -96,7 +96,9 @@ def mode(request):
     return request.param
 
 
-def test_nats_restart_mid_stream_loses_nothing_in_silence(nats_server, tmp_path, mode):
+@pytest.fixture
+def feed(nats_server, tmp_path, mode):
+    """The host served over HTTP with its live feed on ``nats_server`` in ``mode``."""
     if mode == "jetstream":
         add_streams(nats_server.url)
     app = build_app(
@@ -105,22 +107,24 @@ def test_nats_restart_mid_stream_loses_nothing_in_silence(nats_server, tmp_path,
         OMNI_DASHBOARD_STREAM_HEARTBEAT=1,
     )
     served = Served(app)
-    try:
-        status, reader, conn = served.stream("/api/v2/events/stream", key=API_KEY)
-        assert status == 200 and reader.next()["data"]["mode"] == mode
-        publisher = Publisher(nats_server.url).start()
-        time.sleep(1.0)
-        nats_server.stop()
-        time.sleep(1.5)
-        nats_server.start()
-        back = time.monotonic()
-        time.sleep(3.0)
-        publisher.stop()
-        events = collect(reader, time.monotonic() + 2.0)
-        conn.close()
-    finally:
-        app.extensions["omni_dashboard"].live.stop()
-        served.close()
+    yield served
+    app.extensions["omni_dashboard"].live.stop()
+    served.close()
+
+
+def test_nats_restart_mid_stream_loses_nothing_in_silence(nats_server, feed, mode):
+    status, reader, conn = feed.stream("/api/v2/events/stream", key=API_KEY)
+    assert status == 200 and reader.next()["data"]["mode"] == mode
+    publisher = Publisher(nats_server.url).start()
+    time.sleep(1.0)
+    nats_server.stop()
+    time.sleep(1.5)
+    nats_server.start()
+    back = time.monotonic()
+    time.sleep(3.0)
+    publisher.stop()
+    events = collect(reader, time.monotonic() + 2.0)
+    conn.close()
 
     published = [n for n, _ in publisher.published]
     after_restart = [n for n, at in publisher.published if at > back]
@@ -138,36 +142,24 @@ def test_nats_restart_mid_stream_loses_nothing_in_silence(nats_server, tmp_path,
         assert [e for e in events if e["event"] == "reset"]
 
 
-def test_resuming_across_an_outage(nats_server, tmp_path, mode):
+def test_resuming_across_an_outage(nats_server, feed, mode):
     """A client that resumes from before the outage gets what it missed, or ``reset``."""
-    if mode == "jetstream":
-        add_streams(nats_server.url)
-    app = build_app(
-        f"sqlite:///{tmp_path / 'resume.db'}",
-        OMNI_NATS_URL=nats_server.url,
-        OMNI_DASHBOARD_STREAM_HEARTBEAT=1,
+    status, reader, conn = feed.stream("/api/v2/events/stream", key=API_KEY)
+    assert status == 200
+    publisher = Publisher(nats_server.url).start()
+    first = reader.take(3, name="event.received")
+    conn.close()
+    nats_server.stop()
+    time.sleep(1.0)
+    nats_server.start()
+    time.sleep(2.0)
+    publisher.stop()
+    status, again, conn2 = feed.stream(
+        "/api/v2/events/stream", key=API_KEY, headers={"Last-Event-ID": first[-1]["id"]}
     )
-    served = Served(app)
-    try:
-        status, reader, conn = served.stream("/api/v2/events/stream", key=API_KEY)
-        assert status == 200
-        publisher = Publisher(nats_server.url).start()
-        first = reader.take(3, name="event.received")
-        conn.close()
-        nats_server.stop()
-        time.sleep(1.0)
-        nats_server.start()
-        time.sleep(2.0)
-        publisher.stop()
-        status, again, conn2 = served.stream(
-            "/api/v2/events/stream", key=API_KEY, headers={"Last-Event-ID": first[-1]["id"]}
-        )
-        assert status == 200 and again.next()["event"] == "connected"
-        events = collect(again, time.monotonic() + 2.0)
-        conn2.close()
-    finally:
-        app.extensions["omni_dashboard"].live.stop()
-        served.close()
+    assert status == 200 and again.next()["event"] == "connected"
+    events = collect(again, time.monotonic() + 2.0)
+    conn2.close()
     later = [n for n, _ in publisher.published if n > number(first[-1])]
     assert silent_losses(events, later) == []
     if mode == "jetstream":

@@ -8,24 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from host_example.seed import SeedPlan
-
-from .conftest import API_KEY, NOW, build_app
-from .data import seeded
+from .conftest import API_KEY
 from .live_support import Served
+from .test_fuzz import fuzz_app
 
 GENERATED: dict[str, int] = {}
 
 
 def test_schemathesis_finds_nothing(db_url):
-    app = build_app(
-        db_url,
-        OMNI_DASHBOARD_STREAM_LIFETIME_MS=30,
-        OMNI_DASHBOARD_STREAM_HEARTBEAT=1,
-        OMNI_DASHBOARD_CACHE_SECONDS=0,
-        PROPAGATE_EXCEPTIONS=False,
-    )
-    seeded(app.extensions["omni_host"].engine, SeedPlan(events=300, days=2, now=NOW))
+    app = fuzz_app(db_url)
     served = Served(app)
     try:
         run = subprocess.run(
