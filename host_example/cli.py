@@ -22,7 +22,7 @@ def _app(overrides=None):
 
 
 def cmd_seed(args) -> None:
-    app = _app()
+    app = _app({"OMNI_DB_STATEMENT_TIMEOUT_MS": 0})  # one COPY of every row may take minutes
     plan = SeedPlan(
         events=args.events,
         days=args.days,

@@ -279,3 +279,21 @@ def test_totals_keep_one_row_per_key_across_refreshes(pair):
                 select(func.count()).select_from(kind.table("total"))
             ).scalar_one()
             assert stored == expected, kind.name
+
+
+def test_the_refresh_is_not_held_to_the_hosts_statement_timeout(pg_url):
+    """The host may cap statements for requests; the refresh, maintenance, lifts the cap."""
+    from host_example.db import make_engine
+    from omni_dashboard_plugin.rollups.refresh import refresh
+
+    pair = rs.Pair(pg_url)
+    history(pair, days=6, every_minutes=3)  # enough rows that a day's grouping takes > 1 ms
+    capped = make_engine(pg_url, statement_timeout_ms=1)
+    try:
+        with capped.connect() as conn, pytest.raises(Exception, match="statement timeout"):
+            conn.execute(text("SELECT pg_sleep(0.05)"))  # the host's own statements are capped
+        report = refresh(capped, NOW, rs.HORIZON)
+    finally:
+        capped.dispose()
+    assert report.chunks > 0 and not report.busy
+    assert rolled_rows(pair) > 0

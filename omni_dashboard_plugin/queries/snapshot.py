@@ -12,6 +12,13 @@ def limit_statements(connection, milliseconds: int) -> None:
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(milliseconds)}")
 
 
+def unlimited(connection) -> None:
+    """Lift any statement timeout for the current PostgreSQL transaction (the rollups'
+    refresh: a day of a large table may take longer than a request may)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+
+
 @contextmanager
 def snapshot(engine, statement_timeout_ms: int = 0):
     """A connection whose statements all read one snapshot of the database, each within

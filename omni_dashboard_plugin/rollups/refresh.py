@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 
 from ..queries.constructs import SLOT_SECONDS, slot_index, slot_start
+from ..queries.snapshot import unlimited
 from .kinds import BY_NAME, KINDS, SLOTS_PER_DAY, state
 from .plan import slot_of, slot_time, split
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
@@ -253,6 +254,7 @@ def refresh(
             if not _locked(connection):
                 connection.rollback()
                 return RefreshReport(chunks, mark, busy=True)
+            unlimited(connection)  # maintenance, not a request: no host statement limit
             high = refresh_chunk(connection, target, chunk_slots)
             connection.commit()
         if high is None:
