@@ -56,6 +56,9 @@ class SseBody:
     def __iter__(self):
         settings, sock = self.settings, raw_socket(self.environ)
         framing = body_framing(self.environ)
+        if sock is not None:  # no write of the server's may block longer either
+            bound_sends(sock, settings.send_timeout)
+            self._bounded = sock
         yield opening_text(self.hub, self.start, settings.retry_ms).encode()
         if self.writer is not None and framing is not None:
             # A client that was hung up on makes the server's last write fail, which
@@ -63,8 +66,6 @@ class SseBody:
             self.writer().serve(sock, self.start, framing, settings.lifetime_ms)
             return
         if sock is not None:
-            bound_sends(sock, settings.send_timeout)
-            self._bounded = sock
             self.start.subscription.on_overflow = lambda: self._interrupt(sock)
         yield from self._through_server()
 
