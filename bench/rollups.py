@@ -55,9 +55,30 @@ def _holds(engine, events) -> bool:
             return False
 
 
+def ensure_database(url) -> None:
+    """Create the PostgreSQL database of ``url`` when it does not exist yet."""
+    target = make_url(url)
+    admin = make_engine(
+        target.set(database="postgres").render_as_string(hide_password=False),
+        statement_timeout_ms=0,
+    )
+    try:
+        with admin.connect() as conn:
+            found = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": target.database},
+            ).scalar()
+        if not found:
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
+    finally:
+        admin.dispose()
+
+
 def prepare(url, events, days, reuse, horizon):
     """Load (unless reused), refresh from scratch, compare; returns (load s, refresh s,
     app with rollups on, app with rollups off)."""
+    ensure_database(url)
     engine = make_engine(url, statement_timeout_ms=0)
     loaded = 0.0
     if not (reuse and _holds(engine, events)):
