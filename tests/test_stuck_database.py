@@ -122,8 +122,9 @@ def test_a_blackholed_database_link_gives_503_on_every_route(pg_url):
                 if path != ROUTES[-1]
                 else (body["checks"]["database"]["status"] == "error")
             )
-            # a pooled connection fails after half the timeout, a fresh one in the rest
-            assert took < TIMEOUT_MS / 1000 + 1.0, (path, took)
+            # a pooled connection fails after half the timeout (TCP notices at its next
+            # retransmission: up to 0.5 s later), a fresh one in the rest: 2.0-4.5 s measured
+            assert took < TIMEOUT_MS / 1000 + 1.5, (path, took)
     finally:
         served.close()
         relay.close()
