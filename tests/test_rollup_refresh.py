@@ -281,19 +281,26 @@ def test_totals_keep_one_row_per_key_across_refreshes(pair):
             assert stored == expected, kind.name
 
 
-def test_the_refresh_is_not_held_to_the_hosts_statement_timeout(pg_url):
+def test_the_refresh_is_not_held_to_the_hosts_statement_timeout(pg_url, monkeypatch):
     """The host may cap statements for requests; the refresh, maintenance, lifts the cap."""
     from host_example.db import make_engine
-    from omni_dashboard_plugin.rollups.refresh import refresh
+    from omni_dashboard_plugin.rollups import refresh as module
 
     pair = rs.Pair(pg_url)
-    history(pair, days=6, every_minutes=3)  # enough rows that a day's grouping takes > 1 ms
-    capped = make_engine(pg_url, statement_timeout_ms=1)
+    history(pair, days=3)
+    real = module._roll_slots
+
+    def slow_then_roll(connection, low, high):  # a statement longer than the host's cap
+        connection.exec_driver_sql("SELECT pg_sleep(0.3)")
+        real(connection, low, high)
+
+    monkeypatch.setattr(module, "_roll_slots", slow_then_roll)
+    capped = make_engine(pg_url, statement_timeout_ms=100)
     try:
         with capped.connect() as conn, pytest.raises(Exception, match="statement timeout"):
-            conn.execute(text("SELECT pg_sleep(0.05)"))  # the host's own statements are capped
-        report = refresh(capped, NOW, rs.HORIZON)
+            conn.execute(text("SELECT pg_sleep(0.3)"))  # the host's own statements are capped
+        report = module.refresh(capped, NOW, rs.HORIZON, max_chunks=2)
     finally:
         capped.dispose()
-    assert report.chunks > 0 and not report.busy
+    assert report.chunks == 2 and not report.busy
     assert rolled_rows(pair) > 0
