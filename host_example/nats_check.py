@@ -53,7 +53,7 @@ def ping(url: str, timeout: float = 1.0) -> Probe:
 class NatsProbe:
     """The cached check of one NATS URL."""
 
-    def __init__(self, url: str, ttl: float = 5.0, wait: float = 0.08, timeout: float = 1.0):
+    def __init__(self, url: str, ttl: float = 5.0, wait: float = 0.05, timeout: float = 1.0):
         self.url = url
         self.ttl = ttl
         self.wait = wait
