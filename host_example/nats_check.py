@@ -61,7 +61,8 @@ class NatsProbe:
         self._last: Probe | None = None
         self._lock = threading.Lock()
         self._running: threading.Event | None = None
-        self.check()  # the first probe starts with the app, not with the first request
+        with self._lock:  # the first probe starts with the app, which does not wait for it
+            self._start_probe()
 
     def check(self) -> Probe:
         """The latest outcome, refreshed in the background when older than ``ttl``."""
@@ -69,12 +70,15 @@ class NatsProbe:
             last = self._last
             if last is not None and time.monotonic() - last.at < self.ttl:
                 return last
-            running = self._running
-            if running is None:
-                running = self._running = threading.Event()
-                threading.Thread(target=self._probe, args=(running,), daemon=True).start()
+            running = self._running or self._start_probe()
         running.wait(self.wait)
         return self._last or Probe(False, None, time.monotonic())
+
+    def _start_probe(self) -> threading.Event:
+        """Start a probe in its own thread (the caller holds the lock); set when it is done."""
+        self._running = threading.Event()
+        threading.Thread(target=self._probe, args=(self._running,), daemon=True).start()
+        return self._running
 
     def _probe(self, done: threading.Event) -> None:
         result = ping(self.url, self.timeout)
