@@ -65,4 +65,4 @@ def channel_direction_counts(reader: RawReader, window: EventWindow) -> dict[tup
         by=("channel", "direction"),
         where=_instance(window),
     )
-    return {(channel, direction): n for channel, direction, n in rows}
+    return {(channel, direction): n for channel, direction, n, *_ in rows}

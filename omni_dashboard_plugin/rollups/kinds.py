@@ -16,7 +16,7 @@ from ..queries.tables import automation_logs, automations, event_payloads, insta
 
 # The layout version is part of every name: a release that changes what is stored rolls
 # into new tables instead of misreading old ones (drop older omni_dashboard_r* tables).
-LAYOUT = 2
+LAYOUT = 3
 PREFIX = f"omni_dashboard_r{LAYOUT}_"
 SLOTS_PER_DAY = 96
 metadata = MetaData()
@@ -103,7 +103,7 @@ _EVENT_MEASURES = {
     "agent_sum": func.coalesce(func.sum(E.c.agent_latency_ms), 0),
     "agent_n": func.count(E.c.agent_latency_ms),
 }
-# Not rolled up (no tables): the raw edges that `events` and `event_channels` share.
+# Not rolled up (no tables): the raw edges that every kind of omni_events shares.
 EVENT_EDGES = Kind(
     "event_edges",
     E,
@@ -111,11 +111,14 @@ EVENT_EDGES = Kind(
     dims={
         "status": E.c.status,
         "error_stage": E.c.error_stage,
+        "instance_id": E.c.instance_id,
         "channel": E.c.channel,
         "direction": E.c.direction,
     },
     measures=_EVENT_MEASURES,
 )
+# What a filter on instance or channel still needs: counts by status, processing time.
+_FILTERED_MEASURES = {m: _EVENT_MEASURES[m] for m in ("n", "proc_sum", "proc_n")}
 EVENTS = Kind(
     "events",
     E,
@@ -130,17 +133,25 @@ EVENT_COUNTS = Kind(
     "event_counts",
     E,
     E.c.received_at,
-    dims={"instance_id": E.c.instance_id, "channel": E.c.channel, "direction": E.c.direction},
-    measures={"n": _count},
+    dims={
+        "instance_id": E.c.instance_id,
+        "channel": E.c.channel,
+        "direction": E.c.direction,
+        "status": E.c.status,
+    },
+    measures=_FILTERED_MEASURES,
+    cumulative=True,
     set_null={"instance_id": instances.c.id},
     shares_edges=True,
+    edges_from=EVENT_EDGES,
 )
 EVENT_CHANNELS = Kind(
     "event_channels",
     E,
     E.c.received_at,
-    dims={"channel": E.c.channel, "direction": E.c.direction},
-    measures={"n": _count},
+    dims={"channel": E.c.channel, "direction": E.c.direction, "status": E.c.status},
+    measures=_FILTERED_MEASURES,
+    cumulative=True,
     rolled_from="event_counts",
     shares_edges=True,
     edges_from=EVENT_EDGES,
