@@ -20,3 +20,21 @@ keepalive = 5
 accesslog = "-"  # to stdout, API keys redacted:
 logger_class = "host_example.gunicorn_logging.RedactingLogger"
 graceful_timeout = 5  # open streams end at shutdown; clients reconnect and resume
+
+
+def on_starting(server):
+    """Start prometheus_client's multiprocess mode afresh (docs/prometheus.md)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (stream clients, NATS) leave the totals with it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

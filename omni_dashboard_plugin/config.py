@@ -6,6 +6,7 @@ that says how to fix it.
 """
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,6 +83,23 @@ def parse_subjects(value) -> tuple[str, ...]:
             "use e.g. 'message.>,instance.>'"
         )
     return subjects
+
+
+METRICS_PATH = "/api/v2/dashboard/metrics"
+_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+
+
+def parse_route_path(value, key: str) -> str | None:
+    """A URL path of plain segments such as ``/api/v2/dashboard/metrics``; ``off`` is None."""
+    text = str(value).strip()
+    if text.lower() == "off":
+        return None
+    if not _PATH.fullmatch(text):
+        raise ConfigError(
+            f"{key}={value!r} is not a URL path; use one such as '{METRICS_PATH}' "
+            "(segments of letters, digits and ._~-) or 'off'"
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -162,6 +180,7 @@ class DashboardConfig:
     timeline_max_buckets: int = 1000
     cache_seconds: int = 5
     statement_timeout_ms: int = 5000
+    metrics_path: str | None = METRICS_PATH
     stream: StreamSettings = StreamSettings()
     rollups: RollupSettings = RollupSettings()
 
@@ -177,6 +196,10 @@ class DashboardConfig:
             cache_seconds=read_int(config, "OMNI_DASHBOARD_CACHE_SECONDS", 5, 0, 3600),
             statement_timeout_ms=read_int(
                 config, "OMNI_DASHBOARD_STATEMENT_TIMEOUT_MS", 5000, 0, 3_600_000
+            ),
+            metrics_path=parse_route_path(
+                _raw(config, "OMNI_DASHBOARD_METRICS_PATH", METRICS_PATH),
+                "OMNI_DASHBOARD_METRICS_PATH",
             ),
             stream=StreamSettings.from_mapping(config),
             rollups=RollupSettings.from_mapping(config),

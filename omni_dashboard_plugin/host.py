@@ -33,6 +33,7 @@ from . import hookspecs
 from .config import ConfigError, DashboardConfig
 from .facts import HostFacts
 from .live.feed import LiveFeed
+from .metrics.process import ProcessMetrics
 from .provider import InvalidArgument, Provider, ProviderContext
 from .queries.snapshot import reads_one_snapshot, snapshot
 from .rollups.reader import RawReader, RollupReader
@@ -103,6 +104,7 @@ class Dashboard:
         self._responses: dict[str, type[Schema]] = {}
         self._arguments: dict[str, type[Schema] | None] = {}
         self.live: LiveFeed | None = None
+        self.metrics: ProcessMetrics | None = None
         self.summary_cache = None
         self.rollups: Rollups | None = None
         self.accelerators: dict[str, Callable] = {}
@@ -115,11 +117,14 @@ class Dashboard:
         this host does not serve, or a field or argument name clash.
         """
         self.config = DashboardConfig.from_mapping(app.config)
-        self.live = LiveFeed(self.config.stream)
+        self.metrics = ProcessMetrics(nats=self.config.stream.nats_url is not None)
+        self.live = LiveFeed(self.config.stream, self.metrics)
         self.installed = self._collect_providers()
         self.enabled = self._resolve_enabled()
         self.accelerators = self._collect_accelerators()
-        self.rollups = Rollups(self.engine, self.config.rollups, self.clock)
+        self.rollups = Rollups(
+            self.engine, self.config.rollups, self.clock, on_refresh=self.metrics.refreshed
+        )
         if self.enabled or self.accelerators:
             self.rollups.start()
         for endpoint_id, endpoint in self.endpoints.items():

@@ -3,6 +3,7 @@
 import logging
 
 from .api import dashboard as dashboard_api
+from .api import metrics as metrics_api
 from .api import stream as stream_api
 from .api import stream_schemas
 from .hookspecs import hookimpl
@@ -26,10 +27,13 @@ def omni_dashboard_accelerators():
 
 @hookimpl
 def omni_register_blueprints(app, api, dashboard):
-    """The live feed routes, and GET /api/v2/dashboard when the host tells its facts."""
+    """The live feed routes, the Prometheus scrape route (unless its path is ``off``), and
+    GET /api/v2/dashboard when the host tells its facts."""
     stream_schemas.register(api.spec)
     api.register_blueprint(stream_api.build(dashboard))
     stream_api.register_websocket(dashboard, app, api)
+    if dashboard.config.metrics_path is not None:
+        api.register_blueprint(metrics_api.build(dashboard))
     if dashboard.facts is None:
         log.warning("host passes no facts to Dashboard: GET /api/v2/dashboard is not served")
         return

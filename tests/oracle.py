@@ -115,3 +115,38 @@ def automation_log_order(logs, status=None, automation_id=None):
     ]
     chosen.sort(key=lambda log: (log["created_at"], log["id"]), reverse=True)
     return [str(log["id"]) for log in chosen]
+
+
+def prometheus_samples(events, logs, dead_letters, instances):
+    """The data families' samples: ``{(sample name, sorted labels): value}``, with ``le``
+    as a float."""
+    samples = {}
+
+    def put(name, value, **labels):
+        samples[(name, tuple(sorted(labels.items())))] = float(value)
+
+    for (status, channel, direction), n in Counter(
+        (e["status"], e["channel"], e["direction"]) for e in events
+    ).items():
+        put("omni_events_total", n, status=status, channel=channel, direction=direction)
+    timed = [e["processing_time_ms"] for e in events if e["processing_time_ms"] is not None]
+    for power in range(16):
+        bound = 16 * 2**power
+        put("omni_event_processing_seconds_bucket", sum(v <= bound for v in timed), le=bound / 1000)
+    put("omni_event_processing_seconds_bucket", len(timed), le=math.inf)
+    put("omni_event_processing_seconds_count", len(timed))
+    put("omni_event_processing_seconds_sum", Fraction(sum(timed), 1000))
+    dead = Counter({status: 0 for status in ("pending", "retrying", "resolved", "abandoned")})
+    dead.update(d["status"] for d in dead_letters)
+    for status, n in dead.items():
+        put("omni_dead_letters", n, status=status)
+    runs = Counter({status: 0 for status in ("success", "failed", "skipped")})
+    runs.update(log["status"] for log in logs)
+    for status, n in runs.items():
+        put("omni_automation_executions_total", n, status=status)
+    put("omni_automation_actions_total", sum(len(log["actions_executed"] or []) for log in logs))
+    for (channel, active), n in Counter(
+        (i["channel"], bool(i["is_active"])) for i in instances
+    ).items():
+        put("omni_instances", n, channel=channel, state="connected" if active else "disconnected")
+    return samples

@@ -4,6 +4,7 @@ import json
 import uuid
 from datetime import timedelta
 
+from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 
 from host_example.tables import (
@@ -15,7 +16,7 @@ from host_example.tables import (
     omni_events,
 )
 
-from .conftest import API_KEY, Clock, build_app
+from .conftest import API_KEY, NOW, Clock, build_app
 
 HORIZON = timedelta(minutes=60)
 INSTANCE_IDS = [uuid.UUID(int=i + 1) for i in range(3)]
@@ -23,6 +24,60 @@ AUTOMATION_IDS = [uuid.UUID(int=99 + i) for i in range(3)]
 CHANNELS = ("whatsapp-cloud", "discord", "slack")
 ZONES = ("UTC", "Asia/Kathmandu", "America/New_York")
 HISTORY_TABLES = (omni_events, automation_logs, event_payloads, dead_letter_events)
+START = NOW - timedelta(days=4)
+
+event_spec = st.fixed_dictionaries(
+    {
+        "instance": st.integers(0, 3),
+        "direction": st.sampled_from(("inbound", "outbound")),
+        "status": st.sampled_from(("received", "processing", "completed", "failed")),
+        "stage": st.sampled_from(("agent", "channel", "webhook")),
+        "processing": st.one_of(
+            st.none(),
+            st.integers(0, 3000),
+            st.integers(0, 600_000),
+            st.integers(-20, 20),
+            # The histogram's bounds and their neighbours (16 ms .. 524.288 s).
+            st.builds(lambda k, d: 16 * 2**k + d, st.integers(0, 15), st.integers(-1, 1)),
+        ),
+        "agent": st.one_of(st.none(), st.integers(0, 5000)),
+    }
+)
+log_spec = st.fixed_dictionaries(
+    {
+        "status": st.sampled_from(("success", "failed", "skipped")),
+        "automation": st.integers(0, 2),
+        "actions": st.one_of(st.none(), st.lists(st.just({"action": "x"}), max_size=3)),
+        "time": st.one_of(st.none(), st.integers(0, 2000)),
+    }
+)
+# Offsets in minutes before the clock, crowding slot edges (history, windows), or around
+# the clock (late writes, within the horizon).
+offset = st.builds(
+    lambda quarter, jitter: quarter * 15 + jitter,
+    st.integers(0, 3 * 24 * 4),
+    st.sampled_from((-1, 0, 0, 1, 7)),
+)
+SAMPLE_EVENT = {
+    "instance": 0,
+    "direction": "inbound",
+    "status": "completed",
+    "stage": "agent",
+    "processing": 40,
+    "agent": 7,
+}
+history = st.lists(st.tuples(offset, event_spec), min_size=30, max_size=150)
+late = st.lists(st.tuples(st.integers(-59, 10), event_spec), max_size=8)
+step = st.one_of(
+    st.tuples(st.just("advance"), offset.filter(lambda minutes: minutes > 0)),
+    st.tuples(st.just("refresh"), st.one_of(st.none(), st.integers(0, 5 * 24 * 60))),
+    st.tuples(st.just("late"), late),
+    st.tuples(st.just("finish"), st.integers(1, 900)),
+    st.tuples(st.just("retention"), st.tuples(st.integers(0, 149), st.sampled_from((0, 1)))),
+    st.tuples(st.just("soft_delete"), st.integers(1, 4)),
+    st.tuples(st.just("delete_instance"), st.integers(0, 2)),
+    st.tuples(st.just("delete_automation"), st.integers(0, 2)),
+)
 
 
 class Pair:
@@ -210,3 +265,31 @@ def retention(engine, cutoff):
     with engine.begin() as conn:
         conn.execute(delete(omni_events).where(omni_events.c.received_at < cutoff))
         conn.execute(delete(automation_logs).where(automation_logs.c.created_at < cutoff))
+
+
+def apply_step(pair, action, value, events, gone: set) -> None:
+    """One drawn ``step`` on the pair's database and clock; ``events`` is the drawn
+    history (retention cuts at one of its instants), ``gone`` the deleted instances."""
+    now = pair.clock.now
+    if action == "advance":
+        pair.clock.now = now + timedelta(minutes=value)
+    elif action == "refresh":
+        until = None if value is None else now - timedelta(minutes=value)
+        pair.rollups.refresh(until=until, chunk_slots=32)
+    elif action == "late":
+        # A deleted instance receives no more events.
+        specs = [(m, {**e, "instance": 3} if e["instance"] in gone else e) for m, e in value]
+        write(pair.engine, events=[event_row(now - timedelta(minutes=m), e) for m, e in specs])
+    elif action == "finish":
+        finish_recent(pair.engine, now - HORIZON, value)
+    elif action == "retention":
+        # Up to (or just past) one of the history's events.
+        cutoff = START - timedelta(minutes=events[value[0] % len(events)][0])
+        retention(pair.engine, cutoff + timedelta(microseconds=value[1]))
+    elif action == "soft_delete":
+        soft_delete_payloads(pair.engine, now, value)
+    elif action == "delete_instance":
+        delete_parent(pair.engine, instances, INSTANCE_IDS[value])
+        gone.add(value)
+    elif action == "delete_automation":
+        delete_parent(pair.engine, automations, AUTOMATION_IDS[value])

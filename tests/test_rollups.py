@@ -8,53 +8,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from host_example.tables import automations, instances
 from omni_dashboard_plugin.rollups.plan import plan, slot_of, slot_time
 
 from . import rollup_support as rs
-from .conftest import NOW
-
-START = NOW - timedelta(days=4)
-
-event_spec = st.fixed_dictionaries(
-    {
-        "instance": st.integers(0, 3),
-        "direction": st.sampled_from(("inbound", "outbound")),
-        "status": st.sampled_from(("received", "processing", "completed", "failed")),
-        "stage": st.sampled_from(("agent", "channel", "webhook")),
-        "processing": st.one_of(
-            st.none(), st.integers(0, 3000), st.integers(0, 400_000), st.integers(-20, 20)
-        ),
-        "agent": st.one_of(st.none(), st.integers(0, 5000)),
-    }
-)
-log_spec = st.fixed_dictionaries(
-    {
-        "status": st.sampled_from(("success", "failed", "skipped")),
-        "automation": st.integers(0, 2),
-        "actions": st.one_of(st.none(), st.lists(st.just({"action": "x"}), max_size=3)),
-        "time": st.one_of(st.none(), st.integers(0, 2000)),
-    }
-)
-# Offsets in minutes before the clock, crowding slot edges (history, windows), or around
-# the clock (late writes, within the horizon).
-offset = st.builds(
-    lambda quarter, jitter: quarter * 15 + jitter,
-    st.integers(0, 3 * 24 * 4),
-    st.sampled_from((-1, 0, 0, 1, 7)),
-)
-history = st.lists(st.tuples(offset, event_spec), min_size=30, max_size=150)
-late = st.lists(st.tuples(st.integers(-59, 10), event_spec), max_size=8)
-step = st.one_of(
-    st.tuples(st.just("advance"), offset.filter(lambda minutes: minutes > 0)),
-    st.tuples(st.just("refresh"), st.one_of(st.none(), st.integers(0, 5 * 24 * 60))),
-    st.tuples(st.just("late"), late),
-    st.tuples(st.just("finish"), st.integers(1, 900)),
-    st.tuples(st.just("retention"), st.tuples(st.integers(0, 149), st.sampled_from((0, 1)))),
-    st.tuples(st.just("soft_delete"), st.integers(1, 4)),
-    st.tuples(st.just("delete_instance"), st.integers(0, 2)),
-    st.tuples(st.just("delete_automation"), st.integers(0, 2)),
-)
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +26,14 @@ def pair(db_url):
     phases=[Phase.explicit, Phase.generate],
 )
 @given(
-    events=history,
-    logs=st.lists(st.tuples(offset, log_spec), max_size=30),
+    events=rs.history,
+    logs=st.lists(st.tuples(rs.offset, rs.log_spec), max_size=30),
     payloads=st.lists(
-        st.tuples(offset, st.one_of(st.none(), st.integers(0, 9000))),
+        st.tuples(rs.offset, st.one_of(st.none(), st.integers(0, 9000))),
         max_size=20,
     ),
-    first_refresh=offset,
-    steps=st.lists(step, min_size=1, max_size=8),
+    first_refresh=rs.offset,
+    steps=st.lists(rs.step, min_size=1, max_size=8),
     window=st.tuples(st.integers(0, 79), st.integers(0, 79), st.sampled_from((-61, -1, 0, 1))),
     instance=st.sampled_from(rs.INSTANCE_IDS),
 )
@@ -86,7 +42,7 @@ def test_rollups_on_and_off_answer_alike(
 ):
     """A refresh to a random point, then random steps, each followed by a comparison of
     every dashboard-facing response."""
-    pair.clear(START)
+    pair.clear(rs.START)
     at = lambda minutes: pair.clock.now - timedelta(minutes=minutes)  # noqa: E731
     # The analytics window starts and ends at (or a second off) two of the events.
     ends = sorted(at(events[i % len(events)][0]) for i in window[:2])
@@ -100,29 +56,7 @@ def test_rollups_on_and_off_answer_alike(
     )
     gone = set()
     for action, value in [("refresh", first_refresh), *steps]:
-        now = pair.clock.now
-        if action == "advance":
-            pair.clock.now = now + timedelta(minutes=value)
-        elif action == "refresh":
-            until = None if value is None else now - timedelta(minutes=value)
-            pair.rollups.refresh(until=until, chunk_slots=32)
-        elif action == "late":
-            # A deleted instance receives no more events.
-            specs = [(m, {**e, "instance": 3} if e["instance"] in gone else e) for m, e in value]
-            rs.write(pair.engine, events=[rs.event_row(at(m), spec) for m, spec in specs])
-        elif action == "finish":
-            rs.finish_recent(pair.engine, now - rs.HORIZON, value)
-        elif action == "retention":
-            # Up to (or just past) one of the history's events.
-            cutoff = START - timedelta(minutes=events[value[0] % len(events)][0])
-            rs.retention(pair.engine, cutoff + timedelta(microseconds=value[1]))
-        elif action == "soft_delete":
-            rs.soft_delete_payloads(pair.engine, now, value)
-        elif action == "delete_instance":
-            rs.delete_parent(pair.engine, instances, rs.INSTANCE_IDS[value])
-            gone.add(value)
-        elif action == "delete_automation":
-            rs.delete_parent(pair.engine, automations, rs.AUTOMATION_IDS[value])
+        rs.apply_step(pair, action, value, events, gone)
         rs.assert_same(pair, window, instance)
     pair.rollups.refresh()
     assert pair.watermark().watermark_slot == slot_of(pair.clock.now - rs.HORIZON)

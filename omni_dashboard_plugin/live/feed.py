@@ -11,7 +11,7 @@ import threading
 
 from ..config import StreamSettings
 from .bridge import NatsBridge
-from .hub import Hub
+from .hub import FeedMeter, Hub
 from .messages import MalformedMessage, parse
 from .writer import SocketWriter
 
@@ -19,8 +19,9 @@ from .writer import SocketWriter
 class LiveFeed:
     """Publishes into, and subscribes from, this process's hub."""
 
-    def __init__(self, settings: StreamSettings):
+    def __init__(self, settings: StreamSettings, meter: FeedMeter | None = None):
         self.settings = settings
+        self.meter = meter
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._hub: Hub | None = None
@@ -33,7 +34,7 @@ class LiveFeed:
             with self._lock:
                 if self._pid != os.getpid():
                     s = self.settings
-                    hub = Hub(s.replay_size, s.queue_size, s.max_clients)
+                    hub = Hub(s.replay_size, s.queue_size, s.max_clients, self.meter)
                     bridge = None
                     if s.nats_url:
                         bridge = NatsBridge(

@@ -19,6 +19,25 @@ BUFFER = "buffer"
 JETSTREAM = "jetstream"
 
 
+class FeedMeter:
+    """What the hub reports as it works (for metrics); this one ignores it all."""
+
+    def delivered(self) -> None:
+        """An item was queued for a client."""
+
+    def overflowed(self) -> None:
+        """A client fell behind and was let go."""
+
+    def reset_sent(self) -> None:
+        """A client was told to refetch (``reset``)."""
+
+    def clients(self, count: int) -> None:
+        """The number of clients changed to ``count``."""
+
+    def nats_connected(self, connected: bool) -> None:
+        """The bridge's NATS state changed."""
+
+
 @dataclass(frozen=True)
 class Filters:
     """What a client asked for; empty means everything."""
@@ -84,8 +103,11 @@ class Start:
 class Hub:
     """The process's fan-out point."""
 
-    def __init__(self, replay_size: int, queue_size: int, max_clients: int):
+    def __init__(
+        self, replay_size: int, queue_size: int, max_clients: int, meter: FeedMeter | None = None
+    ):
         self.queue_size = queue_size
+        self.meter = meter or FeedMeter()
         self.max_clients = max_clients
         self.epoch = "@" + uuid.uuid4().hex[:12]
         self.mode = BUFFER
@@ -173,6 +195,7 @@ class Hub:
         with self._lock:
             changed = self.nats_connected is not None and self.nats_connected != connected
             self.nats_connected = connected
+            self.meter.nats_connected(connected)
             if not changed:
                 return
             gap = connected and self.mode == BUFFER
@@ -206,13 +229,18 @@ class Hub:
             sub.queue.put(item)
             sub.last_id = item.id
             self.counters["delivered"] += 1
+            self.meter.delivered()
+            if item.name == "reset":
+                self.meter.reset_sent()
             return
         # The client fell behind: it gets what is queued, then a final overflow notice
         # carrying the id of the last queued event, unless its socket is full: then it is
         # hung up on at once (``on_overflow``), and resumes from what it received.
         sub.closed = True
         self.counters["overflowed"] += 1
+        self.meter.overflowed()
         self._subscribers.remove(sub)
+        self.meter.clients(len(self._subscribers))
         notice = {"reason": "client too slow", "resumeWith": "Last-Event-ID"}
         sub.queue.put(Item("overflow", sub.last_id, notice, final=True))
         if sub.on_overflow is not None:
@@ -248,8 +276,11 @@ class Hub:
                 sub.cursor = wanted
             sub.synced = sub.held is None and sub.cursor == self._cursor
             self._subscribers.append(sub)
+            self.meter.clients(len(self._subscribers))
         if sub.held is not None and self.replayer is not None:
             self._finish_jetstream_replay(start)
+        if start.reset:
+            self.meter.reset_sent()
         return start
 
     def _resume_point(self, after: str | None, start: Start) -> ids.Cursor | None:
@@ -314,6 +345,7 @@ class Hub:
             sub.closed = True
             if sub in self._subscribers:
                 self._subscribers.remove(sub)
+                self.meter.clients(len(self._subscribers))
 
     def count(self, what: str) -> None:
         """Count something the bridge skipped (malformed messages, ...)."""

@@ -44,6 +44,14 @@ def latency_coarse(value: ColumnElement) -> ColumnElement:
     )
 
 
+def latency_bucket(ms: int) -> int:
+    """The bucket :func:`latency_coarse` puts a non-negative ``ms`` in."""
+    for tier, (limit, width) in enumerate(((1024, 16), (16384, 256), (262144, 4096))):
+        if ms < limit:
+            return 64 * tier + ms // width
+    return 192 + ms // 65536
+
+
 @dataclass(frozen=True)
 class Kind:
     """One rollup: ``dims`` and ``measures`` map a column name to its expression on the

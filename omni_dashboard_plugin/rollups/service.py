@@ -25,10 +25,13 @@ class Rollups:
     ``mode`` ``off`` never touches the database; ``on`` creates the plugin's tables at
     start-up (failing start-up when it cannot); ``auto`` does so on PostgreSQL and runs
     with rollups off where the tables cannot be created, and on SQLite.
+    ``on_refresh(seconds)`` is told how long each refresh that ran took (not one that found
+    another process refreshing).
     """
 
-    def __init__(self, engine, settings: RollupSettings, clock):
+    def __init__(self, engine, settings: RollupSettings, clock, on_refresh=None):
         self.engine = engine
+        self.on_refresh = on_refresh
         self.settings = settings
         self.clock = clock
         self.horizon = timedelta(minutes=settings.horizon_minutes)
@@ -87,7 +90,11 @@ class Rollups:
 
     def refresh(self, **options) -> RefreshReport:
         """Roll up every closed slot before ``now - horizon`` (see :func:`.refresh.refresh`)."""
-        return refresh(self.engine, self.clock(), self.horizon, **options)
+        began = time.perf_counter()
+        report = refresh(self.engine, self.clock(), self.horizon, **options)
+        if self.on_refresh is not None and not report.busy:
+            self.on_refresh(time.perf_counter() - began)
+        return report
 
     def reset(self) -> None:
         """Drop the rolled rows and the watermark (after history was rewritten); the next

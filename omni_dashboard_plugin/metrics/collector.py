@@ -1,0 +1,97 @@
+"""The Prometheus collector: every dashboard number as metric families, one snapshot per
+scrape, read through the same reader as the dashboard (rollups when on).
+
+A host with its own registry registers it there instead of serving the plugin's route::
+
+    registry.register(DashboardCollector(dashboard))
+"""
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+from ..queries.metric_values import MetricValues, metric_values
+from ..queries.snapshot import snapshot
+from ..rollups.plan import slot_time
+from ..rollups.state import read_watermark
+
+
+def _label(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _seconds(ms: int) -> str:
+    return format(ms / 1000, "g")
+
+
+def data_families(values: MetricValues) -> list:
+    """The families of Omni's data."""
+    events = CounterMetricFamily(
+        "omni_events",
+        "Stored message events (all-time), by status, channel and direction",
+        labels=("status", "channel", "direction"),
+    )
+    for key, n in sorted(values.events.items(), key=lambda item: tuple(map(_label, item[0]))):
+        events.add_metric([_label(part) for part in key], n)
+    histogram = values.processing
+    buckets = [(_seconds(bound), n) for bound, n in sorted(histogram.at_or_below.items())]
+    processing = HistogramMetricFamily(
+        "omni_event_processing_seconds",
+        "Processing time of the stored events that have one",
+        buckets=[*buckets, ("+Inf", histogram.count)],
+        sum_value=histogram.sum_ms / 1000,
+    )
+    dead = GaugeMetricFamily("omni_dead_letters", "Dead letters by status", labels=("status",))
+    for status, n in sorted(values.dead_letters.items(), key=lambda item: _label(item[0])):
+        dead.add_metric([_label(status)], n)
+    executions = CounterMetricFamily(
+        "omni_automation_executions",
+        "Automation log entries (all-time) by status",
+        labels=("status",),
+    )
+    for status, n in sorted(values.automation_executions.items(), key=lambda i: _label(i[0])):
+        executions.add_metric([_label(status)], n)
+    actions = CounterMetricFamily(
+        "omni_automation_actions", "Actions the automations executed (all-time)"
+    )
+    actions.add_metric([], values.automation_actions)
+    instances = GaugeMetricFamily(
+        "omni_instances", "Channel instances by channel and state", labels=("channel", "state")
+    )
+    for (channel, state), n in sorted(values.instances.items(), key=lambda i: _label(i[0][0])):
+        instances.add_metric([_label(channel), state], n)
+    return [events, processing, dead, executions, actions, instances]
+
+
+class DashboardCollector:
+    """Collects Omni's numbers and the plugin's own for ``dashboard`` (a configured
+    :class:`omni_dashboard_plugin.host.Dashboard`)."""
+
+    def __init__(self, dashboard):
+        self.dashboard = dashboard
+
+    def describe(self):
+        """No samples are read to describe the families (registering reads nothing)."""
+        return []
+
+    def collect(self):
+        """Every family, from one snapshot of the database at one ``now``."""
+        dashboard = self.dashboard
+        now = dashboard.clock()
+        with snapshot(dashboard.engine, dashboard.config.statement_timeout_ms) as connection:
+            reader = dashboard.reader(connection, now, snapshot=True)
+            families = data_families(metric_values(reader))
+            mark = read_watermark(connection) if dashboard.rollups.active else None
+        if mark is not None:
+            lag = GaugeMetricFamily(
+                "omni_dashboard_rollups_watermark_lag_seconds",
+                "How far the rolled-up history ends before now",
+                value=(now - slot_time(mark.watermark_slot)).total_seconds(),
+            )
+            families.append(lag)
+        yield from families
+        if dashboard.config.stream.nats_url:
+            dashboard.live.hub()  # the NATS bridge of this process reports its state
+        yield from dashboard.metrics.collect()

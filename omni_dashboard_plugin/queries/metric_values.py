@@ -1,0 +1,116 @@
+"""The numbers behind the Prometheus metrics, read through one reader (so from rollups).
+
+Every number is all-time or current, as a scrape wants them: Prometheus derives rates and
+windows itself.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from ..rollups.kinds import AUTOMATIONS, EVENT_CHANNELS, LATENCY, LATENCY_COARSE, latency_bucket
+from ..rollups.reader import RawReader
+from .summary import dead_letter_counts
+from .tables import dead_letter_events, instances
+
+# Upper bounds (ms) of the processing-time histogram: each starts a latency bucket of the
+# rollups, so that "<= bound" is the buckets below it plus the values equal to it.
+PROCESSING_BOUNDS_MS = tuple(16 * 2**k for k in range(16))  # 16 ms .. 524.288 s
+DEAD_LETTER_STATUSES = ("pending", "retrying", "resolved", "abandoned")
+AUTOMATION_STATUSES = ("success", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class ProcessingHistogram:
+    """Events with a processing time: how many at or below each bound, their sum and count."""
+
+    at_or_below: dict[int, int]
+    sum_ms: int
+    count: int
+
+
+@dataclass(frozen=True)
+class MetricValues:
+    """Everything the data families report, from one snapshot."""
+
+    events: dict[tuple[str, str, str], int]
+    processing: ProcessingHistogram
+    dead_letters: dict[str, int]
+    automation_executions: dict[str, int]
+    automation_actions: int
+    instances: dict[tuple[str, str], int]
+
+
+def event_counts(reader: RawReader) -> tuple[dict, int, int]:
+    """All-time events per (status, channel, direction), and the processing-time sum and
+    count over them."""
+    counts, proc_sum, proc_n = {}, 0, 0
+    for status, channel, direction, n, time_sum, time_n in reader.sums(
+        EVENT_CHANNELS, by=("status", "channel", "direction")
+    ):
+        counts[(status, channel, direction)] = n
+        proc_sum += time_sum
+        proc_n += time_n
+    return counts, proc_sum, proc_n
+
+
+def processing_at_or_below(reader: RawReader) -> dict[int, int]:
+    """Events whose processing_time_ms is at most each of PROCESSING_BOUNDS_MS."""
+    buckets = reader.sums(LATENCY_COARSE, by=("coarse",))
+    starts = {bound: latency_bucket(bound) for bound in PROCESSING_BOUNDS_MS}
+    equal = dict(
+        reader.sums(
+            LATENCY,
+            by=("value",),
+            where={"coarse": sorted(set(starts.values())), "value": list(PROCESSING_BOUNDS_MS)},
+        )
+    )
+    return {
+        bound: sum(n for bucket, n in buckets if bucket < start) + equal.get(bound, 0)
+        for bound, start in starts.items()
+    }
+
+
+def dead_letters_by_status(connection) -> dict[str, int]:
+    """Dead letters per status: Omni's four always, any other status found too."""
+    counts = dead_letter_counts(connection, DEAD_LETTER_STATUSES)
+    total = connection.execute(select(func.count()).select_from(dead_letter_events)).scalar()
+    if total != sum(counts.values()):
+        status = dead_letter_events.c.status
+        others = connection.execute(
+            select(status, func.count()).where(status.not_in(DEAD_LETTER_STATUSES)).group_by(status)
+        )
+        counts.update({key: int(n) for key, n in others})
+    return counts
+
+
+def instances_by_state(connection) -> dict[tuple[str, str], int]:
+    """Instances per (channel, state), state ``connected`` (is_active) or ``disconnected``."""
+    rows = connection.execute(
+        select(instances.c.channel, instances.c.is_active, func.count()).group_by(
+            instances.c.channel, instances.c.is_active
+        )
+    )
+    counts: dict = {}
+    for channel, active, n in rows:
+        key = (channel, "connected" if active else "disconnected")
+        counts[key] = counts.get(key, 0) + int(n)
+    return counts
+
+
+def metric_values(reader: RawReader) -> MetricValues:
+    """Every data family's numbers, read through ``reader`` (on its connection)."""
+    events, proc_sum, proc_n = event_counts(reader)
+    executions = dict.fromkeys(AUTOMATION_STATUSES, 0)
+    actions = 0
+    for status, n, status_actions, *_ in reader.sums(AUTOMATIONS, by=("status",)):
+        executions[status] = n
+        actions += status_actions
+    return MetricValues(
+        events=events,
+        processing=ProcessingHistogram(processing_at_or_below(reader), proc_sum, proc_n),
+        dead_letters=dead_letters_by_status(reader.connection),
+        automation_executions=executions,
+        automation_actions=actions,
+        instances=instances_by_state(reader.connection),
+    )
