@@ -4,6 +4,7 @@ import json
 import uuid
 from datetime import timedelta
 
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 
@@ -66,6 +67,7 @@ SAMPLE_EVENT = {
     "processing": 40,
     "agent": 7,
 }
+logs = st.lists(st.tuples(offset, log_spec), max_size=30)
 history = st.lists(st.tuples(offset, event_spec), min_size=30, max_size=150)
 late = st.lists(st.tuples(st.integers(-59, 10), event_spec), max_size=8)
 step = st.one_of(
@@ -293,3 +295,14 @@ def apply_step(pair, action, value, events, gone: set) -> None:
         gone.add(value)
     elif action == "delete_automation":
         delete_parent(pair.engine, automations, AUTOMATION_IDS[value])
+
+
+def pair_examples(count: int):
+    """Hypothesis settings for a test on a :class:`Pair`: ``count`` examples, no
+    shrinking (one example writes and reads two apps; shrinking would take minutes)."""
+    return settings(
+        max_examples=count,
+        suppress_health_check=[HealthCheck.too_slow],
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+    )

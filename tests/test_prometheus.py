@@ -10,7 +10,7 @@ from datetime import timedelta
 from fractions import Fraction
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import (
@@ -104,15 +104,10 @@ def pair(db_url):
 dead_status = st.sampled_from(("pending", "retrying", "resolved", "abandoned", "parked"))
 
 
-@settings(
-    max_examples=15,
-    suppress_health_check=[HealthCheck.too_slow],
-    deadline=None,
-    phases=[Phase.explicit, Phase.generate],
-)
+@rs.pair_examples(15)
 @given(
     events=rs.history,
-    logs=st.lists(st.tuples(rs.offset, rs.log_spec), max_size=30),
+    logs=rs.logs,
     dead=st.lists(dead_status, max_size=12),
     active=st.lists(st.booleans(), min_size=3, max_size=3),
     first_refresh=rs.offset,

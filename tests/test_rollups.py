@@ -5,7 +5,7 @@ and PostgreSQL."""
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from omni_dashboard_plugin.rollups.plan import plan, slot_of, slot_time
@@ -18,16 +18,10 @@ def pair(db_url):
     return rs.Pair(db_url)
 
 
-# No shrinking: one example writes and reads two apps, and shrinking would take minutes.
-@settings(
-    max_examples=25,
-    suppress_health_check=[HealthCheck.too_slow],
-    deadline=None,
-    phases=[Phase.explicit, Phase.generate],
-)
+@rs.pair_examples(25)
 @given(
     events=rs.history,
-    logs=st.lists(st.tuples(rs.offset, rs.log_spec), max_size=30),
+    logs=rs.logs,
     payloads=st.lists(
         st.tuples(rs.offset, st.one_of(st.none(), st.integers(0, 9000))),
         max_size=20,
