@@ -111,7 +111,9 @@ _EVENT_MEASURES = {
     "agent_sum": func.coalesce(func.sum(E.c.agent_latency_ms), 0),
     "agent_n": func.count(E.c.agent_latency_ms),
 }
-# Not rolled up (no tables): the raw edges that every kind of omni_events shares.
+# Not rolled up (no tables): the raw edges that `events` and `event_channels` share
+# (`event_counts` reads its own, by instance, only for a filter on one: grouping every
+# response's edges by instance costs more than it saves).
 EVENT_EDGES = Kind(
     "event_edges",
     E,
@@ -119,7 +121,6 @@ EVENT_EDGES = Kind(
     dims={
         "status": E.c.status,
         "error_stage": E.c.error_stage,
-        "instance_id": E.c.instance_id,
         "channel": E.c.channel,
         "direction": E.c.direction,
     },
@@ -151,7 +152,6 @@ EVENT_COUNTS = Kind(
     cumulative=True,
     set_null={"instance_id": instances.c.id},
     shares_edges=True,
-    edges_from=EVENT_EDGES,
 )
 EVENT_CHANNELS = Kind(
     "event_channels",
