@@ -79,13 +79,12 @@ def rows(engine, table) -> list[dict]:
 
 def expected(engine) -> dict:
     """The oracle over the rows as they are in the database now."""
-    found = oracle.prometheus_samples(
+    return oracle.prometheus_samples(
         rows(engine, omni_events),
         rows(engine, automation_logs),
         rows(engine, dead_letter_events),
         rows(engine, instances),
     )
-    return found
 
 
 def assert_equal(got: dict, want: dict) -> None:

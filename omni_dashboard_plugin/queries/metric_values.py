@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from ..rollups.kinds import AUTOMATIONS, EVENT_CHANNELS, LATENCY, LATENCY_COARSE, latency_bucket
 from ..rollups.reader import RawReader
-from .summary import dead_letter_counts
+from .summary import dead_letter_census
 from .tables import dead_letter_events, instances
 
 # Upper bounds (ms) of the processing-time histogram: each starts a latency bucket of the
@@ -41,7 +41,7 @@ class MetricValues:
     instances: dict[tuple[str, str], int]
 
 
-def event_counts(reader: RawReader) -> tuple[dict, int, int]:
+def all_time_events(reader: RawReader) -> tuple[dict, int, int]:
     """All-time events per (status, channel, direction), and the processing-time sum and
     count over them."""
     counts, proc_sum, proc_n = {}, 0, 0
@@ -73,8 +73,7 @@ def processing_at_or_below(reader: RawReader) -> dict[int, int]:
 
 def dead_letters_by_status(connection) -> dict[str, int]:
     """Dead letters per status: Omni's four always, any other status found too."""
-    counts = dead_letter_counts(connection, DEAD_LETTER_STATUSES)
-    total = connection.execute(select(func.count()).select_from(dead_letter_events)).scalar()
+    counts, total = dead_letter_census(connection, DEAD_LETTER_STATUSES)
     if total != sum(counts.values()):
         status = dead_letter_events.c.status
         others = connection.execute(
@@ -100,7 +99,7 @@ def instances_by_state(connection) -> dict[tuple[str, str], int]:
 
 def metric_values(reader: RawReader) -> MetricValues:
     """Every data family's numbers, read through ``reader`` (on its connection)."""
-    events, proc_sum, proc_n = event_counts(reader)
+    events, proc_sum, proc_n = all_time_events(reader)
     executions = dict.fromkeys(AUTOMATION_STATUSES, 0)
     actions = 0
     for status, n, status_actions, *_ in reader.sums(AUTOMATIONS, by=("status",)):

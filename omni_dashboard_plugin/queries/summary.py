@@ -38,12 +38,19 @@ def dead_letter_counts(connection, statuses: tuple[str, ...]) -> dict[str, int]:
     return dict(zip(statuses, (int(n) for n in row), strict=True))
 
 
+def dead_letter_census(connection, statuses: tuple[str, ...]) -> tuple[dict[str, int], int]:
+    """Dead letters of each of ``statuses`` and of every status, in one statement."""
+    status = dead_letter_events.c.status
+    *counts, total = connection.execute(
+        select(*(_count(status == s) for s in statuses), _count())
+    ).one()
+    return dict(zip(statuses, (int(n) for n in counts), strict=True)), int(total)
+
+
 def dead_letter_totals(connection) -> tuple[int, int]:
     """(pending, total) dead letters."""
-    pending, total = connection.execute(
-        select(_count(dead_letter_events.c.status == "pending"), _count())
-    ).one()
-    return int(pending), int(total)
+    counts, total = dead_letter_census(connection, ("pending",))
+    return counts["pending"], total
 
 
 def instance_totals(connection) -> dict:
