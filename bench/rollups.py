@@ -8,8 +8,10 @@ already holds exactly that many events instead of loading it again.
 
 For each size: loads the events (automation logs = events / 10, dead letters, payloads),
 times one full refresh from scratch and checks that both apps answer alike. Then it times
-GET /api/v2/dashboard (cache off), GET /event-ops/metrics, GET /automation-metrics and one
-Prometheus scrape in two phases: with rollups on, the calls of every size interleaved (so
+GET /api/v2/dashboard (cache off; also narrowed to an instance and compared with the
+previous period), GET /event-ops/metrics, GET /events/analytics over 7 days narrowed to a
+channel and compared, GET /automation-metrics and one Prometheus scrape in two phases:
+with rollups on, the calls of every size interleaved (so
 that the ratio of two sizes sees the same machine noise), then with rollups off, likewise
 (their full scans would otherwise evict the pages the rollup reads keep warm, which no
 server with rollups on does between two dashboard requests). The raw tail is the last 30
@@ -21,6 +23,7 @@ import platform
 import time
 from collections import defaultdict
 from contextlib import contextmanager
+from datetime import timedelta
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
@@ -33,12 +36,25 @@ from .harness import KEY, NOW, Call, bench_app, measure, percentile, sized_parse
 from .loader import load
 from .report import cell, publish
 
+# One of the loader's ten instances, one of its five channels, a week before the clock.
+INSTANCE = "00000000-0000-0000-0000-000000000001"
+WEEK_AGO = (NOW - timedelta(days=7)).isoformat() + "Z"
 CALLS = [
     ("GET /api/v2/dashboard", "/api/v2/dashboard"),
     ("GET /event-ops/metrics", "/api/v2/event-ops/metrics"),
+    (
+        "GET /api/v2/dashboard?instanceId=…&compare=previous_period",
+        f"/api/v2/dashboard?instanceId={INSTANCE}&compare=previous_period",
+    ),
+    (
+        "GET /events/analytics?since=<7 d ago>&channel=discord&compare=previous_period",
+        f"/api/v2/events/analytics?since={WEEK_AGO}&channel=discord&compare=previous_period",
+    ),
     ("GET /automation-metrics", "/api/v2/automation-metrics"),
     ("GET /api/v2/dashboard/metrics (one scrape)", "/api/v2/dashboard/metrics"),
 ]
+# The calls whose ratio of sizes the report states.
+RATIOS = CALLS[:4]
 
 
 def _body(app, url):
@@ -205,13 +221,14 @@ def main(argv=None):
     if len(sizes) > 1:
         low, high = sizes[0], sizes[-1]
         lines.append("")
-        for label, _ in CALLS[:2]:
+        for label, _ in RATIOS:
             ratio = results[high][f"{label} on"]["p50"] / results[low][f"{label} on"]["p50"]
             lines.append(f"- {label}, rollups on: p50 at {high:,} / p50 at {low:,} = {ratio:.2f}")
-            counts = _dead_letter_p50(dead_letters["on"], databases, label)
-            lines.append(
-                f"  - its dead-letter counts (raw either way, run alongside): p50 {counts}"
-            )
+            if label in (CALLS[0][0], CALLS[1][0]):
+                counts = _dead_letter_p50(dead_letters["on"], databases, label)
+                lines.append(
+                    f"  - its dead-letter counts (raw either way, run alongside): p50 {counts}"
+                )
     refresh = ", ".join(f"{refresh_seconds[s]:.1f} s at {s:,}" for s in sizes)
     lines.append(f"- one refresh from scratch (every slot, every kind): {refresh}")
     publish("rollups", lines, args.write)

@@ -90,20 +90,26 @@ def slot_start(slot: int) -> datetime:
     return EPOCH + slot * GRID
 
 
-def fill(starts: list[datetime], slot_counts: dict[int, int], zone: ZoneInfo) -> list[dict]:
-    """Zero-filled ``[{bucket, count}]``: each slot's count added to the bucket holding it.
+def fill(starts: list[datetime], slots: dict, zone: ZoneInfo, *, shift: int = 0) -> list[dict]:
+    """Zero-filled ``[{bucket, count, failed}]``: each slot's tally (``count``, ``failed``)
+    added to the bucket holding it.
 
     ``bucket`` is the bucket's start as ISO 8601 with the zone's offset at that instant.
     Every slot must lie in the span of ``starts`` (the caller derives the span from the
-    same window the slots were counted in).
+    same window the slots were counted in). With ``shift``, the slots are a comparison
+    window's: slot ``s`` goes to the bucket holding slot ``s + shift`` (the first or last
+    bucket when none holds it), and each bucket is labelled ``shift`` slots earlier.
     """
     counts = [0] * len(starts)
-    for slot, count in slot_counts.items():
-        index = bisect_right(starts, slot_start(slot)) - 1
-        if index < 0:
+    failed = [0] * len(starts)
+    for slot, tally in slots.items():
+        index = bisect_right(starts, slot_start(slot + shift)) - 1
+        if index < 0 and not shift:
             raise ValueError(f"slot {slot} precedes the first bucket {starts[0].isoformat()}")
-        counts[index] += count
+        index = max(index, 0)
+        counts[index] += tally.count
+        failed[index] += tally.failed
     return [
-        {"bucket": start.astimezone(zone).isoformat(), "count": count}
-        for start, count in zip(starts, counts, strict=True)
+        {"bucket": (start - shift * GRID).astimezone(zone).isoformat(), "count": c, "failed": f}
+        for start, c, f in zip(starts, counts, failed, strict=True)
     ]

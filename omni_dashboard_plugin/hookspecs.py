@@ -24,11 +24,13 @@ def omni_dashboard_providers():
 
 @hookspec
 def omni_dashboard_accelerators():
-    """Return ``{endpoint id: compute(reader, now) -> dict}``: faster equivalents of a
-    host's own payload, which ``Dashboard.base`` uses while rollups serve reads.
+    """Return ``{endpoint id: compute(reader, now, args) -> dict}``: equivalents of a
+    host's own payload, which ``Dashboard.base`` uses while rollups serve reads and for a
+    request with a provider's filter argument (``Provider.narrows``).
 
-    ``reader`` is the request's :class:`omni_dashboard_plugin.rollups.reader.RawReader`;
-    the result must equal what the host computes itself, field by field.
+    ``reader`` is the request's :class:`omni_dashboard_plugin.rollups.reader.RawReader`,
+    ``args`` the request's parsed arguments; the result must equal what the host computes
+    itself, field by field (for the filter: over the events that match it).
     """
 
 

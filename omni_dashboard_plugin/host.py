@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pluggy
+from flask import g
 from flask_smorest import abort
 from marshmallow import Schema
 
@@ -120,8 +121,8 @@ class Dashboard:
         self.metrics = ProcessMetrics(nats=self.config.stream.nats_url is not None)
         self.live = LiveFeed(self.config.stream, self.metrics)
         self.installed = self._collect_providers()
-        self.enabled = self._resolve_enabled()
         self.accelerators = self._collect_accelerators()
+        self.enabled = self._resolve_enabled()
         self.rollups = Rollups(
             self.engine, self.config.rollups, self.clock, on_refresh=self.metrics.refreshed
         )
@@ -177,24 +178,38 @@ class Dashboard:
         self._readers[connection] = (now, reader)
         return reader
 
-    def base(self, endpoint_id: str, compute: Callable[[], dict], *, connection, now) -> dict:
+    def base(
+        self,
+        endpoint_id: str,
+        compute: Callable[[], dict],
+        *,
+        connection,
+        now,
+        args: Mapping[str, Any] | None = None,
+    ) -> dict:
         """The host's own payload of an endpoint: ``compute()``, or the equal result of a
         plugin's accelerator while rollups serve reads (then ``compute`` is not called).
+        With a provider's filter argument in ``args`` (``Provider.narrows``) the payload
+        always comes from the accelerator, computed over the matching events.
 
         The accelerator reads one snapshot: ``connection`` when it is a PostgreSQL
         REPEATABLE READ or SERIALIZABLE one (then ``extend`` shares its reader), else a
         connection of its own."""
+        args = args or {}
+        g.omni_dashboard_base = endpoint_id
         accelerate = self.accelerators.get(endpoint_id)
-        if accelerate is None or not self.rollups.active:
+        narrowed = self._narrowed(endpoint_id, args)
+        if accelerate is None or not (narrowed or self.rollups.active):
             return compute()
         if reads_one_snapshot(connection):
-            reader = self.rollups.reader(connection, now, snapshot=True)
-            self._readers[connection] = (now, reader)
-            return accelerate(reader, now) if isinstance(reader, RollupReader) else compute()
+            reader = self.reader(connection, now, snapshot=True)
+            if narrowed or isinstance(reader, RollupReader):
+                return accelerate(reader, now, args)
+            return compute()
         with snapshot(self.engine, self.config.statement_timeout_ms) as own:
             reader = self.rollups.reader(own, now, snapshot=True)
-            if isinstance(reader, RollupReader):
-                return accelerate(reader, now)
+            if narrowed or isinstance(reader, RollupReader):
+                return accelerate(reader, now, args)
         return compute()
 
     def extend(self, endpoint_id: str, base: dict, *, connection, args: Mapping[str, Any], now):
@@ -202,6 +217,11 @@ class Dashboard:
         providers = self.providers_for(endpoint_id)
         if not providers:
             return base
+        if self._narrowed(endpoint_id, args) and g.get("omni_dashboard_base") != endpoint_id:
+            raise RuntimeError(
+                f"a filter argument of {endpoint_id!r} narrows the host's fields: compute them "
+                "with Dashboard.base(..., args=args) (docs/host-integration.md)"
+            )
         ctx = ProviderContext(
             connection=connection,
             now=now,
@@ -219,13 +239,22 @@ class Dashboard:
                     message=f"Invalid value for {exc.field}: {exc.message}",
                     errors={"query": {exc.field: [exc.message]}},
                 )
-            if set(values) != set(provider.fields):
+            required = {name for name, fld in provider.fields.items() if fld.required}
+            if not required <= set(values) <= set(provider.fields):
                 raise RuntimeError(
                     f"provider {provider.name!r} returned {sorted(values)}, "
                     f"declared {sorted(provider.fields)}"
                 )
             merged.update(values)
         return merged
+
+    def _narrowed(self, endpoint_id: str, args: Mapping[str, Any]) -> bool:
+        """Whether ``args`` holds a filter argument of an enabled provider of the endpoint."""
+        return any(
+            args.get(name) is not None
+            for provider in self.providers_for(endpoint_id)
+            for name in provider.narrows
+        )
 
     def _collect_providers(self) -> dict[str, Provider]:
         found: dict[str, Provider] = {}
@@ -270,6 +299,11 @@ class Dashboard:
                     f"provider {provider.name!r} extends {provider.endpoint!r}, which this host "
                     f"does not serve (it serves: {served}); remove it from "
                     "OMNI_DASHBOARD_PROVIDERS"
+                )
+            if provider.narrows and provider.endpoint not in self.accelerators:
+                raise ConfigError(
+                    f"provider {provider.name!r} filters {provider.endpoint!r}, whose own fields "
+                    "no installed plugin computes; remove it from OMNI_DASHBOARD_PROVIDERS"
                 )
         return enabled
 

@@ -7,8 +7,10 @@ from .api import metrics as metrics_api
 from .api import stream as stream_api
 from .api import stream_schemas
 from .hookspecs import hookimpl
-from .providers import automations, breakdowns, rates, timeline
+from .providers import automations, breakdowns, comparison, filters, rates, timeline
+from .queries.analytics import event_analytics
 from .queries.event_metrics import event_metrics
+from .window import EventWindow
 
 log = logging.getLogger(__name__)
 
@@ -16,13 +18,28 @@ log = logging.getLogger(__name__)
 @hookimpl
 def omni_dashboard_providers():
     """The built-in providers."""
-    return [rates.PROVIDER, timeline.PROVIDER, breakdowns.PROVIDER, automations.PROVIDER]
+    return [
+        rates.PROVIDER,
+        timeline.PROVIDER,
+        breakdowns.PROVIDER,
+        automations.PROVIDER,
+        filters.PROVIDER,
+        comparison.PROVIDER,
+    ]
+
+
+def _event_metrics(reader, now, args):
+    return event_metrics(reader, now)
+
+
+def _event_analytics(reader, now, args):
+    return event_analytics(reader, EventWindow.from_args(args, now))
 
 
 @hookimpl
 def omni_dashboard_accelerators():
-    """Omni's /event-ops/metrics from rollups."""
-    return {"event-ops.metrics": event_metrics}
+    """Omni's /event-ops/metrics and /events/analytics through a reader."""
+    return {"event-ops.metrics": _event_metrics, "events.analytics": _event_analytics}
 
 
 @hookimpl

@@ -49,7 +49,12 @@ class Provider:
     ``endpoint`` is an endpoint id the host serves (``event-ops.metrics``,
     ``events.analytics``, ``automation-metrics``); ``fields`` are the marshmallow fields
     added to its response, ``arguments`` the query arguments added to its request, and
-    ``compute(ctx)`` returns a dict with exactly the keys of ``fields``.
+    ``compute(ctx)`` returns a dict with the keys of ``fields`` (those declared
+    ``required=False`` may be left out).
+
+    ``narrows`` names arguments of the provider that narrow the host's own fields too (a
+    filter): a request with one of them gets the host's payload from the plugin's
+    accelerator of the endpoint, which the host cannot be asked to filter.
     """
 
     name: str
@@ -57,4 +62,5 @@ class Provider:
     fields: Mapping[str, ma_fields.Field]
     compute: Callable[[ProviderContext], dict]
     arguments: Mapping[str, ma_fields.Field] = field(default_factory=dict)
+    narrows: tuple[str, ...] = ()
     description: str = ""

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from .buckets import GRANULARITIES
+from .comparison import COMPARISONS
 
 
 class OpenSchema(Schema):
@@ -54,6 +55,9 @@ class TimelineBucketSchema(OpenSchema):
         },
     )
     count = fields.Integer(required=True)
+    failed = fields.Integer(
+        required=True, metadata={"description": "Events of the bucket with status 'failed'"}
+    )
 
 
 class ByDirectionSchema(OpenSchema):
@@ -136,4 +140,68 @@ def automation_fields() -> dict:
             required=True,
             metadata={"description": "Failed logs with createdAt >= now - 24 h"},
         ),
+    }
+
+
+def channel_argument() -> fields.String:
+    """The ``channel`` query argument: one channel's events only."""
+    return fields.String(
+        validate=validate.Length(1, 50),
+        metadata={
+            "description": "Only events of this channel (an unknown channel has none)",
+            "example": "whatsapp-baileys",
+        },
+    )
+
+
+def compare_argument(window: str) -> fields.String:
+    """The ``compare`` query argument."""
+    return fields.String(
+        validate=validate.OneOf(COMPARISONS),
+        metadata={
+            "description": f"Add the same numbers for {window}: previous_period (the window "
+            "of the same length that ends where it starts) or previous_week (7 days earlier)"
+        },
+    )
+
+
+class ComparisonSchema(OpenSchema):
+    """The request's numbers for the comparison window (same filters)."""
+
+    since = fields.String(
+        required=True, metadata={"description": "Start of the comparison window (inclusive)"}
+    )
+    until = fields.String(
+        required=True,
+        metadata={
+            "description": "End of the comparison window: exclusive for previous_period "
+            "(its start is the window's), inclusive for previous_week"
+        },
+    )
+    totalMessages = fields.Integer(required=True)
+    successfulMessages = fields.Integer(required=True)
+    failedMessages = fields.Integer(required=True)
+    successRate = fields.Float(required=True, metadata={"description": "percentage, 0-100"})
+    avgProcessingTimeMs = fields.Integer(required=True, allow_none=True)
+    byChannel = breakdown_fields()["byChannel"]
+    byDirection = breakdown_fields()["byDirection"]
+    timeline = fields.List(
+        fields.Nested(TimelineBucketSchema),
+        required=True,
+        metadata={
+            "description": "As many buckets as the window's timeline; bucket i holds the "
+            "comparison events whose instant, moved by the comparison's shift (rounded to 15 "
+            "minutes), lies in the window's bucket i (the first or last bucket when in none); "
+            "labelled with the bucket's start moved back by that shift"
+        },
+    )
+
+
+def comparison_fields() -> dict:
+    """Fields of the comparison provider (present only when ``compare`` is given)."""
+    return {
+        "comparison": fields.Nested(
+            ComparisonSchema,
+            metadata={"description": "Present when compare is given"},
+        )
     }

@@ -5,7 +5,7 @@ minute, not from the 15-minute grid the plugin uses.
 """
 
 from collections import Counter
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .oracle import in_window
@@ -61,15 +61,29 @@ def buckets(first, last, zone_name, granularity):
     return [(key, start.astimezone(zone).isoformat()) for key, start in runs[holding_first:]]
 
 
-def timeline(events_in_window, first, last, zone_name, granularity):
-    """Zero-filled [{bucket, count}] for the span [first, last]."""
+def timeline(events_in_window, first, last, zone_name, granularity, shift=timedelta(0)):
+    """Zero-filled [{bucket, count, failed}] for the span [first, last].
+
+    With ``shift`` the events are a comparison window's: each counts in the bucket holding
+    its instant plus ``shift`` (the first or last bucket when none does), and the buckets
+    are labelled ``shift`` earlier.
+    """
     zone = ZoneInfo(zone_name)
-    ordered = buckets(first, last, zone_name, granularity)
-    counts = Counter(
-        _key(e["received_at"].replace(tzinfo=UTC), zone, granularity) for e in events_in_window
-    )
-    assert set(counts) <= {key for key, _ in ordered}, "an event fell outside the span"
-    return [{"bucket": label, "count": counts[key]} for key, label in ordered]
+    starts = [
+        datetime.fromisoformat(label) for _, label in buckets(first, last, zone_name, granularity)
+    ]
+    counts, failed = [0] * len(starts), [0] * len(starts)
+    for e in events_in_window:
+        at = e["received_at"].replace(tzinfo=UTC) + shift
+        held = [i for i, start in enumerate(starts) if start <= at]
+        assert held or shift, "an event fell outside the span"
+        i = held[-1] if held else 0
+        counts[i] += 1
+        failed[i] += e["status"] == "failed"
+    return [
+        {"bucket": (start - shift).astimezone(zone).isoformat(), "count": c, "failed": f}
+        for start, c, f in zip(starts, counts, failed, strict=True)
+    ]
 
 
 def span(events_in_window, since, until, now):

@@ -57,6 +57,7 @@ def test_every_number_equals_the_individual_endpoints(app, zone):
     assert summary["events"] == {
         "total": metrics["totalEvents"],
         "last24h": metrics["eventsLast24h"],
+        "failed24h": analytics["failedMessages"],
         "lastHour": metrics["eventsLastHour"],
         "perHour": metrics["eventsPerHour"],
         "perMinute": metrics["eventsPerMinute"],

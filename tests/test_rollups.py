@@ -71,12 +71,14 @@ def test_plan_covers_each_instant_of_the_window_once(since, length, start, size,
     minute = lambda m: base + timedelta(minutes=m, seconds=7 * (m % 3))  # noqa: E731
     low = None if since is None else minute(since)
     high = None if length is None or low is None else low + timedelta(minutes=length)
+    if high is not None and length % 2:  # the last instant before a slot (half-open ends)
+        high = slot_time(slot_of(high) + 1) - timedelta(microseconds=1)
     first = slot_of(base) + start
     parts = plan(low, high, first, first + size, by_slot=by_slot)
     if by_slot:
         assert parts.days == ()
-    for probe in probes:
-        t = minute(probe)
+    edges = [] if high is None else [high, high + timedelta(microseconds=1)]
+    for t in [minute(probe) for probe in probes] + edges:
         inside = (low is None or t >= low) and (high is None or t <= high)
         slot = slot_of(t)
         hits = sum(a <= slot < b for a, b in parts.slots)

@@ -170,9 +170,9 @@ def test_default_window_ends_at_now_zero_filled(env):
     assert status == 200
     assert body["timelineGranularity"] == "hourly"
     assert len(body["timeline"]) == 25  # the bucket holding now - 24 h through the one holding now
-    assert body["timeline"][0] == {"bucket": "2026-03-09T12:00:00+00:00", "count": 0}
-    assert body["timeline"][-2] == {"bucket": "2026-03-10T11:00:00+00:00", "count": 1}
-    assert body["timeline"][-1] == {"bucket": "2026-03-10T12:00:00+00:00", "count": 0}
+    assert body["timeline"][0] == {"bucket": "2026-03-09T12:00:00+00:00", "count": 0, "failed": 0}
+    assert body["timeline"][-2] == {"bucket": "2026-03-10T11:00:00+00:00", "count": 1, "failed": 0}
+    assert body["timeline"][-1] == {"bucket": "2026-03-10T12:00:00+00:00", "count": 0, "failed": 0}
 
 
 def test_caps(env):

@@ -21,7 +21,13 @@ def build(dashboard) -> Blueprint:
         now = state.clock()
         since, until, instance_id = queries.analytics_window(args, now)
         with state.engine.connect() as conn:
-            base = queries.event_analytics(conn, since, until, instance_id)
+            base = dashboard.base(
+                ENDPOINT,
+                lambda: queries.event_analytics(conn, since, until, instance_id),
+                connection=conn,
+                now=now,
+                args=args,
+            )
             return dashboard.extend(ENDPOINT, base, connection=conn, args=args, now=now)
 
     return blp

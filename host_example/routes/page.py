@@ -19,4 +19,8 @@ def build() -> Blueprint:
     def asset(kind):
         return send_from_directory(STATIC, f"dashboard.{kind}")
 
+    @blp.get("/favicon.ico")
+    def favicon():
+        return send_from_directory(STATIC, "favicon.ico", max_age=86400)
+
     return blp

@@ -1,14 +1,21 @@
-// The Midnight Command Center: one request to /api/v2/dashboard, then the live stream,
-// with an ETag-aware slow poll for the numbers. No build step, nothing from the internet.
+// The Midnight Command Center: the tiles from /api/v2/dashboard (compared with the previous
+// period), the charts from /events/analytics over the chosen range, both narrowed to the
+// chosen instance and channel; then the live stream, with an ETag-aware slow poll for the
+// numbers. No build step, nothing from the internet.
 "use strict";
 
 const API = "/api/v2";
 const POLL_MS = 30000;
 const FEED_LIMIT = 50;
+const HOUR_MS = 3600 * 1000;
 const ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Kathmandu",
   "Asia/Tokyo", "Australia/Sydney"];
+const RANGES = { "24h": [24, "last 24 h"], "7d": [24 * 7, "last 7 days"], "30d": [24 * 30, "last 30 days"] };
 
-const state = { key: null, etag: null, zone: null, stream: null, timer: null };
+const state = {
+  key: null, etag: null, zone: null, stream: null, timer: null,
+  range: "24h", instance: "", channel: "", instances: new Set(),
+};
 const $ = (id) => document.getElementById(id);
 const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 
@@ -52,50 +59,139 @@ function setupZones() {
   });
 }
 
-async function load() {
-  const headers = { "x-api-key": state.key };
-  if (state.etag) headers["If-None-Match"] = state.etag;
-  let response;
+function setupFilters() {
+  const changed = () => { state.etag = null; load(); };
+  $("instance").addEventListener("change", () => { state.instance = $("instance").value; changed(); });
+  $("channel").addEventListener("change", () => { state.channel = $("channel").value; changed(); });
+  for (const button of document.querySelectorAll("[data-range]")) {
+    button.addEventListener("click", () => {
+      state.range = button.dataset.range;
+      for (const other of document.querySelectorAll("[data-range]")) {
+        other.setAttribute("aria-pressed", String(other === button));
+      }
+      loadCharts();
+    });
+  }
+}
+
+// The chosen zone, instance and channel as query arguments.
+function filters() {
+  const params = new URLSearchParams({ timezone: state.zone });
+  if (state.instance) params.set("instanceId", state.instance);
+  if (state.channel) params.set("channel", state.channel);
+  return params;
+}
+
+async function request(url, headers) {
   try {
-    response = await fetch(`${API}/dashboard?timezone=${encodeURIComponent(state.zone)}`, { headers });
+    return await fetch(url, { headers: { "x-api-key": state.key, ...headers } });
   } catch (err) {
     showError("The API is unreachable; retrying.");
-    return;
+    return null;
   }
-  if (response.status === 304) return;
+}
+
+// Whether the answer is an error (shown; a refused key asks for another).
+async function refused(response) {
   if (response.status === 401) {
     sessionStorage.removeItem("omniKey");
     showError("That API key was refused.");
     askForKey();
-    return;
+    return true;
   }
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     showError(body.error ? body.error.message : `The API answered ${response.status}.`);
-    return;
+    return true;
   }
-  showError("");
-  state.etag = response.headers.get("ETag");
-  render(await response.json());
+  return false;
 }
 
-function tile(name, value, text, timeline) {
-  const el = document.querySelector(`[data-testid="tile-${name}"]`);
+async function load() {
+  const params = filters();
+  params.set("compare", "previous_period");
+  const response = await request(`${API}/dashboard?${params}`, state.etag ? { "If-None-Match": state.etag } : {});
+  if (!response) return;
+  if (response.status !== 304) {
+    if (await refused(response)) return;
+    showError("");
+    state.etag = response.headers.get("ETag");
+    render(await response.json());
+  }
+  await loadCharts();
+}
+
+// The charts: the range's timeline (traffic and failure-rate sparklines) and breakdowns.
+async function loadCharts() {
+  const [hours, label] = RANGES[state.range];
+  const params = filters();
+  params.set("since", new Date(Date.now() - hours * HOUR_MS).toISOString());
+  const response = await request(`${API}/events/analytics?${params}`, {});
+  if (!response || await refused(response)) return;
+  const a = await response.json();
+  for (const name of ["total", "lastHour", "perHour", "perMinute"]) {
+    sparkline(tileEl(name).querySelector(".spark"), a.timeline, (b) => b.count);
+  }
+  sparkline(tileEl("failureRate").querySelector(".spark"), a.timeline,
+    (b) => (b.count ? (b.failed / b.count) * 100 : 0));
+  for (const el of document.querySelectorAll(".range-label")) el.textContent = label;
+  renderBreakdowns(a.byChannel, a.byDirection);
+  for (const id of Object.keys(a.instances)) addInstance(id);
+  $("board").dataset.range = state.range;
+}
+
+function addInstance(id) {
+  if (state.instances.has(id)) return;
+  state.instances.add(id);
+  const option = document.createElement("option");
+  option.value = id;
+  option.textContent = id;
+  $("instance").append(option);
+}
+
+function tileEl(name) {
+  return document.querySelector(`[data-testid="tile-${name}"]`);
+}
+
+// "+12 % vs previous 24 h": the relative change; "new" when the earlier value was 0.
+function delta(el, now, before, what) {
+  el.classList.remove("up", "down");
+  el.dataset.change = "";
+  if (before === undefined) {
+    el.textContent = "";
+    return;
+  }
+  let text = "new";
+  if (before === 0 && now === 0) {
+    text = "±0 %";
+    el.dataset.change = "0";
+  } else if (before !== 0) {
+    const change = ((now - before) / before) * 100;
+    const sign = change > 0 ? "+" : change < 0 ? "−" : "±";
+    text = `${sign}${number.format(Math.abs(Math.round(change)))} %`;
+    el.dataset.change = String(change);
+    if (change) el.classList.add(change > 0 ? "up" : "down");
+  }
+  el.textContent = `${text} ${what}`;
+}
+
+function tile(name, value, text, now, before, what) {
+  const el = tileEl(name);
   const valueEl = el.querySelector(".value");
   valueEl.textContent = text;
   valueEl.dataset.value = String(value);
-  sparkline(el.querySelector(".spark"), timeline || []);
+  delta(el.querySelector(".delta"), now, before, what);
 }
 
-function sparkline(svg, timeline) {
-  const counts = timeline.map((b) => b.count);
-  const max = Math.max(1, ...counts);
-  const width = Math.max(1, counts.length - 1);
+function sparkline(svg, timeline, value) {
+  const values = timeline.map(value);
+  const max = Math.max(1, ...values);
+  const width = Math.max(1, values.length - 1);
   svg.setAttribute("viewBox", `0 0 ${width} 40`);
   svg.setAttribute("preserveAspectRatio", "none");
-  const points = counts.map((c, i) => `${i},${(38 - (c / max) * 36).toFixed(2)}`).join(" ");
+  const points = values.map((v, i) => `${i},${(38 - (v / max) * 36).toFixed(2)}`).join(" ");
   svg.innerHTML = `<polyline points="${points}"></polyline>`;
-  svg.dataset.points = String(counts.length);
+  svg.dataset.points = String(values.length);
   if (timeline.length) {
     svg.setAttribute("aria-label", `${timeline[0].bucket} to ${timeline[timeline.length - 1].bucket}`);
   }
@@ -103,32 +199,16 @@ function sparkline(svg, timeline) {
 
 function render(d) {
   const e = d.events;
+  const p = e.previous || {};
   $("board").hidden = false;
   $("key-form").hidden = true;
-  tile("total", e.total, number.format(e.total), e.timeline);
-  tile("lastHour", e.lastHour, number.format(e.lastHour ?? 0), e.timeline);
-  tile("perHour", e.perHour, number.format(e.perHour ?? 0), e.timeline);
-  tile("perMinute", e.perMinute, number.format(e.perMinute ?? 0), e.timeline);
-  tile("failureRate", e.failureRate, `${number.format(e.failureRate)} %`, e.timeline);
-
-  const channels = Object.entries(e.byChannel || {}).sort((a, b) => b[1] - a[1]);
-  const top = Math.max(1, ...channels.map(([, n]) => n));
-  $("channels").replaceChildren(...channels.map(([channel, n]) => {
-    const li = document.createElement("li");
-    li.dataset.channel = channel;
-    li.innerHTML = `<span></span><span class="track"><span class="fill"></span></span><b></b>`;
-    li.children[0].textContent = channel;
-    li.querySelector(".fill").style.width = `${(n / top) * 100}%`;
-    li.children[2].textContent = number.format(n);
-    return li;
-  }));
-
-  const dir = e.byDirection || { inbound: 0, outbound: 0 };
-  const all = Math.max(1, dir.inbound + dir.outbound);
-  $("inbound").textContent = number.format(dir.inbound);
-  $("outbound").textContent = number.format(dir.outbound);
-  $("inbound-bar").style.width = `${(dir.inbound / all) * 100}%`;
-  $("outbound-bar").style.width = `${(dir.outbound / all) * 100}%`;
+  tile("total", e.total, number.format(e.total), e.last24h, p.last24h, "in 24 h vs previous 24 h");
+  tile("lastHour", e.lastHour, number.format(e.lastHour ?? 0), e.lastHour, p.lastHour, "vs previous hour");
+  tile("perHour", e.perHour, number.format(e.perHour ?? 0), e.perHour, p.perHour, "vs previous 24 h");
+  tile("perMinute", e.perMinute, number.format(e.perMinute ?? 0), e.perMinute, p.perMinute,
+    "vs previous hour");
+  tile("failureRate", e.failureRate, `${number.format(e.failureRate)} %`, e.failed24h, p.failed24h,
+    "failures vs previous 24 h");
 
   const a = d.automations;
   $("auto-running").textContent = a.running ? "running" : "stopped";
@@ -143,6 +223,26 @@ function render(d) {
   const healthy = d.system.status === "healthy";
   $("system").textContent = `${d.system.status} · NATS ${d.system.natsConnected ? "up" : "off"}`;
   $("system").className = `pill ${healthy ? "ok" : "bad"}`;
+}
+
+function renderBreakdowns(byChannel, byDirection) {
+  const channels = Object.entries(byChannel || {}).sort((a, b) => b[1] - a[1]);
+  const top = Math.max(1, ...channels.map(([, n]) => n));
+  $("channels").replaceChildren(...channels.map(([channel, n]) => {
+    const li = document.createElement("li");
+    li.dataset.channel = channel;
+    li.innerHTML = `<span></span><span class="track"><span class="fill"></span></span><b></b>`;
+    li.children[0].textContent = channel;
+    li.querySelector(".fill").style.width = `${(n / top) * 100}%`;
+    li.children[2].textContent = number.format(n);
+    return li;
+  }));
+  const dir = byDirection || { inbound: 0, outbound: 0 };
+  const all = Math.max(1, dir.inbound + dir.outbound);
+  $("inbound").textContent = number.format(dir.inbound);
+  $("outbound").textContent = number.format(dir.outbound);
+  $("inbound-bar").style.width = `${(dir.inbound / all) * 100}%`;
+  $("outbound-bar").style.width = `${(dir.outbound / all) * 100}%`;
 }
 
 function feedRow(kind, data) {
@@ -163,6 +263,7 @@ function feedRow(kind, data) {
   detail.textContent = [data.direction, data.instanceId].filter(Boolean).join(" · ");
   li.append(time, what, channel, detail);
   $("feed").prepend(li);
+  $("feed-empty").hidden = true;
   while ($("feed").children.length > FEED_LIMIT) $("feed").lastElementChild.remove();
 }
 
@@ -185,6 +286,7 @@ function follow() {
 function start() {
   state.key = readKey();
   setupZones();
+  setupFilters();
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem("omniKey", $("key").value.trim());

@@ -64,34 +64,26 @@ def build(dashboard) -> Blueprint:
     schema = summary_schema(dashboard.enabled)()
     args_schema = arguments_schema(dashboard.enabled)
 
-    def tagged(timezone):
-        data = schema.dump(compute_summary(dashboard, dashboard.facts(), timezone))
+    def tagged(args):
+        data = schema.dump(compute_summary(dashboard, dashboard.facts(), args))
         return data, data_tag(data)
 
-    def view(args):
-        timezone = args.get("timezone")
+    @blp.arguments(args_schema, location="query")
+    def summary(_headers, args):  # the outer (headers) arguments come first
         scope = hashlib.sha256(presented_key().encode()).hexdigest()
-        data, etag = cache.get((scope, timezone), lambda: tagged(timezone))
+        key = (scope, tuple(sorted((name, str(value)) for name, value in args.items())))
+        data, etag = cache.get(key, lambda: tagged(args))
         headers = {"ETag": f'W/"{etag}"', "Cache-Control": "no-cache"}
         if request.if_none_match.contains_weak(etag):
             return Response(status=304, headers=headers)
         return data, 200, headers
 
-    if args_schema is None:
-
-        def summary(_headers):
-            return view({})
-
-    else:
-
-        @blp.arguments(args_schema, location="query")
-        def summary(_headers, args):  # the outer (headers) arguments come first
-            return view(args)
-
     summary.__doc__ = """Instances, events, dead letters, automations and system in one response.
 
     Every number equals what the individual endpoints return with default arguments at the
-    same instant, read from one snapshot. Send the ETag back in If-None-Match to get 304
+    same instant, read from one snapshot. instanceId and channel narrow every events number
+    (instances, dead letters, automations and system stay whole); compare adds
+    events.previous. Send the ETag back in If-None-Match to get 304
     when nothing changed; answers are cached per API key and arguments for
     OMNI_DASHBOARD_CACHE_SECONDS.
     """

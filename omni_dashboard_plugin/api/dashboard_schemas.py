@@ -2,7 +2,14 @@
 
 from marshmallow import fields, validate
 
-from ..schemas import OpenSchema, breakdown_fields, timeline_fields, timezone_argument
+from ..schemas import (
+    OpenSchema,
+    breakdown_fields,
+    channel_argument,
+    compare_argument,
+    timeline_fields,
+    timezone_argument,
+)
 
 
 def _schema(name: str, members: dict) -> type[OpenSchema]:
@@ -15,18 +22,34 @@ def summary_schema(enabled) -> type[OpenSchema]:
     events = {
         "total": count(required=True, metadata={"description": "totalEvents of event-ops"}),
         "last24h": count(required=True),
+        "failed24h": count(
+            required=True, metadata={"description": "Events of the last 24 h with status failed"}
+        ),
         "failureRate": fields.Float(required=True, metadata={"description": "percentage"}),
     }
+    previous = {"last24h": count(required=True), "failed24h": count(required=True)}
     if "rates" in enabled:
-        events |= {
+        rates = {
             "lastHour": count(required=True),
             "perHour": fields.Float(required=True),
             "perMinute": fields.Float(required=True),
         }
+        events |= rates
+        previous |= rates
     if "timeline" in enabled:
         events["timeline"] = timeline_fields()["timeline"]
+        previous["timeline"] = timeline_fields()["timeline"]
     if "breakdowns" in enabled:
         events |= breakdown_fields("of the last 24 h")
+    if "comparison" in enabled:
+        events["previous"] = fields.Nested(
+            _schema("DashboardPreviousSchema", previous),
+            metadata={
+                "description": "With compare: the same numbers for the 24 h before the last "
+                "24 h and the hour before the last hour (previous_period), or for both 7 days "
+                "earlier (previous_week); the timeline's buckets match events.timeline's"
+            },
+        )
     automations = {"running": fields.Boolean(required=True)}
     if "automations" in enabled:
         automations |= {
@@ -79,8 +102,17 @@ def summary_schema(enabled) -> type[OpenSchema]:
     return _schema("DashboardSummarySchema", members)
 
 
-def arguments_schema(enabled) -> type[OpenSchema] | None:
-    """``timezone`` when the timeline is enabled; otherwise no arguments."""
-    if "timeline" not in enabled:
-        return None
-    return _schema("DashboardQuerySchema", {"timezone": timezone_argument()})
+def arguments_schema(enabled) -> type[OpenSchema]:
+    """The filters; ``timezone`` when the timeline is enabled, ``compare`` when the
+    comparison is."""
+    members = {
+        "instanceId": fields.UUID(
+            metadata={"description": "Every events number of this instance's events only"}
+        ),
+        "channel": channel_argument(),
+    }
+    if "timeline" in enabled:
+        members["timezone"] = timezone_argument()
+    if "comparison" in enabled:
+        members["compare"] = compare_argument("the last 24 h and the last hour")
+    return _schema("DashboardQuerySchema", members)

@@ -4,20 +4,25 @@ from collections import Counter
 
 from ..provider import Provider, ProviderContext
 from ..queries.events import channel_direction_counts
+from ..rollups.reader import RawReader
 from ..schemas import breakdown_fields
 from ..window import EventWindow
 
 
-def compute(ctx: ProviderContext) -> dict:
-    """byChannel and byDirection of the request's window, from one grouped statement."""
-    window = EventWindow.from_args(ctx.args, ctx.now)
+def breakdown(reader: RawReader, window: EventWindow) -> dict:
+    """byChannel and byDirection of ``window``, from one grouped statement."""
     by_channel: Counter = Counter()
     by_direction = {"inbound": 0, "outbound": 0}
-    for (channel, direction), count in channel_direction_counts(ctx.reader, window).items():
+    for (channel, direction), count in channel_direction_counts(reader, window).items():
         by_channel[channel] += count
         if direction in by_direction:
             by_direction[direction] += count
     return {"byChannel": dict(by_channel), "byDirection": by_direction}
+
+
+def compute(ctx: ProviderContext) -> dict:
+    """byChannel and byDirection of the request's window."""
+    return breakdown(ctx.reader, EventWindow.from_args(ctx.args, ctx.now))
 
 
 PROVIDER = Provider(

@@ -3,11 +3,13 @@
 from ..provider import Provider, ProviderContext
 from ..queries.events import recent_counts
 from ..schemas import rate_fields
+from ..window import EventWindow
 
 
 def compute(ctx: ProviderContext) -> dict:
-    """Counts since ``now - 1 h`` and ``now - 24 h`` (inclusive), and their rates."""
-    counts = recent_counts(ctx.reader, ctx.now)
+    """Counts since ``now - 1 h`` and ``now - 24 h`` (inclusive), and their rates (of one
+    instance and channel when the arguments say so: the dashboard's filters)."""
+    counts = recent_counts(ctx.reader, ctx.now, EventWindow.from_args(ctx.args, ctx.now))
     return {
         "eventsLastHour": counts.last_hour,
         "eventsPerHour": counts.last_24h / 24,

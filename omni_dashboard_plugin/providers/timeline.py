@@ -1,5 +1,6 @@
 """The zero-filled, time-zone-aligned timeline on GET /events/analytics."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,7 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC)
 
 
-def span(window: EventWindow, slots: dict[int, int], now: datetime) -> tuple[datetime, datetime]:
+def span(window: EventWindow, slots: dict, now: datetime) -> tuple[datetime, datetime]:
     """First and last instant the timeline must cover (aware UTC).
 
     From ``since`` (or the earliest event when there is no lower bound) to ``until`` (or
@@ -61,12 +62,23 @@ def _starts(first, last, zone, requested, cap, bound):
         ) from None
 
 
-def compute(ctx: ProviderContext) -> dict:
-    """timeline, timelineGranularity and timelineTimezone for the request's window."""
-    window = EventWindow.from_args(ctx.args, ctx.now)
+@dataclass(frozen=True)
+class Layout:
+    """The buckets of a window's timeline: their starts (aware UTC), size and zone."""
+
+    starts: list[datetime]
+    granularity: str
+    zone_name: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.zone_name)
+
+
+def layout(ctx: ProviderContext, window: EventWindow, slots: dict) -> Layout:
+    """The buckets that cover ``window`` (holding ``slots``) for the request's
+    granularity and timezone arguments."""
     zone_name = ctx.args.get("timezone") or ctx.config.timezone
-    zone = ZoneInfo(zone_name)
-    slots = slot_counts(ctx.reader, window)
     first, last = span(window, slots, ctx.now)
     bound = "since" if ctx.args.get("since") is not None else "allTime"
     if window.since is not None and ctx.args.get("since") is None:
@@ -75,17 +87,25 @@ def compute(ctx: ProviderContext) -> dict:
         starts, granularity = _starts(
             first,
             last,
-            zone,
+            ZoneInfo(zone_name),
             ctx.args.get("granularity"),
             ctx.config.timeline_max_buckets,
             bound,
         )
     except OverflowError:
         raise InvalidArgument(bound, "is too far from today for a timeline") from None
+    return Layout(starts, granularity, zone_name)
+
+
+def compute(ctx: ProviderContext) -> dict:
+    """timeline, timelineGranularity and timelineTimezone for the request's window."""
+    window = EventWindow.from_args(ctx.args, ctx.now)
+    slots = slot_counts(ctx.reader, window)
+    buckets = layout(ctx, window, slots)
     return {
-        "timeline": fill(starts, slots, zone),
-        "timelineGranularity": granularity,
-        "timelineTimezone": zone_name,
+        "timeline": fill(buckets.starts, slots, buckets.zone),
+        "timelineGranularity": buckets.granularity,
+        "timelineTimezone": buckets.zone_name,
     }
 
 

@@ -63,7 +63,7 @@ def event_metrics(reader: RawReader, now: datetime) -> dict:
             percentile_95(reader.on(connection)),
         ),
     )
-    totals = {"n": 0, "proc_sum": 0, "proc_n": 0, "agent_sum": 0, "agent_n": 0}
+    totals = {"n": 0, "failed": 0, "proc_sum": 0, "proc_n": 0, "agent_sum": 0, "agent_n": 0}
     by_status: dict[str, int] = {}
     by_stage: dict[str, int] = {}
     for status, stage, *measures in reader.sums(EVENTS, by=("status", "error_stage")):

@@ -1,4 +1,9 @@
-"""Event counts for the rates, timeline and breakdown providers."""
+"""Event counts of a window for the rates, timeline, breakdowns and comparison.
+
+Each question is asked of the smallest rollup kind that can answer it: one filtered on an
+instance reads ``event_counts`` (through its index on the instance), one on a channel
+``event_channels``, one without a filter the per-status ``events``.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -8,24 +13,50 @@ from ..rollups.reader import RawReader
 from ..window import EventWindow
 
 
-def _instance(window: EventWindow) -> dict:
-    return {} if window.instance_id is None else {"instance_id": window.instance_id}
+@dataclass(frozen=True)
+class Tally:
+    """Events of a window, and those of them with status ``failed``."""
+
+    count: int
+    failed: int
 
 
-def _kind(window: EventWindow):
-    """The smaller kind (per status) unless the window filters on an instance."""
-    return EVENTS if window.instance_id is None else EVENT_COUNTS
+def counts_kind(window: EventWindow):
+    """The smallest kind with the window's filters among its dims."""
+    if window.instance_id is not None:
+        return EVENT_COUNTS
+    return EVENTS if window.channel is None else EVENT_CHANNELS
+
+
+def slot_counts(reader: RawReader, window: EventWindow) -> dict[int, Tally]:
+    """Events of the window per 15-minute UTC slot: ``{slot index: Tally}``.
+
+    Slot ``k`` covers ``[k * 900 s, (k + 1) * 900 s)`` after the Unix epoch; only
+    non-empty slots are returned.
+    """
+    rows = reader.sums(
+        counts_kind(window), window.since, window.until, where=window.where, by_slot=True
+    )
+    return {slot: Tally(n, failed) for slot, n, failed, *_ in rows}
+
+
+def tally(reader: RawReader, window: EventWindow, *, per_slot: bool = False) -> Tally:
+    """Events of the window and failed ones.
+
+    ``per_slot`` sums the per-slot counts of the window instead, the same question its
+    timeline asks, so that one response answers both with one statement.
+    """
+    if per_slot:
+        slots = slot_counts(reader, window).values()
+        return Tally(sum(t.count for t in slots), sum(t.failed for t in slots))
+    kind = counts_kind(window)
+    n, failed, *_ = reader.sums(kind, window.since, window.until, where=window.where)[0]
+    return Tally(n, failed)
 
 
 def count_since(reader: RawReader, since: datetime, *, per_slot: bool = False) -> int:
-    """Events with received_at >= since.
-
-    ``per_slot`` sums the per-slot counts of the window instead, the same question the
-    24-hour timeline asks, so that one response answers both with one statement.
-    """
-    if per_slot:
-        return sum(row[1] for row in reader.sums(EVENTS, since, by_slot=True))
-    return reader.sums(EVENTS, since)[0][0]
+    """Events (of every instance and channel) with received_at >= since."""
+    return tally(reader, EventWindow(since, None), per_slot=per_slot).count
 
 
 @dataclass(frozen=True)
@@ -36,24 +67,13 @@ class RecentCounts:
     last_24h: int
 
 
-def recent_counts(reader: RawReader, now: datetime) -> RecentCounts:
-    """Events with received_at >= now - 1 h, and >= now - 24 h."""
+def recent_counts(reader: RawReader, now: datetime, filters: EventWindow) -> RecentCounts:
+    """Events matching ``filters`` with received_at >= now - 1 h, and >= now - 24 h."""
+    hour = filters.between(now - timedelta(hours=1), None)
+    day = filters.between(now - timedelta(hours=24), None)
     return RecentCounts(
-        last_hour=count_since(reader, now - timedelta(hours=1)),
-        last_24h=count_since(reader, now - timedelta(hours=24), per_slot=True),
+        last_hour=tally(reader, hour).count, last_24h=tally(reader, day, per_slot=True).count
     )
-
-
-def slot_counts(reader: RawReader, window: EventWindow) -> dict[int, int]:
-    """Events of the window per 15-minute UTC slot: ``{slot index: count}``.
-
-    Slot ``k`` covers ``[k * 900 s, (k + 1) * 900 s)`` after the Unix epoch; only
-    non-empty slots are returned.
-    """
-    rows = reader.sums(
-        _kind(window), window.since, window.until, where=_instance(window), by_slot=True
-    )
-    return {slot: n for slot, n, *_ in rows}
 
 
 def channel_direction_counts(reader: RawReader, window: EventWindow) -> dict[tuple[str, str], int]:
@@ -63,6 +83,6 @@ def channel_direction_counts(reader: RawReader, window: EventWindow) -> dict[tup
         window.since,
         window.until,
         by=("channel", "direction"),
-        where=_instance(window),
+        where=window.where,
     )
     return {(channel, direction): n for channel, direction, n, *_ in rows}

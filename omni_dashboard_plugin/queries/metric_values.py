@@ -45,7 +45,7 @@ def all_time_events(reader: RawReader) -> tuple[dict, int, int]:
     """All-time events per (status, channel, direction), and the processing-time sum and
     count over them."""
     counts, proc_sum, proc_n = {}, 0, 0
-    for status, channel, direction, n, time_sum, time_n in reader.sums(
+    for status, channel, direction, n, _failed, time_sum, time_n, *_ in reader.sums(
         EVENT_CHANNELS, by=("status", "channel", "direction")
     ):
         counts[(status, channel, direction)] = n

@@ -1,29 +1,9 @@
 """The totals the dashboard summary needs beyond what the providers compute."""
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-
 from sqlalchemy import func, select
 
-from ..rollups.kinds import EVENTS
-from ..rollups.reader import RawReader
 from .constructs import sum_where
-from .events import count_since
 from .tables import dead_letter_events, instances
-
-
-@dataclass(frozen=True)
-class EventTotals:
-    total: int
-    failed: int
-    last_24h: int
-
-
-def event_totals(reader: RawReader, now: datetime) -> EventTotals:
-    """All-time total and failed events, and events with received_at >= now - 24 h."""
-    by_status = {status: n for status, n, *_ in reader.sums(EVENTS, by=("status",))}
-    last_24h = count_since(reader, now - timedelta(hours=24), per_slot=True)
-    return EventTotals(sum(by_status.values()), by_status.get("failed", 0), last_24h)
 
 
 def _count(condition=None):

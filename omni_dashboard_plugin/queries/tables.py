@@ -16,6 +16,7 @@ omni_events = Table(
     Column("instance_id", Uuid),
     Column("event_type", String(50)),
     Column("direction", String(10)),
+    Column("content_type", String(20)),
     Column("status", String(20)),
     Column("error_stage", String(50)),
     Column("received_at", DateTime),

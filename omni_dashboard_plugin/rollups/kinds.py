@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Uuid, case, func
 from sqlalchemy.sql.expression import ColumnElement
 
-from ..queries.constructs import json_array_length
+from ..queries.constructs import json_array_length, sum_where
 from ..queries.tables import automation_logs, automations, event_payloads, instances, omni_events
 
 # The layout version is part of every name: a release that changes what is stored rolls
 # into new tables instead of misreading old ones (drop older omni_dashboard_r* tables).
-LAYOUT = 3
+LAYOUT = 4
 PREFIX = f"omni_dashboard_r{LAYOUT}_"
 SLOTS_PER_DAY = 96
 metadata = MetaData()
@@ -67,6 +67,10 @@ class Kind:
     whose raw edge rows serve this kind too, so that the kinds naming it scan the raw tail
     once per response.
 
+    ``indexes``: the dims leading each index of the slot and day tables (each ends with
+    the bucket): a read filtered on a dim reads only its rows through the index on it; a
+    kind that others are rolled from keeps one on the bucket alone, for the refresh.
+
     ``cascade`` and ``set_null`` map a dim to the parent key it references, following the
     foreign key's ON DELETE action: deleting a parent deletes the source rows of any age
     (rolled rows of a parent that is gone are left out) or sets the dim NULL (they count
@@ -79,7 +83,7 @@ class Kind:
     dims: dict
     measures: dict
     where: ColumnElement | None = None
-    index_dims: tuple[str, ...] = ()
+    indexes: tuple[tuple[str, ...], ...] = ((),)
     cumulative: bool = False
     rolled_from: str | None = None
     cascade: dict = field(default_factory=dict)
@@ -106,14 +110,15 @@ _timed = E.c.processing_time_ms
 
 _EVENT_MEASURES = {
     "n": _count,
+    "failed": sum_where(E.c.status == "failed"),
     "proc_sum": func.coalesce(func.sum(E.c.processing_time_ms), 0),
     "proc_n": func.count(E.c.processing_time_ms),
     "agent_sum": func.coalesce(func.sum(E.c.agent_latency_ms), 0),
     "agent_n": func.count(E.c.agent_latency_ms),
 }
 # Not rolled up (no tables): the raw edges that `events` and `event_channels` share
-# (`event_counts` reads its own, by instance, only for a filter on one: grouping every
-# response's edges by instance costs more than it saves).
+# (the kinds with an instance dim read their own, by instance: grouping every response's
+# edges by instance costs more than it saves).
 EVENT_EDGES = Kind(
     "event_edges",
     E,
@@ -126,8 +131,6 @@ EVENT_EDGES = Kind(
     },
     measures=_EVENT_MEASURES,
 )
-# What a filter on instance or channel still needs: counts by status, processing time.
-_FILTERED_MEASURES = {m: _EVENT_MEASURES[m] for m in ("n", "proc_sum", "proc_n")}
 EVENTS = Kind(
     "events",
     E,
@@ -138,6 +141,7 @@ EVENTS = Kind(
     shares_edges=True,
     edges_from=EVENT_EDGES,
 )
+# What a filter on an instance reads: the event totals, by channel, direction and status.
 EVENT_COUNTS = Kind(
     "event_counts",
     E,
@@ -148,21 +152,69 @@ EVENT_COUNTS = Kind(
         "direction": E.c.direction,
         "status": E.c.status,
     },
-    measures=_FILTERED_MEASURES,
+    measures=_EVENT_MEASURES,
+    indexes=((), ("instance_id",)),
     cumulative=True,
     set_null={"instance_id": instances.c.id},
     shares_edges=True,
 )
+# ... and a filter on a channel, or none.
 EVENT_CHANNELS = Kind(
     "event_channels",
     E,
     E.c.received_at,
     dims={"channel": E.c.channel, "direction": E.c.direction, "status": E.c.status},
-    measures=_FILTERED_MEASURES,
+    measures=_EVENT_MEASURES,
+    indexes=((), ("channel",)),
     cumulative=True,
     rolled_from="event_counts",
     shares_edges=True,
     edges_from=EVENT_EDGES,
+)
+# Events per instance (analytics' `instances`), of every channel or of one.
+EVENT_INSTANCES = Kind(
+    "event_instances",
+    E,
+    E.c.received_at,
+    dims={"instance_id": E.c.instance_id, "channel": E.c.channel},
+    measures={"n": _count},
+    indexes=((), ("channel",)),
+    cumulative=True,
+    rolled_from="event_counts",
+    set_null={"instance_id": instances.c.id},
+)
+# Content types and error stages (analytics' `messageTypes`, `errorStages`) of an instance ...
+EVENT_DETAILS = Kind(
+    "event_details",
+    E,
+    E.c.received_at,
+    dims={
+        "instance_id": E.c.instance_id,
+        "channel": E.c.channel,
+        "content_type": E.c.content_type,
+        "error_stage": E.c.error_stage,
+    },
+    measures={"n": _count},
+    indexes=((), ("instance_id",)),
+    cumulative=True,
+    set_null={"instance_id": instances.c.id},
+    shares_edges=True,
+)
+# ... and of a channel, or of all.
+CHANNEL_DETAILS = Kind(
+    "channel_details",
+    E,
+    E.c.received_at,
+    dims={
+        "channel": E.c.channel,
+        "content_type": E.c.content_type,
+        "error_stage": E.c.error_stage,
+    },
+    measures={"n": _count},
+    indexes=((), ("channel",)),
+    cumulative=True,
+    rolled_from="event_details",
+    shares_edges=True,
 )
 LATENCY_COARSE = Kind(
     "latency_coarse",
@@ -181,7 +233,7 @@ LATENCY = Kind(
     dims={"coarse": latency_coarse(_timed), "value": _timed},
     measures={"n": _count},
     where=_timed.is_not(None),
-    index_dims=("coarse",),
+    indexes=(("coarse",),),
     cumulative=True,
 )
 AUTOMATIONS = Kind(
@@ -220,6 +272,9 @@ KINDS = (
     EVENTS,
     EVENT_COUNTS,
     EVENT_CHANNELS,
+    EVENT_INSTANCES,
+    EVENT_DETAILS,
+    CHANNEL_DETAILS,
     LATENCY,
     LATENCY_COARSE,
     AUTOMATIONS,
@@ -242,11 +297,14 @@ def _build_tables() -> dict:
             columns = [Column(d, _column_type(expr)) for d, expr in kind.dims.items()]
             columns += [Column(m, BigInteger, nullable=False) for m in kind.measures]
             if level == "total":
-                index = Index(f"{name}_idx", *kind.dims)
+                indexes = [Index(f"{name}_idx", *kind.dims)]
             else:
                 columns.insert(0, Column("bucket", BigInteger, nullable=False))
-                index = Index(f"{name}_idx", *kind.index_dims, "bucket")
-            tables[(kind.name, level)] = Table(name, metadata, *columns, index)
+                indexes = [
+                    Index(f"{name}_{'_'.join((*dims, 'bucket'))}_idx", *dims, "bucket")
+                    for dims in kind.indexes
+                ]
+            tables[(kind.name, level)] = Table(name, metadata, *columns, *indexes)
     return tables
 
 

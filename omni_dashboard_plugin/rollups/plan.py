@@ -12,6 +12,9 @@ from .kinds import SLOTS_PER_DAY
 
 SLOT = timedelta(minutes=15)
 EPOCH = datetime(1970, 1, 1)
+# Timestamps have microsecond resolution (Python, PostgreSQL, SQLAlchemy's SQLite format),
+# so ``t < moment`` is ``t <= moment - RESOLUTION``.
+RESOLUTION = timedelta(microseconds=1)
 
 
 def slot_of(moment: datetime) -> int:
@@ -68,7 +71,9 @@ def plan(
     With ``by_slot`` the rolled part is read from slots only (for per-slot results).
     """
     first = start if since is None else max(start, -(-(since - EPOCH) // SLOT))
-    last = end if until is None else min(end, slot_of(until))
+    # A slot is whole when its last instant is at or before until (one that ends a
+    # microsecond before a slot, the end of a half-open window, holds no raw part).
+    last = end if until is None else min(end, slot_of(until + RESOLUTION))
     if first >= last:
         return Plan(None, (), (), ((since, until, True),))
     raw = []

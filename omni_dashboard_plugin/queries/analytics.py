@@ -1,0 +1,95 @@
+"""Omni's GET /events/analytics payload for a window, computed through a reader.
+
+The host computes this payload itself with raw scans and knows only the ``instanceId``
+filter; the plugin computes it for a ``channel`` filter (which the host cannot apply) and
+from rollups while they serve reads, field by field as the host does.
+"""
+
+from dataclasses import dataclass
+
+from ..rollups.kinds import CHANNEL_DETAILS, EVENT_DETAILS, EVENT_INSTANCES
+from ..rollups.reader import RawReader
+from ..rounding import rounded_mean
+from ..window import EventWindow
+from .events import counts_kind
+
+
+@dataclass(frozen=True)
+class StatusTotals:
+    """Events of a window by outcome, with the sums their mean times come from."""
+
+    count: int
+    completed: int
+    failed: int
+    processing_sum: int
+    processing_count: int
+    agent_sum: int
+    agent_count: int
+
+    @property
+    def success_rate(self) -> float:
+        """completed / count as a percentage (0 without events)."""
+        return self.completed / self.count * 100 if self.count else 0
+
+    @property
+    def mean_processing_ms(self) -> int | None:
+        """Mean processing_time_ms, rounded half away from zero (``None`` without values)."""
+        return rounded_mean(self.processing_sum, self.processing_count)
+
+
+def status_totals(reader: RawReader, window: EventWindow) -> StatusTotals:
+    """The window's events by status, summed."""
+    sums = [0] * 6
+    completed = 0
+    rows = reader.sums(
+        counts_kind(window), window.since, window.until, by=("status",), where=window.where
+    )
+    for status, n, failed, proc_sum, proc_n, agent_sum, agent_n in rows:
+        for i, value in enumerate((n, failed, proc_sum, proc_n, agent_sum, agent_n)):
+            sums[i] += value
+        if status == "completed":
+            completed += n
+    n, failed, proc_sum, proc_n, agent_sum, agent_n = sums
+    return StatusTotals(n, completed, failed, proc_sum, proc_n, agent_sum, agent_n)
+
+
+def _instances(reader: RawReader, window: EventWindow, totals: StatusTotals) -> dict[str, int]:
+    if window.instance_id is not None:  # every event of the window is of that instance
+        return {str(window.instance_id): totals.count} if totals.count else {}
+    rows = reader.sums(
+        EVENT_INSTANCES, window.since, window.until, by=("instance_id",), where=window.where
+    )
+    return {str(instance): n for instance, n in rows if instance is not None}
+
+
+def _details(reader: RawReader, window: EventWindow) -> tuple[dict, dict]:
+    """(events per content type, per error stage) of the window; NULL is left out."""
+    kind = CHANNEL_DETAILS if window.instance_id is None else EVENT_DETAILS
+    rows = reader.sums(
+        kind, window.since, window.until, by=("content_type", "error_stage"), where=window.where
+    )
+    types: dict[str, int] = {}
+    stages: dict[str, int] = {}
+    for content_type, stage, n in rows:
+        if content_type is not None:
+            types[content_type] = types.get(content_type, 0) + n
+        if stage is not None:
+            stages[stage] = stages.get(stage, 0) + n
+    return types, stages
+
+
+def event_analytics(reader: RawReader, window: EventWindow) -> dict:
+    """Every field of Omni's /events/analytics for the window."""
+    totals = status_totals(reader, window)
+    types, stages = _details(reader, window)
+    return {
+        "totalMessages": totals.count,
+        "successfulMessages": totals.completed,
+        "failedMessages": totals.failed,
+        "successRate": totals.success_rate,
+        "avgProcessingTimeMs": totals.mean_processing_ms,
+        "avgAgentTimeMs": rounded_mean(totals.agent_sum, totals.agent_count),
+        "messageTypes": types,
+        "errorStages": stages,
+        "instances": _instances(reader, window, totals),
+    }
