@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from . import event_oracle
 from . import oracle as host_oracle
 from . import rollup_support as rs
-from .conftest import API_KEY
+from .conftest import API_KEY, build_app
 
 # A few days after DST changes, so that the windows and their comparisons straddle them.
 ANCHORS = (
@@ -273,3 +273,60 @@ def test_every_bucket_start_moves_back_by_the_shift(pair):
     assert now_starts[0] == "2026-03-09T08:00:00-04:00"
     assert then_starts[0] == "2026-03-02T07:00:00-05:00"  # the same instant minus 168 h
     assert len(now_starts) == len(then_starts) == 25
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/v2/events/analytics?compare=previous_month", "compare"),
+        ("/api/v2/events/analytics?compare=previous_week&allTime=true", "compare"),
+        ("/api/v2/events/analytics?channel=" + "x" * 51, "channel"),
+        ("/api/v2/events/analytics?channel=", "channel"),
+        ("/api/v2/dashboard?compare=yesterday", "compare"),
+        ("/api/v2/dashboard?instanceId=not-a-uuid", "instanceId"),
+        ("/api/v2/dashboard?channel=" + "x" * 51, "channel"),
+    ],
+)
+def test_bad_filters_and_comparisons_are_refused_naming_the_argument(url, field, tmp_path):
+    app = build_app(f"sqlite:///{tmp_path / 'omni.db'}")
+    response = app.test_client().get(url, headers={"x-api-key": API_KEY})
+    body = response.get_json()
+    assert response.status_code == 422, body
+    assert body["error"]["code"] == "VALIDATION_ERROR"
+    assert list(body["error"]["details"]) == [field]
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_an_unknown_channel_or_instance_has_no_events(pair):
+    prepare(pair, ANCHORS[0], [(5, {**rs.SAMPLE_EVENT, "content_type": "text"})], None)
+    for params in ({"channel": "telegram"}, {"instanceId": str(UNKNOWN_INSTANCE)}):
+        body = both(pair, "/api/v2/events/analytics", {**params, "compare": "previous_week"})
+        assert body["totalMessages"] == body["comparison"]["totalMessages"] == 0
+        assert body["messageTypes"] == body["instances"] == body["byChannel"] == {}
+        assert all(b["count"] == 0 for b in body["timeline"])
+        events = both(pair, "/api/v2/dashboard", params)["events"]
+        assert events["total"] == events["last24h"] == events["failureRate"] == 0
+    everything = both(pair, "/api/v2/events/analytics", {"channel": rs.CHANNELS[0]})
+    assert everything["totalMessages"] == 1 and everything["messageTypes"] == {"text": 1}
+
+
+def test_without_compare_there_is_no_comparison(pair):
+    prepare(pair, ANCHORS[0], [(5, rs.SAMPLE_EVENT)], None)
+    assert "comparison" not in both(pair, "/api/v2/events/analytics", {})
+    assert "previous" not in both(pair, "/api/v2/dashboard", {})["events"]
+
+
+def test_switched_off_the_filter_and_the_comparison_leave_no_trace(tmp_path):
+    app = build_app(
+        f"sqlite:///{tmp_path / 'omni.db'}",
+        OMNI_DASHBOARD_PROVIDERS="rates,timeline,breakdowns,automations",
+    )
+    client = app.test_client()
+    spec = client.get("/openapi.json").get_json()
+    analytics = {p["name"] for p in spec["paths"]["/events/analytics"]["get"]["parameters"]}
+    dashboard = {p["name"] for p in spec["paths"]["/dashboard"]["get"]["parameters"]}
+    assert not {"channel", "compare"} & analytics
+    schemas = spec["components"]["schemas"]
+    assert "compare" not in dashboard and "DashboardPrevious" not in schemas
+    assert "previous" not in schemas["DashboardEvents"]["properties"]
+    assert "comparison" not in schemas["EventAnalytics"]["properties"]

@@ -163,3 +163,65 @@ def test_bad_settings_refuse_start_up_with_a_fix(db_url, key, value, words):
         build_app(db_url, **{key: value})
     for word in words:
         assert word in str(info.value)
+
+
+NARROWING = Provider(
+    name="narrowing",
+    endpoint="events.analytics",
+    fields={},
+    arguments={"team": fields.String()},
+    narrows=("team",),
+    compute=lambda ctx: {},
+)
+
+
+def test_a_filter_no_plugin_can_apply_to_the_hosts_fields_refuses_start_up(db_url):
+    with pytest.raises(ConfigError, match=r"narrowing.*no installed plugin computes"):
+        app_with(db_url, NARROWING)
+
+
+def test_a_filtered_request_needs_the_hosts_fields_from_base(db_url, data):
+    """extend() refuses a filtered request whose base the host computed itself (its
+    unfiltered numbers would go out under the filter), and accepts it through base()."""
+    app = build_app(db_url)
+    dashboard = app.extensions["omni_dashboard"]
+    engine = app.extensions["omni_host"].engine
+    args = {"channel": "discord", "allTime": True}
+    with (
+        app.test_request_context(),
+        engine.connect() as conn,
+        pytest.raises(RuntimeError, match=r"Dashboard\.base"),
+    ):
+        dashboard.extend("events.analytics", {}, connection=conn, args=args, now=NOW)
+    with app.test_request_context(), engine.connect() as conn:
+        unfiltered = lambda: pytest.fail("the host's unfiltered fields")  # noqa: E731
+        base = dashboard.base("events.analytics", unfiltered, connection=conn, now=NOW, args=args)
+        merged = dashboard.extend("events.analytics", base, connection=conn, args=args, now=NOW)
+    discord = [e for e in data.events if e["channel"] == "discord"]
+    assert merged["totalMessages"] == sum(merged["byChannel"].values()) == len(discord) > 0
+
+
+def test_optional_fields_may_be_left_out_required_ones_may_not(db_url):
+    def sometimes(ctx):
+        return {} if ctx.args.get("say") == "quiet" else {"maybe": 1}
+
+    optional = Provider(
+        name="optional",
+        endpoint="events.analytics",
+        fields={"maybe": fields.Integer()},
+        arguments={"say": fields.String()},
+        compute=sometimes,
+    )
+    app = app_with(db_url, optional)
+    _, loud = get_json(app.test_client(), "/api/v2/events/analytics")
+    _, quiet = get_json(app.test_client(), "/api/v2/events/analytics?say=quiet")
+    assert loud["maybe"] == 1 and "maybe" not in quiet
+    required = Provider(
+        name="required",
+        endpoint="events.analytics",
+        fields={"always": fields.Integer(required=True)},
+        compute=lambda ctx: {},
+    )
+    app = app_with(db_url, required)
+    with pytest.raises(RuntimeError, match="required"):
+        app.test_client().get("/api/v2/events/analytics", headers={"x-api-key": "test-key"})
