@@ -30,9 +30,11 @@ def _grid_floor(instant: datetime) -> datetime:
     return EPOCH + timedelta(seconds=seconds - seconds % 900)
 
 
-def _hour_key(instant: datetime, zone: ZoneInfo) -> str:
-    """The local wall hour with its offset: a new key starts a new hourly bucket."""
-    return instant.astimezone(zone).replace(minute=0, second=0, microsecond=0).isoformat()
+def _hour_key(instant: datetime, zone: ZoneInfo) -> tuple:
+    """The local wall hour with its offset: a new key between two instants 15 minutes
+    apart starts a new hourly bucket."""
+    local = instant.astimezone(zone)
+    return local.hour, local.utcoffset()
 
 
 def _hour_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | None):

@@ -3,7 +3,7 @@
 from collections import Counter
 
 from ..provider import Provider, ProviderContext
-from ..queries.events import channel_direction_counts
+from ..queries.events import breakdown_rows
 from ..rollups.reader import RawReader
 from ..schemas import breakdown_fields
 from ..window import EventWindow
@@ -13,7 +13,7 @@ def breakdown(reader: RawReader, window: EventWindow) -> dict:
     """byChannel and byDirection of ``window``, from one grouped statement."""
     by_channel: Counter = Counter()
     by_direction = {"inbound": 0, "outbound": 0}
-    for (channel, direction), count in channel_direction_counts(reader, window).items():
+    for channel, direction, _, count, *_ in breakdown_rows(reader, window):
         by_channel[channel] += count
         if direction in by_direction:
             by_direction[direction] += count

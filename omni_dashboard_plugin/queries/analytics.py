@@ -11,7 +11,7 @@ from ..rollups.kinds import CHANNEL_DETAILS, EVENT_DETAILS, EVENT_INSTANCES
 from ..rollups.reader import RawReader
 from ..rounding import rounded_mean
 from ..window import EventWindow
-from .events import counts_kind
+from .events import breakdown_rows
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,11 @@ def status_totals(reader: RawReader, window: EventWindow) -> StatusTotals:
     """The window's events by status, summed."""
     sums = [0] * 6
     completed = 0
-    rows = reader.sums(
-        counts_kind(window), window.since, window.until, by=("status",), where=window.where
-    )
-    for status, n, failed, proc_sum, proc_n, agent_sum, agent_n in rows:
-        for i, value in enumerate((n, failed, proc_sum, proc_n, agent_sum, agent_n)):
+    for _, _, status, *measures in breakdown_rows(reader, window):
+        for i, value in enumerate(measures):
             sums[i] += value
         if status == "completed":
-            completed += n
+            completed += measures[0]
     n, failed, proc_sum, proc_n, agent_sum, agent_n = sums
     return StatusTotals(n, completed, failed, proc_sum, proc_n, agent_sum, agent_n)
 

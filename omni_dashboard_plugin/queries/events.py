@@ -1,14 +1,15 @@
 """Event counts of a window for the rates, timeline, breakdowns and comparison.
 
 Each question is asked of the smallest rollup kind that can answer it: one filtered on an
-instance reads ``event_counts`` (through its index on the instance), one on a channel
-``event_channels``, one without a filter the per-status ``events``.
+instance reads ``event_counts`` (through its index on the instance), the others
+``event_slots`` for counts and ``event_channels`` for breakdowns (through their index on
+the channel when filtered on one).
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..rollups.kinds import EVENT_CHANNELS, EVENT_COUNTS, EVENTS
+from ..rollups.kinds import EVENT_CHANNELS, EVENT_COUNTS, EVENT_SLOTS
 from ..rollups.reader import RawReader
 from ..window import EventWindow
 
@@ -22,10 +23,13 @@ class Tally:
 
 
 def counts_kind(window: EventWindow):
-    """The smallest kind with the window's filters among its dims."""
-    if window.instance_id is not None:
-        return EVENT_COUNTS
-    return EVENTS if window.channel is None else EVENT_CHANNELS
+    """The smallest kind that counts the window's events (and failed ones)."""
+    return EVENT_SLOTS if window.instance_id is None else EVENT_COUNTS
+
+
+def breakdown_kind(window: EventWindow):
+    """The smallest kind with channel, direction and status that has the window's filters."""
+    return EVENT_CHANNELS if window.instance_id is None else EVENT_COUNTS
 
 
 def slot_counts(reader: RawReader, window: EventWindow) -> dict[int, Tally]:
@@ -76,13 +80,14 @@ def recent_counts(reader: RawReader, now: datetime, filters: EventWindow) -> Rec
     )
 
 
-def channel_direction_counts(reader: RawReader, window: EventWindow) -> dict[tuple[str, str], int]:
-    """Events of the window per (channel, direction)."""
-    rows = reader.sums(
-        EVENT_CHANNELS if window.instance_id is None else EVENT_COUNTS,
+def breakdown_rows(reader: RawReader, window: EventWindow) -> list[tuple]:
+    """Rows ``(channel, direction, status, n, failed, processing sum, processing count,
+    agent sum, agent count)`` of the window: its breakdowns and its totals by outcome come
+    from this one question."""
+    return reader.sums(
+        breakdown_kind(window),
         window.since,
         window.until,
-        by=("channel", "direction"),
+        by=("channel", "direction", "status"),
         where=window.where,
     )
-    return {(channel, direction): n for channel, direction, n, *_ in rows}

@@ -12,6 +12,13 @@ def limit_statements(connection, milliseconds: int) -> None:
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(milliseconds)}")
 
 
+def without_parallel_workers(connection) -> None:
+    """No parallel workers for the current PostgreSQL transaction: rollup reads touch few
+    rows, and starting workers (about 5 ms) costs more than they read."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+
+
 def unlimited(connection) -> None:
     """Lift any statement timeout for the current PostgreSQL transaction (the rollups'
     refresh: a day of a large table may take longer than a request may)."""

@@ -67,9 +67,9 @@ class Kind:
     whose raw edge rows serve this kind too, so that the kinds naming it scan the raw tail
     once per response.
 
-    ``indexes``: the dims leading each index of the slot and day tables (each ends with
-    the bucket): a read filtered on a dim reads only its rows through the index on it; a
-    kind that others are rolled from keeps one on the bucket alone, for the refresh.
+    ``indexes``: the columns of each index of the slot and day tables. Reads are by bucket
+    range, so the bucket leads; a dim after it that a read filters on is matched in the
+    index, and only the matching rows are fetched.
 
     ``cascade`` and ``set_null`` map a dim to the parent key it references, following the
     foreign key's ON DELETE action: deleting a parent deletes the source rows of any age
@@ -83,7 +83,7 @@ class Kind:
     dims: dict
     measures: dict
     where: ColumnElement | None = None
-    indexes: tuple[tuple[str, ...], ...] = ((),)
+    indexes: tuple[tuple[str, ...], ...] = (("bucket",),)
     cumulative: bool = False
     rolled_from: str | None = None
     cascade: dict = field(default_factory=dict)
@@ -116,7 +116,8 @@ _EVENT_MEASURES = {
     "agent_sum": func.coalesce(func.sum(E.c.agent_latency_ms), 0),
     "agent_n": func.count(E.c.agent_latency_ms),
 }
-# Not rolled up (no tables): the raw edges that `events` and `event_channels` share
+# Not rolled up (no tables): the raw edges that `events`, `event_channels` and
+# `event_slots` share
 # (the kinds with an instance dim read their own, by instance: grouping every response's
 # edges by instance costs more than it saves).
 EVENT_EDGES = Kind(
@@ -153,7 +154,7 @@ EVENT_COUNTS = Kind(
         "status": E.c.status,
     },
     measures=_EVENT_MEASURES,
-    indexes=((), ("instance_id",)),
+    indexes=(("bucket", "instance_id"),),
     cumulative=True,
     set_null={"instance_id": instances.c.id},
     shares_edges=True,
@@ -165,9 +166,22 @@ EVENT_CHANNELS = Kind(
     E.c.received_at,
     dims={"channel": E.c.channel, "direction": E.c.direction, "status": E.c.status},
     measures=_EVENT_MEASURES,
-    indexes=((), ("channel",)),
+    indexes=(("bucket", "channel"),),
     cumulative=True,
     rolled_from="event_counts",
+    shares_edges=True,
+    edges_from=EVENT_EDGES,
+)
+# Events and failures per slot, of a channel or of all: the timelines' one row per slot.
+EVENT_SLOTS = Kind(
+    "event_slots",
+    E,
+    E.c.received_at,
+    dims={"channel": E.c.channel},
+    measures={m: _EVENT_MEASURES[m] for m in ("n", "failed")},
+    indexes=(("bucket", "channel"),),
+    cumulative=True,
+    rolled_from="event_channels",
     shares_edges=True,
     edges_from=EVENT_EDGES,
 )
@@ -178,7 +192,7 @@ EVENT_INSTANCES = Kind(
     E.c.received_at,
     dims={"instance_id": E.c.instance_id, "channel": E.c.channel},
     measures={"n": _count},
-    indexes=((), ("channel",)),
+    indexes=(("bucket", "channel"),),
     cumulative=True,
     rolled_from="event_counts",
     set_null={"instance_id": instances.c.id},
@@ -195,7 +209,7 @@ EVENT_DETAILS = Kind(
         "error_stage": E.c.error_stage,
     },
     measures={"n": _count},
-    indexes=((), ("instance_id",)),
+    indexes=(("bucket", "instance_id"),),
     cumulative=True,
     set_null={"instance_id": instances.c.id},
     shares_edges=True,
@@ -211,7 +225,7 @@ CHANNEL_DETAILS = Kind(
         "error_stage": E.c.error_stage,
     },
     measures={"n": _count},
-    indexes=((), ("channel",)),
+    indexes=(("bucket", "channel"),),
     cumulative=True,
     rolled_from="event_details",
     shares_edges=True,
@@ -233,7 +247,7 @@ LATENCY = Kind(
     dims={"coarse": latency_coarse(_timed), "value": _timed},
     measures={"n": _count},
     where=_timed.is_not(None),
-    indexes=(("coarse",),),
+    indexes=(("coarse", "bucket"),),
     cumulative=True,
 )
 AUTOMATIONS = Kind(
@@ -272,6 +286,7 @@ KINDS = (
     EVENTS,
     EVENT_COUNTS,
     EVENT_CHANNELS,
+    EVENT_SLOTS,
     EVENT_INSTANCES,
     EVENT_DETAILS,
     CHANNEL_DETAILS,
@@ -301,8 +316,7 @@ def _build_tables() -> dict:
             else:
                 columns.insert(0, Column("bucket", BigInteger, nullable=False))
                 indexes = [
-                    Index(f"{name}_{'_'.join((*dims, 'bucket'))}_idx", *dims, "bucket")
-                    for dims in kind.indexes
+                    Index(f"{name}_{'_'.join(columns)}_idx", *columns) for columns in kind.indexes
                 ]
             tables[(kind.name, level)] = Table(name, metadata, *columns, *indexes)
     return tables

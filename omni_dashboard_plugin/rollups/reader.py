@@ -7,6 +7,7 @@ is written once against :meth:`RawReader.sums` and runs on either.
 from collections.abc import Mapping
 from datetime import datetime
 
+from ..queries.snapshot import without_parallel_workers
 from .kinds import Kind
 from .plan import plan, slot_of, slot_time, split
 from .state import RolledRange, first_whole_slot
@@ -70,6 +71,7 @@ class RollupReader(RawReader):
 
     def __init__(self, connection, rolled: RolledRange, totals: dict | None = None):
         super().__init__(connection)
+        without_parallel_workers(connection)
         self.rolled = rolled
         self.totals = totals or {}
         self._lows: dict = {}

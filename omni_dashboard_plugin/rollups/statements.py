@@ -17,6 +17,7 @@ from sqlalchemy import (
     func,
     literal_column,
     null,
+    or_,
     select,
     true,
     union_all,
@@ -95,6 +96,28 @@ def _following_deletes(kind: Kind, table) -> dict:
     return columns
 
 
+def _rolled_conditions(kind: Kind, table, where) -> list:
+    """``where`` on a rollup table as its source would answer it: a ``set_null`` dim holds
+    its value only while the parent exists (NULL once it is gone). Written on the stored
+    column, so that an index leading with it serves the filter."""
+    conditions = []
+    for d, v in where:
+        column, parent = table.c[d], kind.set_null.get(d)
+        if v is None:
+            condition = column.is_(None)
+            if parent is not None:
+                condition = or_(condition, column.not_in(select(parent)))
+        else:
+            if is_many(v):
+                condition = column.in_(bindparam(f"w_{d}", expanding=True))
+            else:
+                condition = column == bindparam(f"w_{d}")
+            if parent is not None:
+                condition = and_(condition, column.in_(select(parent)))
+        conditions.append(condition)
+    return conditions
+
+
 def _build(question: Question, parts: list[Part], prefix: str = "p"):
     """The statement for the question's shape and these parts' shapes."""
     kind, by, by_slot, where = question.kind, question.by, question.by_slot, question.where
@@ -126,7 +149,7 @@ def _build(question: Question, parts: list[Part], prefix: str = "p"):
         keys = [columns[d].label(d) for d in by]
         if by_slot:
             keys.append(table.c.bucket.label(SLOT_LABEL))
-        conditions = _where_conditions(columns, where, "w_")
+        conditions = _rolled_conditions(kind, table, where)
         conditions += [table.c[d].in_(select(key)) for d, key in kind.cascade.items()]
         if part.source != "total":
             conditions += [table.c.bucket >= low, table.c.bucket < high]
