@@ -8,6 +8,7 @@ plus OMNI_HTTP_THREADS for ordinary requests. A stalled client is hung up on aft
 OMNI_DASHBOARD_STREAM_SEND_TIMEOUT seconds, so it cannot keep its thread.
 """
 
+import gc
 import os
 
 bind = os.environ.get("OMNI_BIND", "127.0.0.1:8000")
@@ -38,3 +39,10 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """Move what loading the app allocated (modules, schemas, statements) out of the
+    collector's way: a full collection then walks only what requests allocate, not the
+    whole heap (it cost a dashboard request several ms; docs/performance.md)."""
+    gc.freeze()

@@ -8,6 +8,7 @@ for every UTC offset in use today (all are multiples of 15 minutes).
 
 from bisect import bisect_right
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 HOURLY = "hourly"
@@ -30,11 +31,19 @@ def _grid_floor(instant: datetime) -> datetime:
     return EPOCH + timedelta(seconds=seconds - seconds % 900)
 
 
+@lru_cache(maxsize=8192)
 def _hour_key(instant: datetime, zone: ZoneInfo) -> tuple:
     """The local wall hour with its offset: a new key between two instants 15 minutes
-    apart starts a new hourly bucket."""
+    apart starts a new hourly bucket. (Kept: the grid points of consecutive requests'
+    windows are mostly the same, and converting to a zone is the costly part.)"""
     local = instant.astimezone(zone)
     return local.hour, local.utcoffset()
+
+
+@lru_cache(maxsize=8192)
+def _label(instant: datetime, zone: ZoneInfo) -> str:
+    """ISO 8601 of a bucket start with the zone's offset at that instant."""
+    return instant.astimezone(zone).isoformat()
 
 
 def _hour_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | None):
@@ -104,14 +113,17 @@ def fill(starts: list[datetime], slots: dict, zone: ZoneInfo, *, shift: int = 0)
     """
     counts = [0] * len(starts)
     failed = [0] * len(starts)
+    # The first slot starting in each bucket: a slot is in bucket i when it starts at or
+    # after starts[i] (and before starts[i + 1]).
+    first_slots = [-((EPOCH - start) // GRID) for start in starts]
     for slot, tally in slots.items():
-        index = bisect_right(starts, slot_start(slot + shift)) - 1
+        index = bisect_right(first_slots, slot + shift) - 1
         if index < 0 and not shift:
             raise ValueError(f"slot {slot} precedes the first bucket {starts[0].isoformat()}")
         index = max(index, 0)
         counts[index] += tally.count
         failed[index] += tally.failed
     return [
-        {"bucket": (start - shift * GRID).astimezone(zone).isoformat(), "count": c, "failed": f}
+        {"bucket": _label(start - shift * GRID, zone), "count": c, "failed": f}
         for start, c, f in zip(starts, counts, failed, strict=True)
     ]

@@ -8,14 +8,14 @@ the channel when filtered on one).
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from ..rollups.kinds import EVENT_CHANNELS, EVENT_COUNTS, EVENT_SLOTS
 from ..rollups.reader import RawReader
 from ..window import EventWindow
 
 
-@dataclass(frozen=True)
-class Tally:
+class Tally(NamedTuple):
     """Events of a window, and those of them with status ``failed``."""
 
     count: int

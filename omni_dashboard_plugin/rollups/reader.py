@@ -6,6 +6,7 @@ is written once against :meth:`RawReader.sums` and runs on either.
 
 from collections.abc import Mapping
 from datetime import datetime
+from operator import add
 
 from ..queries.snapshot import without_parallel_workers
 from .kinds import Kind
@@ -220,18 +221,19 @@ def _combine(question: Question, found: list, edges: list, spans: list) -> list:
     dims = list(question.kind.dims)
     positions = [dims.index(d) for d in question.by]
     width = question.width
-    totals: dict = {}
-    for row in found:
-        _add(totals, row[:width], row[width:])
+    # The statement groups by the question's keys: one row per key.
+    totals: dict = {row[:width]: row[width:] for row in found}
     at = len(dims)
     for row in edges:
         slot = row[at]
         if any(a <= slot < b for a, b in spans):
-            key = [row[p] for p in positions] + ([slot] if question.by_slot else [])
-            _add(totals, tuple(key), row[at + 1 :])
+            key = tuple([row[p] for p in positions] + ([slot] if question.by_slot else []))
+            values = row[at + 1 :]
+            current = totals.get(key)
+            totals[key] = values if current is None else tuple(map(add, current, values))
     if not totals and not width:
         return [(0,) * len(question.kind.measures)]
-    return [(*key, *values) for key, values in totals.items()]
+    return [key + values for key, values in totals.items()]
 
 
 def _add(totals: dict, key: tuple, values) -> None:

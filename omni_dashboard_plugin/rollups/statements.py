@@ -207,7 +207,7 @@ def _shape(question: Question, parts: list[Part]) -> tuple:
 def run(connection, question: Question, parts: list[Part]) -> list[tuple]:
     """Rows of the question's keys and summed measures over ``parts``."""
     statement = built(_shape(question, parts), lambda: _build(question, parts))
-    return [tuple(row) for row in connection.execute(statement, _parameters(question, parts))]
+    return [tuple(row) for row in connection.execute(statement, _parameters(question, parts)).all()]
 
 
 def run_with_edges(
@@ -227,7 +227,7 @@ def run_with_edges(
     key = ("edges", _shape(question, parts), _shape(edges, edge_parts))
     values = {**_parameters(question, parts), **_parameters(edges, edge_parts, "e")}
     dims, measures = list(layout.dims), list(layout.measures)
-    rows = [tuple(row) for row in connection.execute(built(key, build), values)]
+    rows = [tuple(row) for row in connection.execute(built(key, build), values).all()]
     keys = [1 + dims.index(d) for d in question.by] + [1 + len(dims)] * question.by_slot
     picks = keys + [2 + len(dims) + measures.index(m) for m in question.kind.measures]
     found = [tuple([row[i] for i in picks]) for row in rows if not row[0]]
