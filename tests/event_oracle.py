@@ -38,7 +38,9 @@ def _key(instant_utc, zone, granularity):
     local = instant_utc.astimezone(zone)
     if granularity == "daily":
         return local.date().isoformat()
-    return local.replace(minute=0, second=0, microsecond=0).isoformat()
+    # The wall hour with the offset in force at the instant (not the offset that the hour's
+    # first minute would have: Lord Howe's fall-back repeats only 01:30-02:00).
+    return local.date().isoformat(), local.hour, local.utcoffset()
 
 
 def buckets(first, last, zone_name, granularity):

@@ -68,6 +68,27 @@ def test_new_york_fall_back_has_two_distinct_one_oclock_hours(env):
     ]
 
 
+def test_lord_howe_repeats_only_half_an_hour_which_is_its_own_bucket(env):
+    """Lord Howe falls back 30 minutes (02:00 +11:00 becomes 01:30 +10:30): the repeated
+    half hour has its own offset, so it starts a bucket of its own."""
+    status, body = analytics(
+        env,
+        ["2026-04-04T14:45:00Z", "2026-04-04T15:10:00Z", "2026-04-04T15:40:00Z"],
+        "2026-04-05T00:00:00Z",
+        since="2026-04-04T14:00:00Z",
+        until="2026-04-04T16:45:00Z",
+        timezone="Australia/Lord_Howe",
+        granularity="hourly",
+    )
+    assert status == 200
+    assert pairs(body) == [
+        ("2026-04-05T01:00:00+11:00", 1),
+        ("2026-04-05T01:30:00+10:30", 1),
+        ("2026-04-05T02:00:00+10:30", 1),
+        ("2026-04-05T03:00:00+10:30", 0),
+    ]
+
+
 def test_new_york_spring_forward_day_has_23_hours(env):
     events = ["2026-03-08T05:00:00Z", "2026-03-09T03:59:59.999Z", "2026-03-09T04:00:00Z"]
     status, body = analytics(

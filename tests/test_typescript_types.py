@@ -28,7 +28,7 @@ def renamed(spec: dict, old: str, new: str) -> dict:
 
 def test_a_renamed_schema_breaks_the_consumers(tmp_path):
     spec = json.loads(SPEC.read_text())
-    for old in ("EventReceivedData", "HealthResponse"):
+    for old in ("EventReceivedData", "HealthResponse", "Comparison", "DashboardPrevious"):
         code, output = compile_against(renamed(spec, old, old + "X"), tmp_path)
         assert code != 0 and old in output
 

@@ -185,19 +185,8 @@ EVENT_SLOTS = Kind(
     shares_edges=True,
     edges_from=EVENT_EDGES,
 )
-# Events per instance (analytics' `instances`), of every channel or of one.
-EVENT_INSTANCES = Kind(
-    "event_instances",
-    E,
-    E.c.received_at,
-    dims={"instance_id": E.c.instance_id, "channel": E.c.channel},
-    measures={"n": _count},
-    indexes=(("bucket", "channel"),),
-    cumulative=True,
-    rolled_from="event_counts",
-    set_null={"instance_id": instances.c.id},
-)
-# Content types and error stages (analytics' `messageTypes`, `errorStages`) of an instance ...
+# Content types and error stages (analytics' `messageTypes`, `errorStages`) of an instance
+# (its raw edges serve `event_instances` and `channel_details` too) ...
 EVENT_DETAILS = Kind(
     "event_details",
     E,
@@ -214,6 +203,20 @@ EVENT_DETAILS = Kind(
     set_null={"instance_id": instances.c.id},
     shares_edges=True,
 )
+# Events per instance (analytics' `instances`), of every channel or of one.
+EVENT_INSTANCES = Kind(
+    "event_instances",
+    E,
+    E.c.received_at,
+    dims={"instance_id": E.c.instance_id, "channel": E.c.channel},
+    measures={"n": _count},
+    indexes=(("bucket", "channel"),),
+    cumulative=True,
+    rolled_from="event_counts",
+    set_null={"instance_id": instances.c.id},
+    shares_edges=True,
+    edges_from=EVENT_DETAILS,
+)
 # ... and of a channel, or of all.
 CHANNEL_DETAILS = Kind(
     "channel_details",
@@ -229,6 +232,7 @@ CHANNEL_DETAILS = Kind(
     cumulative=True,
     rolled_from="event_details",
     shares_edges=True,
+    edges_from=EVENT_DETAILS,
 )
 LATENCY_COARSE = Kind(
     "latency_coarse",

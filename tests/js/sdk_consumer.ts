@@ -80,3 +80,39 @@ export async function summary(baseUrl: string, apiKey: string): Promise<string> 
   const system: "healthy" | "degraded" | "unhealthy" | undefined = data?.system.status;
   return system ?? "unknown";
 }
+
+// Drill-down and comparison: one channel's week against the week before, failures per bucket.
+export interface ChannelWeek {
+  total: number;
+  before: number;
+  failedShare: number[];
+  beforeFailed: number[];
+}
+
+export async function channelWeek(baseUrl: string, apiKey: string, channel: string): Promise<ChannelWeek> {
+  const { data } = await omniClient(baseUrl, apiKey).GET("/events/analytics", {
+    params: {
+      query: { since: new Date(Date.now() - 7 * 86_400_000).toISOString(), channel, compare: "previous_period" },
+    },
+  });
+  const a: Schemas["EventAnalytics"] | undefined = data;
+  const before: Schemas["Comparison"] | undefined = a?.comparison;
+  const share = (points: Schemas["TimelineBucket"][]) =>
+    points.map((point) => (point.count ? point.failed / point.count : 0));
+  return {
+    total: a?.totalMessages ?? 0,
+    before: before?.totalMessages ?? 0,
+    failedShare: share(a?.timeline ?? []),
+    beforeFailed: share(before?.timeline ?? []),
+  };
+}
+
+// One instance's last 24 h against the same day a week earlier.
+export async function instanceFailures(baseUrl: string, apiKey: string, instanceId: string): Promise<number> {
+  const { data } = await omniClient(baseUrl, apiKey).GET("/dashboard", {
+    params: { query: { instanceId, compare: "previous_week" } },
+  });
+  const now: number | undefined = data?.events.failed24h;
+  const previous: Schemas["DashboardPrevious"] | undefined = data?.events.previous;
+  return (now ?? 0) - (previous?.failed24h ?? 0);
+}
