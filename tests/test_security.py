@@ -13,7 +13,7 @@ from .live_support import Served
 OPEN = {"/api/v2/health", "/openapi.json"}
 # Outside /api/v2 only the spec and the dashboard page's static files are served: they hold
 # no data (the page asks for a key and calls the API with it).
-OUTSIDE_API = {"/openapi.json", "/dashboard", "/dashboard.<any(css, js):kind>"}
+OUTSIDE_API = {"/openapi.json", "/dashboard", "/dashboard.<any(css, js):kind>", "/favicon.ico"}
 
 
 @pytest.fixture(scope="module")
