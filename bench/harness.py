@@ -48,9 +48,10 @@ def measure(calls: list[Call], repeat: int, api_key: str, warmup: int = 2) -> di
     """Time every call ``repeat`` times, round-robin so that machine noise hits all alike.
 
     Returns ``{label: {"p50": ms, "p95": ms, "n": repeat}}``; a non-200 answer aborts.
-    The heap built so far (the apps, loading, comparing) is frozen first, as a gunicorn
-    worker of the reference host freezes it once the app is loaded.
+    The heap built so far (the apps, loading, comparing) is collected and frozen first, as
+    a gunicorn worker of the reference host freezes it once the app is loaded.
     """
+    gc.collect()
     gc.freeze()
     clients = {call.label: call.app.test_client() for call in calls}
     headers = {"x-api-key": api_key}
