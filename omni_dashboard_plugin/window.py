@@ -27,11 +27,6 @@ class EventWindow:
         until = _naive_utc(args.get("until"))
         return cls(since, until, args.get("instanceId"), args.get("channel"))
 
-    @classmethod
-    def recent(cls, args, now: datetime, length: timedelta) -> "EventWindow":
-        """Events with ``received_at >= now - length`` matching the args' filters."""
-        return cls(now - length, None, args.get("instanceId"), args.get("channel"))
-
     @property
     def where(self) -> dict:
         """The filters as rollup dims: ``{"instance_id": ..., "channel": ...}`` when set."""

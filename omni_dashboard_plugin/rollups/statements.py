@@ -101,19 +101,11 @@ def _rolled_conditions(kind: Kind, table, where) -> list:
     its value only while the parent exists (NULL once it is gone). Written on the stored
     column, so that an index leading with it serves the filter."""
     conditions = []
-    for d, v in where:
-        column, parent = table.c[d], kind.set_null.get(d)
-        if v is None:
-            condition = column.is_(None)
-            if parent is not None:
-                condition = or_(condition, column.not_in(select(parent)))
-        else:
-            if is_many(v):
-                condition = column.in_(bindparam(f"w_{d}", expanding=True))
-            else:
-                condition = column == bindparam(f"w_{d}")
-            if parent is not None:
-                condition = and_(condition, column.in_(select(parent)))
+    for (d, v), condition in zip(where, _where_conditions(table.c, where, "w_"), strict=True):
+        parent = kind.set_null.get(d)
+        if parent is not None:
+            exists = table.c[d].in_(select(parent))
+            condition = or_(condition, ~exists) if v is None else and_(condition, exists)
         conditions.append(condition)
     return conditions
 
