@@ -47,7 +47,12 @@ def _label(instant: datetime, zone: ZoneInfo) -> str:
 
 
 def _hour_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | None):
-    cursor = _grid_floor(start)
+    # Only the grid points from start's to end's count: consecutive requests share them.
+    return _grid_hour_starts(_grid_floor(start), _grid_floor(end), zone, limit)
+
+
+@lru_cache(maxsize=256)
+def _grid_hour_starts(cursor: datetime, end: datetime, zone: ZoneInfo, limit: int | None):
     key = _hour_key(cursor, zone)
     while _hour_key(cursor - GRID, zone) == key:
         cursor -= GRID
@@ -61,7 +66,7 @@ def _hour_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | No
             if limit is not None and len(starts) > limit:
                 raise TooManyBuckets(limit)
         cursor += GRID
-    return starts
+    return tuple(starts)
 
 
 def _midnight(day, zone: ZoneInfo) -> datetime:
@@ -81,12 +86,12 @@ def _day_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | Non
         if instant <= end and (not starts or instant > starts[-1]):
             starts.append(instant)
         day += timedelta(days=1)
-    return starts
+    return tuple(starts)
 
 
 def bucket_starts(
     start: datetime, end: datetime, zone: ZoneInfo, granularity: str, limit: int | None = None
-) -> list[datetime]:
+) -> tuple[datetime, ...]:
     """Starts (aware UTC) of the buckets from the one holding ``start`` to the one holding ``end``.
 
     Raises :class:`TooManyBuckets` when there would be more than ``limit``.
@@ -101,7 +106,21 @@ def slot_start(slot: int) -> datetime:
     return EPOCH + slot * GRID
 
 
-def fill(starts: list[datetime], slots: dict, zone: ZoneInfo, *, shift: int = 0) -> list[dict]:
+@lru_cache(maxsize=64)
+def _first_slots(starts: tuple[datetime, ...]) -> list[int]:
+    """The first slot starting in each bucket: a slot is in bucket i when it starts at or
+    after starts[i] (and before starts[i + 1])."""
+    return [-((EPOCH - start) // GRID) for start in starts]
+
+
+@lru_cache(maxsize=64)
+def _labels(starts: tuple[datetime, ...], zone: ZoneInfo, shift: int) -> tuple[str, ...]:
+    return tuple(_label(start - shift * GRID, zone) for start in starts)
+
+
+def fill(
+    starts: tuple[datetime, ...], slots: dict, zone: ZoneInfo, *, shift: int = 0
+) -> list[dict]:
     """Zero-filled ``[{bucket, count, failed}]``: each slot's tally (``count``, ``failed``)
     added to the bucket holding it.
 
@@ -113,9 +132,7 @@ def fill(starts: list[datetime], slots: dict, zone: ZoneInfo, *, shift: int = 0)
     """
     counts = [0] * len(starts)
     failed = [0] * len(starts)
-    # The first slot starting in each bucket: a slot is in bucket i when it starts at or
-    # after starts[i] (and before starts[i + 1]).
-    first_slots = [-((EPOCH - start) // GRID) for start in starts]
+    first_slots = _first_slots(starts)
     for slot, tally in slots.items():
         index = bisect_right(first_slots, slot + shift) - 1
         if index < 0 and not shift:
@@ -124,6 +141,6 @@ def fill(starts: list[datetime], slots: dict, zone: ZoneInfo, *, shift: int = 0)
         counts[index] += tally.count
         failed[index] += tally.failed
     return [
-        {"bucket": _label(start - shift * GRID, zone), "count": c, "failed": f}
-        for start, c, f in zip(starts, counts, failed, strict=True)
+        {"bucket": label, "count": c, "failed": f}
+        for label, c, f in zip(_labels(starts, zone, shift), counts, failed, strict=True)
     ]

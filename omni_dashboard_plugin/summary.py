@@ -38,8 +38,13 @@ def compute_summary(dashboard, facts: HostFacts, args) -> dict:
     filters = {name: args[name] for name in FILTERS if args.get(name) is not None}
     scope = EventWindow.from_args({**filters, "allTime": True}, now)
     with snapshot(dashboard.engine, dashboard.config.statement_timeout_ms) as conn:
-        dead_letters = Alongside(conn, dead_letter_totals)
         reader = dashboard.reader(conn, now, snapshot=True)
+        # Counted raw, they depend on nothing else: read on a second connection meanwhile.
+        dead_letters = Alongside(
+            conn,
+            lambda connection: dead_letter_totals(reader.on(connection)),
+            inline=reader.keeps_dead_letters,
+        )
 
         def context(extra=None):
             merged = {**filters, **(extra or {})}

@@ -24,6 +24,7 @@ INSTANCE_IDS = [uuid.UUID(int=i + 1) for i in range(3)]
 AUTOMATION_IDS = [uuid.UUID(int=99 + i) for i in range(3)]
 CHANNELS = ("whatsapp-cloud", "discord", "slack")
 ZONES = ("UTC", "Asia/Kathmandu", "America/New_York")
+DEAD_LETTER_STATUSES = ("pending", "retrying", "resolved", "abandoned", "parked")
 HISTORY_TABLES = (omni_events, automation_logs, event_payloads, dead_letter_events)
 START = NOW - timedelta(days=4)
 
@@ -81,6 +82,14 @@ step = st.one_of(
     st.tuples(st.just("soft_delete"), st.integers(1, 4)),
     st.tuples(st.just("delete_instance"), st.integers(0, 2)),
     st.tuples(st.just("delete_automation"), st.integers(0, 2)),
+    st.tuples(
+        st.just("dead_letters"),
+        st.tuples(
+            st.sampled_from(("insert", "update", "delete")),
+            st.integers(0, 4),
+            st.sampled_from(DEAD_LETTER_STATUSES),
+        ),
+    ),
 )
 
 
@@ -307,6 +316,25 @@ def apply_step(pair, action, value, events, gone: set) -> None:
         gone.add(value)
     elif action == "delete_automation":
         delete_parent(pair.engine, automations, AUTOMATION_IDS[value])
+    elif action == "dead_letters":
+        change_dead_letters(pair.engine, now, *value)
+
+
+def change_dead_letters(engine, now, operation: str, n: int, status: str) -> None:
+    """Insert ``n`` dead letters of ``status``, or move (or delete) up to ``n`` of them
+    whichever status they have, in one statement, as Omni's retry worker would."""
+    table = dead_letter_events
+    with engine.begin() as conn:
+        if operation == "insert":
+            rows = [{"id": uuid.uuid4(), "status": status, "created_at": now} for _ in range(n)]
+            if rows:
+                conn.execute(insert(table), rows)
+            return
+        chosen = select(table.c.id).order_by(table.c.id).limit(n).scalar_subquery()
+        if operation == "update":
+            conn.execute(update(table).where(table.c.id.in_(chosen)).values(status=status))
+        else:
+            conn.execute(delete(table).where(table.c.id.in_(chosen)))
 
 
 def pair_examples(count: int):

@@ -66,7 +66,7 @@ def _starts(first, last, zone, requested, cap, bound):
 class Layout:
     """The buckets of a window's timeline: their starts (aware UTC), size and zone."""
 
-    starts: list[datetime]
+    starts: tuple[datetime, ...]
     granularity: str
     zone_name: str
 

@@ -68,18 +68,23 @@ def _can_export(connection: Connection) -> bool:
 class Alongside(Generic[T]):
     """``read(connection)`` started now and collected with :meth:`result`.
 
+    ``inline`` reads it on the response's connection when collected instead (a read too
+    cheap to be worth a second connection).
+
     Collect it while the response's connection is still open: the imported snapshot lives
     as long as the transaction that exported it.
     """
 
-    def __init__(self, connection: Connection, read: Callable[[Connection], T]):
+    def __init__(
+        self, connection: Connection, read: Callable[[Connection], T], *, inline: bool = False
+    ):
         self._connection = connection
         self._read = read
         self._lock = threading.Lock()
         self._taken = False
         self._future: Future | None = None
         engine = connection.engine
-        if engine.dialect.name != "postgresql" or not _has_spare_connection(engine):
+        if inline or engine.dialect.name != "postgresql" or not _has_spare_connection(engine):
             return
         snapshot = None
         if reads_one_snapshot(connection):

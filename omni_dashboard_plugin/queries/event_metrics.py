@@ -59,7 +59,7 @@ def event_metrics(reader: RawReader, now: datetime) -> dict:
     alongside = Alongside(
         reader.connection,
         lambda connection: (
-            dead_letter_counts(connection, DEAD_LETTERS),
+            dead_letter_counts(reader.on(connection), DEAD_LETTERS),
             percentile_95(reader.on(connection)),
         ),
     )

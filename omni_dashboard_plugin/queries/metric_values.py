@@ -71,9 +71,13 @@ def processing_at_or_below(reader: RawReader) -> dict[int, int]:
     }
 
 
-def dead_letters_by_status(connection) -> dict[str, int]:
+def dead_letters_by_status(reader: RawReader) -> dict[str, int]:
     """Dead letters per status: Omni's four always, any other status found too."""
-    counts, total = dead_letter_census(connection, DEAD_LETTER_STATUSES)
+    kept = reader.dead_letters()
+    if kept is not None:
+        return dict.fromkeys(DEAD_LETTER_STATUSES, 0) | kept
+    connection = reader.connection
+    counts, total = dead_letter_census(reader, DEAD_LETTER_STATUSES)
     if total != sum(counts.values()):
         status = dead_letter_events.c.status
         others = connection.execute(
@@ -108,7 +112,7 @@ def metric_values(reader: RawReader) -> MetricValues:
     return MetricValues(
         events=events,
         processing=ProcessingHistogram(processing_at_or_below(reader), proc_sum, proc_n),
-        dead_letters=dead_letters_by_status(reader.connection),
+        dead_letters=dead_letters_by_status(reader),
         automation_executions=executions,
         automation_actions=actions,
         instances=instances_by_state(reader.connection),

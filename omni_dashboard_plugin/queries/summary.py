@@ -11,25 +11,33 @@ def _count(condition=None):
     return (query if condition is None else query.where(condition)).scalar_subquery()
 
 
-def dead_letter_counts(connection, statuses: tuple[str, ...]) -> dict[str, int]:
-    """Dead letters of each of ``statuses``, each counted over its own index range."""
+def dead_letter_counts(reader, statuses: tuple[str, ...]) -> dict[str, int]:
+    """Dead letters of each of ``statuses``: as kept by triggers when the reader has them
+    (:mod:`..rollups.dead_letter_counts`), else each counted over its own index range."""
+    kept = reader.dead_letters()
+    if kept is not None:
+        return {s: kept.get(s, 0) for s in statuses}
     status = dead_letter_events.c.status
-    row = connection.execute(select(*(_count(status == s) for s in statuses))).one()
+    row = reader.connection.execute(select(*(_count(status == s) for s in statuses))).one()
     return dict(zip(statuses, (int(n) for n in row), strict=True))
 
 
-def dead_letter_census(connection, statuses: tuple[str, ...]) -> tuple[dict[str, int], int]:
-    """Dead letters of each of ``statuses`` and of every status, in one statement."""
+def dead_letter_census(reader, statuses: tuple[str, ...]) -> tuple[dict[str, int], int]:
+    """Dead letters of each of ``statuses`` and of every status, as
+    :func:`dead_letter_counts` reads them (raw: in one statement)."""
+    kept = reader.dead_letters()
+    if kept is not None:
+        return {s: kept.get(s, 0) for s in statuses}, sum(kept.values())
     status = dead_letter_events.c.status
-    *counts, total = connection.execute(
+    *counts, total = reader.connection.execute(
         select(*(_count(status == s) for s in statuses), _count())
     ).one()
     return dict(zip(statuses, (int(n) for n in counts), strict=True)), int(total)
 
 
-def dead_letter_totals(connection) -> tuple[int, int]:
+def dead_letter_totals(reader) -> tuple[int, int]:
     """(pending, total) dead letters."""
-    counts, total = dead_letter_census(connection, ("pending",))
+    counts, total = dead_letter_census(reader, ("pending",))
     return counts["pending"], total
 
 

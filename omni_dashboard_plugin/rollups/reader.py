@@ -9,6 +9,7 @@ from datetime import datetime
 from operator import add
 
 from ..queries.snapshot import without_parallel_workers
+from . import dead_letter_counts
 from .kinds import Kind
 from .plan import plan, slot_of, slot_time, split
 from .state import RolledRange, first_whole_slot
@@ -22,8 +23,10 @@ class RawReader:
     asking the same question (the 24-hour count, say) share one statement.
     """
 
-    def __init__(self, connection):
+    def __init__(self, connection, *, dead_letters: bool = False):
         self.connection = connection
+        # Whether :meth:`dead_letters` reads counts kept by triggers.
+        self.keeps_dead_letters = dead_letters
         self._answers: dict = {}
 
     def sums(
@@ -44,6 +47,16 @@ class RawReader:
             self._answers[question] = self._answer(question)
         return self._answers[question]
 
+    def dead_letters(self) -> dict[str, int] | None:
+        """Dead letters per status from :mod:`.dead_letter_counts`, or ``None`` (count
+        them raw) when it does not keep them or its triggers are not in place."""
+        if not self.keeps_dead_letters:
+            return None
+        key = ("dead letters",)
+        if key not in self._answers:
+            self._answers[key] = dead_letter_counts.read(self.connection)
+        return self._answers[key]
+
     def on(self, connection) -> "RawReader":
         """This reader on ``connection``, one that reads the same snapshot (a part of the
         response read alongside): itself when it is its own connection (so a part read
@@ -51,7 +64,7 @@ class RawReader:
         return self if connection is self.connection else self._like(connection)
 
     def _like(self, connection) -> "RawReader":
-        return RawReader(connection)
+        return RawReader(connection, dead_letters=self.keeps_dead_letters)
 
     def _answer(self, question: Question) -> list:
         return run(self.connection, question, [Part("raw", question.since, question.until, True)])
@@ -70,8 +83,15 @@ class RollupReader(RawReader):
     corrected by the day and slot rows where the ranges differ.
     """
 
-    def __init__(self, connection, rolled: RolledRange, totals: dict | None = None):
-        super().__init__(connection)
+    def __init__(
+        self,
+        connection,
+        rolled: RolledRange,
+        totals: dict | None = None,
+        *,
+        dead_letters: bool = False,
+    ):
+        super().__init__(connection, dead_letters=dead_letters)
         without_parallel_workers(connection)
         self.rolled = rolled
         self.totals = totals or {}
@@ -79,7 +99,9 @@ class RollupReader(RawReader):
         self._edges: dict = {}
 
     def _like(self, connection) -> "RollupReader":
-        return RollupReader(connection, self.rolled, self.totals)
+        return RollupReader(
+            connection, self.rolled, self.totals, dead_letters=self.keeps_dead_letters
+        )
 
     def _answer(self, question: Question) -> list:
         rows = self._sum_parts(question)

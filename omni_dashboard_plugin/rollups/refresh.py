@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from ..queries.constructs import SLOT_SECONDS, slot_index, slot_start
 from ..queries.snapshot import unlimited
+from . import dead_letter_counts
 from .kinds import BY_NAME, KINDS, SLOTS_PER_DAY, state
 from .plan import slot_of, slot_time, split
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
@@ -256,6 +257,8 @@ def refresh(
                 return RefreshReport(chunks, mark, busy=True)
             unlimited(connection)  # maintenance, not a request: no host statement limit
             high = refresh_chunk(connection, target, chunk_slots)
+            if high is None:  # caught up: fold the dead-letter counts' rows too
+                dead_letter_counts.compact(connection)
             connection.commit()
         if high is None:
             break

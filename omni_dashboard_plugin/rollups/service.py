@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import exc as sa_exc
 
 from ..config import ConfigError, RollupSettings
+from . import dead_letter_counts
 from .kinds import metadata
 from .reader import RawReader, RollupReader
 from .refresh import RefreshReport, refresh, reset
@@ -36,6 +37,7 @@ class Rollups:
         self.clock = clock
         self.horizon = timedelta(minutes=settings.horizon_minutes)
         self.active = False
+        self.keeps_dead_letters = False
         self._unchecked = False
         self._thread: threading.Thread | None = None
         self._last_start = float("-inf")
@@ -67,6 +69,7 @@ class Rollups:
             return
         self._unchecked = False
         self.active = True
+        self.keeps_dead_letters = dead_letter_counts.install(self.engine)
 
     def reader(self, connection, now, *, snapshot: bool = False) -> RawReader:
         """A reader for one request at ``now``: rollups plus the raw tail when active.
@@ -84,14 +87,21 @@ class Rollups:
         ):
             self._refresh_in_background()
         if mark is None:
-            return RawReader(connection)
+            return RawReader(connection, dead_letters=self.keeps_dead_letters)
         totals = mark.totals if snapshot else None
-        return RollupReader(connection, usable_range(mark, now, self.horizon), totals)
+        return RollupReader(
+            connection,
+            usable_range(mark, now, self.horizon),
+            totals,
+            dead_letters=self.keeps_dead_letters,
+        )
 
     def refresh(self, **options) -> RefreshReport:
         """Roll up every closed slot before ``now - horizon`` (see :func:`.refresh.refresh`)."""
         began = time.perf_counter()
         report = refresh(self.engine, self.clock(), self.horizon, **options)
+        if self.active:  # put back triggers a migration of dead_letter_events dropped
+            self.keeps_dead_letters = dead_letter_counts.install(self.engine)
         if self.on_refresh is not None and not report.busy:
             self.on_refresh(time.perf_counter() - began)
         return report

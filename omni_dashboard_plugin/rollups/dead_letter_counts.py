@@ -1,0 +1,210 @@
+"""Dead letters per status, kept by triggers on ``dead_letter_events`` while rollups are on.
+
+A dead letter changes status at any age, so its counts cannot be rolled up by time slot;
+counting them reads every row, which grows with the table. Instead, triggers add a row
+``(status, +n)`` or ``(status, -n)`` to a counts table in the same transaction as every
+insert, status change and delete (a TRUNCATE empties it): any snapshot sees exactly the
+counts of the dead letters it sees. The triggers are created with the current counts in
+one transaction that holds off writers, so the two never disagree; each refresh folds
+the rows into one per status.
+
+A read checks that the triggers are still there (a host migration that recreated the
+table drops them) and is told ``None`` when they are not; the caller then counts raw.
+"""
+
+import logging
+
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    Column,
+    Integer,
+    String,
+    Table,
+    column,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    table,
+    union_all,
+)
+from sqlalchemy import exc as sa_exc
+
+from ..queries.tables import dead_letter_events
+from .kinds import PREFIX, metadata
+
+log = logging.getLogger(__name__)
+
+SOURCE = dead_letter_events.name
+counts = Table(
+    f"{PREFIX}dead_letter_counts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("status", String(20)),
+    Column("n", BigInteger, nullable=False),
+)
+FUNCTION = f"{PREFIX}dead_letter_counts_keep"
+# PostgreSQL: one trigger per operation (a trigger with transition tables has one event).
+PG_TRIGGERS = {
+    "insert": "REFERENCING NEW TABLE AS new_rows",
+    "update": "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
+    "delete": "REFERENCING OLD TABLE AS old_rows",
+    "truncate": "",
+}
+SQLITE_TRIGGERS = {
+    "insert": ("INSERT", "", ["(NEW.status, 1)"]),
+    "update": (
+        "UPDATE OF status",
+        "WHEN OLD.status IS NOT NEW.status",
+        [
+            "(OLD.status, -1)",
+            "(NEW.status, 1)",
+        ],
+    ),
+    "delete": ("DELETE", "", ["(OLD.status, -1)"]),
+}
+
+_PG_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    DELETE FROM {counts.name};
+  ELSIF TG_OP = 'INSERT' THEN
+    INSERT INTO {counts.name} (status, n) SELECT status, count(*) FROM new_rows GROUP BY status;
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO {counts.name} (status, n) SELECT status, -count(*) FROM old_rows GROUP BY status;
+  ELSE
+    INSERT INTO {counts.name} (status, n)
+      SELECT status, sum(change) FROM (
+        SELECT status, 1 AS change FROM new_rows
+        UNION ALL SELECT status, -1 FROM old_rows) AS changes
+      GROUP BY status HAVING sum(change) <> 0;
+  END IF;
+  RETURN NULL;
+END $$
+"""
+
+
+def _trigger(operation: str) -> str:
+    return f"{PREFIX}dead_letter_counts_{operation}"
+
+
+def _statements(dialect: str) -> list[str]:
+    """The DDL that (re)creates the triggers, after any earlier ones are dropped."""
+    names = PG_TRIGGERS if dialect == "postgresql" else SQLITE_TRIGGERS
+    drop_on = f" ON {SOURCE}" if dialect == "postgresql" else ""
+    statements = [f"DROP TRIGGER IF EXISTS {_trigger(op)}{drop_on}" for op in names]
+    if dialect == "postgresql":
+        statements.append(_PG_FUNCTION)
+        for op, transition in PG_TRIGGERS.items():
+            each = "FOR EACH STATEMENT"
+            statements.append(
+                f"CREATE TRIGGER {_trigger(op)} AFTER {op.upper()} ON {SOURCE} {transition} "
+                f"{each} EXECUTE FUNCTION {FUNCTION}()"
+            )
+    else:
+        for op, (event, when, rows) in SQLITE_TRIGGERS.items():
+            inserts = " ".join(
+                f"INSERT INTO {counts.name} (status, n) VALUES {row};" for row in rows
+            )
+            statements.append(
+                f"CREATE TRIGGER {_trigger(op)} AFTER {event} ON {SOURCE} {when} "
+                f"BEGIN {inserts} END"
+            )
+    return statements
+
+
+def _installed_triggers(dialect: str):
+    """SELECT how many of the triggers exist (and, on PostgreSQL, are enabled)."""
+    if dialect == "postgresql":
+        catalog = table("pg_trigger", column("tgrelid"), column("tgname"), column("tgenabled"))
+        names = [_trigger(op) for op in PG_TRIGGERS]
+        return select(func.count()).where(
+            catalog.c.tgrelid == func.to_regclass(SOURCE),
+            catalog.c.tgname.in_(names),
+            catalog.c.tgenabled != "D",
+        ), len(names)
+    catalog = table("sqlite_master", column("type"), column("name"), column("tbl_name"))
+    names = [_trigger(op) for op in SQLITE_TRIGGERS]
+    return select(func.count()).where(
+        catalog.c.type == "trigger", catalog.c.tbl_name == SOURCE, catalog.c.name.in_(names)
+    ), len(names)
+
+
+def installed(connection) -> bool:
+    """Whether every trigger is in place (and enabled)."""
+    query, expected = _installed_triggers(connection.dialect.name)
+    return connection.execute(query).scalar() == expected
+
+
+def install(engine) -> bool:
+    """Create the triggers with the current counts, unless they are in place; False (and
+    a warning) when the database user may not create them (counts are then read raw)."""
+    dialect = engine.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return False
+    try:
+        with engine.begin() as connection:
+            if installed(connection):
+                return True
+            if dialect == "postgresql":
+                # Writers wait until the triggers and the counts they start from are in,
+                # and so does a refresh folding the counts (or wait for it to finish).
+                connection.exec_driver_sql(f"LOCK TABLE {SOURCE} IN SHARE ROW EXCLUSIVE MODE")
+                connection.exec_driver_sql(f"LOCK TABLE {counts.name} IN EXCLUSIVE MODE")
+            for statement in _statements(dialect):
+                connection.execute(DDL(statement))
+            connection.execute(delete(counts))
+            status = dead_letter_events.c.status
+            connection.execute(
+                insert(counts).from_select(
+                    ["status", "n"], select(status, func.count()).group_by(status)
+                )
+            )
+        return True
+    except sa_exc.DBAPIError as exc:
+        log.warning(
+            "dead letters are counted raw (their cost grows with the table): the triggers "
+            "that keep their counts cannot be created (%s); grant the database user "
+            "ownership of dead_letter_events (or TRIGGER on it) to have them kept",
+            exc.orig,
+        )
+        return False
+
+
+def read(connection) -> dict[str, int] | None:
+    """Dead letters per status (statuses with none left out), or ``None`` when the
+    triggers are not in place. One statement."""
+    check, expected = _installed_triggers(connection.dialect.name)
+    marker = select(literal(True).label("marker"), literal(None, String), literal(0, BigInteger))
+    kept = select(literal(False), counts.c.status, func.sum(counts.c.n)).group_by(counts.c.status)
+    rows = connection.execute(
+        union_all(marker.where(check.scalar_subquery() == expected), kept)
+    ).all()
+    if not any(is_marker for is_marker, _, _ in rows):
+        return None
+    return {status: int(n) for is_marker, status, n in rows if not is_marker and n}
+
+
+def compact(connection) -> None:
+    """Fold the counts into one row per status, inside the caller's transaction (the
+    refresh's: on SQLite it holds the write lock, so no trigger adds a row meanwhile)."""
+    if connection.dialect.name == "postgresql":
+        # One statement, one snapshot: the rows it deletes are the rows it sums.
+        gone = delete(counts).returning(counts.c.status, counts.c.n).cte("gone")
+        folded = select(gone.c.status, func.sum(gone.c.n)).group_by(gone.c.status)
+        connection.execute(
+            insert(counts)
+            .from_select(["status", "n"], folded.having(func.sum(gone.c.n) != 0))
+            .add_cte(gone)
+        )
+        return
+    folded = connection.execute(
+        select(counts.c.status, func.sum(counts.c.n)).group_by(counts.c.status)
+    ).all()
+    connection.execute(delete(counts))
+    rows = [{"status": status, "n": n} for status, n in folded if n]
+    if rows:
+        connection.execute(insert(counts), rows)

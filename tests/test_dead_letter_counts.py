@@ -1,0 +1,257 @@
+"""Dead-letter counts kept by triggers: exact after any write, read without the table."""
+
+import logging
+import threading
+import uuid
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.engine import make_url
+
+from host_example.tables import dead_letter_events as table
+from omni_dashboard_plugin.rollups import dead_letter_counts
+
+from . import rollup_support as rs
+from .conftest import API_KEY, NOW, build_app
+
+STATUSES = ("pending", "retrying", "resolved", "abandoned", "parked")
+writes = st.lists(
+    st.one_of(
+        st.tuples(st.just("insert"), st.lists(st.sampled_from(STATUSES), max_size=6)),
+        st.tuples(st.just("update"), st.tuples(st.integers(0, 5), st.sampled_from(STATUSES))),
+        st.tuples(st.just("retry"), st.integers(0, 5)),
+        st.tuples(st.just("delete"), st.integers(0, 5)),
+        st.tuples(st.just("empty"), st.none()),
+        st.tuples(st.just("compact"), st.none()),
+    ),
+    max_size=12,
+)
+
+
+@pytest.fixture(scope="module")
+def pair(db_url):
+    pair = rs.Pair(db_url)
+    assert pair.rollups.keeps_dead_letters
+    return pair
+
+
+def _oracle(engine) -> dict:
+    """Plain Python over the rows: their statuses counted."""
+    with engine.connect() as conn:
+        return dict(Counter(conn.execute(select(table.c.status)).scalars()))
+
+
+def _kept(engine):
+    with engine.connect() as conn:
+        return dead_letter_counts.read(conn)
+
+
+def _apply(engine, operation, value, statuses: dict) -> None:
+    """One write on dead_letter_events; ``statuses`` (id -> status) follows it in Python."""
+    ids = sorted(statuses)
+    with engine.begin() as conn:
+        if operation == "insert" and value:
+            rows = [{"id": uuid.uuid4(), "status": s, "created_at": NOW} for s in value]
+            conn.execute(insert(table), rows)
+            statuses.update({row["id"]: row["status"] for row in rows})
+        elif operation == "update":
+            chosen = ids[: value[0]]
+            conn.execute(update(table).where(table.c.id.in_(chosen)).values(status=value[1]))
+            statuses.update(dict.fromkeys(chosen, value[1]))
+        elif operation == "retry":  # a change that leaves the status as it is
+            chosen = ids[:value]
+            conn.execute(
+                update(table)
+                .where(table.c.id.in_(chosen))
+                .values(auto_retry_count=table.c.auto_retry_count + 1, status=table.c.status)
+            )
+        elif operation == "delete":
+            conn.execute(delete(table).where(table.c.id.in_(ids[:value])))
+            for key in ids[:value]:
+                del statuses[key]
+        elif operation == "empty":
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(f"TRUNCATE {table.name}"))
+            else:
+                conn.execute(delete(table))
+            statuses.clear()
+        elif operation == "compact":
+            dead_letter_counts.compact(conn)
+
+
+@given(steps=writes)
+@rs.pair_examples(25)
+def test_counts_follow_every_write(pair, steps):
+    """After every insert, status change, unchanged update, delete, TRUNCATE and fold, the
+    kept counts equal the statuses counted in Python (and a fold leaves one row each)."""
+    pair.clear(NOW)
+    statuses = {}
+    for operation, value in steps:
+        _apply(pair.engine, operation, value, statuses)
+        expected = dict(Counter(statuses.values()))
+        assert _kept(pair.engine) == expected == _oracle(pair.engine)
+    with pair.engine.begin() as conn:
+        dead_letter_counts.compact(conn)
+        rows = conn.execute(select(func.count()).select_from(dead_letter_counts.counts)).scalar()
+    assert _kept(pair.engine) == dict(Counter(statuses.values()))
+    assert rows == len(set(statuses.values()))
+
+
+def _responses(app) -> dict:
+    client = app.test_client()
+    headers = {"x-api-key": API_KEY}
+    board = client.get("/api/v2/dashboard", headers=headers).get_json()["deadLetters"]
+    ops = client.get("/api/v2/event-ops/metrics", headers=headers).get_json()["data"]
+    scrape = client.get("/api/v2/dashboard/metrics", headers=headers).get_data(as_text=True)
+    by_status = {
+        line.split('"')[1]: int(float(line.split()[-1]))
+        for line in scrape.splitlines()
+        if line.startswith("omni_dead_letters{")
+    }
+    return {
+        "pending": board["pending"],
+        "total": board["total"],
+        "eventOpsPending": ops["deadLettersPending"],
+        "resolved": ops["deadLettersResolved"],
+        "byStatus": {status: n for status, n in by_status.items() if n},
+    }
+
+
+def _expected(statuses: dict) -> dict:
+    counts = Counter(statuses.values())
+    return {
+        "pending": counts["pending"],
+        "total": len(statuses),
+        "eventOpsPending": counts["pending"],
+        "resolved": counts["resolved"],
+        "byStatus": dict(counts),
+    }
+
+
+def _statements_during(engine, call) -> list[str]:
+    seen = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_requests_read_the_counts_not_the_table(pair):
+    """While rollups serve reads, the dashboard, /event-ops/metrics and a scrape read the
+    kept counts (no statement touches dead_letter_events) and report what Python counts."""
+    pair.clear(NOW)
+    statuses = {}
+    _apply(pair.engine, "insert", ["pending"] * 3 + ["resolved"] * 2 + ["parked"], statuses)
+    pair.rollups.refresh()  # rollups serve reads (before, the host's own payloads do)
+    _apply(pair.engine, "update", (1, "abandoned"), statuses)
+    seen = _statements_during(pair.engine, lambda: _responses(pair.on))
+    assert seen and not [s for s in seen if table.name in s]
+    assert _responses(pair.on) == _expected(statuses) == _responses(pair.off)
+
+
+def _drop_triggers(engine) -> None:
+    """What a migration that recreates dead_letter_events does to the triggers."""
+    on = f" ON {table.name}" if engine.dialect.name == "postgresql" else ""
+    with engine.begin() as conn:
+        for operation in ("insert", "update", "delete"):
+            name = f"{dead_letter_counts.PREFIX}dead_letter_counts_{operation}"
+            conn.execute(text(f"DROP TRIGGER {name}{on}"))
+
+
+def test_dropped_triggers_count_raw_until_a_refresh_puts_them_back(pair):
+    """A migration that drops the triggers: reads notice and count raw (still exact);
+    the next refresh recreates them with the counts of that moment."""
+    pair.clear(NOW)
+    statuses = {}
+    _apply(pair.engine, "insert", ["pending", "retrying", "resolved"], statuses)
+    pair.rollups.refresh()
+    _drop_triggers(pair.engine)
+    _apply(pair.engine, "insert", ["pending", "pending"], statuses)
+    _apply(pair.engine, "delete", 1, statuses)
+    assert _kept(pair.engine) is None
+    seen = _statements_during(pair.engine, lambda: _responses(pair.on))
+    assert [s for s in seen if table.name in s]
+    assert _responses(pair.on) == _expected(statuses)
+    pair.rollups.refresh()
+    assert _kept(pair.engine) == dict(Counter(statuses.values()))
+    _apply(pair.engine, "update", (2, "resolved"), statuses)
+    assert _responses(pair.on) == _expected(statuses) == _responses(pair.off)
+
+
+def test_writers_during_folds_lose_nothing(pg_url):
+    """PostgreSQL: writers insert and move dead letters in their own transactions while
+    another connection folds the counts over and over; the counts stay exact."""
+    pair = rs.Pair(pg_url)
+    pair.clear(NOW)
+    stop = threading.Event()
+    errors = []
+
+    def writer(seed):
+        statuses = {}
+        try:
+            for i in range(60):
+                _apply(pair.engine, "insert", [STATUSES[(seed + i) % 5]] * 3, statuses)
+                _apply(pair.engine, "update", (2, STATUSES[(seed * i) % 5]), statuses)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    def folder():
+        while not stop.is_set():
+            with pair.engine.begin() as conn:
+                dead_letter_counts.compact(conn)
+
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in (1, 2)]
+    fold = threading.Thread(target=folder)
+    fold.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    fold.join()
+    assert not errors
+    assert _kept(pair.engine) == _oracle(pair.engine)
+    assert sum(_oracle(pair.engine).values()) == 2 * 60 * 3
+
+
+def test_without_the_right_to_create_triggers_counts_are_raw(pg_url, caplog):
+    """PostgreSQL: a database user that does not own dead_letter_events gets rollups
+    without kept counts, a warning that says what to grant, and exact numbers."""
+    owner = rs.Pair(pg_url)
+    owner.clear(NOW)
+    statuses = {}
+    _apply(owner.engine, "insert", ["pending", "resolved", "resolved"], statuses)
+    _drop_triggers(owner.engine)
+    role = f"omni_reader_{uuid.uuid4().hex[:8]}"
+    database = make_url(pg_url).database
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(text(f'GRANT CONNECT, CREATE ON DATABASE "{database}" TO {role}'))
+        conn.execute(text(f"GRANT USAGE, CREATE ON SCHEMA public TO {role}"))
+        conn.execute(
+            text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        )
+    try:
+        url = make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+        with caplog.at_level(logging.WARNING):
+            app = build_app(url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_DASHBOARD_ROLLUPS_REFRESH="cron")
+        rollups = app.extensions["omni_dashboard"].rollups
+        assert rollups.active and not rollups.keeps_dead_letters
+        assert "grant the database user ownership of dead_letter_events" in caplog.text
+        assert _responses(app) == _expected(statuses)
+        app.extensions["omni_host"].engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
