@@ -156,6 +156,7 @@ class RollupSettings:
     mode: str = "auto"
     horizon_minutes: int = 30
     refresh: str = "request"
+    dead_letters: str = "triggers"
 
     @classmethod
     def from_mapping(cls, config: Mapping) -> "RollupSettings":
@@ -167,6 +168,9 @@ class RollupSettings:
             ),
             refresh=read_choice(
                 config, "OMNI_DASHBOARD_ROLLUPS_REFRESH", "request", ("request", "cron")
+            ),
+            dead_letters=read_choice(
+                config, "OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS", "triggers", ("triggers", "raw")
             ),
         )
 

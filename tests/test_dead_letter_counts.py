@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, delete, event, func, insert, select, text,
 from sqlalchemy.engine import make_url
 
 from host_example.tables import dead_letter_events as table
+from omni_dashboard_plugin.config import ConfigError
 from omni_dashboard_plugin.rollups import dead_letter_counts
 
 from . import rollup_support as rs
@@ -255,3 +256,24 @@ def test_without_the_right_to_create_triggers_counts_are_raw(pg_url, caplog):
             conn.execute(text(f"DROP OWNED BY {role}"))
             conn.execute(text(f"DROP ROLE {role}"))
         admin.dispose()
+
+
+def test_raw_setting_removes_the_triggers(db_url):
+    """OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS=raw: start-up drops the triggers an earlier
+    start made, and the counts are read raw (exact); a bad value stops start-up."""
+    pair = rs.Pair(db_url)
+    with pair.engine.connect() as conn:
+        assert dead_letter_counts.installed(conn)
+    raw = rs.Pair(db_url, fresh=False, OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS="raw")
+    with raw.engine.connect() as conn:
+        assert not dead_letter_counts.installed(conn)
+    assert not raw.rollups.keeps_dead_letters
+    raw.clear(NOW)
+    statuses = {}
+    _apply(raw.engine, "insert", ["pending", "resolved"], statuses)
+    raw.rollups.refresh()
+    assert _kept(raw.engine) is None
+    assert _responses(raw.on) == _expected(statuses)
+    with pytest.raises(ConfigError, match="OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS"):
+        build_app(db_url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS="x")
+    rs.Pair(db_url)  # back to triggers for the module's other tests

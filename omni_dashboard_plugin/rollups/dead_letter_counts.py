@@ -91,11 +91,15 @@ def _trigger(operation: str) -> str:
     return f"{PREFIX}dead_letter_counts_{operation}"
 
 
-def _statements(dialect: str) -> list[str]:
-    """The DDL that (re)creates the triggers, after any earlier ones are dropped."""
+def _drops(dialect: str) -> list[str]:
     names = PG_TRIGGERS if dialect == "postgresql" else SQLITE_TRIGGERS
     drop_on = f" ON {SOURCE}" if dialect == "postgresql" else ""
-    statements = [f"DROP TRIGGER IF EXISTS {_trigger(op)}{drop_on}" for op in names]
+    return [f"DROP TRIGGER IF EXISTS {_trigger(op)}{drop_on}" for op in names]
+
+
+def _statements(dialect: str) -> list[str]:
+    """The DDL that (re)creates the triggers, after any earlier ones are dropped."""
+    statements = _drops(dialect)
     if dialect == "postgresql":
         statements.append(_PG_FUNCTION)
         for op, transition in PG_TRIGGERS.items():
@@ -172,6 +176,20 @@ def install(engine) -> bool:
             exc.orig,
         )
         return False
+
+
+def uninstall(engine) -> None:
+    """Drop the triggers, if any (``OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS=raw``)."""
+    dialect = engine.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return
+    try:
+        with engine.begin() as connection:
+            if connection.execute(_installed_triggers(dialect)[0]).scalar():
+                for statement in _drops(dialect):
+                    connection.execute(DDL(statement))
+    except sa_exc.DBAPIError as exc:
+        log.warning("the dead-letter triggers could not be dropped: %s", exc.orig)
 
 
 def read(connection) -> dict[str, int] | None:

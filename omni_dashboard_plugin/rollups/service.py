@@ -69,7 +69,14 @@ class Rollups:
             return
         self._unchecked = False
         self.active = True
-        self.keeps_dead_letters = dead_letter_counts.install(self.engine)
+        self._keep_dead_letters()
+
+    def _keep_dead_letters(self) -> None:
+        """Install the dead-letter triggers, or remove them when told to count raw."""
+        if self.settings.dead_letters == "triggers":
+            self.keeps_dead_letters = dead_letter_counts.install(self.engine)
+        else:
+            dead_letter_counts.uninstall(self.engine)
 
     def reader(self, connection, now, *, snapshot: bool = False) -> RawReader:
         """A reader for one request at ``now``: rollups plus the raw tail when active.
@@ -101,7 +108,7 @@ class Rollups:
         began = time.perf_counter()
         report = refresh(self.engine, self.clock(), self.horizon, **options)
         if self.active:  # put back triggers a migration of dead_letter_events dropped
-            self.keeps_dead_letters = dead_letter_counts.install(self.engine)
+            self._keep_dead_letters()
         if self.on_refresh is not None and not report.busy:
             self.on_refresh(time.perf_counter() - began)
         return report
