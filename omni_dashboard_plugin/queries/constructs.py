@@ -3,6 +3,7 @@
 from sqlalchemy import BigInteger, Integer, case, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 SLOT_SECONDS = 900
 
@@ -23,10 +24,15 @@ def _sqlite_slot(column: str, width: int) -> str:
     return f"(({seconds}) - ((({seconds}) % {width}) + {width}) % {width}) / {width}"
 
 
+# The width is part of the compiled SQL, so it must be part of the statement cache key.
+_WIDTH = [("width", InternalTraversal.dp_plain_obj)]
+
+
 class _Slotted(FunctionElement):
     """A function of a naive-UTC timestamp and the width of its slots, in seconds."""
 
     inherit_cache = True
+    _traverse_internals = FunctionElement._traverse_internals + _WIDTH
 
     def __init__(self, column: ColumnElement, width: int = SLOT_SECONDS):
         self.width = int(width)
@@ -79,6 +85,7 @@ class slot_index(FunctionElement):
 
     type = BigInteger()
     inherit_cache = True
+    _traverse_internals = FunctionElement._traverse_internals + _WIDTH
 
     def __init__(self, start: slot_start):
         self.width = start.width
