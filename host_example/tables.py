@@ -1,4 +1,4 @@
-"""Omni's tables (spec/omni-reference.md), as SQLAlchemy Core definitions.
+"""Omni's tables as SQLAlchemy Core definitions (docs/reference-host.md).
 
 Enumerations are varchar, as in Omni; timestamps are naive and hold UTC.
 """

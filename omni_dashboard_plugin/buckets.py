@@ -11,11 +11,11 @@ from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from .grid import SLOT, first_slot_from, grid_floor
+
 HOURLY = "hourly"
 DAILY = "daily"
 GRANULARITIES = (HOURLY, DAILY)
-GRID = timedelta(minutes=15)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TooManyBuckets(Exception):
@@ -24,11 +24,6 @@ class TooManyBuckets(Exception):
     def __init__(self, limit: int):
         super().__init__(f"more than {limit} buckets")
         self.limit = limit
-
-
-def _grid_floor(instant: datetime) -> datetime:
-    seconds = (instant - EPOCH) // timedelta(seconds=1)
-    return EPOCH + timedelta(seconds=seconds - seconds % 900)
 
 
 @lru_cache(maxsize=8192)
@@ -48,14 +43,14 @@ def _label(instant: datetime, zone: ZoneInfo) -> str:
 
 def _hour_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | None):
     # Only the grid points from start's to end's count: consecutive requests share them.
-    return _grid_hour_starts(_grid_floor(start), _grid_floor(end), zone, limit)
+    return _grid_hour_starts(grid_floor(start), grid_floor(end), zone, limit)
 
 
 @lru_cache(maxsize=256)
 def _grid_hour_starts(cursor: datetime, end: datetime, zone: ZoneInfo, limit: int | None):
     key = _hour_key(cursor, zone)
-    while _hour_key(cursor - GRID, zone) == key:
-        cursor -= GRID
+    while _hour_key(cursor - SLOT, zone) == key:
+        cursor -= SLOT
     starts: list[datetime] = []
     previous = None
     while cursor <= end:
@@ -65,7 +60,7 @@ def _grid_hour_starts(cursor: datetime, end: datetime, zone: ZoneInfo, limit: in
             previous = key
             if limit is not None and len(starts) > limit:
                 raise TooManyBuckets(limit)
-        cursor += GRID
+        cursor += SLOT
     return tuple(starts)
 
 
@@ -101,21 +96,16 @@ def bucket_starts(
     return _day_starts(start, end, zone, limit)
 
 
-def slot_start(slot: int) -> datetime:
-    """The aware-UTC start of 15-minute slot ``slot``."""
-    return EPOCH + slot * GRID
-
-
 @lru_cache(maxsize=64)
 def _first_slots(starts: tuple[datetime, ...]) -> list[int]:
     """The first slot starting in each bucket: a slot is in bucket i when it starts at or
     after starts[i] (and before starts[i + 1])."""
-    return [-((EPOCH - start) // GRID) for start in starts]
+    return [first_slot_from(start) for start in starts]
 
 
 @lru_cache(maxsize=64)
 def _labels(starts: tuple[datetime, ...], zone: ZoneInfo, shift: int) -> tuple[str, ...]:
-    return tuple(_label(start - shift * GRID, zone) for start in starts)
+    return tuple(_label(start - shift * SLOT, zone) for start in starts)
 
 
 def fill(

@@ -4,8 +4,7 @@ earlier, with the same filters."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .buckets import GRID
-from .rollups.plan import RESOLUTION
+from .grid import RESOLUTION, SLOT
 from .window import EventWindow
 
 PREVIOUS_PERIOD = "previous_period"
@@ -29,7 +28,7 @@ class Earlier:
     def slots(self) -> int:
         """``shift`` in 15-minute slots, rounded half up: a slot ``s`` of this window is
         drawn in the compared timeline's bucket holding slot ``s + slots``."""
-        return (self.shift + GRID / 2) // GRID
+        return (self.shift + SLOT / 2) // SLOT
 
 
 def earlier(window: EventWindow, compare: str, now: datetime) -> Earlier:

@@ -28,7 +28,7 @@ def omni_dashboard_accelerators():
     host's own payload, which ``Dashboard.base`` uses while rollups serve reads and for a
     request with a provider's filter argument (``Provider.narrows``).
 
-    ``reader`` is the request's :class:`omni_dashboard_plugin.rollups.reader.RawReader`,
+    ``reader`` is the request's :class:`omni_dashboard_plugin.reading.Reader`,
     ``args`` the request's parsed arguments; the result must equal what the host computes
     itself, field by field (for the filter: over the events that match it).
     """

@@ -36,9 +36,9 @@ from .facts import HostFacts
 from .live.feed import LiveFeed
 from .metrics.process import ProcessMetrics
 from .provider import InvalidArgument, Provider, ProviderContext
-from .queries.snapshot import reads_one_snapshot, snapshot
 from .rollups.reader import RawReader, RollupReader
 from .rollups.service import Rollups
+from .sql.snapshot import reads_one_snapshot, snapshot
 
 EXTENSION_KEY = "omni_dashboard"
 

@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import fields as ma_fields
 from sqlalchemy.engine import Connection
 
-from .rollups.reader import RawReader
+from .reading import Reader
 
 
 class InvalidArgument(Exception):
@@ -35,11 +35,7 @@ class ProviderContext:
     now: datetime
     args: Mapping[str, Any]
     config: Any
-    reader: RawReader | None = None
-
-    def __post_init__(self):
-        if self.reader is None:
-            object.__setattr__(self, "reader", RawReader(self.connection))
+    reader: Reader
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from .provider import ProviderContext
 from .providers.comparison import compared_timeline
 from .queries.alongside import Alongside
 from .queries.events import tally
-from .queries.snapshot import snapshot
 from .queries.summary import dead_letter_totals, instance_totals
+from .sql.snapshot import snapshot
 from .window import EventWindow
 
 PARTS = ("rates", "timeline", "breakdowns", "automations", "comparison")

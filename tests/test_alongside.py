@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, event, text
 
 from omni_dashboard_plugin.queries.alongside import Alongside
-from omni_dashboard_plugin.queries.snapshot import snapshot
+from omni_dashboard_plugin.sql.snapshot import snapshot
 
 
 @pytest.fixture

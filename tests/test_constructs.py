@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Column, DateTime, MetaData, Table, create_engine, insert, select
 
-from omni_dashboard_plugin.queries.constructs import slot_end, slot_index, slot_start
+from omni_dashboard_plugin.sql.constructs import slot_end, slot_index, slot_start
 
 EPOCH = datetime(1970, 1, 1)
 MOMENT = datetime(2026, 3, 10, 12, 50)

@@ -26,9 +26,9 @@ from host_example.tables import (
     omni_events,
 )
 from omni_dashboard_plugin.config import ConfigError
+from omni_dashboard_plugin.grid import slot_time
 from omni_dashboard_plugin.live.hub import Filters
 from omni_dashboard_plugin.metrics import DashboardCollector
-from omni_dashboard_plugin.rollups.plan import slot_time
 
 from . import oracle
 from . import rollup_support as rs

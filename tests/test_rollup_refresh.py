@@ -15,8 +15,8 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from omni_dashboard_plugin.config import ConfigError, RollupSettings
+from omni_dashboard_plugin.grid import slot_of, slot_time
 from omni_dashboard_plugin.rollups.kinds import KINDS
-from omni_dashboard_plugin.rollups.plan import slot_of, slot_time
 from omni_dashboard_plugin.rollups.state import first_whole_slot
 
 from . import rollup_support as rs

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omni_dashboard_plugin.rollups.plan import plan, slot_of, slot_time
+from omni_dashboard_plugin.grid import slot_of, slot_time
+from omni_dashboard_plugin.rollups.plan import plan
 
 from . import rollup_support as rs
 

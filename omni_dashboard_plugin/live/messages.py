@@ -1,7 +1,7 @@
 """Omni's NATS messages, turned into the feed's events.
 
 A message body is ``{"id", "type", "payload", "timestamp" (epoch ms), "metadata"}`` on a
-subject ``{eventType}.{channel}.{instanceId}`` (spec/omni-reference.md).
+subject ``{eventType}.{channel}.{instanceId}`` (docs/live-feed.md).
 ``instance.connected``/``instance.disconnected`` become ``instance.status``; every other
 event becomes ``event.received``.
 """

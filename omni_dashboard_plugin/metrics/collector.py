@@ -12,10 +12,10 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from ..grid import slot_time
 from ..queries.metric_values import MetricValues, metric_values
-from ..queries.snapshot import snapshot
-from ..rollups.plan import slot_time
 from ..rollups.state import read_watermark
+from ..sql.snapshot import snapshot
 
 
 def _label(value) -> str:

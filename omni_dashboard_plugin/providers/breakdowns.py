@@ -4,12 +4,12 @@ from collections import Counter
 
 from ..provider import Provider, ProviderContext
 from ..queries.events import breakdown_rows
-from ..rollups.reader import RawReader
+from ..reading import Reader
 from ..schemas import breakdown_fields
 from ..window import EventWindow
 
 
-def breakdown(reader: RawReader, window: EventWindow) -> dict:
+def breakdown(reader: Reader, window: EventWindow) -> dict:
     """byChannel and byDirection of ``window``, from one grouped statement."""
     by_channel: Counter = Counter()
     by_direction = {"inbound": 0, "outbound": 0}

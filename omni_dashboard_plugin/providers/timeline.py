@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from ..buckets import DAILY, HOURLY, TooManyBuckets, bucket_starts, fill, slot_start
+from ..buckets import DAILY, HOURLY, TooManyBuckets, bucket_starts, fill
+from ..grid import aware_slot_time
 from ..provider import InvalidArgument, Provider, ProviderContext
 from ..queries.events import slot_counts
 from ..schemas import granularity_argument, timeline_fields, timezone_argument
@@ -25,13 +26,13 @@ def span(window: EventWindow, slots: dict, now: datetime) -> tuple[datetime, dat
     if window.since is not None:
         first = _aware(window.since)
     elif slots:
-        first = slot_start(min(slots))
+        first = aware_slot_time(min(slots))
     else:
         first = _aware(window.until) if window.until is not None else now
     if window.until is not None:
         last = _aware(window.until)
     else:
-        last = max(now, slot_start(max(slots))) if slots else now
+        last = max(now, aware_slot_time(max(slots))) if slots else now
     return first, max(first, last)
 
 

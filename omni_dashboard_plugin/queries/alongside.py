@@ -24,7 +24,7 @@ from typing import Generic, TypeVar
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
-from .snapshot import TIMEOUT_OPTION, limit_statements, reads_one_snapshot
+from ..sql.snapshot import TIMEOUT_OPTION, limit_statements, reads_one_snapshot
 
 log = logging.getLogger(__name__)
 

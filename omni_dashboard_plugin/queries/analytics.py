@@ -7,8 +7,8 @@ from rollups while they serve reads, field by field as the host does.
 
 from dataclasses import dataclass
 
+from ..reading import Reader
 from ..rollups.kinds import CHANNEL_DETAILS, EVENT_DETAILS, EVENT_INSTANCES
-from ..rollups.reader import RawReader
 from ..rounding import rounded_mean
 from ..window import EventWindow
 from .events import breakdown_rows
@@ -37,7 +37,7 @@ class StatusTotals:
         return rounded_mean(self.processing_sum, self.processing_count)
 
 
-def status_totals(reader: RawReader, window: EventWindow) -> StatusTotals:
+def status_totals(reader: Reader, window: EventWindow) -> StatusTotals:
     """The window's events by status, summed."""
     sums = [0] * 6
     completed = 0
@@ -50,7 +50,7 @@ def status_totals(reader: RawReader, window: EventWindow) -> StatusTotals:
     return StatusTotals(n, completed, failed, proc_sum, proc_n, agent_sum, agent_n)
 
 
-def _instances(reader: RawReader, window: EventWindow, totals: StatusTotals) -> dict[str, int]:
+def _instances(reader: Reader, window: EventWindow, totals: StatusTotals) -> dict[str, int]:
     if window.instance_id is not None:  # every event of the window is of that instance
         return {str(window.instance_id): totals.count} if totals.count else {}
     rows = reader.sums(
@@ -59,7 +59,7 @@ def _instances(reader: RawReader, window: EventWindow, totals: StatusTotals) -> 
     return {str(instance): n for instance, n in rows if instance is not None}
 
 
-def _details(reader: RawReader, window: EventWindow) -> tuple[dict, dict]:
+def _details(reader: Reader, window: EventWindow) -> tuple[dict, dict]:
     """(events per content type, per error stage) of the window; NULL is left out."""
     kind = CHANNEL_DETAILS if window.instance_id is None else EVENT_DETAILS
     rows = reader.sums(
@@ -75,7 +75,7 @@ def _details(reader: RawReader, window: EventWindow) -> tuple[dict, dict]:
     return types, stages
 
 
-def event_analytics(reader: RawReader, window: EventWindow) -> dict:
+def event_analytics(reader: Reader, window: EventWindow) -> dict:
     """Every field of Omni's /events/analytics for the window."""
     totals = status_totals(reader, window)
     types, stages = _details(reader, window)

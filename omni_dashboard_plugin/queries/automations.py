@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ..reading import Reader
 from ..rollups.kinds import AUTOMATIONS
-from ..rollups.reader import RawReader
 
 EXECUTED = ("success", "failed")
 
@@ -22,7 +22,7 @@ class AutomationTotals:
     recent_failures: int
 
 
-def automation_totals(reader: RawReader, now: datetime) -> AutomationTotals:
+def automation_totals(reader: Reader, now: datetime) -> AutomationTotals:
     """Totals per status; recent failures are those at or after now - 24 h."""
     by_status = {
         status: (n, actions, time_sum, time_n)

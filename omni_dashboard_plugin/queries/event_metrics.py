@@ -8,6 +8,7 @@ docs/api.md of the reference host field by field, and the tests compare the two.
 from datetime import datetime, timedelta
 from fractions import Fraction
 
+from ..reading import Reader
 from ..rollups.kinds import (
     EVENTS,
     LATENCY,
@@ -15,7 +16,6 @@ from ..rollups.kinds import (
     PAYLOAD_DELETIONS,
     PAYLOADS,
 )
-from ..rollups.reader import RawReader
 from ..rounding import round_half_away, rounded_mean
 from .alongside import Alongside
 from .events import count_since
@@ -25,7 +25,7 @@ PENDING = ("received", "processing")
 DEAD_LETTERS = ("pending", "resolved")
 
 
-def percentile_95(reader: RawReader) -> int | None:
+def percentile_95(reader: Reader) -> int | None:
     """The 95th percentile of processing_time_ms (linear interpolation, as
     ``percentile_cont``), rounded half away from zero; ``None`` without values.
 
@@ -53,7 +53,7 @@ def percentile_95(reader: RawReader) -> int | None:
     return round_half_away(low + (position - low_rank) * (high - low))
 
 
-def event_metrics(reader: RawReader, now: datetime) -> dict:
+def event_metrics(reader: Reader, now: datetime) -> dict:
     """Every field of Omni's /event-ops/metrics at ``now``."""
     # Neither depends on the rest: both are read on a second connection meanwhile.
     alongside = Alongside(

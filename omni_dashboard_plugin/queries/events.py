@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from ..reading import Reader
 from ..rollups.kinds import EVENT_CHANNELS, EVENT_COUNTS, EVENT_SLOTS
-from ..rollups.reader import RawReader
 from ..window import EventWindow
 
 
@@ -32,7 +32,7 @@ def breakdown_kind(window: EventWindow):
     return EVENT_CHANNELS if window.instance_id is None else EVENT_COUNTS
 
 
-def slot_counts(reader: RawReader, window: EventWindow) -> dict[int, Tally]:
+def slot_counts(reader: Reader, window: EventWindow) -> dict[int, Tally]:
     """Events of the window per 15-minute UTC slot: ``{slot index: Tally}``.
 
     Slot ``k`` covers ``[k * 900 s, (k + 1) * 900 s)`` after the Unix epoch; only
@@ -44,7 +44,7 @@ def slot_counts(reader: RawReader, window: EventWindow) -> dict[int, Tally]:
     return {slot: Tally(n, failed) for slot, n, failed, *_ in rows}
 
 
-def tally(reader: RawReader, window: EventWindow, *, per_slot: bool = False) -> Tally:
+def tally(reader: Reader, window: EventWindow, *, per_slot: bool = False) -> Tally:
     """Events of the window and failed ones.
 
     ``per_slot`` sums the per-slot counts of the window instead, the same question its
@@ -58,7 +58,7 @@ def tally(reader: RawReader, window: EventWindow, *, per_slot: bool = False) -> 
     return Tally(n, failed)
 
 
-def count_since(reader: RawReader, since: datetime, *, per_slot: bool = False) -> int:
+def count_since(reader: Reader, since: datetime, *, per_slot: bool = False) -> int:
     """Events (of every instance and channel) with received_at >= since."""
     return tally(reader, EventWindow(since, None), per_slot=per_slot).count
 
@@ -71,7 +71,7 @@ class RecentCounts:
     last_24h: int
 
 
-def recent_counts(reader: RawReader, now: datetime, filters: EventWindow) -> RecentCounts:
+def recent_counts(reader: Reader, now: datetime, filters: EventWindow) -> RecentCounts:
     """Events matching ``filters`` with received_at >= now - 1 h, and >= now - 24 h."""
     hour = filters.between(now - timedelta(hours=1), None)
     day = filters.between(now - timedelta(hours=24), None)
@@ -80,7 +80,7 @@ def recent_counts(reader: RawReader, now: datetime, filters: EventWindow) -> Rec
     )
 
 
-def breakdown_rows(reader: RawReader, window: EventWindow) -> list[tuple]:
+def breakdown_rows(reader: Reader, window: EventWindow) -> list[tuple]:
     """Rows ``(channel, direction, status, n, failed, processing sum, processing count,
     agent sum, agent count)`` of the window: its breakdowns and its totals by outcome come
     from this one question."""

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from ..reading import Reader
 from ..rollups.kinds import AUTOMATIONS, EVENT_CHANNELS, LATENCY, LATENCY_COARSE, latency_bucket
-from ..rollups.reader import RawReader
+from ..sql.tables import dead_letter_events, instances
 from .summary import dead_letter_census
-from .tables import dead_letter_events, instances
 
 # Upper bounds (ms) of the processing-time histogram: each starts a latency bucket of the
 # rollups, so that "<= bound" is the buckets below it plus the values equal to it.
@@ -41,7 +41,7 @@ class MetricValues:
     instances: dict[tuple[str, str], int]
 
 
-def all_time_events(reader: RawReader) -> tuple[dict, int, int]:
+def all_time_events(reader: Reader) -> tuple[dict, int, int]:
     """All-time events per (status, channel, direction), and the processing-time sum and
     count over them."""
     counts, proc_sum, proc_n = {}, 0, 0
@@ -54,7 +54,7 @@ def all_time_events(reader: RawReader) -> tuple[dict, int, int]:
     return counts, proc_sum, proc_n
 
 
-def processing_at_or_below(reader: RawReader) -> dict[int, int]:
+def processing_at_or_below(reader: Reader) -> dict[int, int]:
     """Events whose processing_time_ms is at most each of PROCESSING_BOUNDS_MS."""
     buckets = reader.sums(LATENCY_COARSE, by=("coarse",))
     starts = {bound: latency_bucket(bound) for bound in PROCESSING_BOUNDS_MS}
@@ -71,7 +71,7 @@ def processing_at_or_below(reader: RawReader) -> dict[int, int]:
     }
 
 
-def dead_letters_by_status(reader: RawReader) -> dict[str, int]:
+def dead_letters_by_status(reader: Reader) -> dict[str, int]:
     """Dead letters per status: Omni's four always, any other status found too."""
     kept = reader.dead_letters()
     if kept is not None:
@@ -101,7 +101,7 @@ def instances_by_state(connection) -> dict[tuple[str, str], int]:
     return counts
 
 
-def metric_values(reader: RawReader) -> MetricValues:
+def metric_values(reader: Reader) -> MetricValues:
     """Every data family's numbers, read through ``reader`` (on its connection)."""
     events, proc_sum, proc_n = all_time_events(reader)
     executions = dict.fromkeys(AUTOMATION_STATUSES, 0)

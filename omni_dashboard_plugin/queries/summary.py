@@ -2,8 +2,8 @@
 
 from sqlalchemy import func, select
 
-from .constructs import sum_where
-from .tables import dead_letter_events, instances
+from ..sql.constructs import sum_where
+from ..sql.tables import dead_letter_events, instances
 
 
 def _count(condition=None):

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 
-from ..queries.tables import dead_letter_events
+from ..sql.tables import dead_letter_events
 from .kinds import PREFIX, metadata
 
 log = logging.getLogger(__name__)

@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Uuid, case, func
 from sqlalchemy.sql.expression import ColumnElement
 
-from ..queries.constructs import json_array_length, sum_where
-from ..queries.tables import automation_logs, automations, event_payloads, instances, omni_events
+from ..sql.constructs import json_array_length, sum_where
+from ..sql.tables import automation_logs, automations, event_payloads, instances, omni_events
 
 # The layout version is part of every name: a release that changes what is stored rolls
 # into new tables instead of misreading old ones (drop older omni_dashboard_r* tables).
 LAYOUT = 4
 PREFIX = f"omni_dashboard_r{LAYOUT}_"
-SLOTS_PER_DAY = 96
 metadata = MetaData()
 
 state = Table(

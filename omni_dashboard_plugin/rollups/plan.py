@@ -1,30 +1,14 @@
 """Split a time window into rolled-up days, rolled-up slots and raw pieces.
 
-Slot ``k`` covers ``[k * 15 min, (k + 1) * 15 min)`` after the Unix epoch, day ``d`` the
-slots ``[96 d, 96 (d + 1))``. Only slots of the rolled range ``[start, end)`` may be read
-from rollups; every other instant of the window is read from the source rows.
+Slots and days are those of :mod:`..grid`. Only slots of the rolled range
+``[start, end)`` may be read from rollups; every other instant of the window is read from
+the source rows.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from .kinds import SLOTS_PER_DAY
-
-SLOT = timedelta(minutes=15)
-EPOCH = datetime(1970, 1, 1)
-# Timestamps have microsecond resolution (Python, PostgreSQL, SQLAlchemy's SQLite format),
-# so ``t < moment`` is ``t <= moment - RESOLUTION``.
-RESOLUTION = timedelta(microseconds=1)
-
-
-def slot_of(moment: datetime) -> int:
-    """The slot holding a naive-UTC instant."""
-    return (moment - EPOCH) // SLOT
-
-
-def slot_time(slot: int) -> datetime:
-    """The first instant of a slot."""
-    return EPOCH + slot * SLOT
+from ..grid import EPOCH, RESOLUTION, SLOT, SLOTS_PER_DAY, slot_of, slot_time
 
 
 @dataclass(frozen=True)

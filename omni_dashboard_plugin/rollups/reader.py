@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from operator import add
 
-from ..queries.snapshot import without_parallel_workers
+from ..grid import slot_of, slot_time
+from ..sql.snapshot import without_parallel_workers
 from . import dead_letter_counts
 from .kinds import Kind
-from .plan import plan, slot_of, slot_time, split
+from .plan import plan, split
 from .state import RolledRange, first_whole_slot
 from .statements import Part, Question, is_many, run, run_with_edges
 

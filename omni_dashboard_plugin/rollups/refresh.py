@@ -28,11 +28,12 @@ from sqlalchemy import (
     update,
 )
 
-from ..queries.constructs import SLOT_SECONDS, slot_index, slot_start
-from ..queries.snapshot import unlimited
+from ..grid import SLOT_SECONDS, SLOTS_PER_DAY, slot_of, slot_time
+from ..sql.constructs import slot_index, slot_start
+from ..sql.snapshot import unlimited
 from . import dead_letter_counts
-from .kinds import BY_NAME, KINDS, SLOTS_PER_DAY, state
-from .plan import slot_of, slot_time, split
+from .kinds import BY_NAME, KINDS, state
+from .plan import split
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
 
 # pg_try_advisory_xact_lock key: "omnidash" in ASCII.
@@ -242,10 +243,10 @@ def refresh(
 ) -> RefreshReport:
     """Roll every closed slot before ``now - horizon`` (and before ``until``, if given).
 
-    ``chunk_slots`` must divide 96; ``max_chunks`` bounds the work of one call.
+    ``chunk_slots`` must divide the slots of a day (96); ``max_chunks`` bounds the work of one call.
     """
     if SLOTS_PER_DAY % chunk_slots:
-        raise ValueError("chunk_slots must divide 96")
+        raise ValueError(f"chunk_slots must divide {SLOTS_PER_DAY}")
     target = horizon_slot(now, horizon)
     if until is not None:
         target = min(target, slot_of(until))

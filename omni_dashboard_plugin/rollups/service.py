@@ -82,7 +82,7 @@ class Rollups:
         """A reader for one request at ``now``: rollups plus the raw tail when active.
 
         ``snapshot`` says that every statement on ``connection`` reads one snapshot
-        (:func:`..queries.snapshot.snapshot`), which lets the reader use total tables.
+        (:func:`..sql.snapshot.snapshot`), which lets the reader use total tables.
         """
         if self._unchecked:
             self.start()

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from ..queries.constructs import slot_end, slot_index, slot_start
+from ..grid import slot_of
+from ..sql.constructs import slot_end, slot_index, slot_start
 from .kinds import KINDS, state
-from .plan import slot_of
 from .statements import built
 
 STATE_NAME = "all"

@@ -23,7 +23,8 @@ from sqlalchemy import (
     union_all,
 )
 
-from ..queries.constructs import SLOT_SECONDS, slot_index, slot_start
+from ..grid import SLOT_SECONDS
+from ..sql.constructs import slot_index, slot_start
 from .kinds import Kind
 
 SLOT_LABEL = "slot"

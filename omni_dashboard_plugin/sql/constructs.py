@@ -5,7 +5,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-SLOT_SECONDS = 900
+from ..grid import SLOT_SECONDS
 
 
 def sum_where(condition, value=1):
