@@ -2,13 +2,16 @@
 
 Each key is read from the Flask config first, then from the environment, then its
 default. A bad value raises :class:`ConfigError`, which stops start-up with a message
-that says how to fix it.
+that says how to fix it. :data:`SETTINGS` is the one table of keys, defaults, parsers and
+meanings: the settings classes read it, and docs/configuration.md shows its rows (a test
+keeps the two equal).
 """
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ALL = "all"
@@ -24,7 +27,7 @@ def _raw(config: Mapping, key: str, default):
     return os.environ.get(key, default)
 
 
-def parse_provider_names(value) -> tuple[str, ...] | None:
+def parse_provider_names(value, key: str = "OMNI_DASHBOARD_PROVIDERS") -> tuple[str, ...] | None:
     """``None`` means every installed provider; an empty tuple means none."""
     if isinstance(value, list | tuple | set | frozenset):
         names = [str(v).strip() for v in value]
@@ -51,36 +54,45 @@ def parse_timezone(value, key: str = "OMNI_DASHBOARD_TIMEZONE") -> str:
     return name
 
 
-def read_int(config: Mapping, key: str, default: int, minimum: int, maximum: int) -> int:
-    """The integer setting ``key``, validated within [minimum, maximum]."""
-    value = _raw(config, key, default)
-    try:
-        number = int(str(value).strip())
-    except ValueError as exc:
-        raise ConfigError(f"{key}={value!r} is not a whole number; set it to an integer") from exc
-    if not minimum <= number <= maximum:
-        raise ConfigError(f"{key}={number} is out of range; set it between {minimum} and {maximum}")
-    return number
+def whole(minimum: int, maximum: int) -> Callable[[Any, str], int]:
+    """A parser of whole numbers within [minimum, maximum]."""
+
+    def parse(value, key: str) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError as exc:
+            raise ConfigError(
+                f"{key}={value!r} is not a whole number; set it to an integer"
+            ) from exc
+        if not minimum <= number <= maximum:
+            raise ConfigError(
+                f"{key}={number} is out of range; set it between {minimum} and {maximum}"
+            )
+        return number
+
+    return parse
 
 
-def read_choice(config: Mapping, key: str, default: str, choices: tuple[str, ...]) -> str:
-    """The setting ``key``: one of ``choices`` (case-insensitive)."""
-    value = _raw(config, key, default)
-    text = str(value).strip().lower()
-    if text not in choices:
-        raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
-    return text
+def one_of(*choices: str) -> Callable[[Any, str], str]:
+    """A parser of one of ``choices`` (case-insensitive)."""
+
+    def parse(value, key: str) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
+        return text
+
+    return parse
 
 
-def parse_subjects(value) -> tuple[str, ...]:
+def parse_subjects(value, key: str = "OMNI_DASHBOARD_STREAM_SUBJECTS") -> tuple[str, ...]:
     """A comma list of NATS subjects (wildcards allowed)."""
     parts = value if isinstance(value, list | tuple) else str(value).split(",")
     subjects = tuple(p.strip() for p in parts if p.strip())
     bad = [s for s in subjects if " " in s or ".." in s or s.startswith(".") or s.endswith(".")]
     if not subjects or bad:
         raise ConfigError(
-            f"OMNI_DASHBOARD_STREAM_SUBJECTS={value!r} is not a comma list of NATS subjects; "
-            "use e.g. 'message.>,instance.>'"
+            f"{key}={value!r} is not a comma list of NATS subjects; use e.g. 'message.>,instance.>'"
         )
     return subjects
 
@@ -102,89 +114,339 @@ def parse_route_path(value, key: str) -> str | None:
     return text
 
 
+def parse_nats_url(value, key: str) -> str | None:
+    """A NATS URL, or ``None`` (unset or empty: the in-process bus)."""
+    if value is None or not str(value).strip():
+        return None
+    if not str(value).startswith(("nats://", "tls://", "ws://", "wss://")):
+        raise ConfigError(
+            f"{key}={value!r} is not a NATS URL; use e.g. nats://127.0.0.1:4222 "
+            "or leave it unset for the in-process bus"
+        )
+    return value
+
+
 @dataclass(frozen=True)
-class StreamSettings:
+class Setting:
+    """One key: its default, its parser ``(value, key) -> setting`` and its meaning, as
+    docs/configuration.md shows them (``shown`` when the default is not shown as is)."""
+
+    key: str
+    default: Any
+    parse: Callable[[Any, str], Any]
+    meaning: str
+    shown: str = ""
+
+    def read(self, config: Mapping):
+        """The parsed value of the key in ``config``, the environment, or the default."""
+        return self.parse(_raw(config, self.key, self.default), self.key)
+
+    @property
+    def value(self):
+        """The parsed default."""
+        return self.parse(self.default, self.key)
+
+    def doc_row(self) -> str:
+        """The key's row in docs/configuration.md."""
+        return f"| `{self.key}` | {self.shown or f'`{self.default}`'} | {self.meaning} |"
+
+
+SETTINGS = (
+    Setting(
+        "OMNI_DASHBOARD_PROVIDERS",
+        "all",
+        parse_provider_names,
+        (
+            "Providers to enable: `all`, `none`, or a comma list of names "
+            "(`rates,timeline,breakdowns,automations,filters,comparison`; `filters` adds `channel` "
+            "to `/events/analytics`, `comparison` adds `compare` there and on the dashboard). An "
+            "unknown name is a start-up error listing the installed ones. Disabled providers' "
+            "fields and arguments vanish from responses and `/openapi.json`."
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_TIMEZONE",
+        "UTC",
+        parse_timezone,
+        "IANA zone of timeline buckets when a request names none.",
+    ),
+    Setting(
+        "OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS",
+        1000,
+        whole(48, 100_000),
+        (
+            "Cap on the buckets of one timeline (48 to 100000). A request that names a "
+            "granularity and exceeds it gets a VALIDATION_ERROR; without a granularity, hourly is "
+            "used when it fits, else daily when that fits, else a VALIDATION_ERROR naming the "
+            "unbounded end of the window."
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_METRICS_PATH",
+        METRICS_PATH,
+        parse_route_path,
+        (
+            "Where the Prometheus scrape route is served ([prometheus](prometheus.md)); keep it "
+            "under a path the host protects with its API key. `off` serves no route (a host can "
+            "register `DashboardCollector` in its own registry instead). Anything but a path of "
+            "plain segments (letters, digits, `._~-`) is a start-up error."
+        ),
+    ),
+    Setting(
+        "OMNI_NATS_URL",
+        None,
+        parse_nats_url,
+        "NATS server of the feed (`nats://host:4222`); unset: the in-process bus",
+        shown="unset",
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_SUBJECTS",
+        "message.>,instance.>",
+        parse_subjects,
+        "subjects the bridge subscribes",
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_HEARTBEAT",
+        15,
+        whole(1, 300),
+        "seconds of silence before a `: heartbeat` comment line (and WebSocket ping interval)",
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_RETRY_MS",
+        3000,
+        whole(100, 600_000),
+        "the `retry:` hint sent to SSE clients",
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_REPLAY",
+        1000,
+        whole(0, 1_000_000),
+        "events kept for resume (buffer mode), and the largest gap replayed from JetStream",
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_QUEUE",
+        1000,
+        whole(1, 1_000_000),
+        (
+            "events a client may fall behind before it gets `overflow` and is closed (hung up on "
+            "at once when its socket is full)"
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_SEND_TIMEOUT",
+        30,
+        whole(1, 3600),
+        (
+            "seconds a client's socket may take nothing before the server hangs up and frees its "
+            "thread (1 to 3600)"
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_JETSTREAM",
+        "use",
+        one_of("create", "use", "off"),
+        (
+            "`use`: JetStream mode when existing streams capture every subject, else buffer mode; "
+            "`create`: also create `OMNI_DASHBOARD_FEED` (file storage, 24 h, at most 1 GiB) for "
+            "subjects no stream captures; `off`: buffer mode"
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_MAX_CLIENTS",
+        200,
+        whole(1, 100_000),
+        "open streams per process; beyond it, 503",
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_WRITER",
+        "auto",
+        one_of("auto", "thread"),
+        (
+            "`auto`: after the server wrote the head and opening, one writer thread continues "
+            "every SSE stream in the server's framing where the server exposes the socket "
+            "(gunicorn, werkzeug's threaded server); `thread`: each stream is written by its own "
+            "request thread through the WSGI response"
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_LIFETIME_MS",
+        0,
+        whole(0, 86_400_000),
+        (
+            "end each SSE stream after this long; clients reconnect and resume with Last-Event-ID, "
+            "which spreads them over processes after a scale-out"
+        ),
+        shown="`0` (unlimited)",
+    ),
+    Setting(
+        "OMNI_DASHBOARD_ROLLUPS",
+        "auto",
+        one_of("off", "on", "auto"),
+        (
+            "`off`: raw scans, no tables; `on`: create the rollup tables at start-up and read from "
+            "them (start-up stops if they cannot be created); `auto`: `on` for PostgreSQL when the "
+            "user may create tables (else off, with a warning), off for SQLite"
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES",
+        30,
+        whole(15, 7 * 24 * 60),
+        (
+            "rows younger than this are always read raw, so late inserts and status updates within "
+            "it stay exact (15 to 10080)"
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_ROLLUPS_REFRESH",
+        "request",
+        one_of("request", "cron"),
+        (
+            "`request`: a read that finds the rollups behind starts a background refresh in its "
+            "process; `cron`: only `omni-host rollups refresh` refreshes"
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS",
+        "triggers",
+        one_of("triggers", "raw"),
+        (
+            "While rollups are on: `triggers` keeps the dead-letter counts per status with "
+            "triggers on `dead_letter_events` (created at start-up with the current counts; needs "
+            "ownership of the table or `TRIGGER` on it, else a warning and raw counts; see "
+            "[rollups](rollups.md)); `raw` counts them on every read (a cost that grows with the "
+            "table) and drops the triggers an earlier start created"
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STATEMENT_TIMEOUT_MS",
+        5000,
+        whole(0, 3_600_000),
+        (
+            "PostgreSQL: each statement of the plugin's own reads (the dashboard summary, the "
+            "plugin-computed `/event-ops/metrics` and `/events/analytics` fields, and what runs "
+            "alongside them) is cancelled after this long (`SET LOCAL statement_timeout`), which "
+            "the host turns into a 503 envelope; 0 disables. Provider fields computed on the "
+            "host's connection follow the host's own limit."
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_CACHE_SECONDS",
+        5,
+        whole(0, 3600),
+        (
+            "seconds a computed `GET /api/v2/dashboard` answer is reused for the same API key and "
+            "arguments (0 disables)"
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_MAX_TYPES",
+        20,
+        whole(1, 1000),
+        "event types one stream's `types` filter may name (a longer list is a VALIDATION_ERROR)",
+    ),
+)
+BY_KEY = {setting.key: setting for setting in SETTINGS}
+
+
+def _defaults(fields: Mapping[str, str]) -> dict:
+    return {name: BY_KEY[key].value for name, key in fields.items()}
+
+
+def _read(config: Mapping, fields: Mapping[str, str]) -> dict:
+    return {name: BY_KEY[key].read(config) for name, key in fields.items()}
+
+
+class _ReadByTable:
+    """Settings whose fields are read from :data:`SETTINGS` (``_keys``: field -> key)."""
+
+    _keys: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def from_mapping(cls, config: Mapping):
+        """Read and validate the class's keys (a bad value raises :class:`ConfigError`)."""
+        return cls(**_read(config, cls._keys))
+
+
+_STREAM = {
+    "nats_url": "OMNI_NATS_URL",
+    "subjects": "OMNI_DASHBOARD_STREAM_SUBJECTS",
+    "heartbeat_seconds": "OMNI_DASHBOARD_STREAM_HEARTBEAT",
+    "retry_ms": "OMNI_DASHBOARD_STREAM_RETRY_MS",
+    "replay_size": "OMNI_DASHBOARD_STREAM_REPLAY",
+    "queue_size": "OMNI_DASHBOARD_STREAM_QUEUE",
+    "max_clients": "OMNI_DASHBOARD_STREAM_MAX_CLIENTS",
+    "max_types": "OMNI_DASHBOARD_STREAM_MAX_TYPES",
+    "lifetime_ms": "OMNI_DASHBOARD_STREAM_LIFETIME_MS",
+    "writer": "OMNI_DASHBOARD_STREAM_WRITER",
+    "send_timeout": "OMNI_DASHBOARD_STREAM_SEND_TIMEOUT",
+    "jetstream": "OMNI_DASHBOARD_STREAM_JETSTREAM",
+}
+_STREAM_DEFAULTS = _defaults(_STREAM)
+
+
+@dataclass(frozen=True)
+class StreamSettings(_ReadByTable):
     """Settings of the live feed (see docs/configuration.md)."""
 
-    nats_url: str | None = None
-    subjects: tuple[str, ...] = ("message.>", "instance.>")
-    heartbeat_seconds: int = 15
-    retry_ms: int = 3000
-    replay_size: int = 1000
-    queue_size: int = 1000
-    max_clients: int = 200
-    max_types: int = 20
-    lifetime_ms: int = 0
-    writer: str = "auto"
-    send_timeout: int = 30
-    jetstream: str = "use"
+    _keys: ClassVar[Mapping[str, str]] = _STREAM
 
-    @classmethod
-    def from_mapping(cls, config: Mapping) -> "StreamSettings":
-        """Read and validate the ``OMNI_DASHBOARD_STREAM_*`` keys and ``OMNI_NATS_URL``."""
-        url = _raw(config, "OMNI_NATS_URL", None)
-        if url is not None and not str(url).strip():
-            url = None
-        if url is not None and not str(url).startswith(("nats://", "tls://", "ws://", "wss://")):
-            raise ConfigError(
-                f"OMNI_NATS_URL={url!r} is not a NATS URL; use e.g. nats://127.0.0.1:4222 "
-                "or leave it unset for the in-process bus"
-            )
-        return cls(
-            nats_url=url,
-            subjects=parse_subjects(
-                _raw(config, "OMNI_DASHBOARD_STREAM_SUBJECTS", "message.>,instance.>")
-            ),
-            heartbeat_seconds=read_int(config, "OMNI_DASHBOARD_STREAM_HEARTBEAT", 15, 1, 300),
-            retry_ms=read_int(config, "OMNI_DASHBOARD_STREAM_RETRY_MS", 3000, 100, 600_000),
-            replay_size=read_int(config, "OMNI_DASHBOARD_STREAM_REPLAY", 1000, 0, 1_000_000),
-            queue_size=read_int(config, "OMNI_DASHBOARD_STREAM_QUEUE", 1000, 1, 1_000_000),
-            max_clients=read_int(config, "OMNI_DASHBOARD_STREAM_MAX_CLIENTS", 200, 1, 100_000),
-            lifetime_ms=read_int(config, "OMNI_DASHBOARD_STREAM_LIFETIME_MS", 0, 0, 86_400_000),
-            writer=read_choice(config, "OMNI_DASHBOARD_STREAM_WRITER", "auto", ("auto", "thread")),
-            send_timeout=read_int(config, "OMNI_DASHBOARD_STREAM_SEND_TIMEOUT", 30, 1, 3600),
-            jetstream=read_choice(
-                config, "OMNI_DASHBOARD_STREAM_JETSTREAM", "use", ("create", "use", "off")
-            ),
-        )
+    nats_url: str | None = _STREAM_DEFAULTS["nats_url"]
+    subjects: tuple[str, ...] = _STREAM_DEFAULTS["subjects"]
+    heartbeat_seconds: int = _STREAM_DEFAULTS["heartbeat_seconds"]
+    retry_ms: int = _STREAM_DEFAULTS["retry_ms"]
+    replay_size: int = _STREAM_DEFAULTS["replay_size"]
+    queue_size: int = _STREAM_DEFAULTS["queue_size"]
+    max_clients: int = _STREAM_DEFAULTS["max_clients"]
+    max_types: int = _STREAM_DEFAULTS["max_types"]
+    lifetime_ms: int = _STREAM_DEFAULTS["lifetime_ms"]
+    writer: str = _STREAM_DEFAULTS["writer"]
+    send_timeout: int = _STREAM_DEFAULTS["send_timeout"]
+    jetstream: str = _STREAM_DEFAULTS["jetstream"]
+
+
+_ROLLUPS = {
+    "mode": "OMNI_DASHBOARD_ROLLUPS",
+    "horizon_minutes": "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES",
+    "refresh": "OMNI_DASHBOARD_ROLLUPS_REFRESH",
+    "dead_letters": "OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS",
+}
+_ROLLUP_DEFAULTS = _defaults(_ROLLUPS)
 
 
 @dataclass(frozen=True)
-class RollupSettings:
+class RollupSettings(_ReadByTable):
     """Settings of the rollup tables (see docs/configuration.md)."""
 
-    mode: str = "auto"
-    horizon_minutes: int = 30
-    refresh: str = "request"
-    dead_letters: str = "triggers"
+    _keys: ClassVar[Mapping[str, str]] = _ROLLUPS
 
-    @classmethod
-    def from_mapping(cls, config: Mapping) -> "RollupSettings":
-        """Read and validate the ``OMNI_DASHBOARD_ROLLUPS*`` keys."""
-        return cls(
-            mode=read_choice(config, "OMNI_DASHBOARD_ROLLUPS", "auto", ("off", "on", "auto")),
-            horizon_minutes=read_int(
-                config, "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES", 30, 15, 7 * 24 * 60
-            ),
-            refresh=read_choice(
-                config, "OMNI_DASHBOARD_ROLLUPS_REFRESH", "request", ("request", "cron")
-            ),
-            dead_letters=read_choice(
-                config, "OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS", "triggers", ("triggers", "raw")
-            ),
-        )
+    mode: str = _ROLLUP_DEFAULTS["mode"]
+    horizon_minutes: int = _ROLLUP_DEFAULTS["horizon_minutes"]
+    refresh: str = _ROLLUP_DEFAULTS["refresh"]
+    dead_letters: str = _ROLLUP_DEFAULTS["dead_letters"]
+
+
+_DASHBOARD = {
+    "providers": "OMNI_DASHBOARD_PROVIDERS",
+    "timezone": "OMNI_DASHBOARD_TIMEZONE",
+    "timeline_max_buckets": "OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS",
+    "cache_seconds": "OMNI_DASHBOARD_CACHE_SECONDS",
+    "statement_timeout_ms": "OMNI_DASHBOARD_STATEMENT_TIMEOUT_MS",
+    "metrics_path": "OMNI_DASHBOARD_METRICS_PATH",
+}
+_DASHBOARD_DEFAULTS = _defaults(_DASHBOARD)
 
 
 @dataclass(frozen=True)
 class DashboardConfig:
     """Validated plugin settings (see docs/configuration.md)."""
 
-    providers: tuple[str, ...] | None = None
-    timezone: str = "UTC"
-    timeline_max_buckets: int = 1000
-    cache_seconds: int = 5
-    statement_timeout_ms: int = 5000
-    metrics_path: str | None = METRICS_PATH
+    providers: tuple[str, ...] | None = _DASHBOARD_DEFAULTS["providers"]
+    timezone: str = _DASHBOARD_DEFAULTS["timezone"]
+    timeline_max_buckets: int = _DASHBOARD_DEFAULTS["timeline_max_buckets"]
+    cache_seconds: int = _DASHBOARD_DEFAULTS["cache_seconds"]
+    statement_timeout_ms: int = _DASHBOARD_DEFAULTS["statement_timeout_ms"]
+    metrics_path: str | None = _DASHBOARD_DEFAULTS["metrics_path"]
     stream: StreamSettings = StreamSettings()
     rollups: RollupSettings = RollupSettings()
 
@@ -192,19 +454,7 @@ class DashboardConfig:
     def from_mapping(cls, config: Mapping) -> "DashboardConfig":
         """Read and validate every ``OMNI_DASHBOARD_*`` key."""
         return cls(
-            providers=parse_provider_names(_raw(config, "OMNI_DASHBOARD_PROVIDERS", ALL)),
-            timezone=parse_timezone(_raw(config, "OMNI_DASHBOARD_TIMEZONE", "UTC")),
-            timeline_max_buckets=read_int(
-                config, "OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS", 1000, 48, 100_000
-            ),
-            cache_seconds=read_int(config, "OMNI_DASHBOARD_CACHE_SECONDS", 5, 0, 3600),
-            statement_timeout_ms=read_int(
-                config, "OMNI_DASHBOARD_STATEMENT_TIMEOUT_MS", 5000, 0, 3_600_000
-            ),
-            metrics_path=parse_route_path(
-                _raw(config, "OMNI_DASHBOARD_METRICS_PATH", METRICS_PATH),
-                "OMNI_DASHBOARD_METRICS_PATH",
-            ),
+            **_read(config, _DASHBOARD),
             stream=StreamSettings.from_mapping(config),
             rollups=RollupSettings.from_mapping(config),
         )

@@ -80,6 +80,8 @@ def test_the_page_shows_the_api_numbers_and_the_live_feed(browser, host):
     for name in TILES:
         tile = f'[data-testid="tile-{name}"]'
         assert float(page.get_attribute(f"{tile} .value", "data-value")) == events[name]
+        # The sparklines come from a second request (the range's analytics).
+        page.wait_for_selector(f"{tile} svg[data-points]")
         assert int(page.get_attribute(f"{tile} svg", "data-points")) == len(events["timeline"])
         points = page.get_attribute(f"{tile} svg polyline", "points").split()
         assert len(points) == len(events["timeline"]) == 25
