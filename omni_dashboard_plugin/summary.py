@@ -19,9 +19,10 @@ from .comparison import earlier
 from .facts import HostFacts
 from .provider import ProviderContext
 from .providers.comparison import compared_timeline
-from .queries.alongside import Alongside
+from .queries.concurrent_read import ConcurrentRead
+from .queries.dead_letters import dead_letter_totals
 from .queries.events import tally
-from .queries.summary import dead_letter_totals, instance_totals
+from .queries.instances import instance_totals
 from .sql.snapshot import snapshot
 from .window import EventWindow
 
@@ -40,7 +41,7 @@ def compute_summary(dashboard, facts: HostFacts, args) -> dict:
     with snapshot(dashboard.engine, dashboard.config.statement_timeout_ms) as conn:
         reader = dashboard.reader(conn, now, snapshot=True)
         # Counted raw, they depend on nothing else: read on a second connection meanwhile.
-        dead_letters = Alongside(
+        dead_letters = ConcurrentRead(
             conn,
             lambda connection: dead_letter_totals(reader.on(connection)),
             inline=reader.keeps_dead_letters,

@@ -75,15 +75,20 @@ class Item:
 
 @dataclass(eq=False)
 class Subscription:
-    """A client's place in the feed: its filters, cursor and bounded queue."""
+    """A client's place in the feed: its filters, cursor and bounded queue.
+
+    ``arrived_during_replay`` holds live events that came while its JetStream replay ran
+    (``None`` when none runs); ``caught_up`` says its cursor is the hub's, so that a live
+    event is its next one.
+    """
 
     filters: Filters
     cursor: ids.Cursor
     queue: Mailbox
-    held: list | None = None
+    arrived_during_replay: list | None = None
     closed: bool = False
     last_id: str = ""
-    synced: bool = False
+    caught_up: bool = False
     on_overflow: Callable[[], None] | None = None
 
     def current_id(self) -> str:
@@ -91,7 +96,7 @@ class Subscription:
 
 
 @dataclass
-class Start:
+class Opening:
     """What a new subscription begins with: replayed items, or a reset."""
 
     subscription: Subscription
@@ -144,8 +149,8 @@ class Hub:
                 return
             notice = {"reason": reset, "refetch": "/api/v2/dashboard"}
             for sub in list(self._subscribers):
-                if sub.held is None:
-                    sub.cursor, sub.synced = dict(self._cursor), True
+                if sub.arrived_during_replay is None:
+                    sub.cursor, sub.caught_up = dict(self._cursor), True
                     self._put(sub, Item("reset", sub.current_id(), notice))
         self._notify()
 
@@ -170,9 +175,9 @@ class Hub:
             self.counters["published"] += 1
             shared = None
             for sub in list(self._subscribers):  # an overflow removes its subscriber
-                if sub.held is not None:
-                    sub.held.append((stream, seq, event))
-                elif sub.synced:
+                if sub.arrived_during_replay is not None:
+                    sub.arrived_during_replay.append((stream, seq, event))
+                elif sub.caught_up:
                     # A client that is caught up has the hub's cursor: one item serves all.
                     sub.cursor[stream] = seq
                     if sub.filters.accept(event):
@@ -204,7 +209,7 @@ class Hub:
                 self._cursor[self.epoch] += 1
             reset = {"reason": "the feed was interrupted", "refetch": "/api/v2/dashboard"}
             for sub in list(self._subscribers):
-                if sub.held is None:
+                if sub.arrived_during_replay is None:
                     self._put(sub, Item("status", sub.current_id(), self.status_data()))
                     if gap:
                         sub.cursor[self.epoch] = self._cursor[self.epoch]
@@ -253,7 +258,7 @@ class Hub:
         with self._lock:
             return len(self._subscribers)
 
-    def subscribe(self, filters: Filters, after: str | None) -> Start | None:
+    def subscribe(self, filters: Filters, after: str | None) -> Opening | None:
         """Register a client; ``None`` when the process is at its client cap.
 
         ``after`` is the id the client last saw (Last-Event-ID): the start holds every
@@ -264,7 +269,7 @@ class Hub:
                 return None
             sub = Subscription(filters, dict(self._cursor), Mailbox())
             sub.last_id = sub.current_id()
-            start = Start(sub, begin_id=sub.current_id())
+            start = Opening(sub, begin_id=sub.current_id())
             wanted = self._resume_point(after, start)
             if wanted is not None:
                 start.begin_id = ids.encode(wanted)
@@ -272,18 +277,18 @@ class Hub:
                 start.replay = self._replay_buffer(sub, wanted)
                 sub.last_id = start.replay[-1].id if start.replay else sub.current_id()
             elif wanted is not None:
-                sub.held = []
+                sub.arrived_during_replay = []
                 sub.cursor = wanted
-            sub.synced = sub.held is None and sub.cursor == self._cursor
+            sub.caught_up = sub.arrived_during_replay is None and sub.cursor == self._cursor
             self._subscribers.append(sub)
             self.meter.clients(len(self._subscribers))
-        if sub.held is not None and self.replayer is not None:
+        if sub.arrived_during_replay is not None and self.replayer is not None:
             self._finish_jetstream_replay(start)
         if start.reset:
             self.meter.reset_sent()
         return start
 
-    def _resume_point(self, after: str | None, start: Start) -> ids.Cursor | None:
+    def _resume_point(self, after: str | None, start: Opening) -> ids.Cursor | None:
         if not after:
             return None
         try:
@@ -317,7 +322,7 @@ class Hub:
                     items.append(Item(event.name, sub.current_id(), event.data))
         return items
 
-    def _finish_jetstream_replay(self, start: Start) -> None:
+    def _finish_jetstream_replay(self, start: Opening) -> None:
         sub = start.subscription
         try:
             missed = self.replayer(dict(sub.cursor))
@@ -334,10 +339,10 @@ class Hub:
                     if sub.filters.accept(event):
                         start.replay.append(Item(event.name, sub.current_id(), event.data))
             sub.last_id = start.replay[-1].id if start.replay else sub.current_id()
-            held, sub.held = sub.held, None
-            for stream, seq, event in held:
+            arrived, sub.arrived_during_replay = sub.arrived_during_replay, None
+            for stream, seq, event in arrived:
                 self._offer(sub, stream, seq, event)
-            sub.synced = sub.cursor == self._cursor
+            sub.caught_up = sub.cursor == self._cursor
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Forget a client (its stream ended)."""

@@ -3,14 +3,14 @@
 import threading
 import time
 
-from .hub import Hub, Item, Start
+from .hub import Hub, Item, Opening
 from .sockets import body_framing, bound_sends, hang_up, raw_socket
 
 HEARTBEAT = ": heartbeat\n"  # a comment line alone: no block, so no parser dispatches it
 BATCH = 256
 
 
-def opening_items(hub: Hub, start: Start) -> list[Item]:
+def opening_items(hub: Hub, start: Opening) -> list[Item]:
     """``connected``, then ``reset`` or the replayed events."""
     sub = start.subscription
     items = [Item("connected", start.begin_id, hub.status_data())]
@@ -20,12 +20,12 @@ def opening_items(hub: Hub, start: Start) -> list[Item]:
     return items + start.replay
 
 
-def opening_text(hub: Hub, start: Start, retry_ms: int) -> str:
+def opening_text(hub: Hub, start: Opening, retry_ms: int) -> str:
     """The first bytes of a stream; ``retry:`` rides in the ``connected`` event's block."""
     return f"retry: {retry_ms}\n" + "".join(item.sse() for item in opening_items(hub, start))
 
 
-def next_items(start: Start, timeout: float) -> list[Item]:
+def next_items(start: Opening, timeout: float) -> list[Item]:
     """The queued items (at most BATCH, up to a final one), or [] after ``timeout`` idle seconds."""
     items = start.subscription.queue.take(timeout, BATCH)
     for index, item in enumerate(items):
@@ -43,7 +43,7 @@ class SseBody:
     Closing the body (the server does, on every path) unsubscribes.
     """
 
-    def __init__(self, hub: Hub, start: Start, settings, environ, writer=None):
+    def __init__(self, hub: Hub, start: Opening, settings, environ, writer=None):
         self.hub = hub
         self.start = start
         self.settings = settings

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .hub import Hub, Start
+from .hub import Hub, Opening
 from .sockets import frame, hang_up
 from .sse import BATCH, HEARTBEAT
 
@@ -29,7 +29,7 @@ class Stream:
     """A stream the writer serves: its socket, framing, unsent bytes and deadlines."""
 
     sock: socket.socket
-    start: Start
+    start: Opening
     framing: str
     ends: float | None
     pending: bytes = b""
@@ -72,7 +72,7 @@ class SocketWriter:
         self.wake()
         self._thread.join(5)
 
-    def serve(self, sock: socket.socket, start: Start, framing: str, lifetime_ms: int) -> bool:
+    def serve(self, sock: socket.socket, start: Opening, framing: str, lifetime_ms: int) -> bool:
         """Stream on ``sock`` until the end (blocking); the server already wrote the head.
 
         True when the stream ended on its own and ``sock`` is as the server left it; False

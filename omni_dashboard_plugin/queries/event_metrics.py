@@ -17,9 +17,9 @@ from ..rollups.kinds import (
     PAYLOADS,
 )
 from ..rounding import round_half_away, rounded_mean
-from .alongside import Alongside
+from .concurrent_read import ConcurrentRead
+from .dead_letters import dead_letter_counts
 from .events import count_since
-from .summary import dead_letter_counts
 
 PENDING = ("received", "processing")
 DEAD_LETTERS = ("pending", "resolved")
@@ -56,7 +56,7 @@ def percentile_95(reader: Reader) -> int | None:
 def event_metrics(reader: Reader, now: datetime) -> dict:
     """Every field of Omni's /event-ops/metrics at ``now``."""
     # Neither depends on the rest: both are read on a second connection meanwhile.
-    alongside = Alongside(
+    alongside = ConcurrentRead(
         reader.connection,
         lambda connection: (
             dead_letter_counts(reader.on(connection), DEAD_LETTERS),

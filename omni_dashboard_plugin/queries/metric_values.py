@@ -6,17 +6,14 @@ windows itself.
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-
 from ..reading import Reader
 from ..rollups.kinds import AUTOMATIONS, EVENT_CHANNELS, LATENCY, LATENCY_COARSE, latency_bucket
-from ..sql.tables import dead_letter_events, instances
-from .summary import dead_letter_census
+from .dead_letters import dead_letters_by_status
+from .instances import instances_by_state
 
 # Upper bounds (ms) of the processing-time histogram: each starts a latency bucket of the
 # rollups, so that "<= bound" is the buckets below it plus the values equal to it.
 PROCESSING_BOUNDS_MS = tuple(16 * 2**k for k in range(16))  # 16 ms .. 524.288 s
-DEAD_LETTER_STATUSES = ("pending", "retrying", "resolved", "abandoned")
 AUTOMATION_STATUSES = ("success", "failed", "skipped")
 
 
@@ -69,36 +66,6 @@ def processing_at_or_below(reader: Reader) -> dict[int, int]:
         bound: sum(n for bucket, n in buckets if bucket < start) + equal.get(bound, 0)
         for bound, start in starts.items()
     }
-
-
-def dead_letters_by_status(reader: Reader) -> dict[str, int]:
-    """Dead letters per status: Omni's four always, any other status found too."""
-    kept = reader.dead_letters()
-    if kept is not None:
-        return dict.fromkeys(DEAD_LETTER_STATUSES, 0) | kept
-    connection = reader.connection
-    counts, total = dead_letter_census(reader, DEAD_LETTER_STATUSES)
-    if total != sum(counts.values()):
-        status = dead_letter_events.c.status
-        others = connection.execute(
-            select(status, func.count()).where(status.not_in(DEAD_LETTER_STATUSES)).group_by(status)
-        )
-        counts.update({key: int(n) for key, n in others})
-    return counts
-
-
-def instances_by_state(connection) -> dict[tuple[str, str], int]:
-    """Instances per (channel, state), state ``connected`` (is_active) or ``disconnected``."""
-    rows = connection.execute(
-        select(instances.c.channel, instances.c.is_active, func.count()).group_by(
-            instances.c.channel, instances.c.is_active
-        )
-    )
-    counts: dict = {}
-    for channel, active, n in rows:
-        key = (channel, "connected" if active else "disconnected")
-        counts[key] = counts.get(key, 0) + int(n)
-    return counts
 
 
 def metric_values(reader: Reader) -> MetricValues:

@@ -57,7 +57,7 @@ def oldest_slot(connection, kind) -> int | None:
     return None if oldest is None else slot_of(oldest)
 
 
-def _census(kind):
+def _oldest_slot_check(kind):
     """SELECT the oldest time, the rows now in its slot, and the rows rolled for it."""
     oldest = select(func.min(kind.time).label("oldest")).select_from(kind.source).subquery()
     conditions = [kind.time >= oldest.c.oldest, kind.time < slot_end(oldest.c.oldest)]
@@ -81,8 +81,9 @@ def first_whole_slot(connection, kind) -> int | None:
     rows are then exact, else the next slot is the first.
     """
     key = (kind.source.name, kind.time.name)
-    census = next(k for k in KINDS if (k.source.name, k.time.name) == key)
-    statement = built(("census", census.name), lambda: _census(census))
+    # Any kind of the source tells (its rolled n and the rows counted share its filter).
+    first = next(k for k in KINDS if (k.source.name, k.time.name) == key)
+    statement = built(("oldest slot", first.name), lambda: _oldest_slot_check(first))
     oldest, now_in_slot, rolled = connection.execute(statement).one()
     if oldest is None:
         return None

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, event, text
 
-from omni_dashboard_plugin.queries.alongside import Alongside
+from omni_dashboard_plugin.queries.concurrent_read import ConcurrentRead
 from omni_dashboard_plugin.sql.snapshot import snapshot
 
 
@@ -41,7 +41,7 @@ def test_the_second_connection_reads_the_snapshot_of_the_response(engine):
     with snapshot(engine) as conn:
         assert _count(conn) == 3  # the response's snapshot is taken here
         _insert_two_elsewhere(engine)
-        pending = Alongside(conn, read)
+        pending = ConcurrentRead(conn, read)
         time.sleep(0.2)  # let the worker take it
         assert pending.result() == 3
         assert used and used[0] is not conn  # it did run on the second connection
@@ -53,7 +53,7 @@ def test_without_a_snapshot_the_second_connection_reads_committed_rows(engine):
     with engine.connect() as conn:  # READ COMMITTED: each statement sees what is committed
         assert _count(conn) == 3
         _insert_two_elsewhere(engine)
-        assert Alongside(conn, _count).result() == 5
+        assert ConcurrentRead(conn, _count).result() == 5
 
 
 def test_it_never_waits_for_a_connection(engine):
@@ -74,7 +74,7 @@ def test_it_never_waits_for_a_connection(engine):
 
     with snapshot(engine) as conn:
         started = time.perf_counter()
-        assert Alongside(conn, read).result() == 3
+        assert ConcurrentRead(conn, read).result() == 3
         assert time.perf_counter() - started < 1.0
         assert used == [conn]
     time.sleep(2)  # the worker checked out, found the read taken, and checked in
@@ -94,7 +94,7 @@ def test_a_full_pool_means_reading_on_the_response_connection(engine):
 
     with engine.connect() as busy, snapshot(engine) as conn:
         busy.execute(text("SELECT 1"))
-        assert Alongside(conn, read).result() == 3
+        assert ConcurrentRead(conn, read).result() == 3
         assert used == [conn]
     time.sleep(0.2)
     assert set(checkouts) == {threading.get_ident()}
@@ -108,7 +108,7 @@ def test_an_error_on_the_second_connection_falls_back_to_the_response_connection
                 raise RuntimeError("second connection broke")
             return _count(connection)
 
-        pending = Alongside(conn, read)
+        pending = ConcurrentRead(conn, read)
         time.sleep(0.2)
         with caplog.at_level(logging.WARNING):
             assert pending.result() == 3
@@ -127,5 +127,5 @@ def test_sqlite_reads_on_the_response_connection(tmp_path):
         return _count(connection)
 
     with snapshot(engine) as conn:
-        assert Alongside(conn, read).result() == 3
+        assert ConcurrentRead(conn, read).result() == 3
         assert used == [conn]

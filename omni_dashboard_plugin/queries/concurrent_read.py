@@ -65,7 +65,7 @@ def _can_export(connection: Connection) -> bool:
     return known
 
 
-class Alongside(Generic[T]):
+class ConcurrentRead(Generic[T]):
     """``read(connection)`` started now and collected with :meth:`result`.
 
     ``inline`` reads it on the response's connection when collected instead (a read too

@@ -1,0 +1,34 @@
+"""Omni's instances: totals for the dashboard, counts per state for Prometheus."""
+
+from sqlalchemy import func, select
+
+from ..sql.constructs import sum_where
+from ..sql.tables import instances
+
+
+def instance_totals(connection) -> dict:
+    """total, connected (is_active) and count per channel of the instances."""
+    rows = connection.execute(
+        select(instances.c.channel, func.count(), sum_where(instances.c.is_active)).group_by(
+            instances.c.channel
+        )
+    ).all()
+    return {
+        "total": sum(int(n) for _, n, _ in rows),
+        "connected": sum(int(c) for _, _, c in rows),
+        "byChannel": {channel: int(n) for channel, n, _ in rows},
+    }
+
+
+def instances_by_state(connection) -> dict[tuple[str, str], int]:
+    """Instances per (channel, state), state ``connected`` (is_active) or ``disconnected``."""
+    rows = connection.execute(
+        select(instances.c.channel, instances.c.is_active, func.count()).group_by(
+            instances.c.channel, instances.c.is_active
+        )
+    )
+    counts: dict = {}
+    for channel, active, n in rows:
+        key = (channel, "connected" if active else "disconnected")
+        counts[key] = counts.get(key, 0) + int(n)
+    return counts
