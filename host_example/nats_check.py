@@ -10,8 +10,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import nats
-
 
 @dataclass(frozen=True)
 class Probe:
@@ -23,6 +21,8 @@ class Probe:
 
 
 async def _ping(url: str, timeout: float) -> None:
+    import nats  # the [live] extra: only a host with OMNI_NATS_URL probes NATS
+
     async def quiet(_exc):
         return None
 

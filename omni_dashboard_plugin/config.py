@@ -7,6 +7,7 @@ meanings: the settings classes read it, and docs/configuration.md shows its rows
 keeps the two equal).
 """
 
+import importlib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -114,6 +115,15 @@ def parse_route_path(value, key: str) -> str | None:
     return text
 
 
+def installed(module: str) -> bool:
+    """Whether an optional dependency (an extra's) can be imported."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def parse_nats_url(value, key: str) -> str | None:
     """A NATS URL, or ``None`` (unset or empty: the in-process bus)."""
     if value is None or not str(value).strip():
@@ -122,6 +132,11 @@ def parse_nats_url(value, key: str) -> str | None:
         raise ConfigError(
             f"{key}={value!r} is not a NATS URL; use e.g. nats://127.0.0.1:4222 "
             "or leave it unset for the in-process bus"
+        )
+    if not installed("nats"):
+        raise ConfigError(
+            f"{key} is set, but nats-py is not installed: "
+            "pip install 'omni-dashboard-plugin[live]', or leave it unset for the in-process bus"
         )
     return value
 

@@ -1,21 +1,24 @@
 """GET /api/v2/events/stream (Server-Sent Events) and its WebSocket twin /api/v2/events/ws."""
 
 import json
+import logging
 import threading
 
 import flask
 from flask import Response, request
 from flask_smorest import Blueprint, abort
-from flask_sock import Sock
 from marshmallow import Schema, ValidationError, fields, validate, validates
 from webargs.fields import DelimitedList
 
+from ..config import installed
 from ..live import cursor as ids
 from ..live.handshake import handshake_errors
 from ..live.hub import Filters
 from ..live.sockets import bound_sends, hang_up
 from ..live.sse import SseBody, next_items, opening_items
 from .stream_schemas import STREAM_EVENT, websocket_path
+
+log = logging.getLogger(__name__)
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -101,7 +104,11 @@ def build(dashboard) -> Blueprint:
 
 
 def register_websocket(dashboard, app, api) -> None:
-    """The WebSocket route, registered on ``app`` and described in ``api``'s document."""
+    """The WebSocket route, registered on ``app`` and described in ``api``'s document;
+    none without flask-sock (``pip install 'omni-dashboard-plugin[live]'``)."""
+    if not installed("flask_sock"):
+        log.info("no /api/v2/events/ws: flask-sock is not installed (the [live] extra)")
+        return
     app.register_blueprint(build_websocket(dashboard, app))
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "events-ws.events_ws")
     websocket_path(api.spec, rule, query_schema(dashboard.config.stream.max_types))
@@ -131,6 +138,8 @@ def build_websocket(dashboard, app) -> flask.Blueprint:
         if taken is not None:
             hub, start = taken
             hub.unsubscribe(start.subscription)
+
+    from flask_sock import Sock  # the [live] extra, checked by register_websocket
 
     sock = Sock()
 

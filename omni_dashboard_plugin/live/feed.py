@@ -10,7 +10,6 @@ import os
 import threading
 
 from ..config import StreamSettings
-from .bridge import NatsBridge
 from .hub import FeedMeter, Hub
 from .messages import MalformedMessage, parse
 from .writer import SocketWriter
@@ -25,7 +24,7 @@ class LiveFeed:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._hub: Hub | None = None
-        self._bridge: NatsBridge | None = None
+        self._bridge = None  # a NatsBridge when OMNI_NATS_URL is set
         self._writer: SocketWriter | None = None
 
     def hub(self) -> Hub:
@@ -37,6 +36,9 @@ class LiveFeed:
                     hub = Hub(s.replay_size, s.queue_size, s.max_clients, self.meter)
                     bridge = None
                     if s.nats_url:
+                        # nats-py (the [live] extra; config checked it is installed)
+                        from .bridge import NatsBridge
+
                         bridge = NatsBridge(
                             s.nats_url, list(s.subjects), hub, s.replay_size, s.jetstream
                         )
