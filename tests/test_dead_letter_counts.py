@@ -277,3 +277,33 @@ def test_raw_setting_removes_the_triggers(db_url):
     with pytest.raises(ConfigError, match="OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS"):
         build_app(db_url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS="x")
     rs.Pair(db_url)  # back to triggers for the module's other tests
+
+
+def test_a_writer_without_rights_on_the_counts_table_still_writes(pg_url):
+    """PostgreSQL: the host's writer role may change dead letters (and only them): the
+    triggers' function runs as the plugin's user, so its writes succeed and are counted."""
+    pair = rs.Pair(pg_url)
+    pair.clear(NOW)
+    role = f"omni_writer_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+        conn.execute(
+            text(f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON {table.name} TO {role}")
+        )
+    writer = create_engine(make_url(pg_url).set(username=role))
+    try:
+        statuses = {}
+        _apply(writer, "insert", ["pending", "pending", "retrying"], statuses)
+        _apply(writer, "update", (1, "resolved"), statuses)
+        _apply(writer, "delete", 1, statuses)
+        assert _kept(pair.engine) == dict(Counter(statuses.values())) == _oracle(pair.engine)
+        _apply(writer, "empty", None, statuses)
+        assert _kept(pair.engine) == {}
+    finally:
+        writer.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()

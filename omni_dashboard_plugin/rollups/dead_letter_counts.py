@@ -66,25 +66,33 @@ SQLITE_TRIGGERS = {
     "delete": ("DELETE", "", ["(OLD.status, -1)"]),
 }
 
-_PG_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
+# The trigger function's body; {counts} is the schema-qualified counts table.
+_PG_BODY = """
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
-    DELETE FROM {counts.name};
+    DELETE FROM {counts};
   ELSIF TG_OP = 'INSERT' THEN
-    INSERT INTO {counts.name} (status, n) SELECT status, count(*) FROM new_rows GROUP BY status;
+    INSERT INTO {counts} (status, n) SELECT status, count(*) FROM new_rows GROUP BY status;
   ELSIF TG_OP = 'DELETE' THEN
-    INSERT INTO {counts.name} (status, n) SELECT status, -count(*) FROM old_rows GROUP BY status;
+    INSERT INTO {counts} (status, n) SELECT status, -count(*) FROM old_rows GROUP BY status;
   ELSE
-    INSERT INTO {counts.name} (status, n)
+    INSERT INTO {counts} (status, n)
       SELECT status, sum(change) FROM (
         SELECT status, 1 AS change FROM new_rows
         UNION ALL SELECT status, -1 FROM old_rows) AS changes
       GROUP BY status HAVING sum(change) <> 0;
   END IF;
   RETURN NULL;
-END $$
+END
 """
+# SECURITY DEFINER: the host's writers need no grant on the counts table (the function runs
+# as its owner, the plugin's user); hence a fixed search_path and a qualified table.
+_PG_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
+    "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $${body}$$"
+)
+# Installers of several processes take turns (function and triggers are replaced whole).
+_INSTALL_LOCK = 0x6F6D6E69_646C6300  # "omnidlc\0"
 
 
 def _trigger(operation: str) -> str:
@@ -101,12 +109,10 @@ def _statements(dialect: str) -> list[str]:
     """The DDL that (re)creates the triggers, after any earlier ones are dropped."""
     statements = _drops(dialect)
     if dialect == "postgresql":
-        statements.append(_PG_FUNCTION)
         for op, transition in PG_TRIGGERS.items():
-            each = "FOR EACH STATEMENT"
             statements.append(
                 f"CREATE TRIGGER {_trigger(op)} AFTER {op.upper()} ON {SOURCE} {transition} "
-                f"{each} EXECUTE FUNCTION {FUNCTION}()"
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}()"
             )
     else:
         for op, (event, when, rows) in SQLITE_TRIGGERS.items():
@@ -143,6 +149,16 @@ def installed(connection) -> bool:
     return connection.execute(query).scalar() == expected
 
 
+def _keep_function_current(connection) -> None:
+    """Create the trigger function, or replace it when its body is not this release's."""
+    schema = connection.execute(select(func.current_schema())).scalar()
+    body = _PG_BODY.format(counts=f'"{schema}".{counts.name}')
+    catalog = table("pg_proc", column("proname"), column("prosrc"))
+    found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == FUNCTION))
+    if found.scalar() != body:
+        connection.execute(DDL(_PG_FUNCTION.format(function=FUNCTION, body=body)))
+
+
 def install(engine) -> bool:
     """Create the triggers with the current counts, unless they are in place; False (and
     a warning) when the database user may not create them (counts are then read raw)."""
@@ -151,6 +167,9 @@ def install(engine) -> bool:
         return False
     try:
         with engine.begin() as connection:
+            if dialect == "postgresql":
+                connection.execute(select(func.pg_advisory_xact_lock(_INSTALL_LOCK)))
+                _keep_function_current(connection)
             if installed(connection):
                 return True
             if dialect == "postgresql":
