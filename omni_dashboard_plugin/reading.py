@@ -26,8 +26,9 @@ class Reader(Protocol):
         where: Mapping | None = None,
         by_slot: bool = False,
     ) -> list:
-        """Rows of ``by`` (and ``slot`` when ``by_slot``) plus every measure of ``kind``,
-        summed over the source rows with ``since <= time <= until`` matching ``where``."""
+        """Named rows (``row.n``, ``row.channel``, ``row.slot``) of ``by`` (and ``slot`` when
+        ``by_slot``) plus every measure of ``kind``, summed over the source rows with
+        ``since <= time <= until`` matching ``where``."""
 
     def dead_letters(self) -> dict[str, int] | None:
         """Dead letters per status as triggers keep them, or ``None``: count them raw."""

@@ -39,15 +39,22 @@ class StatusTotals:
 
 def status_totals(reader: Reader, window: EventWindow) -> StatusTotals:
     """The window's events by status, summed."""
-    sums = [0] * 6
+    sums = dict.fromkeys(("n", "failed", "proc_sum", "proc_n", "agent_sum", "agent_n"), 0)
     completed = 0
-    for _, _, status, *measures in breakdown_rows(reader, window):
-        for i, value in enumerate(measures):
-            sums[i] += value
-        if status == "completed":
-            completed += measures[0]
-    n, failed, proc_sum, proc_n, agent_sum, agent_n = sums
-    return StatusTotals(n, completed, failed, proc_sum, proc_n, agent_sum, agent_n)
+    for row in breakdown_rows(reader, window):
+        for name in sums:
+            sums[name] += getattr(row, name)
+        if row.status == "completed":
+            completed += row.n
+    return StatusTotals(
+        count=sums["n"],
+        completed=completed,
+        failed=sums["failed"],
+        processing_sum=sums["proc_sum"],
+        processing_count=sums["proc_n"],
+        agent_sum=sums["agent_sum"],
+        agent_count=sums["agent_n"],
+    )
 
 
 def _instances(reader: Reader, window: EventWindow, totals: StatusTotals) -> dict[str, int]:
@@ -56,7 +63,7 @@ def _instances(reader: Reader, window: EventWindow, totals: StatusTotals) -> dic
     rows = reader.sums(
         EVENT_INSTANCES, window.since, window.until, by=("instance_id",), where=window.where
     )
-    return {str(instance): n for instance, n in rows if instance is not None}
+    return {str(row.instance_id): row.n for row in rows if row.instance_id is not None}
 
 
 def _details(reader: Reader, window: EventWindow) -> tuple[dict, dict]:
@@ -67,11 +74,11 @@ def _details(reader: Reader, window: EventWindow) -> tuple[dict, dict]:
     )
     types: dict[str, int] = {}
     stages: dict[str, int] = {}
-    for content_type, stage, n in rows:
-        if content_type is not None:
-            types[content_type] = types.get(content_type, 0) + n
-        if stage is not None:
-            stages[stage] = stages.get(stage, 0) + n
+    for row in rows:
+        if row.content_type is not None:
+            types[row.content_type] = types.get(row.content_type, 0) + row.n
+        if row.error_stage is not None:
+            stages[row.error_stage] = stages.get(row.error_stage, 0) + row.n
     return types, stages
 
 

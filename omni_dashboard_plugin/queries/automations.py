@@ -24,21 +24,18 @@ class AutomationTotals:
 
 def automation_totals(reader: Reader, now: datetime) -> AutomationTotals:
     """Totals per status; recent failures are those at or after now - 24 h."""
-    by_status = {
-        status: (n, actions, time_sum, time_n)
-        for status, n, actions, time_sum, time_n in reader.sums(AUTOMATIONS, by=("status",))
-    }
+    by_status = {row.status: row for row in reader.sums(AUTOMATIONS, by=("status",))}
 
-    def total(position, statuses):
-        return sum(by_status[s][position] for s in statuses if s in by_status)
+    def total(measure, statuses):
+        return sum(getattr(by_status[s], measure) for s in statuses if s in by_status)
 
-    recent = reader.sums(AUTOMATIONS, now - timedelta(hours=24), where={"status": "failed"})
+    [recent] = reader.sums(AUTOMATIONS, now - timedelta(hours=24), where={"status": "failed"})
     return AutomationTotals(
-        executions=total(0, EXECUTED),
-        successes=total(0, ("success",)),
-        skipped=total(0, ("skipped",)),
-        actions=total(1, by_status),
-        execution_time_sum=total(2, EXECUTED),
-        execution_time_count=total(3, EXECUTED),
-        recent_failures=recent[0][0],
+        executions=total("n", EXECUTED),
+        successes=total("n", ("success",)),
+        skipped=total("n", ("skipped",)),
+        actions=total("actions", by_status),
+        execution_time_sum=total("time_sum", EXECUTED),
+        execution_time_count=total("time_n", EXECUTED),
+        recent_failures=recent.n,
     )

@@ -33,22 +33,23 @@ def percentile_95(reader: Reader) -> int | None:
     hold the ranks around the 95th percentile.
     """
     buckets = sorted(reader.sums(LATENCY_COARSE, by=("coarse",)))
-    total = sum(n for _, n in buckets)
+    total = sum(row.n for row in buckets)
     if not total:
         return None
     position = Fraction(95, 100) * (total - 1)
     low_rank = position.numerator // position.denominator
     ranks = [low_rank, min(low_rank + 1, total - 1)]
-    below, chosen = 0, []
-    for bucket, n in buckets:
-        if any(below <= rank < below + n for rank in ranks):
-            chosen.append((bucket, below))
-        below += n
-    values = sorted(reader.sums(LATENCY, by=("value",), where={"coarse": [b for b, _ in chosen]}))
-    seen, found = chosen[0][1], []
-    for value, n in values:
-        found += [value] * sum(seen <= rank < seen + n for rank in ranks)
-        seen += n
+    below, chosen, seen = 0, [], 0
+    for row in buckets:
+        if any(below <= rank < below + row.n for rank in ranks):
+            seen = seen if chosen else below  # the rank of the first chosen bucket's first value
+            chosen.append(row.coarse)
+        below += row.n
+    values = sorted(reader.sums(LATENCY, by=("value",), where={"coarse": chosen}))
+    found = []
+    for row in values:
+        found += [row.value] * sum(seen <= rank < seen + row.n for rank in ranks)
+        seen += row.n
     low, high = found[0], found[-1]
     return round_half_away(low + (position - low_rank) * (high - low))
 
@@ -63,19 +64,19 @@ def event_metrics(reader: Reader, now: datetime) -> dict:
             percentile_95(reader.on(connection)),
         ),
     )
-    totals = {"n": 0, "failed": 0, "proc_sum": 0, "proc_n": 0, "agent_sum": 0, "agent_n": 0}
+    totals = dict.fromkeys(("n", "proc_sum", "proc_n", "agent_sum", "agent_n"), 0)
     by_status: dict[str, int] = {}
     by_stage: dict[str, int] = {}
-    for status, stage, *measures in reader.sums(EVENTS, by=("status", "error_stage")):
-        for name, value in zip(totals, measures, strict=True):
-            totals[name] += value
-        by_status[status] = by_status.get(status, 0) + measures[0]
-        if stage is not None:
-            by_stage[stage] = by_stage.get(stage, 0) + measures[0]
+    for row in reader.sums(EVENTS, by=("status", "error_stage")):
+        for name in totals:
+            totals[name] += getattr(row, name)
+        by_status[row.status] = by_status.get(row.status, 0) + row.n
+        if row.error_stage is not None:
+            by_stage[row.error_stage] = by_stage.get(row.error_stage, 0) + row.n
     last_24h = count_since(reader, now - timedelta(hours=24), per_slot=True)
     last_7d = count_since(reader, now - timedelta(days=7))
-    stored, stored_bytes = reader.sums(PAYLOADS)[0]
-    deleted, deleted_bytes = reader.sums(PAYLOAD_DELETIONS)[0]
+    [stored] = reader.sums(PAYLOADS)
+    [deleted] = reader.sums(PAYLOAD_DELETIONS)
     dead, p95 = alongside.result()
     failed, total = by_status.get("failed", 0), totals["n"]
     return {
@@ -92,6 +93,6 @@ def event_metrics(reader: Reader, now: datetime) -> dict:
         "errorsByStage": by_stage,
         "deadLettersPending": dead["pending"],
         "deadLettersResolved": dead["resolved"],
-        "payloadsStored": stored - deleted,
-        "storageSizeBytes": stored_bytes - deleted_bytes,
+        "payloadsStored": stored.n - deleted.n,
+        "storageSizeBytes": stored.bytes - deleted.bytes,
     }

@@ -41,7 +41,7 @@ def slot_counts(reader: Reader, window: EventWindow) -> dict[int, Tally]:
     rows = reader.sums(
         counts_kind(window), window.since, window.until, where=window.where, by_slot=True
     )
-    return {slot: Tally(n, failed) for slot, n, failed, *_ in rows}
+    return {row.slot: Tally(row.n, row.failed) for row in rows}
 
 
 def tally(reader: Reader, window: EventWindow, *, per_slot: bool = False) -> Tally:
@@ -54,8 +54,8 @@ def tally(reader: Reader, window: EventWindow, *, per_slot: bool = False) -> Tal
         slots = slot_counts(reader, window).values()
         return Tally(sum(t.count for t in slots), sum(t.failed for t in slots))
     kind = counts_kind(window)
-    n, failed, *_ = reader.sums(kind, window.since, window.until, where=window.where)[0]
-    return Tally(n, failed)
+    [row] = reader.sums(kind, window.since, window.until, where=window.where)
+    return Tally(row.n, row.failed)
 
 
 def count_since(reader: Reader, since: datetime, *, per_slot: bool = False) -> int:
@@ -80,10 +80,10 @@ def recent_counts(reader: Reader, now: datetime, filters: EventWindow) -> Recent
     )
 
 
-def breakdown_rows(reader: Reader, window: EventWindow) -> list[tuple]:
-    """Rows ``(channel, direction, status, n, failed, processing sum, processing count,
-    agent sum, agent count)`` of the window: its breakdowns and its totals by outcome come
-    from this one question."""
+def breakdown_rows(reader: Reader, window: EventWindow) -> list:
+    """Rows of the window by channel, direction and status, with the event measures (``n``,
+    ``failed``, ``proc_sum``, ``proc_n``, ``agent_sum``, ``agent_n``): its breakdowns and its
+    totals by outcome come from this one question."""
     return reader.sums(
         breakdown_kind(window),
         window.since,

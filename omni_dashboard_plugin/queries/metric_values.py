@@ -42,12 +42,10 @@ def all_time_events(reader: Reader) -> tuple[dict, int, int]:
     """All-time events per (status, channel, direction), and the processing-time sum and
     count over them."""
     counts, proc_sum, proc_n = {}, 0, 0
-    for status, channel, direction, n, _failed, time_sum, time_n, *_ in reader.sums(
-        EVENT_CHANNELS, by=("status", "channel", "direction")
-    ):
-        counts[(status, channel, direction)] = n
-        proc_sum += time_sum
-        proc_n += time_n
+    for row in reader.sums(EVENT_CHANNELS, by=("status", "channel", "direction")):
+        counts[(row.status, row.channel, row.direction)] = row.n
+        proc_sum += row.proc_sum
+        proc_n += row.proc_n
     return counts, proc_sum, proc_n
 
 
@@ -55,15 +53,16 @@ def processing_at_or_below(reader: Reader) -> dict[int, int]:
     """Events whose processing_time_ms is at most each of PROCESSING_BOUNDS_MS."""
     buckets = reader.sums(LATENCY_COARSE, by=("coarse",))
     starts = {bound: latency_bucket(bound) for bound in PROCESSING_BOUNDS_MS}
-    equal = dict(
-        reader.sums(
+    equal = {
+        row.value: row.n
+        for row in reader.sums(
             LATENCY,
             by=("value",),
             where={"coarse": sorted(set(starts.values())), "value": list(PROCESSING_BOUNDS_MS)},
         )
-    )
+    }
     return {
-        bound: sum(n for bucket, n in buckets if bucket < start) + equal.get(bound, 0)
+        bound: sum(row.n for row in buckets if row.coarse < start) + equal.get(bound, 0)
         for bound, start in starts.items()
     }
 
@@ -73,9 +72,9 @@ def metric_values(reader: Reader) -> MetricValues:
     events, proc_sum, proc_n = all_time_events(reader)
     executions = dict.fromkeys(AUTOMATION_STATUSES, 0)
     actions = 0
-    for status, n, status_actions, *_ in reader.sums(AUTOMATIONS, by=("status",)):
-        executions[status] = n
-        actions += status_actions
+    for row in reader.sums(AUTOMATIONS, by=("status",)):
+        executions[row.status] = row.n
+        actions += row.actions
     return MetricValues(
         events=events,
         processing=ProcessingHistogram(processing_at_or_below(reader), proc_sum, proc_n),

@@ -4,8 +4,10 @@ Both readers answer the same question with the same result, so every query of th
 is written once against :meth:`RawReader.sums` and runs on either.
 """
 
+from collections import namedtuple
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 from operator import add
 
 from ..grid import slot_of, slot_time
@@ -40,12 +42,13 @@ class RawReader:
         where: Mapping | None = None,
         by_slot: bool = False,
     ) -> list:
-        """Rows of ``by`` (and ``slot`` when ``by_slot``) plus every measure, summed over
-        the source rows with ``since <= time <= until`` whose dims match ``where``."""
+        """Named rows of ``by`` (and ``slot`` when ``by_slot``) plus every measure, summed
+        over the source rows with ``since <= time <= until`` whose dims match ``where``."""
         items = tuple(sorted((d, tuple(v) if is_many(v) else v) for d, v in (where or {}).items()))
         question = Question(kind.name, kind, since, until, tuple(by), items, by_slot)
         if question not in self._answers:
-            self._answers[question] = self._answer(question)
+            row = _row_type(question.by, question.by_slot, tuple(kind.measures))
+            self._answers[question] = [row._make(values) for values in self._answer(question)]
         return self._answers[question]
 
     def dead_letters(self) -> dict[str, int] | None:
@@ -191,6 +194,12 @@ class RollupReader(RawReader):
             first = first_whole_slot(self.connection, kind)
             self._lows[key] = self.rolled.end if first is None else first
         return self._lows[key]
+
+
+@cache
+def _row_type(by: tuple[str, ...], by_slot: bool, measures: tuple[str, ...]) -> type:
+    """The named row of a question: its keys, ``slot`` when by slot, the kind's measures."""
+    return namedtuple("Sums", [*by, *("slot",) * by_slot, *measures])
 
 
 def _aligned(moment: datetime) -> bool:
