@@ -69,6 +69,7 @@ def _configure(app: Flask, config: dict | None) -> None:
         OMNI_MAX_HEADER_BYTES=16384,
         OMNI_DB_TIMEOUT_MS=5000,
         OMNI_DB_STATEMENT_TIMEOUT_MS=30000,
+        OMNI_INSTALL_PLUGIN_TABLES=True,
     )
     for key in ENV_KEYS:
         if os.environ.get(key):
@@ -123,6 +124,11 @@ def create_app(config: dict | None = None) -> Flask:
         plugin_manager=plugin_manager,
     )
     dashboard.init_app(app)
+    # The reference host creates its tables at start-up (create_tables above), and the
+    # plugin's unless told not to; a production host runs `flask omni-dashboard install` as
+    # a deploy step instead.
+    if app.config["OMNI_INSTALL_PLUGIN_TABLES"]:
+        dashboard.rollups.install()
     for area in (event_ops, events, dead_letters, automations, health):
         api.register_blueprint(area.build(dashboard))
     dashboard.register_blueprints(app, api)

@@ -1,9 +1,9 @@
 """A small per-process cache of recent responses, computed once per key and interval."""
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from time import monotonic
 
 
 class TtlCache:
@@ -13,17 +13,16 @@ class TtlCache:
     Errors are never cached.
     """
 
-    def __init__(self, seconds: float, max_entries: int = 256, monotonic=time.monotonic):
+    def __init__(self, seconds: float, max_entries: int = 256):
         self.seconds = seconds
         self.max_entries = max_entries
-        self.monotonic = monotonic
         self._entries: OrderedDict = OrderedDict()
         self._flights: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def _fresh(self, key):
         entry = self._entries.get(key)
-        if entry is not None and entry[0] > self.monotonic():
+        if entry is not None and entry[0] > monotonic():
             return entry
         return None
 
@@ -44,7 +43,7 @@ class TtlCache:
             try:
                 value = compute()
                 with self._lock:
-                    self._entries[key] = (self.monotonic() + self.seconds, value)
+                    self._entries[key] = (monotonic() + self.seconds, value)
                     self._entries.move_to_end(key)
                     while len(self._entries) > self.max_entries:
                         self._entries.popitem(last=False)

@@ -298,9 +298,11 @@ SETTINGS = (
         "auto",
         one_of("off", "on", "auto"),
         (
-            "`off`: raw scans, no tables; `on`: create the rollup tables at start-up and read from "
-            "them (start-up stops if they cannot be created); `auto`: `on` for PostgreSQL when the "
-            "user may create tables (else off, with a warning), off for SQLite"
+            "`off`: raw scans, no tables; `on`: read from the rollup tables, which `flask "
+            "omni-dashboard install` (or `Rollups.install()`) creates: start-up stops while they "
+            "are missing, and the install when it cannot create them; `auto`: on for PostgreSQL "
+            "once installed (until then off, with a warning, checked again every 30 s), off for "
+            "SQLite"
         ),
     ),
     Setting(
@@ -318,7 +320,7 @@ SETTINGS = (
         one_of("request", "cron"),
         (
             "`request`: a read that finds the rollups behind starts a background refresh in its "
-            "process; `cron`: only `omni-host rollups refresh` refreshes"
+            "process; `cron`: only `flask omni-dashboard refresh` (cron) refreshes"
         ),
     ),
     Setting(
@@ -327,10 +329,10 @@ SETTINGS = (
         one_of("triggers", "raw"),
         (
             "While rollups are on: `triggers` keeps the dead-letter counts per status with "
-            "triggers on `dead_letter_events` (created at start-up with the current counts; needs "
-            "ownership of the table or `TRIGGER` on it, else a warning and raw counts; see "
+            "triggers on `dead_letter_events` (created by the install with the current counts; "
+            "needs ownership of the table or `TRIGGER` on it, else a warning and raw counts; see "
             "[rollups](rollups.md)); `raw` counts them on every read (a cost that grows with the "
-            "table) and drops the triggers an earlier start created"
+            "table) and drops the triggers an earlier install created"
         ),
     ),
     Setting(

@@ -4,10 +4,11 @@ A host describes the endpoints it lets providers extend, then::
 
     dashboard = Dashboard(engine, endpoints={"event-ops.metrics": Endpoint(EventMetricsSchema)})
     dashboard.init_app(app)               # validates config and providers, builds schemas
+    dashboard.rollups.install()           # DDL: or `flask omni-dashboard install` on deploy
     ResponseSchema = dashboard.response_schema("event-ops.metrics")
     ...                                   # the host registers its blueprints
     dashboard.register_blueprints(app, api)
-    dashboard.started(app)
+    dashboard.started(app)                # checks the rollup tables, starts plugins
     base = dashboard.base("event-ops.metrics", lambda: host_payload(conn, now),
                           connection=conn, now=now)
     payload = dashboard.extend("event-ops.metrics", base, connection=conn, args=args, now=now)
@@ -20,8 +21,7 @@ reads (docs/rollups.md).
 """
 
 import weakref
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,15 +30,17 @@ from flask import g
 from flask_smorest import abort
 from marshmallow import Schema
 
-from . import hookspecs
-from .config import ConfigError, DashboardConfig
+from .config import DashboardConfig
 from .facts import HostFacts
 from .live.feed import LiveFeed
 from .metrics.process import ProcessMetrics
 from .provider import InvalidArgument, Provider, ProviderContext
+from .registry import Endpoint, Registry, make_plugin_manager
 from .rollups.reader import RawReader, RollupReader
 from .rollups.service import Rollups
 from .sql.snapshot import reads_one_snapshot, snapshot
+
+__all__ = ["EXTENSION_KEY", "Dashboard", "Endpoint", "make_plugin_manager", "utcnow"]
 
 EXTENSION_KEY = "omni_dashboard"
 
@@ -48,34 +50,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """An endpoint the host lets providers extend: its response and argument schemas."""
-
-    response: type[Schema]
-    arguments: type[Schema] | None = None
-
-
-def make_plugin_manager(
-    load_entrypoints: bool = True, plugins: Iterable = ()
-) -> pluggy.PluginManager:
-    """A plugin manager with the ``omni`` hookspecs, the entry points and extra plugins."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    if load_entrypoints:
-        pm.load_setuptools_entrypoints(hookspecs.PROJECT)
-    for plugin in plugins:
-        pm.register(plugin)
-    return pm
-
-
-def _extend_schema(base: type[Schema], extra: Mapping) -> type[Schema]:
-    if not extra:
-        return base
-    # Same class name: the OpenAPI component keeps its name and gains the fields.
-    return type(base.__name__, (base,), dict(extra))
-
-
 class Dashboard:
     """The host's handle on the plugin contract (one per app).
 
@@ -83,6 +57,10 @@ class Dashboard:
     extend, ``clock`` returns the naive-UTC ``now``, and ``facts`` returns the host's
     :class:`HostFacts` (health and engine state) for GET /api/v2/dashboard, which is only
     served when the host gives it.
+
+    It joins three Flask extensions, each with its own ``init_app``: ``registry``
+    (plugins, providers, schemas), ``rollups`` (tables, readers, refresh) and ``live``
+    (the live feed), and answers a request's ``base`` and ``extend`` from them.
     """
 
     def __init__(
@@ -96,49 +74,29 @@ class Dashboard:
     ):
         self.engine = engine
         self.facts = facts
-        self.endpoints = dict(endpoints)
         self.clock = clock
-        self.plugin_manager = plugin_manager or make_plugin_manager()
+        self.registry = Registry(endpoints, plugin_manager or make_plugin_manager())
+        self.rollups = Rollups(engine, clock)
+        self.live = LiveFeed()
         self.config: DashboardConfig | None = None
-        self.installed: dict[str, Provider] = {}
-        self.enabled: dict[str, Provider] = {}
-        self._responses: dict[str, type[Schema]] = {}
-        self._arguments: dict[str, type[Schema] | None] = {}
-        self.live: LiveFeed | None = None
         self.metrics: ProcessMetrics | None = None
-        self.summary_cache = None
-        self.rollups: Rollups | None = None
-        self.accelerators: dict[str, Callable] = {}
         self._readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def init_app(self, app) -> None:
-        """Validate config and providers and build the extended schemas.
+        """Read and validate the config, load the plugins and build the schemas; no
+        database work (the tables are installed by ``flask omni-dashboard install`` or
+        ``dashboard.rollups.install()``, and checked by :meth:`started`).
 
-        Raises :class:`ConfigError` on an unknown provider name, a provider for an endpoint
-        this host does not serve, or a field or argument name clash.
+        Raises :class:`ConfigError` on a bad setting, an unknown provider name, a provider
+        for an endpoint this host does not serve, or a field or argument name clash.
         """
         self.config = DashboardConfig.from_mapping(app.config)
         self.metrics = ProcessMetrics(nats=self.config.stream.nats_url is not None)
-        self.live = LiveFeed(self.config.stream, self.metrics)
-        self.installed = self._collect_providers()
-        self.accelerators = self._collect_accelerators()
-        self.enabled = self._resolve_enabled()
-        self.rollups = Rollups(
-            self.engine, self.config.rollups, self.clock, on_refresh=self.metrics.refreshed
-        )
-        if self.enabled or self.accelerators:
-            self.rollups.start()
-        for endpoint_id, endpoint in self.endpoints.items():
-            providers = self.providers_for(endpoint_id)
-            self._responses[endpoint_id] = _extend_schema(
-                endpoint.response, self._merged(endpoint_id, endpoint.response, providers, "fields")
-            )
-            extra_args = self._merged(endpoint_id, endpoint.arguments, providers, "arguments")
-            self._arguments[endpoint_id] = (
-                _extend_schema(endpoint.arguments or Schema, extra_args)
-                if extra_args
-                else endpoint.arguments
-            )
+        self.registry.init_app(app)
+        self.rollups.on_refresh = self.metrics.refreshed
+        self.rollups.init_app(app, used=bool(self.enabled or self.accelerators))
+        self.live.meter = self.metrics
+        self.live.init_app(app)
         app.extensions[EXTENSION_KEY] = self
 
     def register_blueprints(self, app, api) -> None:
@@ -146,24 +104,52 @@ class Dashboard:
         self.plugin_manager.hook.omni_register_blueprints(app=app, api=api, dashboard=self)
 
     def started(self, app) -> None:
-        """Tell plugins the app is configured."""
+        """Check the rollup tables (a missing one stops start-up with
+        ``OMNI_DASHBOARD_ROLLUPS=on``) and tell plugins the app is configured."""
+        self.rollups.start()
         self.plugin_manager.hook.omni_app_started(app=app, dashboard=self)
 
     def stopping(self, app) -> None:
-        """Tell plugins the app is shutting down."""
+        """Tell plugins the app is shutting down (the live feed also stops by itself when
+        the process exits)."""
         self.plugin_manager.hook.omni_app_stopping(app=app, dashboard=self)
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        """The ``omni`` plugin manager."""
+        return self.registry.plugin_manager
+
+    @property
+    def endpoints(self) -> dict[str, Endpoint]:
+        """The endpoints providers may extend."""
+        return self.registry.endpoints
+
+    @property
+    def installed(self) -> dict[str, Provider]:
+        """Every provider the plugins offer, by name."""
+        return self.registry.installed
+
+    @property
+    def enabled(self) -> dict[str, Provider]:
+        """The providers ``OMNI_DASHBOARD_PROVIDERS`` enables, by name."""
+        return self.registry.enabled
+
+    @property
+    def accelerators(self) -> dict[str, Callable]:
+        """The plugins' equivalents of the host's payloads, by endpoint id."""
+        return self.registry.accelerators
 
     def providers_for(self, endpoint_id: str) -> list[Provider]:
         """Enabled providers of one endpoint, in configuration order."""
-        return [p for p in self.enabled.values() if p.endpoint == endpoint_id]
+        return self.registry.providers_for(endpoint_id)
 
     def response_schema(self, endpoint_id: str) -> type[Schema]:
         """The endpoint's response schema: the host's plus every enabled provider's fields."""
-        return self._responses[endpoint_id]
+        return self.registry.response_schema(endpoint_id)
 
     def arguments_schema(self, endpoint_id: str) -> type[Schema] | None:
         """The endpoint's query-argument schema, with the enabled providers' arguments."""
-        return self._arguments[endpoint_id]
+        return self.registry.arguments_schema(endpoint_id)
 
     def reader(self, connection, now, *, snapshot: bool = False) -> RawReader:
         """The reader of one response on ``connection`` at ``now`` (the same one for every
@@ -255,76 +241,3 @@ class Dashboard:
             for provider in self.providers_for(endpoint_id)
             for name in provider.narrows
         )
-
-    def _collect_providers(self) -> dict[str, Provider]:
-        found: dict[str, Provider] = {}
-        for batch in self.plugin_manager.hook.omni_dashboard_providers():
-            for provider in batch or ():
-                if provider.name in found:
-                    raise ConfigError(
-                        f"two installed plugins both provide {provider.name!r}; uninstall one"
-                    )
-                found[provider.name] = provider
-        return found
-
-    def _collect_accelerators(self) -> dict[str, Callable]:
-        found: dict[str, Callable] = {}
-        for batch in self.plugin_manager.hook.omni_dashboard_accelerators():
-            for endpoint_id, compute in (batch or {}).items():
-                if endpoint_id in found:
-                    raise ConfigError(
-                        f"two installed plugins both accelerate {endpoint_id!r}; uninstall one"
-                    )
-                if endpoint_id in self.endpoints:
-                    found[endpoint_id] = compute
-        return found
-
-    def _resolve_enabled(self) -> dict[str, Provider]:
-        names = self.config.providers
-        if names is None:
-            names = tuple(sorted(self.installed))
-        unknown = [n for n in names if n not in self.installed]
-        if unknown:
-            available = ", ".join(sorted(self.installed)) or "(none installed)"
-            raise ConfigError(
-                f"OMNI_DASHBOARD_PROVIDERS names {', '.join(unknown)}, which no installed plugin "
-                f"provides; installed providers: {available}. Use 'all', 'none' or a comma list "
-                "of installed names."
-            )
-        enabled = {n: self.installed[n] for n in names}
-        for provider in enabled.values():
-            if provider.endpoint not in self.endpoints:
-                served = ", ".join(sorted(self.endpoints))
-                raise ConfigError(
-                    f"provider {provider.name!r} extends {provider.endpoint!r}, which this host "
-                    f"does not serve (it serves: {served}); remove it from "
-                    "OMNI_DASHBOARD_PROVIDERS"
-                )
-            if provider.narrows and provider.endpoint not in self.accelerators:
-                raise ConfigError(
-                    f"provider {provider.name!r} filters {provider.endpoint!r}, whose own fields "
-                    "no installed plugin computes; remove it from OMNI_DASHBOARD_PROVIDERS"
-                )
-        return enabled
-
-    def _merged(self, endpoint_id, base: type[Schema] | None, providers, kind: str) -> dict:
-        taken = {
-            name: "the host"
-            for name, fld in (base._declared_fields.items() if base else ())
-            for name in {name, fld.data_key or name}
-        }
-        merged: dict = {}
-        for provider in providers:
-            for name, fld in getattr(provider, kind).items():
-                key = fld.data_key or name
-                owner = taken.get(key) or taken.get(name)
-                if owner:
-                    what = "field" if kind == "fields" else "query argument"
-                    raise ConfigError(
-                        f"provider {provider.name!r} adds the {what} {key!r} to {endpoint_id!r}, "
-                        f"which {owner} already defines; disable one of them in "
-                        "OMNI_DASHBOARD_PROVIDERS"
-                    )
-                taken[key] = taken[name] = f"provider {provider.name!r}"
-                merged[name] = fld
-        return merged

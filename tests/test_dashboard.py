@@ -10,6 +10,7 @@ from sqlalchemy import insert
 
 from host_example.seed import SeedPlan
 from host_example.tables import omni_events
+from omni_dashboard_plugin import cache as cache_module
 
 from .conftest import API_KEY, NOW, Clock, build_app, get_json
 from .data import seeded
@@ -151,17 +152,17 @@ class FakeMonotonic:
         return self.now
 
 
-def cached_app(db_url, events=100):
+def cached_app(db_url, monkeypatch, events=100):
+    clock = FakeMonotonic()
+    monkeypatch.setattr(cache_module, "monotonic", clock)
     app = build_app(db_url, OMNI_DASHBOARD_CACHE_SECONDS=5)
     engine = app.extensions["omni_host"].engine
     seeded(engine, SeedPlan(events=events, days=1, now=NOW))
-    clock = FakeMonotonic()
-    app.extensions["omni_dashboard"].summary_cache.monotonic = clock
     return app, engine, clock
 
 
-def test_cache_serves_within_the_interval_then_recomputes(db_url):
-    app, engine, clock = cached_app(db_url)
+def test_cache_serves_within_the_interval_then_recomputes(db_url, monkeypatch):
+    app, engine, clock = cached_app(db_url, monkeypatch)
     client = app.test_client()
     _, first = get_json(client, "/api/v2/dashboard")
     add_events(engine, 3)
@@ -173,8 +174,8 @@ def test_cache_serves_within_the_interval_then_recomputes(db_url):
     assert fresh["events"]["total"] == first["events"]["total"] + 3
 
 
-def test_cache_never_serves_other_arguments_or_other_keys(db_url):
-    app, engine, _ = cached_app(db_url)
+def test_cache_never_serves_other_arguments_or_other_keys(db_url, monkeypatch):
+    app, engine, _ = cached_app(db_url, monkeypatch)
     client = app.test_client()
     _, utc = get_json(client, "/api/v2/dashboard")
     _, nepal = get_json(client, "/api/v2/dashboard?timezone=Asia/Kathmandu")
@@ -187,8 +188,8 @@ def test_cache_never_serves_other_arguments_or_other_keys(db_url):
     assert second["events"]["total"] == utc["events"]["total"] + 2
 
 
-def test_a_hundred_concurrent_pollers_cost_one_computation(db_url):
-    app, _, _ = cached_app(db_url)
+def test_a_hundred_concurrent_pollers_cost_one_computation(db_url, monkeypatch):
+    app, _, _ = cached_app(db_url, monkeypatch)
     dashboard = app.extensions["omni_dashboard"]
     rates = dashboard.enabled["rates"]
     calls = []

@@ -60,7 +60,6 @@ def build(dashboard) -> Blueprint:
         description="The whole operations dashboard in one request.",
     )
     cache = TtlCache(dashboard.config.cache_seconds)
-    dashboard.summary_cache = cache
     schema = summary_schema(dashboard.enabled)()
     args_schema = arguments_schema(dashboard.enabled)
 

@@ -1,31 +1,50 @@
-"""The process's live feed: a hub, and a NATS bridge when OMNI_NATS_URL is set.
+"""The process's live feed, a Flask extension: a hub, and a NATS bridge when
+OMNI_NATS_URL is set.
 
 Created lazily and per process id, so that a server which forks workers after loading
-the app gets one bridge (and one NATS subscription) in each worker.
+the app gets one bridge (and one NATS subscription) in each worker. The extension stops
+them itself when the process exits.
 """
 
 import asyncio
+import atexit
 import json
 import os
 import threading
+import weakref
 
 from ..config import StreamSettings
 from .hub import FeedMeter, Hub
 from .messages import MalformedMessage, parse
 from .writer import SocketWriter
 
+EXTENSION_KEY = "omni_dashboard_live"
+
+
+def _stop_at_exit(feed: weakref.ref) -> None:
+    live = feed()
+    if live is not None:
+        live.stop()
+
 
 class LiveFeed:
     """Publishes into, and subscribes from, this process's hub."""
 
-    def __init__(self, settings: StreamSettings, meter: FeedMeter | None = None):
-        self.settings = settings
+    def __init__(self, meter: FeedMeter | None = None):
+        self.settings = StreamSettings()
         self.meter = meter
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._hub: Hub | None = None
         self._bridge = None  # a NatsBridge when OMNI_NATS_URL is set
         self._writer: SocketWriter | None = None
+
+    def init_app(self, app) -> None:
+        """Read the stream settings from ``app.config`` and stop the feed (NATS bridge,
+        writer thread) when the process exits. Nothing starts before first use."""
+        self.settings = StreamSettings.from_mapping(app.config)
+        app.extensions[EXTENSION_KEY] = self
+        atexit.register(_stop_at_exit, weakref.ref(self))
 
     def hub(self) -> Hub:
         """This process's hub, started (with its bridge) on first use."""

@@ -1,11 +1,20 @@
-"""The rollups of one app: start-up (mode, tables), readers for requests, refresh."""
+"""The rollups of one app, a Flask extension: install (DDL), readers, refresh.
 
+``init_app`` only reads the settings. The tables and triggers are created by
+:meth:`Rollups.install`, a deploy step: ``flask omni-dashboard install`` (see
+:mod:`.commands`) or the host's own migration code. At start-up (``Dashboard.started``)
+:meth:`Rollups.start` only checks that they are there.
+"""
+
+import contextlib
+import contextvars
 import logging
 import threading
 import time
 from datetime import timedelta
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect
 
 from ..config import ConfigError, RollupSettings
 from . import dead_letter_counts
@@ -16,60 +25,126 @@ from .state import horizon_slot, read_watermark, usable_range
 
 log = logging.getLogger(__name__)
 
+EXTENSION_KEY = "omni_dashboard_rollups"
 # The request path starts at most one background refresh per process in this interval.
 REFRESH_INTERVAL_SECONDS = 30
+INSTALL_HINT = "run `flask omni-dashboard install` (or call Rollups.install() in your migrations)"
+_installing = contextvars.ContextVar("omni_dashboard_installing", default=False)
+
+
+@contextlib.contextmanager
+def installing():
+    """Within it, :meth:`Rollups.start` does not require the tables: the app is loaded
+    to install them."""
+    token = _installing.set(True)
+    try:
+        yield
+    finally:
+        _installing.reset(token)
 
 
 class Rollups:
-    """Decides whether reads use rollups, and keeps them fresh.
+    """Decides whether reads use rollups, installs them and keeps them fresh.
 
-    ``mode`` ``off`` never touches the database; ``on`` creates the plugin's tables at
-    start-up (failing start-up when it cannot); ``auto`` does so on PostgreSQL and runs
-    with rollups off where the tables cannot be created, and on SQLite.
-    ``on_refresh(seconds)`` is told how long each refresh that ran took (not one that found
-    another process refreshing).
+    ``mode`` ``off`` never touches the database; ``on`` requires the tables (start-up
+    stops when they are missing, and ``install`` when it cannot create them); ``auto`` uses
+    them on PostgreSQL once installed, and runs with rollups off where they are not (and
+    on SQLite). ``on_refresh(seconds)`` is told how long each refresh that ran took (not
+    one that found another process refreshing).
     """
 
-    def __init__(self, engine, settings: RollupSettings, clock, on_refresh=None):
+    def __init__(self, engine, clock, on_refresh=None):
         self.engine = engine
         self.on_refresh = on_refresh
-        self.settings = settings
+        self.settings = RollupSettings(mode="off")
         self.clock = clock
-        self.horizon = timedelta(minutes=settings.horizon_minutes)
+        self.horizon = timedelta(minutes=self.settings.horizon_minutes)
         self.active = False
         self.keeps_dead_letters = False
-        self._unchecked = False
+        self._next_check = float("-inf")
         self._thread: threading.Thread | None = None
         self._last_start = float("-inf")
         self._guard = threading.Lock()
 
-    def start(self) -> None:
-        """Resolve the mode and create the tables (idempotent); see the class docstring.
+    def init_app(self, app, *, used: bool = True) -> None:
+        """Read the settings from ``app.config``; ``used=False`` (nothing of the plugin
+        reads rollups) keeps them off. No database work."""
+        settings = RollupSettings.from_mapping(app.config)
+        self.settings = settings if used else RollupSettings(mode="off")
+        self.horizon = timedelta(minutes=self.settings.horizon_minutes)
+        app.extensions[EXTENSION_KEY] = self
 
-        When the database is unreachable, reads use raw rows and the first request after
-        it is back creates the tables.
-        """
+    @property
+    def wanted(self) -> bool:
+        """Whether the settings ask for rollups on this database."""
         mode = self.settings.mode
-        if mode == "off" or (mode == "auto" and self.engine.dialect.name == "sqlite"):
-            return
+        return mode == "on" or (mode == "auto" and self.engine.dialect.name != "sqlite")
+
+    def install(self) -> bool:
+        """Create the tables (and the dead-letter triggers, or drop them when told to
+        count raw); idempotent, safe to run from several processes at once. Returns whether
+        rollups are on.
+
+        Raises :class:`ConfigError` with ``mode`` ``on`` when they cannot be created; with
+        ``auto`` that is a warning and rollups stay off.
+        """
+        if not self.wanted:
+            return False
         try:
             metadata.create_all(self.engine)
         except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            log.warning("rollup tables not checked, the database is unreachable: %s", exc.orig)
-            self._unchecked = True
-            return
+            log.warning("rollup tables not installed, the database is unreachable: %s", exc.orig)
+            return False
         except sa_exc.DBAPIError as exc:
-            if mode == "on":
+            if self.settings.mode == "on":
                 raise ConfigError(
                     f"OMNI_DASHBOARD_ROLLUPS=on, but the rollup tables cannot be created "
                     f"({exc.orig}); grant CREATE on the schema to the database user, or set "
                     "OMNI_DASHBOARD_ROLLUPS=off (or auto, which then runs without rollups)"
                 ) from exc
             log.warning("rollups off: their tables cannot be created (%s)", exc.orig)
-            return
-        self._unchecked = False
-        self.active = True
+            return False
         self._keep_dead_letters()
+        self.active = True
+        return True
+
+    def uninstall(self) -> None:
+        """Drop the triggers and every table of the plugin (rollups are off after)."""
+        dead_letter_counts.uninstall(self.engine)
+        metadata.drop_all(self.engine)
+        self.active = self.keeps_dead_letters = False
+
+    def start(self) -> None:
+        """Check that the tables are installed (no DDL); see the class docstring.
+
+        When the database is unreachable, or ``auto`` finds no tables, reads use raw rows
+        and a request checks again (at most every ``REFRESH_INTERVAL_SECONDS``), so that a
+        later ``install`` or a database back up is picked up without a restart.
+        """
+        self._check(strict=not _installing.get())
+
+    def _check(self, *, strict: bool) -> None:
+        self._next_check = time.monotonic() + REFRESH_INTERVAL_SECONDS
+        if not self.wanted:
+            return
+        try:
+            names = set(inspect(self.engine).get_table_names())
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            log.warning("rollup tables not checked, the database is unreachable: %s", exc.orig)
+            return
+        missing = sorted(set(metadata.tables) - names)
+        if missing and strict:
+            if self.settings.mode == "on":
+                raise ConfigError(
+                    f"OMNI_DASHBOARD_ROLLUPS=on, but the rollup tables are not installed "
+                    f"({', '.join(missing)}): {INSTALL_HINT}, or set OMNI_DASHBOARD_ROLLUPS=auto "
+                    "to run without them until then"
+                )
+            log.warning("rollups off until they are installed: %s", INSTALL_HINT)
+        self.active = not missing
+        if self.active and self.settings.dead_letters == "triggers":
+            with self.engine.connect() as connection:
+                self.keeps_dead_letters = dead_letter_counts.installed(connection)
 
     def _keep_dead_letters(self) -> None:
         """Install the dead-letter triggers, or remove them when told to count raw."""
@@ -77,6 +152,7 @@ class Rollups:
             self.keeps_dead_letters = dead_letter_counts.install(self.engine)
         else:
             dead_letter_counts.uninstall(self.engine)
+            self.keeps_dead_letters = False
 
     def reader(self, connection, now, *, snapshot: bool = False) -> RawReader:
         """A reader for one request at ``now``: rollups plus the raw tail when active.
@@ -84,8 +160,8 @@ class Rollups:
         ``snapshot`` says that every statement on ``connection`` reads one snapshot
         (:func:`..sql.snapshot.snapshot`), which lets the reader use total tables.
         """
-        if self._unchecked:
-            self.start()
+        if not self.active and self.wanted and time.monotonic() >= self._next_check:
+            self._check(strict=False)
         if not self.active:
             return RawReader(connection)
         mark = read_watermark(connection)

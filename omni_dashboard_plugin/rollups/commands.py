@@ -1,0 +1,72 @@
+"""``flask omni-dashboard``: the operator's commands for the plugin's tables.
+
+Registered through Flask's ``flask.commands`` entry point, so that they are there for
+any host app with the plugin installed, even one whose start-up stops because the
+tables are missing: ``install`` loads the app without that check.
+"""
+
+import click
+from flask.cli import AppGroup, ScriptInfo, pass_script_info
+
+from .service import EXTENSION_KEY, INSTALL_HINT, Rollups, installing
+
+cli = AppGroup("omni-dashboard", help="The dashboard plugin's rollup tables.")
+
+
+def _rollups(info: ScriptInfo, *, installed: bool = False) -> Rollups:
+    """The app's rollups, checked without requiring the tables (unless ``installed``)."""
+    with installing():
+        app = info.load_app()
+        rollups = app.extensions.get(EXTENSION_KEY)
+        if rollups is None:
+            raise click.ClickException(
+                "this app does not use the dashboard plugin (no Dashboard.init_app ran)"
+            )
+        rollups.start()
+    if not rollups.wanted:
+        mode = rollups.settings.mode
+        raise click.ClickException(
+            f"rollups are off here (OMNI_DASHBOARD_ROLLUPS={mode} on "
+            f"{rollups.engine.dialect.name}, or no provider reads them); set "
+            "OMNI_DASHBOARD_ROLLUPS=on to use them"
+        )
+    if installed and not rollups.active:
+        raise click.ClickException(f"the rollup tables are not installed: {INSTALL_HINT}")
+    return rollups
+
+
+@cli.command("install", with_appcontext=False)
+@pass_script_info
+def install_command(info: ScriptInfo) -> None:
+    """Create the rollup tables and the dead-letter triggers (idempotent)."""
+    rollups = _rollups(info)
+    if not rollups.install():
+        raise click.ClickException("the rollup tables could not be created (see the warning)")
+    click.echo("rollup tables installed; `flask omni-dashboard refresh` fills them")
+
+
+@cli.command("refresh", with_appcontext=False)
+@pass_script_info
+def refresh_command(info: ScriptInfo) -> None:
+    """Roll up every closed slot before now - horizon (for cron)."""
+    report = _rollups(info, installed=True).refresh()
+    if report.busy:
+        click.echo(f"another process is refreshing; stopped after {report.chunks} chunks")
+        return
+    click.echo(f"rolled {report.chunks} chunks; watermark {report.watermark}")
+
+
+@cli.command("reset", with_appcontext=False)
+@pass_script_info
+def reset_command(info: ScriptInfo) -> None:
+    """Drop the rolled rows (after history was rewritten); the next refresh starts over."""
+    _rollups(info, installed=True).reset()
+    click.echo("rollups reset; the next refresh rolls everything up again")
+
+
+@cli.command("uninstall", with_appcontext=False)
+@pass_script_info
+def uninstall_command(info: ScriptInfo) -> None:
+    """Drop the dead-letter triggers and every table of the plugin."""
+    _rollups(info).uninstall()
+    click.echo("rollup tables and triggers dropped; set OMNI_DASHBOARD_ROLLUPS=off")

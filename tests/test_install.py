@@ -1,0 +1,140 @@
+"""The plugin's DDL is a deploy step: `flask omni-dashboard install`, run by an operator;
+start-up only checks; the live feed stops itself when the process exits."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+
+from omni_dashboard_plugin.config import ConfigError
+from omni_dashboard_plugin.rollups import dead_letter_counts, service
+from omni_dashboard_plugin.rollups.kinds import metadata
+
+from .conftest import API_KEY, build_app
+
+
+@pytest.fixture
+def fresh_url(pg_url):
+    """A PostgreSQL database of its own holding Omni's tables and none of the plugin's."""
+    name = f"omni_install_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    build_app(url, OMNI_DASHBOARD_ROLLUPS="off")  # the host's own tables
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def plugin_tables(url) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) & set(metadata.tables)
+    finally:
+        engine.dispose()
+
+
+def flask(url, *args, mode="on"):
+    """`flask omni-dashboard ...` for a host that leaves the plugin's tables to it."""
+    app = "host_example.app:create_app({'OMNI_INSTALL_PLUGIN_TABLES': False})"
+    env = {
+        **os.environ,
+        "OMNI_DATABASE_URL": url,
+        "OMNI_API_KEY": API_KEY,
+        "OMNI_DASHBOARD_ROLLUPS": mode,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", app, "omni-dashboard", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.postgres
+def test_start_up_checks_and_the_operator_installs(fresh_url):
+    # Creating the app makes no table of the plugin's, and with `on` it says what to run.
+    with pytest.raises(ConfigError, match=r"not installed .*flask omni-dashboard install"):
+        build_app(fresh_url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_INSTALL_PLUGIN_TABLES=False)
+    assert plugin_tables(fresh_url) == set()
+
+    refused = flask(fresh_url, "refresh")
+    assert refused.returncode != 0 and "flask omni-dashboard install" in refused.stderr
+
+    done = flask(fresh_url, "install")
+    assert done.returncode == 0, done.stderr
+    assert "installed" in done.stdout
+    assert plugin_tables(fresh_url) == set(metadata.tables)
+    engine = create_engine(fresh_url)
+    with engine.connect() as conn:
+        assert dead_letter_counts.installed(conn)
+    engine.dispose()
+
+    app = build_app(fresh_url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_INSTALL_PLUGIN_TABLES=False)
+    assert app.extensions["omni_dashboard"].rollups.active
+    refreshed = flask(fresh_url, "refresh")
+    assert refreshed.returncode == 0 and "watermark" in refreshed.stdout, refreshed.stderr
+
+    gone = flask(fresh_url, "uninstall")
+    assert gone.returncode == 0, gone.stderr
+    assert plugin_tables(fresh_url) == set()
+
+
+@pytest.mark.postgres
+def test_auto_picks_up_an_install_without_a_restart(fresh_url, monkeypatch):
+    monkeypatch.setattr(service, "REFRESH_INTERVAL_SECONDS", 0)
+    app = build_app(fresh_url, OMNI_DASHBOARD_ROLLUPS="auto", OMNI_INSTALL_PLUGIN_TABLES=False)
+    rollups = app.extensions["omni_dashboard"].rollups
+    client = app.test_client()
+    assert (
+        client.get("/api/v2/event-ops/metrics", headers={"x-api-key": API_KEY}).status_code == 200
+    )
+    assert not rollups.active and plugin_tables(fresh_url) == set()
+
+    assert flask(fresh_url, "install", mode="auto").returncode == 0
+    assert (
+        client.get("/api/v2/event-ops/metrics", headers={"x-api-key": API_KEY}).status_code == 200
+    )
+    assert rollups.active and rollups.keeps_dead_letters
+
+
+def test_install_refuses_where_rollups_are_off(tmp_path):
+    url = f"sqlite:///{tmp_path / 'omni.db'}"
+    build_app(url)
+    refused = flask(url, "install", mode="auto")  # auto is off on SQLite
+    assert refused.returncode != 0
+    assert "OMNI_DASHBOARD_ROLLUPS=auto on sqlite" in refused.stderr
+    assert plugin_tables(url) == set()
+
+
+STOPS_AT_EXIT = """
+from omni_dashboard_plugin.live import feed
+from tests.conftest import build_app
+
+stop = feed.LiveFeed.stop
+def reported(self):
+    print("stopped", self._writer is not None, flush=True)
+    stop(self)
+feed.LiveFeed.stop = reported
+
+app = build_app({url!r})
+live = app.extensions["omni_dashboard"].live
+live.writer()  # the hub and the SSE writer thread run
+print("running", flush=True)
+"""
+
+
+def test_the_live_feed_stops_itself_when_the_process_exits(tmp_path):
+    script = STOPS_AT_EXIT.format(url=f"sqlite:///{tmp_path / 'omni.db'}")
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=os.getcwd()
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["running", "stopped", "True"]
