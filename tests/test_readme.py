@@ -12,7 +12,7 @@ def _commands():
 
 def test_readme_starts_with_the_demo_and_the_test_command():
     demo, tests = _commands()[:2]
-    assert "pip install -e ." in demo and "omni-host run" in demo
+    assert "pip install -e . -e ./host_example" in demo and "omni-host run" in demo
     assert tests.endswith("pytest") and "[test]" in tests
 
 
