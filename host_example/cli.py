@@ -93,15 +93,17 @@ def cmd_run(args) -> None:
 def cmd_plugins(args) -> None:
     app = _app()
     dashboard = app.extensions["omni_dashboard"]
-    names = dashboard.plugin_manager.list_name_plugin()
+    names = dashboard.registry.plugin_manager.list_name_plugin()
     print("plugins:")
     for name, plugin in names:
         print(f"  {name}  ({getattr(plugin, '__name__', type(plugin).__name__)})")
     print("providers:")
-    for name, provider in sorted(dashboard.installed.items()):
-        state = "enabled" if name in dashboard.enabled else "disabled"
+    for name, provider in sorted(dashboard.registry.installed.items()):
+        state = "enabled" if name in dashboard.registry.enabled else "disabled"
         fields = ", ".join(provider.fields)
         print(f"  {name:<12} {state:<8} {provider.endpoint:<20} {fields}")
+        if provider.description:
+            print(f"  {'':<12} {provider.description}")
 
 
 def spec_json(app) -> str:

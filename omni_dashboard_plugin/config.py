@@ -11,8 +11,8 @@ import importlib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field, fields
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ALL = "all"
@@ -366,112 +366,68 @@ SETTINGS = (
 BY_KEY = {setting.key: setting for setting in SETTINGS}
 
 
-def _defaults(fields: Mapping[str, str]) -> dict:
-    return {name: BY_KEY[key].value for name, key in fields.items()}
-
-
-def _read(config: Mapping, fields: Mapping[str, str]) -> dict:
-    return {name: BY_KEY[key].read(config) for name, key in fields.items()}
+def setting(key: str) -> Any:
+    """A settings field read from ``key`` of :data:`SETTINGS`, defaulting to its default."""
+    return field(default=BY_KEY[key].value, metadata={"key": key})
 
 
 class _ReadByTable:
-    """Settings whose fields are read from :data:`SETTINGS` (``_keys``: field -> key)."""
-
-    _keys: ClassVar[Mapping[str, str]] = {}
+    """Settings whose fields are :func:`setting` fields (a nested group: its own class)."""
 
     @classmethod
     def from_mapping(cls, config: Mapping):
         """Read and validate the class's keys (a bad value raises :class:`ConfigError`)."""
-        return cls(**_read(config, cls._keys))
-
-
-_STREAM = {
-    "nats_url": "OMNI_NATS_URL",
-    "subjects": "OMNI_DASHBOARD_STREAM_SUBJECTS",
-    "heartbeat_seconds": "OMNI_DASHBOARD_STREAM_HEARTBEAT",
-    "retry_ms": "OMNI_DASHBOARD_STREAM_RETRY_MS",
-    "replay_size": "OMNI_DASHBOARD_STREAM_REPLAY",
-    "queue_size": "OMNI_DASHBOARD_STREAM_QUEUE",
-    "max_clients": "OMNI_DASHBOARD_STREAM_MAX_CLIENTS",
-    "max_types": "OMNI_DASHBOARD_STREAM_MAX_TYPES",
-    "lifetime_ms": "OMNI_DASHBOARD_STREAM_LIFETIME_MS",
-    "writer": "OMNI_DASHBOARD_STREAM_WRITER",
-    "send_timeout": "OMNI_DASHBOARD_STREAM_SEND_TIMEOUT",
-    "jetstream": "OMNI_DASHBOARD_STREAM_JETSTREAM",
-}
-_STREAM_DEFAULTS = _defaults(_STREAM)
+        values = {}
+        for item in fields(cls):
+            if "key" in item.metadata:
+                values[item.name] = BY_KEY[item.metadata["key"]].read(config)
+            else:
+                values[item.name] = item.type.from_mapping(config)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
 class StreamSettings(_ReadByTable):
     """Settings of the live feed (see docs/configuration.md)."""
 
-    _keys: ClassVar[Mapping[str, str]] = _STREAM
-
-    nats_url: str | None = _STREAM_DEFAULTS["nats_url"]
-    subjects: tuple[str, ...] = _STREAM_DEFAULTS["subjects"]
-    heartbeat_seconds: int = _STREAM_DEFAULTS["heartbeat_seconds"]
-    retry_ms: int = _STREAM_DEFAULTS["retry_ms"]
-    replay_size: int = _STREAM_DEFAULTS["replay_size"]
-    queue_size: int = _STREAM_DEFAULTS["queue_size"]
-    max_clients: int = _STREAM_DEFAULTS["max_clients"]
-    max_types: int = _STREAM_DEFAULTS["max_types"]
-    lifetime_ms: int = _STREAM_DEFAULTS["lifetime_ms"]
-    writer: str = _STREAM_DEFAULTS["writer"]
-    send_timeout: int = _STREAM_DEFAULTS["send_timeout"]
-    jetstream: str = _STREAM_DEFAULTS["jetstream"]
-
-
-_ROLLUPS = {
-    "mode": "OMNI_DASHBOARD_ROLLUPS",
-    "horizon_minutes": "OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES",
-    "refresh": "OMNI_DASHBOARD_ROLLUPS_REFRESH",
-    "dead_letters": "OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS",
-}
-_ROLLUP_DEFAULTS = _defaults(_ROLLUPS)
+    nats_url: str | None = setting("OMNI_NATS_URL")
+    subjects: tuple[str, ...] = setting("OMNI_DASHBOARD_STREAM_SUBJECTS")
+    heartbeat_seconds: int = setting("OMNI_DASHBOARD_STREAM_HEARTBEAT")
+    retry_ms: int = setting("OMNI_DASHBOARD_STREAM_RETRY_MS")
+    replay_size: int = setting("OMNI_DASHBOARD_STREAM_REPLAY")
+    queue_size: int = setting("OMNI_DASHBOARD_STREAM_QUEUE")
+    max_clients: int = setting("OMNI_DASHBOARD_STREAM_MAX_CLIENTS")
+    max_types: int = setting("OMNI_DASHBOARD_STREAM_MAX_TYPES")
+    lifetime_ms: int = setting("OMNI_DASHBOARD_STREAM_LIFETIME_MS")
+    writer: str = setting("OMNI_DASHBOARD_STREAM_WRITER")
+    send_timeout: int = setting("OMNI_DASHBOARD_STREAM_SEND_TIMEOUT")
+    jetstream: str = setting("OMNI_DASHBOARD_STREAM_JETSTREAM")
 
 
 @dataclass(frozen=True)
 class RollupSettings(_ReadByTable):
     """Settings of the rollup tables (see docs/configuration.md)."""
 
-    _keys: ClassVar[Mapping[str, str]] = _ROLLUPS
+    mode: str = setting("OMNI_DASHBOARD_ROLLUPS")
+    horizon_minutes: int = setting("OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES")
+    refresh: str = setting("OMNI_DASHBOARD_ROLLUPS_REFRESH")
+    dead_letters: str = setting("OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS")
 
-    mode: str = _ROLLUP_DEFAULTS["mode"]
-    horizon_minutes: int = _ROLLUP_DEFAULTS["horizon_minutes"]
-    refresh: str = _ROLLUP_DEFAULTS["refresh"]
-    dead_letters: str = _ROLLUP_DEFAULTS["dead_letters"]
-
-
-_DASHBOARD = {
-    "providers": "OMNI_DASHBOARD_PROVIDERS",
-    "timezone": "OMNI_DASHBOARD_TIMEZONE",
-    "timeline_max_buckets": "OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS",
-    "cache_seconds": "OMNI_DASHBOARD_CACHE_SECONDS",
-    "statement_timeout_ms": "OMNI_DASHBOARD_STATEMENT_TIMEOUT_MS",
-    "metrics_path": "OMNI_DASHBOARD_METRICS_PATH",
-}
-_DASHBOARD_DEFAULTS = _defaults(_DASHBOARD)
+    def wanted_on(self, dialect: str) -> bool:
+        """Whether ``mode`` asks for rollups on a database of ``dialect``."""
+        return self.mode == "on" or (self.mode == "auto" and dialect != "sqlite")
 
 
 @dataclass(frozen=True)
-class DashboardConfig:
-    """Validated plugin settings (see docs/configuration.md)."""
+class DashboardConfig(_ReadByTable):
+    """Validated plugin settings (see docs/configuration.md): the groups of the live feed
+    and the rollups, then the dashboard's own. ``from_mapping`` reads every key."""
 
-    providers: tuple[str, ...] | None = _DASHBOARD_DEFAULTS["providers"]
-    timezone: str = _DASHBOARD_DEFAULTS["timezone"]
-    timeline_max_buckets: int = _DASHBOARD_DEFAULTS["timeline_max_buckets"]
-    cache_seconds: int = _DASHBOARD_DEFAULTS["cache_seconds"]
-    statement_timeout_ms: int = _DASHBOARD_DEFAULTS["statement_timeout_ms"]
-    metrics_path: str | None = _DASHBOARD_DEFAULTS["metrics_path"]
-    stream: StreamSettings = StreamSettings()
-    rollups: RollupSettings = RollupSettings()
-
-    @classmethod
-    def from_mapping(cls, config: Mapping) -> "DashboardConfig":
-        """Read and validate every ``OMNI_DASHBOARD_*`` key."""
-        return cls(
-            **_read(config, _DASHBOARD),
-            stream=StreamSettings.from_mapping(config),
-            rollups=RollupSettings.from_mapping(config),
-        )
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    rollups: RollupSettings = field(default_factory=RollupSettings)
+    providers: tuple[str, ...] | None = setting("OMNI_DASHBOARD_PROVIDERS")
+    timezone: str = setting("OMNI_DASHBOARD_TIMEZONE")
+    timeline_max_buckets: int = setting("OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS")
+    cache_seconds: int = setting("OMNI_DASHBOARD_CACHE_SECONDS")
+    statement_timeout_ms: int = setting("OMNI_DASHBOARD_STATEMENT_TIMEOUT_MS")
+    metrics_path: str | None = setting("OMNI_DASHBOARD_METRICS_PATH")

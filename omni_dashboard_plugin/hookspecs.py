@@ -39,7 +39,8 @@ def omni_register_blueprints(app, api, dashboard):
     """Register the plugin's own flask-smorest blueprints on ``api``.
 
     ``dashboard`` is the host's :class:`omni_dashboard_plugin.host.Dashboard`, which
-    gives access to the engine, the clock and the enabled providers.
+    gives access to the engine, the clock, the live feed (``dashboard.live``) and the
+    enabled providers (``dashboard.registry.enabled``).
     """
 
 

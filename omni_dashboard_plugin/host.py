@@ -94,50 +94,25 @@ class Dashboard:
         self.metrics = ProcessMetrics(nats=self.config.stream.nats_url is not None)
         self.registry.init_app(app)
         self.rollups.on_refresh = self.metrics.refreshed
-        self.rollups.init_app(app, used=bool(self.enabled or self.accelerators))
+        self.rollups.init_app(app, used=bool(self.registry.enabled or self.registry.accelerators))
         self.live.meter = self.metrics
         self.live.init_app(app)
         app.extensions[EXTENSION_KEY] = self
 
     def register_blueprints(self, app, api) -> None:
         """Let plugins add their blueprints (call after the host registered its own)."""
-        self.plugin_manager.hook.omni_register_blueprints(app=app, api=api, dashboard=self)
+        self.registry.plugin_manager.hook.omni_register_blueprints(app=app, api=api, dashboard=self)
 
     def started(self, app) -> None:
         """Check the rollup tables (a missing one stops start-up with
         ``OMNI_DASHBOARD_ROLLUPS=on``) and tell plugins the app is configured."""
         self.rollups.start()
-        self.plugin_manager.hook.omni_app_started(app=app, dashboard=self)
+        self.registry.plugin_manager.hook.omni_app_started(app=app, dashboard=self)
 
     def stopping(self, app) -> None:
         """Tell plugins the app is shutting down (the live feed also stops by itself when
         the process exits)."""
-        self.plugin_manager.hook.omni_app_stopping(app=app, dashboard=self)
-
-    @property
-    def plugin_manager(self) -> pluggy.PluginManager:
-        """The ``omni`` plugin manager."""
-        return self.registry.plugin_manager
-
-    @property
-    def endpoints(self) -> dict[str, Endpoint]:
-        """The endpoints providers may extend."""
-        return self.registry.endpoints
-
-    @property
-    def installed(self) -> dict[str, Provider]:
-        """Every provider the plugins offer, by name."""
-        return self.registry.installed
-
-    @property
-    def enabled(self) -> dict[str, Provider]:
-        """The providers ``OMNI_DASHBOARD_PROVIDERS`` enables, by name."""
-        return self.registry.enabled
-
-    @property
-    def accelerators(self) -> dict[str, Callable]:
-        """The plugins' equivalents of the host's payloads, by endpoint id."""
-        return self.registry.accelerators
+        self.registry.plugin_manager.hook.omni_app_stopping(app=app, dashboard=self)
 
     def providers_for(self, endpoint_id: str) -> list[Provider]:
         """Enabled providers of one endpoint, in configuration order."""
@@ -183,7 +158,7 @@ class Dashboard:
         connection of its own."""
         args = args or {}
         g.omni_dashboard_base = endpoint_id
-        accelerate = self.accelerators.get(endpoint_id)
+        accelerate = self.registry.accelerators.get(endpoint_id)
         narrowed = self._narrowed(endpoint_id, args)
         if accelerate is None or not (narrowed or self.rollups.active):
             return compute()

@@ -46,7 +46,8 @@ class Provider:
     ``events.analytics``, ``automation-metrics``); ``fields`` are the marshmallow fields
     added to its response, ``arguments`` the query arguments added to its request, and
     ``compute(ctx)`` returns a dict with the keys of ``fields`` (those declared
-    ``required=False`` may be left out).
+    ``required=False`` may be left out); ``description`` says what it adds, in a sentence
+    (``omni-host plugins`` lists it).
 
     ``narrows`` names arguments of the provider that narrow the host's own fields too (a
     filter): a request with one of them gets the host's payload from the plugin's
@@ -57,6 +58,6 @@ class Provider:
     endpoint: str
     fields: Mapping[str, ma_fields.Field]
     compute: Callable[[ProviderContext], dict]
+    description: str = ""
     arguments: Mapping[str, ma_fields.Field] = field(default_factory=dict)
     narrows: tuple[str, ...] = ()
-    description: str = ""

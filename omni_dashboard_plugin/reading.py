@@ -1,20 +1,40 @@
-"""What providers and accelerators read through: the :class:`Reader` protocol.
+"""What providers and accelerators read through: :class:`Reader`.
 
 The rollups implement it twice (``rollups.reader``: raw rows, or rollups plus raw rows);
-a provider depends only on this protocol, never on those classes.
+a provider depends only on this class, never on those.
 """
 
+from abc import ABC, abstractmethod
+from collections import namedtuple
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from functools import cache
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
 
-class Reader(Protocol):
-    """Sums of a rollup kind's measures over a window, on one connection and snapshot."""
+def is_many(value) -> bool:
+    """Whether a ``where`` value is a collection (matched with IN)."""
+    return isinstance(value, list | tuple | set | frozenset)
 
-    connection: Connection
+
+@cache
+def _row_type(by: tuple[str, ...], by_slot: bool, measures: tuple[str, ...]) -> type:
+    """The named row of a question: its keys, ``slot`` when by slot, the kind's measures."""
+    return namedtuple("Sums", [*by, *("slot",) * by_slot, *measures])
+
+
+class Reader(ABC):
+    """Sums of a rollup kind's measures over a window, on one connection and snapshot.
+
+    A reader serves one response: it remembers each answer, so that parts of a response
+    asking the same question (the 24-hour count, say) share one statement.
+    """
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        self._answers: dict = {}
 
     def sums(
         self,
@@ -28,10 +48,30 @@ class Reader(Protocol):
     ) -> list:
         """Named rows (``row.n``, ``row.channel``, ``row.slot``) of ``by`` (and ``slot`` when
         ``by_slot``) plus every measure of ``kind``, summed over the source rows with
-        ``since <= time <= until`` matching ``where``."""
+        ``since <= time <= until`` whose dims match ``where`` (a list matches any of its
+        values, ``None`` matches NULL)."""
+        items = tuple(sorted((d, tuple(v) if is_many(v) else v) for d, v in (where or {}).items()))
+        key = (kind.name, since, until, tuple(by), items, by_slot)
+        if key not in self._answers:
+            row = _row_type(tuple(by), by_slot, tuple(kind.measures))
+            found = self._sum(kind, key)
+            self._answers[key] = [row._make(values) for values in found]
+        return self._answers[key]
 
+    def remembered(self, key: tuple, read) -> Any:
+        """``read()``, once per response for ``key``."""
+        if key not in self._answers:
+            self._answers[key] = read()
+        return self._answers[key]
+
+    @abstractmethod
+    def _sum(self, kind: Any, key: tuple) -> list[tuple]:
+        """The rows of the question ``key`` (kind name, since, until, by, where, by_slot)."""
+
+    @abstractmethod
     def dead_letters(self) -> dict[str, int] | None:
         """Dead letters per status as triggers keep them, or ``None``: count them raw."""
 
+    @abstractmethod
     def on(self, connection: Connection) -> "Reader":
         """This reader on another connection that reads the same snapshot."""

@@ -35,7 +35,7 @@ def compute_summary(dashboard, facts: HostFacts, args) -> dict:
     """The summary as the individual endpoints would report it with default arguments
     (``args``: the dashboard's own, parsed)."""
     now = dashboard.clock()
-    enabled = dashboard.enabled
+    enabled = dashboard.registry.enabled
     filters = {name: args[name] for name in FILTERS if args.get(name) is not None}
     scope = EventWindow.from_args({**filters, "allTime": True}, now)
     with snapshot(dashboard.engine, dashboard.config.statement_timeout_ms) as conn:

@@ -38,7 +38,7 @@ def test_the_plugin_keeps_its_layers():
         ("sql/tables.py", "from ..rollups import kinds", "layers point one way"),
         ("rollups/kinds.py", "from ..queries import events", "layers point one way"),
         ("live/hub.py", "from ..sql import tables", "live feed knows nothing"),
-        ("provider.py", "from .rollups import reader", "Reader protocol"),
+        ("provider.py", "from .rollups import reader", "Reader, not on the rollups"),
         ("grid.py", "from . import summary", "building blocks"),
     ],
 )

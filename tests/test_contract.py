@@ -129,7 +129,7 @@ def test_clashes_refuse_start_up(db_url, providers, words):
 
 def test_clashing_provider_can_be_left_disabled(db_url):
     app = app_with(db_url, ECHO, _provider("clash", field="totalMessages"), enabled="echo")
-    assert "echo" in app.extensions["omni_dashboard"].enabled
+    assert "echo" in app.extensions["omni_dashboard"].registry.enabled
 
 
 def test_provider_returning_undeclared_fields_is_a_bug_not_a_silent_merge(db_url):
@@ -146,7 +146,7 @@ def test_provider_returning_undeclared_fields_is_a_bug_not_a_silent_merge(db_url
 
 def test_the_package_registers_through_the_omni_entry_point(db_url):
     app = build_app(db_url)
-    names = dict(app.extensions["omni_dashboard"].plugin_manager.list_name_plugin())
+    names = dict(app.extensions["omni_dashboard"].registry.plugin_manager.list_name_plugin())
     assert names["omni_dashboard"].__name__ == "omni_dashboard_plugin.plugin"
 
 

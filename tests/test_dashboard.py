@@ -92,19 +92,19 @@ def test_one_snapshot_even_when_rows_arrive_mid_request(db_url):
     engine = app.extensions["omni_host"].engine
     seeded(engine, SeedPlan(events=300, days=1, now=NOW))
     dashboard = app.extensions["omni_dashboard"]
-    breakdowns = dashboard.enabled["breakdowns"]
+    breakdowns = dashboard.registry.enabled["breakdowns"]
 
     def late_writer(ctx):
         add_events(engine, 7)  # committed by another connection, mid-summary
         return breakdowns.compute(ctx)
 
-    dashboard.enabled["breakdowns"] = dataclasses.replace(breakdowns, compute=late_writer)
+    dashboard.registry.enabled["breakdowns"] = dataclasses.replace(breakdowns, compute=late_writer)
     status, summary = get_json(app.test_client(), "/api/v2/dashboard")
     assert status == 200
     events = summary["events"]
     assert sum(events["byChannel"].values()) == events["last24h"] == events["total"]
     assert sum(b["count"] for b in events["timeline"]) == events["last24h"]
-    dashboard.enabled["breakdowns"] = breakdowns
+    dashboard.registry.enabled["breakdowns"] = breakdowns
     _, after = get_json(app.test_client(), "/api/v2/dashboard")
     assert after["events"]["total"] == events["total"] + 7
 
@@ -191,7 +191,7 @@ def test_cache_never_serves_other_arguments_or_other_keys(db_url, monkeypatch):
 def test_a_hundred_concurrent_pollers_cost_one_computation(db_url, monkeypatch):
     app, _, _ = cached_app(db_url, monkeypatch)
     dashboard = app.extensions["omni_dashboard"]
-    rates = dashboard.enabled["rates"]
+    rates = dashboard.registry.enabled["rates"]
     calls = []
     gate = threading.Event()
 
@@ -200,7 +200,7 @@ def test_a_hundred_concurrent_pollers_cost_one_computation(db_url, monkeypatch):
         gate.wait(2)
         return rates.compute(ctx)
 
-    dashboard.enabled["rates"] = dataclasses.replace(rates, compute=slow_counted)
+    dashboard.registry.enabled["rates"] = dataclasses.replace(rates, compute=slow_counted)
     results = []
 
     def poll():

@@ -60,8 +60,8 @@ def build(dashboard) -> Blueprint:
         description="The whole operations dashboard in one request.",
     )
     cache = TtlCache(dashboard.config.cache_seconds)
-    schema = summary_schema(dashboard.enabled)()
-    args_schema = arguments_schema(dashboard.enabled)
+    schema = summary_schema(dashboard.registry.enabled)()
+    args_schema = arguments_schema(dashboard.registry.enabled)
 
     def tagged(args):
         data = schema.dump(compute_summary(dashboard, dashboard.facts(), args))

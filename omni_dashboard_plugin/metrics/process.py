@@ -22,6 +22,11 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+def _counter(name: str, documentation: str) -> Counter:
+    """A counter of this process, registered nowhere (:meth:`ProcessMetrics.collect`)."""
+    return Counter(name, documentation, registry=None)
+
+
 class ProcessMetrics(FeedMeter):
     """The live feed's hub and the rollups report here; :meth:`collect` yields them.
 
@@ -30,26 +35,21 @@ class ProcessMetrics(FeedMeter):
     """
 
     def __init__(self, nats: bool):
+        stream = "omni_dashboard_stream_"
         self.stream_clients = Gauge(
-            "omni_dashboard_stream_clients",
+            f"{stream}clients",
             "Open live-feed streams (SSE and WebSocket)",
             registry=None,
             multiprocess_mode="livesum",
         )
-        self.stream_deliveries = Counter(
-            "omni_dashboard_stream_deliveries",
-            "Items queued for live-feed clients",
-            registry=None,
+        self.stream_deliveries = _counter(
+            f"{stream}deliveries", "Items queued for live-feed clients"
         )
-        self.stream_overflows = Counter(
-            "omni_dashboard_stream_overflows",
-            "Live-feed clients let go because they fell behind",
-            registry=None,
+        self.stream_overflows = _counter(
+            f"{stream}overflows", "Live-feed clients let go because they fell behind"
         )
-        self.stream_resets = Counter(
-            "omni_dashboard_stream_resets",
-            "Live-feed clients told to refetch (reset events)",
-            registry=None,
+        self.stream_resets = _counter(
+            f"{stream}resets", "Live-feed clients told to refetch (reset events)"
         )
         self.nats = Gauge(
             "omni_dashboard_nats_connected",

@@ -21,10 +21,4 @@ def compute(ctx: ProviderContext) -> dict:
     }
 
 
-PROVIDER = Provider(
-    name="automations",
-    endpoint="automation-metrics",
-    fields=automation_fields(),
-    compute=compute,
-    description="execution counts, success rate, timing and recent failures from automation_logs",
-)
+PROVIDER = Provider("automations", "automation-metrics", automation_fields(), compute, __doc__)

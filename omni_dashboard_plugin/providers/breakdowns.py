@@ -13,10 +13,10 @@ def breakdown(reader: Reader, window: EventWindow) -> dict:
     """byChannel and byDirection of ``window``, from one grouped statement."""
     by_channel: Counter = Counter()
     by_direction = {"inbound": 0, "outbound": 0}
-    for channel, direction, _, count, *_ in breakdown_rows(reader, window):
-        by_channel[channel] += count
-        if direction in by_direction:
-            by_direction[direction] += count
+    for row in breakdown_rows(reader, window):
+        by_channel[row.channel] += row.n
+        if row.direction in by_direction:
+            by_direction[row.direction] += row.n
     return {"byChannel": dict(by_channel), "byDirection": by_direction}
 
 
@@ -25,10 +25,4 @@ def compute(ctx: ProviderContext) -> dict:
     return breakdown(ctx.reader, EventWindow.from_args(ctx.args, ctx.now))
 
 
-PROVIDER = Provider(
-    name="breakdowns",
-    endpoint="events.analytics",
-    fields=breakdown_fields(),
-    compute=compute,
-    description="events per channel and per direction in the window",
-)
+PROVIDER = Provider("breakdowns", "events.analytics", breakdown_fields(), compute, __doc__)

@@ -50,10 +50,10 @@ def compute(ctx: ProviderContext) -> dict:
 
 
 PROVIDER = Provider(
-    name="comparison",
-    endpoint="events.analytics",
-    fields=comparison_fields(),
+    "comparison",
+    "events.analytics",
+    comparison_fields(),
+    compute,
+    __doc__,
     arguments={"compare": compare_argument("an earlier window")},
-    compute=compute,
-    description="the window's totals, breakdowns and timeline for the previous period or week",
 )

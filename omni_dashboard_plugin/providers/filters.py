@@ -10,11 +10,11 @@ def compute(ctx: ProviderContext) -> dict:
 
 
 PROVIDER = Provider(
-    name="filters",
-    endpoint="events.analytics",
-    fields={},
+    "filters",
+    "events.analytics",
+    {},
+    compute,
+    __doc__,
     arguments={"channel": channel_argument()},
     narrows=("channel",),
-    compute=compute,
-    description="the channel filter, applied to the host's fields and every provider's",
 )

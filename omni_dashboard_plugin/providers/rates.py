@@ -17,10 +17,4 @@ def compute(ctx: ProviderContext) -> dict:
     }
 
 
-PROVIDER = Provider(
-    name="rates",
-    endpoint="event-ops.metrics",
-    fields=rate_fields(),
-    compute=compute,
-    description="events in the last hour, events per hour and per minute",
-)
+PROVIDER = Provider("rates", "event-ops.metrics", rate_fields(), compute, __doc__)

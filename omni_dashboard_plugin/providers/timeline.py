@@ -111,10 +111,10 @@ def compute(ctx: ProviderContext) -> dict:
 
 
 PROVIDER = Provider(
-    name="timeline",
-    endpoint="events.analytics",
-    fields=timeline_fields(),
+    "timeline",
+    "events.analytics",
+    timeline_fields(),
+    compute,
+    __doc__,
     arguments={"granularity": granularity_argument(), "timezone": timezone_argument()},
-    compute=compute,
-    description="zero-filled event counts per hour or day of the window, in a time zone",
 )

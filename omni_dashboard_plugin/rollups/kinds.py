@@ -6,7 +6,7 @@ slot, the dimensions it groups by and the measures it sums. Every measure is add
 ``SUM`` into exactly what one scan of the source would give.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Uuid, case, func
 from sqlalchemy.sql.expression import ColumnElement
@@ -115,143 +115,108 @@ _EVENT_MEASURES = {
     "agent_sum": func.coalesce(func.sum(E.c.agent_latency_ms), 0),
     "agent_n": func.count(E.c.agent_latency_ms),
 }
+_SLOT_MEASURES = {m: _EVENT_MEASURES[m] for m in ("n", "failed")}
+_COUNT = {"n": _count}
+
+
+def _events(
+    name: str, dims: tuple[str, ...], measures: dict, index: str | None = None, **options
+) -> Kind:
+    """A cumulative kind of omni_events by ``received_at``, grouped by its columns ``dims``,
+    that shares its raw edges; ``index``: the dim its slot and day tables are indexed on
+    after the bucket. Rows of an instance that is deleted count as NULL (the foreign key
+    is ON DELETE SET NULL)."""
+    return Kind(
+        name,
+        E,
+        E.c.received_at,
+        {d: E.c[d] for d in dims},
+        measures,
+        indexes=(("bucket", index),) if index else (("bucket",),),
+        cumulative=True,
+        set_null={"instance_id": instances.c.id} if "instance_id" in dims else {},
+        shares_edges=True,
+        **options,
+    )
+
+
 # Not rolled up (no tables): the raw edges that `events`, `event_channels` and
 # `event_slots` share
 # (the kinds with an instance dim read their own, by instance: grouping every response's
 # edges by instance costs more than it saves).
-EVENT_EDGES = Kind(
-    "event_edges",
-    E,
-    E.c.received_at,
-    dims={
-        "status": E.c.status,
-        "error_stage": E.c.error_stage,
-        "channel": E.c.channel,
-        "direction": E.c.direction,
-    },
-    measures=_EVENT_MEASURES,
+EVENT_EDGES = replace(
+    _events("event_edges", ("status", "error_stage", "channel", "direction"), _EVENT_MEASURES),
+    cumulative=False,
+    shares_edges=False,
 )
-EVENTS = Kind(
-    "events",
-    E,
-    E.c.received_at,
-    dims={"status": E.c.status, "error_stage": E.c.error_stage},
-    measures=_EVENT_MEASURES,
-    cumulative=True,
-    shares_edges=True,
-    edges_from=EVENT_EDGES,
-)
+EVENTS = _events("events", ("status", "error_stage"), _EVENT_MEASURES, edges_from=EVENT_EDGES)
 # What a filter on an instance reads: the event totals, by channel, direction and status.
-EVENT_COUNTS = Kind(
+EVENT_COUNTS = _events(
     "event_counts",
-    E,
-    E.c.received_at,
-    dims={
-        "instance_id": E.c.instance_id,
-        "channel": E.c.channel,
-        "direction": E.c.direction,
-        "status": E.c.status,
-    },
-    measures=_EVENT_MEASURES,
-    indexes=(("bucket", "instance_id"),),
-    cumulative=True,
-    set_null={"instance_id": instances.c.id},
-    shares_edges=True,
+    ("instance_id", "channel", "direction", "status"),
+    _EVENT_MEASURES,
+    "instance_id",
 )
 # ... and a filter on a channel, or none.
-EVENT_CHANNELS = Kind(
+EVENT_CHANNELS = _events(
     "event_channels",
-    E,
-    E.c.received_at,
-    dims={"channel": E.c.channel, "direction": E.c.direction, "status": E.c.status},
-    measures=_EVENT_MEASURES,
-    indexes=(("bucket", "channel"),),
-    cumulative=True,
+    ("channel", "direction", "status"),
+    _EVENT_MEASURES,
+    "channel",
     rolled_from="event_counts",
-    shares_edges=True,
     edges_from=EVENT_EDGES,
 )
 # Events and failures per slot, of a channel or of all: the timelines' one row per slot.
-EVENT_SLOTS = Kind(
+EVENT_SLOTS = _events(
     "event_slots",
-    E,
-    E.c.received_at,
-    dims={"channel": E.c.channel},
-    measures={m: _EVENT_MEASURES[m] for m in ("n", "failed")},
-    indexes=(("bucket", "channel"),),
-    cumulative=True,
+    ("channel",),
+    _SLOT_MEASURES,
+    "channel",
     rolled_from="event_channels",
-    shares_edges=True,
     edges_from=EVENT_EDGES,
 )
 # Content types and error stages (analytics' `messageTypes`, `errorStages`) of an instance
 # (its raw edges serve `event_instances` and `channel_details` too) ...
-EVENT_DETAILS = Kind(
-    "event_details",
-    E,
-    E.c.received_at,
-    dims={
-        "instance_id": E.c.instance_id,
-        "channel": E.c.channel,
-        "content_type": E.c.content_type,
-        "error_stage": E.c.error_stage,
-    },
-    measures={"n": _count},
-    indexes=(("bucket", "instance_id"),),
-    cumulative=True,
-    set_null={"instance_id": instances.c.id},
-    shares_edges=True,
+_DETAILS = ("content_type", "error_stage")
+EVENT_DETAILS = _events(
+    "event_details", ("instance_id", "channel", *_DETAILS), _COUNT, "instance_id"
 )
 # Events per instance (analytics' `instances`), of every channel or of one.
-EVENT_INSTANCES = Kind(
+EVENT_INSTANCES = _events(
     "event_instances",
-    E,
-    E.c.received_at,
-    dims={"instance_id": E.c.instance_id, "channel": E.c.channel},
-    measures={"n": _count},
-    indexes=(("bucket", "channel"),),
-    cumulative=True,
+    ("instance_id", "channel"),
+    _COUNT,
+    "channel",
     rolled_from="event_counts",
-    set_null={"instance_id": instances.c.id},
-    shares_edges=True,
     edges_from=EVENT_DETAILS,
 )
 # ... and of a channel, or of all.
-CHANNEL_DETAILS = Kind(
+CHANNEL_DETAILS = _events(
     "channel_details",
-    E,
-    E.c.received_at,
-    dims={
-        "channel": E.c.channel,
-        "content_type": E.c.content_type,
-        "error_stage": E.c.error_stage,
-    },
-    measures={"n": _count},
-    indexes=(("bucket", "channel"),),
-    cumulative=True,
+    ("channel", *_DETAILS),
+    _COUNT,
+    "channel",
     rolled_from="event_details",
-    shares_edges=True,
     edges_from=EVENT_DETAILS,
 )
+# processing_time_ms by coarse bucket, then by value within the buckets a percentile needs.
+_LATENCY_DIMS = {"coarse": latency_coarse(_timed)}
 LATENCY_COARSE = Kind(
     "latency_coarse",
     E,
     E.c.received_at,
-    dims={"coarse": latency_coarse(_timed)},
-    measures={"n": _count},
+    _LATENCY_DIMS,
+    _COUNT,
     where=_timed.is_not(None),
     cumulative=True,
     rolled_from="latency",
 )
-LATENCY = Kind(
-    "latency",
-    E,
-    E.c.received_at,
-    dims={"coarse": latency_coarse(_timed), "value": _timed},
-    measures={"n": _count},
-    where=_timed.is_not(None),
+LATENCY = replace(
+    LATENCY_COARSE,
+    name="latency",
+    dims={**_LATENCY_DIMS, "value": _timed},
     indexes=(("coarse", "bucket"),),
-    cumulative=True,
+    rolled_from=None,
 )
 AUTOMATIONS = Kind(
     "automations",

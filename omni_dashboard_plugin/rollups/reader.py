@@ -4,62 +4,37 @@ Both readers answer the same question with the same result, so every query of th
 is written once against :meth:`RawReader.sums` and runs on either.
 """
 
-from collections import namedtuple
-from collections.abc import Mapping
 from datetime import datetime
-from functools import cache
 from operator import add
 
 from ..grid import slot_of, slot_time
+from ..reading import Reader, is_many
 from ..sql.snapshot import without_parallel_workers
 from . import dead_letter_counts
 from .kinds import Kind
 from .plan import plan, split
 from .state import RolledRange, first_whole_slot
-from .statements import Part, Question, is_many, run, run_with_edges
+from .statements import Part, Question, run, run_with_edges
 
 
-class RawReader:
-    """Sums straight from the source table (rollups off).
-
-    A reader serves one response: it remembers each answer, so that parts of a response
-    asking the same question (the 24-hour count, say) share one statement.
-    """
+class RawReader(Reader):
+    """Sums straight from the source table (rollups off)."""
 
     def __init__(self, connection, *, dead_letters: bool = False):
-        self.connection = connection
+        super().__init__(connection)
         # Whether :meth:`dead_letters` reads counts kept by triggers.
         self.keeps_dead_letters = dead_letters
-        self._answers: dict = {}
 
-    def sums(
-        self,
-        kind: Kind,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        *,
-        by: tuple[str, ...] = (),
-        where: Mapping | None = None,
-        by_slot: bool = False,
-    ) -> list:
-        """Named rows of ``by`` (and ``slot`` when ``by_slot``) plus every measure, summed
-        over the source rows with ``since <= time <= until`` whose dims match ``where``."""
-        items = tuple(sorted((d, tuple(v) if is_many(v) else v) for d, v in (where or {}).items()))
-        question = Question(kind.name, kind, since, until, tuple(by), items, by_slot)
-        if question not in self._answers:
-            row = _row_type(question.by, question.by_slot, tuple(kind.measures))
-            self._answers[question] = [row._make(values) for values in self._answer(question)]
-        return self._answers[question]
+    def _sum(self, kind: Kind, key: tuple) -> list:
+        name, since, until, by, where, by_slot = key
+        return self._answer(Question(name, kind, since, until, by, where, by_slot))
 
     def dead_letters(self) -> dict[str, int] | None:
         """Dead letters per status from :mod:`.dead_letter_counts`, or ``None`` (count
         them raw) when it does not keep them or its triggers are not in place."""
         if not self.keeps_dead_letters:
             return None
-        key = ("dead letters",)
-        if key not in self._answers:
-            self._answers[key] = dead_letter_counts.read(self.connection)
-        return self._answers[key]
+        return self.remembered(("dead letters",), lambda: dead_letter_counts.read(self.connection))
 
     def on(self, connection) -> "RawReader":
         """This reader on ``connection``, one that reads the same snapshot (a part of the
@@ -194,12 +169,6 @@ class RollupReader(RawReader):
             first = first_whole_slot(self.connection, kind)
             self._lows[key] = self.rolled.end if first is None else first
         return self._lows[key]
-
-
-@cache
-def _row_type(by: tuple[str, ...], by_slot: bool, measures: tuple[str, ...]) -> type:
-    """The named row of a question: its keys, ``slot`` when by slot, the kind's measures."""
-    return namedtuple("Sums", [*by, *("slot",) * by_slot, *measures])
 
 
 def _aligned(moment: datetime) -> bool:

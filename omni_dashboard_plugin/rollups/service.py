@@ -77,8 +77,7 @@ class Rollups:
     @property
     def wanted(self) -> bool:
         """Whether the settings ask for rollups on this database."""
-        mode = self.settings.mode
-        return mode == "on" or (mode == "auto" and self.engine.dialect.name != "sqlite")
+        return self.settings.wanted_on(self.engine.dialect.name)
 
     def install(self) -> bool:
         """Create the tables (and the dead-letter triggers, or drop them when told to

@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 
 from ..grid import SLOT_SECONDS
+from ..reading import is_many
 from ..sql.constructs import slot_index, slot_start
 from .kinds import Kind
 
@@ -31,11 +32,6 @@ SLOT_LABEL = "slot"
 EDGE_LABEL = "edge"
 # Built statements by key, for the process (the shapes are few: kinds x plans).
 _STATEMENTS: dict = {}
-
-
-def is_many(value) -> bool:
-    """Whether a ``where`` value is a collection (matched with IN)."""
-    return isinstance(value, list | tuple | set | frozenset)
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,14 @@ class slot_start(_Slotted):
     inherit_cache = True
 
 
+def _pg_slot_start(column: str, width: int) -> str:
+    """PostgreSQL: the start of the column's slot (``date_bin``, integer arithmetic)."""
+    return f"date_bin(interval '{width} seconds', {column}, timestamp '1970-01-01')"
+
+
 @compiles(slot_start, "postgresql")
 def _slot_start_pg(element, compiler, **kw):
-    column = _column(element, compiler, kw)
-    return f"date_bin(interval '{element.width} seconds', {column}, timestamp '1970-01-01')"
+    return _pg_slot_start(_column(element, compiler, kw), element.width)
 
 
 @compiles(slot_start, "sqlite")
@@ -69,7 +73,7 @@ class slot_end(_Slotted):
 
 @compiles(slot_end, "postgresql")
 def _slot_end_pg(element, compiler, **kw):
-    start = _slot_start_pg(element, compiler, **kw)
+    start = _pg_slot_start(_column(element, compiler, kw), element.width)
     return f"({start} + interval '{element.width} seconds')"
 
 

@@ -11,10 +11,8 @@ metadata = MetaData()
 omni_events = Table(
     "omni_events",
     metadata,
-    Column("id", Uuid, primary_key=True),
     Column("channel", String(50)),
     Column("instance_id", Uuid),
-    Column("event_type", String(50)),
     Column("direction", String(10)),
     Column("content_type", String(20)),
     Column("status", String(20)),
@@ -27,7 +25,6 @@ omni_events = Table(
 automation_logs = Table(
     "automation_logs",
     metadata,
-    Column("id", Uuid, primary_key=True),
     Column("automation_id", Uuid),
     Column("status", String(20)),
     Column("actions_executed", JSON().with_variant(JSONB(), "postgresql")),
@@ -38,14 +35,12 @@ automation_logs = Table(
 dead_letter_events = Table(
     "dead_letter_events",
     metadata,
-    Column("id", Uuid, primary_key=True),
     Column("status", String(20)),
 )
 
 event_payloads = Table(
     "event_payloads",
     metadata,
-    Column("id", Uuid, primary_key=True),
     Column("payload_size_compressed", Integer),
     Column("timestamp", DateTime),
     Column("deleted_at", DateTime),
