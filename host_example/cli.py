@@ -103,7 +103,7 @@ def cmd_plugins(args) -> None:
         fields = ", ".join(provider.fields)
         print(f"  {name:<12} {state:<8} {provider.endpoint:<20} {fields}")
         if provider.description:
-            print(f"  {'':<12} {provider.description}")
+            print(f"  {'':<12} {provider.description.replace('``', '`')}")
 
 
 def spec_json(app) -> str:
