@@ -11,7 +11,7 @@ from ..reading import Reader
 from ..rollups.kinds import CHANNEL_DETAILS, EVENT_DETAILS, EVENT_INSTANCES
 from ..rounding import rounded_mean
 from ..window import EventWindow
-from .events import breakdown_rows
+from .events import breakdown_rows, measure_totals
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,9 @@ class StatusTotals:
 
 def status_totals(reader: Reader, window: EventWindow) -> StatusTotals:
     """The window's events by status, summed."""
-    sums = dict.fromkeys(("n", "failed", "proc_sum", "proc_n", "agent_sum", "agent_n"), 0)
-    completed = 0
-    for row in breakdown_rows(reader, window):
-        for name in sums:
-            sums[name] += getattr(row, name)
-        if row.status == "completed":
-            completed += row.n
+    rows = breakdown_rows(reader, window)
+    sums = measure_totals(rows, ("n", "failed", "proc_sum", "proc_n", "agent_sum", "agent_n"))
+    completed = sum(row.n for row in rows if row.status == "completed")
     return StatusTotals(
         count=sums["n"],
         completed=completed,

@@ -19,7 +19,7 @@ from ..rollups.kinds import (
 from ..rounding import round_half_away, rounded_mean
 from .concurrent_read import ConcurrentRead
 from .dead_letters import dead_letter_counts
-from .events import count_since
+from .events import count_since, measure_totals
 
 PENDING = ("received", "processing")
 DEAD_LETTERS = ("pending", "resolved")
@@ -64,12 +64,11 @@ def event_metrics(reader: Reader, now: datetime) -> dict:
             percentile_95(reader.on(connection)),
         ),
     )
-    totals = dict.fromkeys(("n", "proc_sum", "proc_n", "agent_sum", "agent_n"), 0)
+    rows = reader.sums(EVENTS, by=("status", "error_stage"))
+    totals = measure_totals(rows, ("n", "proc_sum", "proc_n", "agent_sum", "agent_n"))
     by_status: dict[str, int] = {}
     by_stage: dict[str, int] = {}
-    for row in reader.sums(EVENTS, by=("status", "error_stage")):
-        for name in totals:
-            totals[name] += getattr(row, name)
+    for row in rows:
         by_status[row.status] = by_status.get(row.status, 0) + row.n
         if row.error_stage is not None:
             by_stage[row.error_stage] = by_stage.get(row.error_stage, 0) + row.n

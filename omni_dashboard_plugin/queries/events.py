@@ -80,6 +80,11 @@ def recent_counts(reader: Reader, now: datetime, filters: EventWindow) -> Recent
     )
 
 
+def measure_totals(rows: list, measures: tuple[str, ...]) -> dict[str, int]:
+    """Each of ``measures`` summed over a reader's named ``rows``."""
+    return {measure: sum(getattr(row, measure) for row in rows) for measure in measures}
+
+
 def breakdown_rows(reader: Reader, window: EventWindow) -> list:
     """Rows of the window by channel, direction and status, with the event measures (``n``,
     ``failed``, ``proc_sum``, ``proc_n``, ``agent_sum``, ``agent_n``): its breakdowns and its

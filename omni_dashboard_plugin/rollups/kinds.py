@@ -120,12 +120,19 @@ _COUNT = {"n": _count}
 
 
 def _events(
-    name: str, dims: tuple[str, ...], measures: dict, index: str | None = None, **options
+    name: str,
+    dims: tuple[str, ...],
+    measures: dict,
+    index: str | None = None,
+    *,
+    cumulative: bool = True,
+    shares_edges: bool = True,
+    **options,
 ) -> Kind:
-    """A cumulative kind of omni_events by ``received_at``, grouped by its columns ``dims``,
-    that shares its raw edges; ``index``: the dim its slot and day tables are indexed on
-    after the bucket. Rows of an instance that is deleted count as NULL (the foreign key
-    is ON DELETE SET NULL)."""
+    """A kind of omni_events by ``received_at``, grouped by its columns ``dims``
+    (cumulative and sharing its raw edges unless told not to); ``index``: the dim its slot
+    and day tables are indexed on after the bucket. Rows of an instance that is deleted
+    count as NULL (the foreign key is ON DELETE SET NULL)."""
     return Kind(
         name,
         E,
@@ -133,9 +140,9 @@ def _events(
         {d: E.c[d] for d in dims},
         measures,
         indexes=(("bucket", index),) if index else (("bucket",),),
-        cumulative=True,
+        cumulative=cumulative,
         set_null={"instance_id": instances.c.id} if "instance_id" in dims else {},
-        shares_edges=True,
+        shares_edges=shares_edges,
         **options,
     )
 
@@ -144,8 +151,10 @@ def _events(
 # `event_slots` share
 # (the kinds with an instance dim read their own, by instance: grouping every response's
 # edges by instance costs more than it saves).
-EVENT_EDGES = replace(
-    _events("event_edges", ("status", "error_stage", "channel", "direction"), _EVENT_MEASURES),
+EVENT_EDGES = _events(
+    "event_edges",
+    ("status", "error_stage", "channel", "direction"),
+    _EVENT_MEASURES,
     cumulative=False,
     shares_edges=False,
 )

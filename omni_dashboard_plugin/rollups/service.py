@@ -58,7 +58,6 @@ class Rollups:
         self.on_refresh = on_refresh
         self.settings = RollupSettings(mode="off")
         self.clock = clock
-        self.horizon = timedelta(minutes=self.settings.horizon_minutes)
         self.active = False
         self.keeps_dead_letters = False
         self._next_check = float("-inf")
@@ -71,8 +70,12 @@ class Rollups:
         reads rollups) keeps them off. No database work."""
         settings = RollupSettings.from_mapping(app.config)
         self.settings = settings if used else RollupSettings(mode="off")
-        self.horizon = timedelta(minutes=self.settings.horizon_minutes)
         app.extensions[EXTENSION_KEY] = self
+
+    @property
+    def horizon(self) -> timedelta:
+        """Rows younger than this are always read raw (``horizon_minutes``)."""
+        return timedelta(minutes=self.settings.horizon_minutes)
 
     @property
     def wanted(self) -> bool:
@@ -114,13 +117,15 @@ class Rollups:
         self.active = self.keeps_dead_letters = False
 
     def start(self) -> None:
-        """Check that the tables are installed (no DDL); see the class docstring.
+        """Check that the tables are installed (no DDL; nothing to check after an
+        :meth:`install` of this process); see the class docstring.
 
         When the database is unreachable, or ``auto`` finds no tables, reads use raw rows
         and a request checks again (at most every ``REFRESH_INTERVAL_SECONDS``), so that a
         later ``install`` or a database back up is picked up without a restart.
         """
-        self._check(strict=not _installing.get())
+        if not self.active:
+            self._check(strict=not _installing.get())
 
     def _check(self, *, strict: bool) -> None:
         self._next_check = time.monotonic() + REFRESH_INTERVAL_SECONDS
