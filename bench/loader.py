@@ -1,20 +1,30 @@
 """Load N events (with automation logs, dead letters, payloads, instances) into PostgreSQL fast.
 
-Rows are generated server-side with generate_series and random() (seeded with setseed), so
-10M events load in a few minutes; secondary indexes are rebuilt after the load. Events, logs
-and payloads are inserted oldest first, as an append-only table fills, so that recent rows
-are physically together.
+Rows are generated server-side with generate_series and random(), in ranges of at most
+``CHUNK`` rows, each seeded with setseed from its first row and inserted by one of
+``workers`` connections (one per core by default), so the same arguments load the same rows
+whatever the number of workers. The events' indexes, primary key included, are dropped
+for the load and rebuilt afterwards, one per connection, and the loading sessions skip the
+row-by-row foreign-key checks (``session_replication_role = replica``: the rows reference
+the instances the loader inserted first), so the cost is the rows themselves. Ranges are
+taken oldest first, as an append-only table fills, so that recent rows are physically
+together (within the ranges loaded at once).
 """
 
+import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from sqlalchemy import text
+from sqlalchemy.schema import CreateIndex
 
 from host_example.db import create_tables
 from host_example.seed import SeedPlan
 from host_example.tables import CHANNELS, automations, instances, metadata, omni_events
+
+PRIMARY_KEY = "omni_events_pkey"
 
 EVENTS_SQL = """
 INSERT INTO omni_events (id, external_id, channel, instance_id, event_type, direction,
@@ -50,7 +60,7 @@ FROM (
         CASE WHEN r < 0.5 AND s >= 0.15 THEN (300 + s * 2500)::int END AS agent
     FROM (SELECT g, random() AS r, random() AS s, random() AS u,
                  (CAST(:n AS float8) - g + random()) / :n AS t
-          FROM generate_series(1, :n) AS g) AS draws
+          FROM generate_series(:first, :last) AS g) AS draws
 ) AS rows
 """
 
@@ -76,7 +86,7 @@ SELECT gen_random_uuid(),
 FROM (SELECT g, random() AS s, (CAST(:n AS float8) - g + random()) / :n AS t,
              CASE WHEN random() < 0.7 THEN 'success' WHEN random() < 0.4 THEN 'failed'
                   ELSE 'skipped' END AS status
-      FROM generate_series(1, :n) AS g) AS draws
+      FROM generate_series(:first, :last) AS g) AS draws
 """
 
 DEAD_SQL = """
@@ -87,7 +97,7 @@ SELECT gen_random_uuid(), gen_random_uuid()::text,
     'message.received.slack', '{"reason": "handler failed"}'::jsonb, 'handler failed',
     (ARRAY['pending','retrying','resolved','abandoned'])[1 + floor(random() * 4)::int],
     CAST(:now AS timestamp) - random() * :days * interval '1 day', NULL
-FROM generate_series(1, :n) AS g
+FROM generate_series(:first, :last) AS g
 """
 
 PAYLOADS_SQL = """
@@ -102,13 +112,55 @@ SELECT gen_random_uuid(), gen_random_uuid()::text, 'message.received',
 FROM (SELECT g, (200 + random() * 20000)::int AS size,
              CAST(:now AS timestamp)
                  - (CAST(:n AS float8) - g + random()) / :n * :days * interval '1 day' AS stamp
-      FROM generate_series(1, :n) AS g) AS draws
+      FROM generate_series(:first, :last) AS g) AS draws
 """
 
 
-def load(engine, events: int, logs: int, days: int, now: datetime, seed: float = 0.42) -> float:
-    """Replace every row with generated data; returns the seconds it took."""
+CHUNK = 2_000_000
+
+
+def _ranges(sql: str, n: int, params: dict) -> list[tuple[str, dict]]:
+    """``sql`` over rows 1..n in ranges of at most CHUNK rows, oldest first."""
+    return [
+        (sql, {**params, "n": n, "first": first, "last": min(first + CHUNK - 1, n)})
+        for first in range(1, n + 1, CHUNK)
+    ]
+
+
+def _run(engine, seed: float, settings: str, job: tuple[str, dict]) -> None:
+    sql, params = job
+    with engine.begin() as conn:
+        conn.exec_driver_sql(settings)
+        # Seeded by its first row: the rows of a range do not depend on who loads it.
+        conn.execute(text("SELECT setseed(:seed)"), {"seed": (seed + params["first"] / 1e9) % 1})
+        conn.execute(text(sql), params)
+
+
+def _in_parallel(engine, workers: int, jobs, run) -> None:
+    with ThreadPoolExecutor(workers) as pool:
+        for done in [pool.submit(run, engine, job) for job in jobs]:
+            done.result()
+
+
+def _rebuild(engine, job) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET maintenance_work_mem = '1GB'")
+        conn.exec_driver_sql(job)
+
+
+def load(
+    engine,
+    events: int,
+    logs: int,
+    days: int,
+    now: datetime,
+    seed: float = 0.42,
+    workers: int | None = None,
+) -> float:
+    """Replace every row with generated data, ``workers`` connections at a time (default:
+    one per core); returns the seconds it took."""
     started = time.perf_counter()
+    workers = workers or os.cpu_count() or 1
     create_tables(engine)
     plan = SeedPlan(events=events)
     instance_ids = [uuid.UUID(int=i + 1) for i in range(10)]
@@ -133,33 +185,43 @@ def load(engine, events: int, logs: int, days: int, now: datetime, seed: float =
             automations.insert(),
             [{"id": aid, "name": f"bench-{n}"} for n, aid in enumerate(automation_ids)],
         )
-        conn.execute(text("SELECT setseed(:seed)"), {"seed": seed})
         for index in omni_events.indexes:
-            index.drop(conn)
-        common = {"now": now, "days": days}
-        conn.execute(
-            text(EVENTS_SQL),
-            {
-                **common,
-                "n": events,
-                "channels": list(CHANNELS),
-                "instances": [str(i) for i in instance_ids],
-                "n_instances": len(instance_ids),
-            },
-        )
-        for index in omni_events.indexes:
-            index.create(conn)
-        conn.execute(
-            text(LOGS_SQL),
-            {
-                **common,
-                "n": logs,
-                "automations": [str(a) for a in automation_ids],
-                "n_automations": len(automation_ids),
-            },
-        )
-        conn.execute(text(DEAD_SQL), {**common, "n": plan.counts()["dead_letter_events"]})
-        conn.execute(text(PAYLOADS_SQL), {**common, "n": plan.counts()["event_payloads"]})
+            index.drop(conn, checkfirst=True)
+        conn.exec_driver_sql(f"ALTER TABLE omni_events DROP CONSTRAINT IF EXISTS {PRIMARY_KEY}")
+    common = {"now": now, "days": days}
+    jobs = _ranges(
+        EVENTS_SQL,
+        events,
+        {
+            **common,
+            "channels": list(CHANNELS),
+            "instances": [str(i) for i in instance_ids],
+            "n_instances": len(instance_ids),
+        },
+    )
+    jobs += _ranges(
+        LOGS_SQL,
+        logs,
+        {
+            **common,
+            "automations": [str(a) for a in automation_ids],
+            "n_automations": len(automation_ids),
+        },
+    )
+    jobs += _ranges(DEAD_SQL, plan.counts()["dead_letter_events"], common)
+    jobs += _ranges(PAYLOADS_SQL, plan.counts()["event_payloads"], common)
+    settings = "SET session_replication_role = replica; SET synchronous_commit = off"
+    _in_parallel(engine, workers, jobs, lambda e, job: _run(e, seed, settings, job))
+    _phase("rows inserted", started)
+    rebuilds = [f"ALTER TABLE omni_events ADD CONSTRAINT {PRIMARY_KEY} PRIMARY KEY (id)"]
+    rebuilds += [str(CreateIndex(index).compile(engine)) for index in omni_events.indexes]
+    _in_parallel(engine, workers, rebuilds, _rebuild)
+    _phase("indexes built", started)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE")
+    _phase("vacuumed and analyzed", started)
     return time.perf_counter() - started
+
+
+def _phase(name: str, started: float) -> None:
+    print(f"  load: {name} after {time.perf_counter() - started:.0f} s", flush=True)

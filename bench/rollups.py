@@ -110,6 +110,7 @@ def prepare(url, events, days, reuse, horizon, keep=False):
     loaded = 0.0
     if not (reuse and _holds(engine, events)):
         loaded = load(engine, events, max(events // 10, 1), days, NOW)
+        keep = False  # the rollups of earlier rows would be caught up, not redone
     on = bench_app(
         url,
         OMNI_DASHBOARD_ROLLUPS="on",

@@ -336,6 +336,19 @@ SETTINGS = (
         ),
     ),
     Setting(
+        "OMNI_DASHBOARD_ROLLUPS_TAIL",
+        "triggers",
+        one_of("triggers", "raw"),
+        (
+            "While rollups are on, PostgreSQL: `triggers` keeps the events of the raw tail (the "
+            "slots after the rolled ones) by slot with triggers on `omni_events`, so that a read "
+            "never scans recent rows, however fast they arrive (needs ownership of the table or "
+            "`TRIGGER` on it, else a warning and raw reads; see [rollups](rollups.md)); `raw` "
+            "reads the tail's rows on every request (a cost of the write rate times the horizon) "
+            "and drops the triggers an earlier install created"
+        ),
+    ),
+    Setting(
         "OMNI_DASHBOARD_STATEMENT_TIMEOUT_MS",
         5000,
         whole(0, 3_600_000),
@@ -412,6 +425,7 @@ class RollupSettings(_ReadByTable):
     horizon_minutes: int = setting("OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES")
     refresh: str = setting("OMNI_DASHBOARD_ROLLUPS_REFRESH")
     dead_letters: str = setting("OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS")
+    tail: str = setting("OMNI_DASHBOARD_ROLLUPS_TAIL")
 
     def wanted_on(self, dialect: str) -> bool:
         """Whether ``mode`` asks for rollups on a database of ``dialect``."""

@@ -1,12 +1,15 @@
 """Two apps on one database, rollups on and off, and the history the rollup tests write."""
 
 import json
+import threading
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import create_engine, delete, insert, select, text, update
+from sqlalchemy.engine import make_url
 
 from host_example.tables import (
     automation_logs,
@@ -346,3 +349,57 @@ def pair_examples(count: int):
         deadline=None,
         phases=[Phase.explicit, Phase.generate],
     )
+
+
+# What a plugin user who owns none of Omni's tables is granted (a reader of everything).
+READER_GRANTS = (
+    'GRANT CONNECT, CREATE ON DATABASE "{database}" TO {role}',
+    "GRANT USAGE, CREATE ON SCHEMA public TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+)
+
+
+@contextmanager
+def database_role(pg_url: str, grants):
+    """A new login role on the test database with ``grants`` (``{role}`` and ``{database}``
+    filled in); yields its URL, then drops it and what it owns."""
+    role = f"omni_role_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+        for grant in grants:
+            conn.execute(text(grant.format(role=role, database=make_url(pg_url).database)))
+    try:
+        yield make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def alongside(writers, step) -> list:
+    """Run each of ``writers`` (callables) in a thread of its own while ``step()`` runs over
+    and over in another, until the writers are done; returns what they raised."""
+    stop, errors = threading.Event(), []
+
+    def guarded(write):
+        try:
+            write()
+        except Exception as exc:  # reported to the caller
+            errors.append(exc)
+
+    def repeat():
+        while not stop.is_set():
+            step()
+
+    threads = [threading.Thread(target=guarded, args=(write,)) for write in writers]
+    stepping = threading.Thread(target=repeat)
+    stepping.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    stepping.join()
+    return errors

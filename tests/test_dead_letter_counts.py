@@ -1,7 +1,6 @@
 """Dead-letter counts kept by triggers: exact after any write, read without the table."""
 
 import logging
-import threading
 import uuid
 from collections import Counter
 
@@ -9,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
-from sqlalchemy.engine import make_url
 
 from host_example.tables import dead_letter_events as table
 from omni_dashboard_plugin.config import ConfigError
@@ -193,32 +191,18 @@ def test_writers_during_folds_lose_nothing(pg_url):
     another connection folds the counts over and over; the counts stay exact."""
     pair = rs.Pair(pg_url)
     pair.clear(NOW)
-    stop = threading.Event()
-    errors = []
 
     def writer(seed):
         statuses = {}
-        try:
-            for i in range(60):
-                _apply(pair.engine, "insert", [STATUSES[(seed + i) % 5]] * 3, statuses)
-                _apply(pair.engine, "update", (2, STATUSES[(seed * i) % 5]), statuses)
-        except Exception as exc:  # reported below
-            errors.append(exc)
+        for i in range(60):
+            _apply(pair.engine, "insert", [STATUSES[(seed + i) % 5]] * 3, statuses)
+            _apply(pair.engine, "update", (2, STATUSES[(seed * i) % 5]), statuses)
 
-    def folder():
-        while not stop.is_set():
-            with pair.engine.begin() as conn:
-                dead_letter_counts.compact(conn)
+    def fold():
+        with pair.engine.begin() as conn:
+            dead_letter_counts.compact(conn)
 
-    threads = [threading.Thread(target=writer, args=(seed,)) for seed in (1, 2)]
-    fold = threading.Thread(target=folder)
-    fold.start()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    stop.set()
-    fold.join()
+    errors = rs.alongside([lambda seed=seed: writer(seed) for seed in (1, 2)], fold)
     assert not errors
     assert _kept(pair.engine) == _oracle(pair.engine)
     assert sum(_oracle(pair.engine).values()) == 2 * 60 * 3
@@ -232,18 +216,7 @@ def test_without_the_right_to_create_triggers_counts_are_raw(pg_url, caplog):
     statuses = {}
     _apply(owner.engine, "insert", ["pending", "resolved", "resolved"], statuses)
     _drop_triggers(owner.engine)
-    role = f"omni_reader_{uuid.uuid4().hex[:8]}"
-    database = make_url(pg_url).database
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
-        conn.execute(text(f'GRANT CONNECT, CREATE ON DATABASE "{database}" TO {role}'))
-        conn.execute(text(f"GRANT USAGE, CREATE ON SCHEMA public TO {role}"))
-        conn.execute(
-            text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
-        )
-    try:
-        url = make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+    with rs.database_role(pg_url, rs.READER_GRANTS) as url:
         with caplog.at_level(logging.WARNING):
             app = build_app(url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_DASHBOARD_ROLLUPS_REFRESH="cron")
         rollups = app.extensions["omni_dashboard"].rollups
@@ -251,11 +224,6 @@ def test_without_the_right_to_create_triggers_counts_are_raw(pg_url, caplog):
         assert "grant the database user ownership of dead_letter_events" in caplog.text
         assert _responses(app) == _expected(statuses)
         app.extensions["omni_host"].engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP OWNED BY {role}"))
-            conn.execute(text(f"DROP ROLE {role}"))
-        admin.dispose()
 
 
 def test_raw_setting_removes_the_triggers(db_url):
@@ -284,16 +252,12 @@ def test_a_writer_without_rights_on_the_counts_table_still_writes(pg_url):
     triggers' function runs as the plugin's user, so its writes succeed and are counted."""
     pair = rs.Pair(pg_url)
     pair.clear(NOW)
-    role = f"omni_writer_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
-        conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
-        conn.execute(
-            text(f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON {table.name} TO {role}")
-        )
-    writer = create_engine(make_url(pg_url).set(username=role))
-    try:
+    grants = [
+        "GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON {table.name} TO {{role}}",
+    ]
+    with rs.database_role(pg_url, grants) as url:
+        writer = create_engine(url)
         statuses = {}
         _apply(writer, "insert", ["pending", "pending", "retrying"], statuses)
         _apply(writer, "update", (1, "resolved"), statuses)
@@ -301,9 +265,4 @@ def test_a_writer_without_rights_on_the_counts_table_still_writes(pg_url):
         assert _kept(pair.engine) == dict(Counter(statuses.values())) == _oracle(pair.engine)
         _apply(writer, "empty", None, statuses)
         assert _kept(pair.engine) == {}
-    finally:
         writer.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP OWNED BY {role}"))
-            conn.execute(text(f"DROP ROLE {role}"))
-        admin.dispose()

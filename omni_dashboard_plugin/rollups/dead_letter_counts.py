@@ -34,6 +34,7 @@ from sqlalchemy import exc as sa_exc
 
 from ..sql.tables import dead_letter_events
 from .kinds import PREFIX, metadata
+from .triggers import StatementTriggers, schema_of
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,9 @@ counts = Table(
     Column("status", String(20)),
     Column("n", BigInteger, nullable=False),
 )
-FUNCTION = f"{PREFIX}dead_letter_counts_keep"
-# PostgreSQL: one trigger per operation (a trigger with transition tables has one event).
-PG_TRIGGERS = {
-    "insert": "REFERENCING NEW TABLE AS new_rows",
-    "update": "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
-    "delete": "REFERENCING OLD TABLE AS old_rows",
-    "truncate": "",
-}
+PG_TRIGGERS = StatementTriggers(
+    f"{PREFIX}dead_letter_counts_keep", SOURCE, f"{PREFIX}dead_letter_counts"
+)
 SQLITE_TRIGGERS = {
     "insert": ("INSERT", "", ["(NEW.status, 1)"]),
     "update": (
@@ -85,78 +81,45 @@ BEGIN
   RETURN NULL;
 END
 """
-# SECURITY DEFINER: the host's writers need no grant on the counts table (the function runs
-# as its owner, the plugin's user); hence a fixed search_path and a qualified table.
-_PG_FUNCTION = (
-    "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
-    "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $${body}$$"
-)
 # Installers of several processes take turns (function and triggers are replaced whole).
 _INSTALL_LOCK = 0x6F6D6E69_646C6300  # "omnidlc\0"
 
 
-def _trigger(operation: str) -> str:
-    return f"{PREFIX}dead_letter_counts_{operation}"
-
-
 def _drops(dialect: str) -> list[str]:
-    names = PG_TRIGGERS if dialect == "postgresql" else SQLITE_TRIGGERS
-    drop_on = f" ON {SOURCE}" if dialect == "postgresql" else ""
-    return [f"DROP TRIGGER IF EXISTS {_trigger(op)}{drop_on}" for op in names]
+    if dialect == "postgresql":
+        return PG_TRIGGERS.drops()
+    return [f"DROP TRIGGER IF EXISTS {PG_TRIGGERS.trigger(op)}" for op in SQLITE_TRIGGERS]
 
 
 def _statements(dialect: str) -> list[str]:
     """The DDL that (re)creates the triggers, after any earlier ones are dropped."""
-    statements = _drops(dialect)
     if dialect == "postgresql":
-        for op, transition in PG_TRIGGERS.items():
-            statements.append(
-                f"CREATE TRIGGER {_trigger(op)} AFTER {op.upper()} ON {SOURCE} {transition} "
-                f"FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}()"
-            )
-    else:
-        for op, (event, when, rows) in SQLITE_TRIGGERS.items():
-            inserts = " ".join(
-                f"INSERT INTO {counts.name} (status, n) VALUES {row};" for row in rows
-            )
-            statements.append(
-                f"CREATE TRIGGER {_trigger(op)} AFTER {event} ON {SOURCE} {when} "
-                f"BEGIN {inserts} END"
-            )
+        return PG_TRIGGERS.drops() + PG_TRIGGERS.creates()
+    statements = _drops(dialect)
+    for op, (event, when, rows) in SQLITE_TRIGGERS.items():
+        inserts = " ".join(f"INSERT INTO {counts.name} (status, n) VALUES {row};" for row in rows)
+        statements.append(
+            f"CREATE TRIGGER {PG_TRIGGERS.trigger(op)} AFTER {event} ON {SOURCE} {when} "
+            f"BEGIN {inserts} END"
+        )
     return statements
 
 
-def _installed_triggers(dialect: str):
-    """SELECT how many of the triggers exist (and, on PostgreSQL, are enabled)."""
+def _in_place(dialect: str):
+    """A condition: whether every trigger exists (and, on PostgreSQL, is enabled)."""
     if dialect == "postgresql":
-        catalog = table("pg_trigger", column("tgrelid"), column("tgname"), column("tgenabled"))
-        names = [_trigger(op) for op in PG_TRIGGERS]
-        return select(func.count()).where(
-            catalog.c.tgrelid == func.to_regclass(SOURCE),
-            catalog.c.tgname.in_(names),
-            catalog.c.tgenabled != "D",
-        ), len(names)
+        return PG_TRIGGERS.in_place()
     catalog = table("sqlite_master", column("type"), column("name"), column("tbl_name"))
-    names = [_trigger(op) for op in SQLITE_TRIGGERS]
-    return select(func.count()).where(
+    names = [PG_TRIGGERS.trigger(op) for op in SQLITE_TRIGGERS]
+    found = select(func.count()).where(
         catalog.c.type == "trigger", catalog.c.tbl_name == SOURCE, catalog.c.name.in_(names)
-    ), len(names)
+    )
+    return found.scalar_subquery() == len(names)
 
 
 def installed(connection) -> bool:
     """Whether every trigger is in place (and enabled)."""
-    query, expected = _installed_triggers(connection.dialect.name)
-    return connection.execute(query).scalar() == expected
-
-
-def _keep_function_current(connection) -> None:
-    """Create the trigger function, or replace it when its body is not this release's."""
-    schema = connection.execute(select(func.current_schema())).scalar()
-    body = _PG_BODY.format(counts=f'"{schema}".{counts.name}')
-    catalog = table("pg_proc", column("proname"), column("prosrc"))
-    found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == FUNCTION))
-    if found.scalar() != body:
-        connection.execute(DDL(_PG_FUNCTION.format(function=FUNCTION, body=body)))
+    return bool(connection.execute(select(_in_place(connection.dialect.name))).scalar())
 
 
 def install(engine) -> bool:
@@ -169,7 +132,8 @@ def install(engine) -> bool:
         with engine.begin() as connection:
             if dialect == "postgresql":
                 connection.execute(select(func.pg_advisory_xact_lock(_INSTALL_LOCK)))
-                _keep_function_current(connection)
+                body = _PG_BODY.format(counts=f'"{schema_of(connection)}".{counts.name}')
+                PG_TRIGGERS.keep_function_current(connection, body)
             if installed(connection):
                 return True
             if dialect == "postgresql":
@@ -204,9 +168,8 @@ def uninstall(engine) -> None:
         return
     try:
         with engine.begin() as connection:
-            if connection.execute(_installed_triggers(dialect)[0]).scalar():
-                for statement in _drops(dialect):
-                    connection.execute(DDL(statement))
+            for statement in _drops(dialect):
+                connection.execute(DDL(statement))
     except sa_exc.DBAPIError as exc:
         log.warning("the dead-letter triggers could not be dropped: %s", exc.orig)
 
@@ -214,11 +177,10 @@ def uninstall(engine) -> None:
 def read(connection) -> dict[str, int] | None:
     """Dead letters per status (statuses with none left out), or ``None`` when the
     triggers are not in place. One statement."""
-    check, expected = _installed_triggers(connection.dialect.name)
     marker = select(literal(True).label("marker"), literal(None, String), literal(0, BigInteger))
     kept = select(literal(False), counts.c.status, func.sum(counts.c.n)).group_by(counts.c.status)
     rows = connection.execute(
-        union_all(marker.where(check.scalar_subquery() == expected), kept)
+        union_all(marker.where(_in_place(connection.dialect.name)), kept)
     ).all()
     if not any(is_marker for is_marker, _, _ in rows):
         return None

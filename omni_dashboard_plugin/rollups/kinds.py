@@ -70,6 +70,9 @@ class Kind:
     range, so the bucket leads; a dim after it that a read filters on is matched in the
     index, and only the matching rows are fetched.
 
+    ``tail`` is a kind (same source and rows, a superset of the dims and measures) whose
+    table triggers keep as the source changes (:mod:`.tail`): it answers the raw tail.
+
     ``cascade`` and ``set_null`` map a dim to the parent key it references, following the
     foreign key's ON DELETE action: deleting a parent deletes the source rows of any age
     (rolled rows of a parent that is gone are left out) or sets the dim NULL (they count
@@ -89,15 +92,19 @@ class Kind:
     set_null: dict = field(default_factory=dict)
     shares_edges: bool = False
     edges_from: "Kind | None" = None
+    tail: "Kind | None" = None
 
     def table(self, level: str) -> Table:
         """The rollup table of ``level``: 'slot', 'day', or 'total' (cumulative kinds:
-        one row per dims over a stored slot range, for reads that span everything)."""
+        one row per dims over a stored slot range, for reads that span everything); a tail
+        kind's only table is 'tail'."""
         return _TABLES[(self.name, level)]
 
     @property
     def levels(self) -> tuple[str, ...]:
         """The levels this kind keeps."""
+        if self.name in TAIL_NAMES:
+            return ("tail",)
         return ("slot", "day", "total") if self.cumulative else ("slot", "day")
 
 
@@ -117,6 +124,14 @@ _EVENT_MEASURES = {
 }
 _SLOT_MEASURES = {m: _EVENT_MEASURES[m] for m in ("n", "failed")}
 _COUNT = {"n": _count}
+# Kept by triggers, not rolled up (see .tail): every dim and measure of the event kinds (the
+# latency kinds have their own), by slot. Like the source, not the rollups, its instance_id
+# is set NULL when the instance goes (the trigger sees that update).
+TAIL_NAMES = ("event_tail", "latency_tail")
+_TAIL_DIMS = ("instance_id", "channel", "direction", "status", "error_stage", "content_type")
+EVENT_TAIL = Kind(
+    "event_tail", E, E.c.received_at, {d: E.c[d] for d in _TAIL_DIMS}, _EVENT_MEASURES
+)
 
 
 def _events(
@@ -130,9 +145,11 @@ def _events(
     **options,
 ) -> Kind:
     """A kind of omni_events by ``received_at``, grouped by its columns ``dims``
-    (cumulative and sharing its raw edges unless told not to); ``index``: the dim its slot
-    and day tables are indexed on after the bucket. Rows of an instance that is deleted
-    count as NULL (the foreign key is ON DELETE SET NULL)."""
+    (cumulative and sharing its raw edges unless told not to; its tail kept in
+    ``EVENT_TAIL``); ``index``: the dim its slot and day tables are indexed on after the
+    bucket. Rows of an instance that is deleted count as NULL (the foreign key is ON DELETE
+    SET NULL)."""
+    options.setdefault("tail", EVENT_TAIL)
     return Kind(
         name,
         E,
@@ -220,6 +237,14 @@ LATENCY_COARSE = Kind(
     cumulative=True,
     rolled_from="latency",
 )
+LATENCY_TAIL = replace(
+    LATENCY_COARSE,
+    name="latency_tail",
+    dims={**_LATENCY_DIMS, "value": _timed},
+    cumulative=False,
+    rolled_from=None,
+)
+LATENCY_COARSE = replace(LATENCY_COARSE, tail=LATENCY_TAIL)
 LATENCY = replace(
     LATENCY_COARSE,
     name="latency",
@@ -274,6 +299,7 @@ KINDS = (
     PAYLOAD_DELETIONS,
 )
 BY_NAME = {kind.name: kind for kind in KINDS}
+TAILS = (EVENT_TAIL, LATENCY_TAIL)
 
 
 def _column_type(expression):
@@ -283,9 +309,9 @@ def _column_type(expression):
 
 def _build_tables() -> dict:
     tables = {}
-    for kind in KINDS:
+    for kind in KINDS + TAILS:
         for level in kind.levels:
-            name = f"{PREFIX}{kind.name}_{level}"
+            name = f"{PREFIX}{kind.name}" if level == "tail" else f"{PREFIX}{kind.name}_{level}"
             columns = [Column(d, _column_type(expr)) for d, expr in kind.dims.items()]
             columns += [Column(m, BigInteger, nullable=False) for m in kind.measures]
             if level == "total":

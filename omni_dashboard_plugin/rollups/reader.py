@@ -7,7 +7,7 @@ is written once against :meth:`RawReader.sums` and runs on either.
 from datetime import datetime
 from operator import add
 
-from ..grid import slot_of, slot_time
+from ..grid import RESOLUTION, slot_of, slot_time
 from ..reading import Reader, is_many
 from ..sql.snapshot import without_parallel_workers
 from . import dead_letter_counts
@@ -69,17 +69,24 @@ class RollupReader(RawReader):
         totals: dict | None = None,
         *,
         dead_letters: bool = False,
+        tail: int | None = None,
     ):
         super().__init__(connection, dead_letters=dead_letters)
         without_parallel_workers(connection)
         self.rolled = rolled
         self.totals = totals or {}
+        # The tail tables answer the raw tail when they keep every slot from its start.
+        self.tail = tail if tail is not None and tail <= rolled.end else None
         self._lows: dict = {}
         self._edges: dict = {}
 
     def _like(self, connection) -> "RollupReader":
         return RollupReader(
-            connection, self.rolled, self.totals, dead_letters=self.keeps_dead_letters
+            connection,
+            self.rolled,
+            self.totals,
+            dead_letters=self.keeps_dead_letters,
+            tail=self.tail,
         )
 
     def _answer(self, question: Question) -> list:
@@ -95,7 +102,7 @@ class RollupReader(RawReader):
         start, end = self._range(question.kind)
         parts = self._parts(question, start, end)
         if start >= end or not question.kind.shares_edges:
-            return run(self.connection, question, parts)
+            return self._run(question, parts)
         head, tail = slot_time(start), slot_time(end)
         spans, rest = [], []
         for part in parts:
@@ -105,20 +112,42 @@ class RollupReader(RawReader):
             else:
                 spans.append(span)
         if not spans:
-            return run(self.connection, question, parts)
+            return self._run(question, parts)
         kind, where = question.kind, question.where
         edges = self._cached_edges(kind, where)
         if edges is not None:
-            found = run(self.connection, question, rest) if rest else []
+            found = self._run(question, rest) if rest else []
         else:
             source = kind.edges_from or kind
             fetch = Question(source.name, source, None, None, tuple(source.dims), where, True)
             edge_parts = [Part("raw", None, head), Part("raw", tail, None)]
             found, self._edges[(source.name, where)] = run_with_edges(
-                self.connection, question, rest, fetch, edge_parts
+                self.connection,
+                question,
+                self._tailed(kind, rest),
+                fetch,
+                self._tailed(source, edge_parts),
             )
             edges = self._cached_edges(kind, where)
         return _combine(question, found, edges, spans)
+
+    def _run(self, question: Question, parts: list[Part]) -> list:
+        return run(self.connection, question, self._tailed(question.kind, parts))
+
+    def _keeps_tail(self, kind: Kind) -> bool:
+        return self.tail is not None and kind.tail is not None
+
+    def _tailed(self, kind: Kind, parts: list[Part]) -> list[Part]:
+        """``parts`` with the open raw tail read from the kind's tail table, when kept."""
+        if not self._keeps_tail(kind):
+            return parts
+        start = slot_time(self.rolled.end)
+        return [
+            Part("tail", self.rolled.end)
+            if part.source == "raw" and part.low == start and part.high is None and part.sign > 0
+            else part
+            for part in parts
+        ]
 
     def _cached_edges(self, kind: Kind, where: tuple) -> list | None:
         """The kind's edge rows for ``where`` from what this reader already read: its own,
@@ -140,7 +169,14 @@ class RollupReader(RawReader):
 
     def _parts(self, question: Question, start: int, end: int) -> list[Part]:
         window = plan(question.since, question.until, start, end)
-        parts = [Part("raw", low, high, inclusive) for low, high, inclusive in window.raw]
+        parts = []
+        for low, high, inclusive in window.raw:
+            if high is not None and low == slot_time(end) and self._keeps_tail(question.kind):
+                # The tail table keeps whole slots: all of them, less the rows after until.
+                parts.append(Part("raw", low, None))
+                parts.append(Part("raw", high + RESOLUTION * inclusive, None, sign=-1))
+            else:
+                parts.append(Part("raw", low, high, inclusive))
         span, rolled = self.totals.get(question.kind.name), window.rolled
         if (
             span
@@ -178,7 +214,7 @@ def _aligned(moment: datetime) -> bool:
 def _edge_span(part: Part, head: datetime, tail: datetime) -> tuple[float, float] | None:
     """The slots ``[a, b)`` of a raw part that lies within the edges (before ``head`` or
     from ``tail`` on) on slot boundaries, so the edge rows answer it; else ``None``."""
-    if part.source != "raw":
+    if part.source != "raw" or part.sign < 0:
         return None
     low, high = part.low, part.high
     if low is not None and not _aligned(low):

@@ -28,12 +28,12 @@ from sqlalchemy import (
     update,
 )
 
-from ..grid import SLOT_SECONDS, SLOTS_PER_DAY, slot_of, slot_time
-from ..sql.constructs import slot_index, slot_start
+from ..grid import SLOTS_PER_DAY, slot_of, slot_time
 from ..sql.snapshot import unlimited
-from . import dead_letter_counts
-from .kinds import BY_NAME, KINDS, state
+from . import dead_letter_counts, tail
+from .kinds import BY_NAME, KINDS, TAILS, state
 from .plan import split
+from .source import by_slot
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
 
 # pg_try_advisory_xact_lock key: "omnidash" in ASCII.
@@ -91,34 +91,12 @@ def _summed(kind, table, low: int, high: int, day: int | None = None):
     return query.group_by(table.c.bucket, *dims).order_by(table.c.bucket)
 
 
-def _from_source(kind, low: int, high: int):
-    """SELECT slot, dims, measures of the source rows of slots ``[low, high)``, by slot
-    (inserted in that order, a range of slots lies on few pages). The grouping is a
-    subquery so that PostgreSQL hashes the raw rows and sorts only the groups."""
-    start = slot_start(kind.time, SLOT_SECONDS)
-    conditions = [kind.time >= slot_time(low), kind.time < slot_time(high)]
-    if kind.where is not None:
-        conditions.append(kind.where)
-    grouped = (
-        select(
-            slot_index(start).label("bucket"),
-            *(expr.label(d) for d, expr in kind.dims.items()),
-            *(expr.label(m) for m, expr in kind.measures.items()),
-        )
-        .select_from(kind.source)
-        .where(*conditions)
-        .group_by(start, *kind.dims.values())
-        .subquery()
-    )
-    return select(grouped).order_by(grouped.c.bucket)
-
-
 def _roll_slots(connection, low: int, high: int) -> None:
     for kind in KINDS:
         table = kind.table("slot")
         connection.execute(delete(table).where(table.c.bucket >= low, table.c.bucket < high))
         if kind.rolled_from is None:
-            source = _from_source(kind, low, high)
+            source = by_slot(kind, low, high)
         else:
             source = _summed(kind, BY_NAME[kind.rolled_from].table("slot"), low, high)
         names = ["bucket", *kind.dims, *kind.measures]
@@ -258,8 +236,9 @@ def refresh(
                 return RefreshReport(chunks, mark, busy=True)
             unlimited(connection)  # maintenance, not a request: no host statement limit
             high = refresh_chunk(connection, target, chunk_slots)
-            if high is None:  # caught up: fold the dead-letter counts' rows too
+            if high is None:  # caught up: fold the rows the triggers added too
                 dead_letter_counts.compact(connection)
+                tail.keep(connection, read_watermark(connection).watermark_slot)
             connection.commit()
         if high is None:
             break
@@ -274,7 +253,7 @@ def reset(engine) -> None:
     with engine.connect() as connection:
         if not _locked(connection):
             raise RuntimeError("another process is refreshing the rollups; try again later")
-        for kind in KINDS:
+        for kind in KINDS + TAILS:
             for level in kind.levels:
                 connection.execute(delete(kind.table(level)))
         connection.execute(delete(state))

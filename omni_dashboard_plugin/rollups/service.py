@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect
 
 from ..config import ConfigError, RollupSettings
-from . import dead_letter_counts
+from . import dead_letter_counts, tail
 from .kinds import metadata
 from .reader import RawReader, RollupReader
 from .refresh import RefreshReport, refresh, reset
@@ -106,13 +106,14 @@ class Rollups:
                 ) from exc
             log.warning("rollups off: their tables cannot be created (%s)", exc.orig)
             return False
-        self._keep_dead_letters()
+        self._keep_triggers()
         self.active = True
         return True
 
     def uninstall(self) -> None:
         """Drop the triggers and every table of the plugin (rollups are off after)."""
         dead_letter_counts.uninstall(self.engine)
+        tail.uninstall(self.engine)
         metadata.drop_all(self.engine)
         self.active = self.keeps_dead_letters = False
 
@@ -150,13 +151,17 @@ class Rollups:
             with self.engine.connect() as connection:
                 self.keeps_dead_letters = dead_letter_counts.installed(connection)
 
-    def _keep_dead_letters(self) -> None:
-        """Install the dead-letter triggers, or remove them when told to count raw."""
+    def _keep_triggers(self) -> None:
+        """Install the dead-letter and tail triggers, or remove them when told to read raw."""
         if self.settings.dead_letters == "triggers":
             self.keeps_dead_letters = dead_letter_counts.install(self.engine)
         else:
             dead_letter_counts.uninstall(self.engine)
             self.keeps_dead_letters = False
+        if self.settings.tail == "triggers":
+            tail.install(self.engine)
+        else:
+            tail.uninstall(self.engine)
 
     def reader(self, connection, now, *, snapshot: bool = False) -> RawReader:
         """A reader for one request at ``now``: rollups plus the raw tail when active.
@@ -181,14 +186,15 @@ class Rollups:
             usable_range(mark, now, self.horizon),
             totals,
             dead_letters=self.keeps_dead_letters,
+            tail=mark.tail,
         )
 
     def refresh(self, **options) -> RefreshReport:
         """Roll up every closed slot before ``now - horizon`` (see :func:`.refresh.refresh`)."""
         began = time.perf_counter()
+        if self.active:  # put back triggers a migration of the host's tables dropped
+            self._keep_triggers()
         report = refresh(self.engine, self.clock(), self.horizon, **options)
-        if self.active:  # put back triggers a migration of dead_letter_events dropped
-            self._keep_dead_letters()
         if self.on_refresh is not None and not report.busy:
             self.on_refresh(time.perf_counter() - began)
         return report

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from ..grid import slot_of
 from ..sql.constructs import slot_end, slot_index, slot_start
+from . import tail
 from .kinds import KINDS, state
 from .statements import built
 
@@ -24,11 +25,13 @@ class RolledRange:
 @dataclass(frozen=True)
 class Watermark:
     """Stored progress: slots ``[start_slot, watermark_slot)`` are rolled up; ``totals``
-    maps a cumulative kind's name to the slot range its total table holds."""
+    maps a cumulative kind's name to the slot range its total table holds; ``tail`` is
+    the first slot the tail tables keep exactly (``None``: read the tail raw)."""
 
     start_slot: int
     watermark_slot: int
     totals: dict = field(default_factory=dict, compare=False)
+    tail: int | None = None
 
 
 def total_name(kind) -> str:
@@ -41,13 +44,16 @@ def read_watermark(connection) -> Watermark | None:
     rows = {
         name: (int(low), int(high))
         for name, low, high in connection.execute(
-            select(state.c.name, state.c.start_slot, state.c.watermark_slot)
+            select(state.c.name, state.c.start_slot, state.c.watermark_slot).where(
+                tail.usable(connection)
+            )
         )
     }
     if STATE_NAME not in rows:
         return None
     totals = {name[6:]: span for name, span in rows.items() if name.startswith("total:")}
-    return Watermark(*rows[STATE_NAME], totals)
+    kept = rows.get(tail.STATE_NAME)
+    return Watermark(*rows[STATE_NAME], totals, kept and kept[0])
 
 
 def oldest_slot(connection, kind) -> int | None:

@@ -56,7 +56,8 @@ class Question:
 class Part:
     """One branch of the statement: ``raw`` rows of ``[low, high)`` (``high`` inclusive
     when ``inclusive``; ``None`` is open), rows of a rollup ``level`` in bucket range
-    ``[low, high)`` counted with ``sign``, or the whole ``total`` table."""
+    ``[low, high)``, the ``tail`` table's rows of buckets from ``low`` on, or the whole
+    ``total`` table; each counted with ``sign``."""
 
     source: str
     low: object = None
@@ -128,10 +129,23 @@ def _build(question: Question, parts: list[Part], prefix: str = "p"):
             conditions += _where_conditions(kind.dims, where, "w_")
             if kind.where is not None:
                 conditions.append(kind.where)
-            measures = [expr.label(m) for m, expr in kind.measures.items()]
+            measures = [
+                (expr if part.sign == 1 else expr * part.sign).label(m)
+                for m, expr in kind.measures.items()
+            ]
             branch = select(*keys, *measures).select_from(kind.source)
             branch = branch.where(and_(true(), *conditions))
             branches.append(branch.group_by(*groups) if groups else branch)
+            continue
+        if part.source == "tail":
+            # Like raw rows, grouped by slot already (no parent to follow: see .tail).
+            table = kind.tail.table("tail")
+            keys = [table.c[d] for d in by]
+            if by_slot:
+                keys.append(table.c.bucket.label(SLOT_LABEL))
+            conditions = [table.c.bucket >= low, *_where_conditions(table.c, where, "w_")]
+            measures = [table.c[m] for m in kind.measures]
+            branches.append(select(*keys, *measures).where(and_(*conditions)))
             continue
         table = kind.table(part.source)
         columns = _following_deletes(kind, table)

@@ -1,0 +1,30 @@
+"""A kind's source rows grouped by slot and dims: what a slot table holds."""
+
+from sqlalchemy import select
+
+from ..grid import SLOT_SECONDS, slot_time
+from ..sql.constructs import slot_index, slot_start
+
+
+def by_slot(kind, low: int, high: int | None):
+    """SELECT slot, dims, measures of the source rows of slots ``[low, high)`` (``None``:
+    open), by slot (inserted in that order, a range of slots lies on few pages). The
+    grouping is a subquery so that PostgreSQL hashes the raw rows and sorts only the groups."""
+    start = slot_start(kind.time, SLOT_SECONDS)
+    conditions = [kind.time >= slot_time(low)]
+    if high is not None:
+        conditions.append(kind.time < slot_time(high))
+    if kind.where is not None:
+        conditions.append(kind.where)
+    grouped = (
+        select(
+            slot_index(start).label("bucket"),
+            *(expr.label(d) for d, expr in kind.dims.items()),
+            *(expr.label(m) for m, expr in kind.measures.items()),
+        )
+        .select_from(kind.source)
+        .where(*conditions)
+        .group_by(start, *kind.dims.values())
+        .subquery()
+    )
+    return select(grouped).order_by(grouped.c.bucket)

@@ -1,0 +1,69 @@
+"""PostgreSQL statement-level triggers that keep a plugin table as a host table changes.
+
+One trigger per operation (a trigger with transition tables has one event), all calling
+one function that runs as its owner (the plugin's user: the host's writers need no grant
+on the plugin's tables), so its tables are named with their schema.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import DDL, column, func, select, table
+
+# What each operation's trigger calls its transition tables.
+TRANSITIONS = {
+    "insert": "REFERENCING NEW TABLE AS new_rows",
+    "update": "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
+    "delete": "REFERENCING OLD TABLE AS old_rows",
+    "truncate": "",
+}
+_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
+    "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $${body}$$"
+)
+
+
+@dataclass(frozen=True)
+class StatementTriggers:
+    """The triggers ``{prefix}_{operation}`` on ``source`` calling the function ``name``."""
+
+    name: str
+    source: str
+    prefix: str
+
+    def trigger(self, operation: str) -> str:
+        """The name of the operation's trigger."""
+        return f"{self.prefix}_{operation}"
+
+    def drops(self) -> list[str]:
+        """DROP TRIGGER IF EXISTS of every operation."""
+        return [f"DROP TRIGGER IF EXISTS {self.trigger(op)} ON {self.source}" for op in TRANSITIONS]
+
+    def creates(self) -> list[str]:
+        """CREATE TRIGGER of every operation (after :meth:`drops`)."""
+        return [
+            f"CREATE TRIGGER {self.trigger(op)} AFTER {op.upper()} ON {self.source} "
+            f"{transition} FOR EACH STATEMENT EXECUTE FUNCTION {self.name}()"
+            for op, transition in TRANSITIONS.items()
+        ]
+
+    def in_place(self):
+        """A scalar subquery: whether every trigger exists and is enabled."""
+        catalog = table("pg_trigger", column("tgrelid"), column("tgname"), column("tgenabled"))
+        found = select(func.count()).where(
+            catalog.c.tgrelid == func.to_regclass(self.source),
+            catalog.c.tgname.in_([self.trigger(op) for op in TRANSITIONS]),
+            catalog.c.tgenabled != "D",
+        )
+        return found.scalar_subquery() == len(TRANSITIONS)
+
+    def keep_function_current(self, connection, body: str) -> None:
+        """Create the function, or replace it when its body is not ``body``."""
+        catalog = table("pg_proc", column("proname"), column("prosrc"))
+        found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == self.name))
+        if found.scalar() != body:
+            connection.execute(DDL(_FUNCTION.format(function=self.name, body=body)))
+
+
+def schema_of(connection) -> str:
+    """The current schema, to qualify the plugin's tables in a function's body."""
+    return connection.execute(select(func.current_schema())).scalar()

@@ -1,0 +1,340 @@
+"""The raw tail kept by triggers on omni_events (PostgreSQL): exact after any write, read
+instead of the recent rows, safe beside concurrent writers, folds and seeds."""
+
+import json
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, delete, insert, select, text, update
+
+from host_example.tables import instances, omni_events
+from omni_dashboard_plugin.config import ConfigError
+from omni_dashboard_plugin.grid import slot_of
+from omni_dashboard_plugin.rollups import tail
+from omni_dashboard_plugin.rollups.kinds import EVENT_TAIL, LATENCY_TAIL, latency_bucket
+from omni_dashboard_plugin.rollups.state import read_watermark
+
+from . import rollup_support as rs
+from .conftest import NOW, build_app
+
+E = omni_events
+DIMS = ("instance_id", "channel", "direction", "status", "error_stage", "content_type")
+# Writes stay within the horizon (older rows are rolled up and do not change).
+recent = st.tuples(st.integers(-20, 59), rs.event_spec)
+tail_step = st.one_of(
+    st.tuples(st.just("insert"), st.lists(recent, max_size=12)),
+    st.tuples(st.just("finish"), st.integers(1, 900)),
+    st.tuples(st.just("retime"), st.tuples(st.integers(0, 9), st.integers(-10, 40))),
+    st.tuples(st.just("reprocess"), st.tuples(st.integers(0, 9), st.integers(0, 5000))),
+    st.tuples(st.just("touch"), st.integers(0, 9)),
+    st.tuples(st.just("delete"), st.integers(0, 6)),
+    st.tuples(st.just("delete_instance"), st.integers(0, 2)),
+    st.tuples(st.just("truncate"), st.none()),
+    st.tuples(st.just("refresh"), st.none()),
+    st.tuples(st.just("advance"), st.integers(1, 40)),
+)
+
+
+@pytest.fixture(scope="module")
+def pair(pg_url):
+    return rs.Pair(pg_url)
+
+
+def _coarse(ms: int) -> int:
+    """The latency bucket as SQL computes it (its integer division truncates: a negative
+    duration, which Omni should not write, falls in bucket 0 or above)."""
+    return latency_bucket(ms) if ms >= 0 else -(-ms // 16)
+
+
+def _oracle(engine, first: int) -> tuple[dict, dict]:
+    """Plain Python over omni_events: per (slot, dims) the six measures, and per (slot,
+    latency bucket, value) the count, of every slot from ``first`` on."""
+    events, latency = defaultdict(lambda: [0] * 6), defaultdict(int)
+    columns = [E.c.received_at, *(E.c[d] for d in DIMS)]
+    columns += [E.c.processing_time_ms, E.c.agent_latency_ms]
+    with engine.connect() as conn:
+        rows = conn.execute(select(*columns)).all()
+    for at, *dims, processing, agent in rows:
+        slot = slot_of(at)
+        if slot < first:
+            continue
+        sums = events[(slot, *dims)]
+        sums[0] += 1
+        sums[1] += dims[3] == "failed"
+        sums[2] += processing or 0
+        sums[3] += processing is not None
+        sums[4] += agent or 0
+        sums[5] += agent is not None
+        if processing is not None:
+            latency[(slot, _coarse(processing), processing)] += 1
+    return dict(events), dict(latency)
+
+
+def _kept(engine, first: int) -> tuple[dict, dict]:
+    """The tail tables summed per key, keys that sum to nothing left out."""
+    found = []
+    for kind in (EVENT_TAIL, LATENCY_TAIL):
+        table = kind.table("tail")
+        keys = [table.c.bucket, *(table.c[d] for d in kind.dims)]
+        sums = [text(f"sum({m})::bigint") for m in kind.measures]
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(*keys, *sums).where(table.c.bucket >= first).group_by(*keys)
+            ).all()
+        width = len(keys)
+        kept = {tuple(row[:width]): [int(v) for v in row[width:]] for row in rows}
+        found.append({key: v for key, v in kept.items() if any(v)})
+    events, latency = found
+    return events, {key: v[0] for key, v in latency.items()}
+
+
+def _start(engine) -> int | None:
+    with engine.connect() as conn:
+        state = tail.state
+        return conn.execute(
+            select(state.c.start_slot).where(state.c.name == tail.STATE_NAME)
+        ).scalar()
+
+
+def _ids(pair, n: int) -> list:
+    """Up to ``n`` events young enough to change (10 minutes short of the horizon, so
+    that a move 10 minutes back keeps them within it)."""
+    young = E.c.received_at >= pair.clock.now - rs.HORIZON + timedelta(minutes=10)
+    with pair.engine.connect() as conn:
+        return conn.scalars(select(E.c.id).where(young).order_by(E.c.id).limit(n)).all()
+
+
+def _apply(pair, action, value) -> None:
+    now, engine = pair.clock.now, pair.engine
+    with engine.begin() as conn:
+        if action == "insert" and value:
+            # Deleted instances receive no more events.
+            alive = set(conn.scalars(select(instances.c.id)).all())
+            rows = [rs.event_row(now - timedelta(minutes=m), spec) for m, spec in value]
+            for row in rows:
+                if row["instance_id"] not in alive:
+                    row["instance_id"] = None
+            conn.execute(insert(E), rows)
+        elif action == "finish":
+            rs.finish_recent(engine, now - rs.HORIZON, value)
+        elif action == "retime":  # received_at moved across slots (and the watermark)
+            chosen = _ids(pair, value[0])
+            moved = E.c.received_at + timedelta(minutes=value[1])
+            conn.execute(update(E).where(E.c.id.in_(chosen)).values(received_at=moved))
+        elif action == "reprocess":  # a measure changes, the dims stay
+            chosen = _ids(pair, value[0])
+            conn.execute(update(E).where(E.c.id.in_(chosen)).values(processing_time_ms=value[1]))
+        elif action == "touch":  # an update that changes nothing the tail keeps
+            chosen = _ids(pair, value)
+            conn.execute(update(E).where(E.c.id.in_(chosen)).values(chat_id="read"))
+        elif action == "delete":
+            conn.execute(delete(E).where(E.c.id.in_(_ids(pair, value))))
+        elif action == "delete_instance":
+            conn.execute(delete(instances).where(instances.c.id == rs.INSTANCE_IDS[value]))
+        elif action == "truncate":
+            conn.execute(text(f"TRUNCATE {E.name}"))
+    if action == "refresh":
+        pair.rollups.refresh()
+    elif action == "advance":
+        pair.clock.now = now + timedelta(minutes=value)
+
+
+@rs.pair_examples(30)
+@given(
+    history=st.lists(st.tuples(st.integers(0, 600), rs.event_spec), max_size=40),
+    steps=st.lists(tail_step, min_size=1, max_size=10),
+    instance=st.sampled_from(rs.INSTANCE_IDS),
+)
+def test_the_tail_follows_every_write(pair, history, steps, instance):
+    """After a refresh seeds the tail, every insert, status change, move across slots,
+    change of a measure alone, unrelated update, delete, deleted instance, TRUNCATE, fold
+    and trim leaves the tail tables equal, slot by slot, to the raw rows summed in Python;
+    and every dashboard-facing response is the same with rollups on and off."""
+    pair.clear(rs.START)
+    at = lambda minutes: pair.clock.now - timedelta(minutes=minutes)  # noqa: E731
+    rs.write(pair.engine, events=[rs.event_row(at(m), spec) for m, spec in history])
+    pair.rollups.refresh()
+    assert pair.watermark().tail is not None
+    for action, value in steps:
+        _apply(pair, action, value)
+        first = _start(pair.engine)
+        assert first is not None
+        assert _kept(pair.engine, first) == _oracle(pair.engine, first)
+    assert pair.watermark().tail is not None
+    rs.assert_same(pair, (at(300), at(0)), instance)
+
+
+def test_requests_read_the_tail_tables(pair):
+    """Every event number of the raw tail comes from the tail tables: a row slipped into
+    them (which no write made) shows in the dashboard, analytics and event-ops answers."""
+    pair.clear(NOW)
+    at = lambda minutes: pair.clock.now - timedelta(minutes=minutes)  # noqa: E731
+    rs.write(pair.engine, events=[rs.event_row(at(m), rs.SAMPLE_EVENT) for m in range(0, 300, 7)])
+    pair.rollups.refresh()
+    mark = pair.watermark()
+    assert mark.tail == mark.watermark_slot
+    paths = ("/api/v2/dashboard", "/api/v2/events/analytics", "/api/v2/event-ops/metrics")
+    before = {path: json.loads(pair.get(pair.on, path)) for path in paths}
+    table = EVENT_TAIL.table("tail")
+    row = {d: None for d in DIMS} | {m: 0 for m in EVENT_TAIL.measures}
+    row |= {"bucket": mark.watermark_slot, "channel": "slack", "status": "failed"}
+    row |= {"direction": "inbound", "n": 1000, "failed": 1000}
+    with pair.engine.begin() as conn:
+        conn.execute(insert(table).values(**row))
+    after = {path: json.loads(pair.get(pair.on, path)) for path in paths}
+    board = before["/api/v2/dashboard"]["events"], after["/api/v2/dashboard"]["events"]
+    assert board[1]["total"] == board[0]["total"] + 1000
+    assert board[1]["failed24h"] == board[0]["failed24h"] + 1000
+    analytics = [x["/api/v2/events/analytics"] for x in (before, after)]
+    assert analytics[1]["totalMessages"] == analytics[0]["totalMessages"] + 1000
+    assert analytics[1]["failedMessages"] == analytics[0]["failedMessages"] + 1000
+    ops = [x["/api/v2/event-ops/metrics"]["data"] for x in (before, after)]
+    assert ops[1]["totalEvents"] == ops[0]["totalEvents"] + 1000
+    assert ops[1]["failed"] == ops[0]["failed"] + 1000
+    # ... and the latency percentile from the latency tail.
+    latency = LATENCY_TAIL.table("tail")
+    value = 99_999
+    with pair.engine.begin() as conn:
+        slipped = {"bucket": mark.watermark_slot, "value": value, "n": 1000}
+        conn.execute(insert(latency).values(coarse=text(f"{_coarse(value)}"), **slipped))
+    ops = json.loads(pair.get(pair.on, "/api/v2/event-ops/metrics"))["data"]
+    assert ops["p95ProcessingTimeMs"] == value
+    pair.clear(NOW)
+
+
+def _drop_triggers(engine) -> None:
+    """What a migration that recreates omni_events does to the triggers."""
+    with engine.begin() as conn:
+        for statement in tail.TRIGGERS.drops():
+            conn.execute(text(statement))
+
+
+def test_dropped_triggers_read_raw_until_a_refresh_puts_them_back(pair):
+    """Triggers dropped by a migration: reads notice at once and read the tail raw (exact);
+    the next refresh recreates them and seeds the tables again."""
+    pair.clear(NOW)
+    at = lambda minutes: pair.clock.now - timedelta(minutes=minutes)  # noqa: E731
+    rs.write(pair.engine, events=[rs.event_row(at(m), rs.SAMPLE_EVENT) for m in range(0, 200, 9)])
+    pair.rollups.refresh()
+    assert pair.watermark().tail is not None
+    _drop_triggers(pair.engine)
+    assert pair.watermark().tail is None
+    _apply(pair, "insert", [(5, rs.SAMPLE_EVENT), (1, {**rs.SAMPLE_EVENT, "instance": 1})])
+    rs.assert_same(pair, (at(100), at(0)), rs.INSTANCE_IDS[0])
+    pair.rollups.refresh()
+    first = pair.watermark().tail
+    assert first is not None
+    _apply(pair, "finish", 30)
+    assert _kept(pair.engine, first) == _oracle(pair.engine, first)
+    rs.assert_same(pair, (at(100), at(0)), rs.INSTANCE_IDS[1])
+
+
+def test_writers_during_folds_and_seeds_lose_nothing(pg_url):
+    """Writers insert, complete and delete events in their own transactions while another
+    connection folds the tail over and over and now and then seeds it from scratch; the
+    tail stays exact."""
+    pair = rs.Pair(pg_url)
+    pair.clear(NOW)
+    pair.rollups.refresh()
+
+    def writer(seed):
+        spec = {**rs.SAMPLE_EVENT, "status": "received", "instance": seed}
+        own = E.c.instance_id == rs.INSTANCE_IDS[seed]  # no two writers wait on one row
+        for i in range(40):
+            _apply(pair, "insert", [(i % 50 - 5, spec)] * 4)
+            with pair.engine.begin() as conn:
+                received = own & (E.c.status == "received")
+                completed = {"status": "completed", "processing_time_ms": i}
+                conn.execute(update(E).where(received).values(**completed))
+                if i % 7 == 0:
+                    first = select(E.c.id).where(own).order_by(E.c.id).limit(2)
+                    conn.execute(delete(E).where(E.c.id.in_(first.scalar_subquery())))
+
+    rounds = []
+
+    def refresh():
+        if len(rounds) % 5 == 4:  # forget the tail: the next refresh seeds it again
+            with pair.engine.begin() as conn:
+                conn.execute(delete(tail.state).where(tail.state.c.name == tail.STATE_NAME))
+        pair.rollups.refresh()
+        rounds.append(1)
+
+    errors = rs.alongside([lambda seed=seed: writer(seed) for seed in (1, 2)], refresh)
+    assert not errors
+    first = _start(pair.engine)
+    assert first is not None
+    assert _kept(pair.engine, first) == _oracle(pair.engine, first)
+    assert sum(n[0] for n in _oracle(pair.engine, first)[0].values()) > 0
+    assert len(rounds) >= 5  # a seed happened while the writers wrote
+
+
+def test_without_the_right_to_create_triggers_the_tail_is_read_raw(pg_url, caplog):
+    """A database user that does not own omni_events: rollups without a kept tail, a
+    warning that says what to grant, and the same numbers as with rollups off."""
+    owner = rs.Pair(pg_url)
+    owner.clear(NOW)
+    at = lambda minutes: owner.clock.now - timedelta(minutes=minutes)  # noqa: E731
+    rs.write(owner.engine, events=[rs.event_row(at(m), rs.SAMPLE_EVENT) for m in range(0, 90, 4)])
+    _drop_triggers(owner.engine)
+    with rs.database_role(pg_url, rs.READER_GRANTS) as url:
+        with caplog.at_level(logging.WARNING):
+            app = build_app(
+                url,
+                OMNI_CLOCK=owner.clock,
+                OMNI_DASHBOARD_CACHE_SECONDS=0,
+                OMNI_DASHBOARD_ROLLUPS="on",
+                OMNI_DASHBOARD_ROLLUPS_REFRESH="cron",
+            )
+        assert "grant the database user ownership of omni_events" in caplog.text
+        app.extensions["omni_dashboard"].rollups.refresh()
+        engine = app.extensions["omni_host"].engine
+        with engine.connect() as conn:
+            assert read_watermark(conn).tail is None
+        for path in ("/api/v2/dashboard", "/api/v2/events/analytics"):
+            on, off = (json.loads(owner.get(a, path)) for a in (app, owner.off))
+            on.pop("system", None), off.pop("system", None)
+            assert on == off
+        engine.dispose()
+
+
+def test_a_writer_without_rights_on_the_tail_tables_still_writes(pair, pg_url):
+    """The host's writer role may write omni_events only: the triggers' function runs as
+    the plugin's user, so its writes succeed and are kept."""
+    pair.clear(NOW)
+    pair.rollups.refresh()
+    grants = [
+        "GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {E.name} TO {{role}}",
+    ]
+    with rs.database_role(pg_url, grants) as url:
+        writer = create_engine(url)
+        spec = {**rs.SAMPLE_EVENT, "instance": 3, "status": "received"}
+        with writer.begin() as conn:
+            rows = [rs.event_row(NOW - timedelta(minutes=m), spec) for m in (1, 2)]
+            conn.execute(insert(E), rows)
+            conn.execute(update(E).values(status="completed"))
+        writer.dispose()
+    first = _start(pair.engine)
+    kept = _kept(pair.engine, first)
+    assert kept == _oracle(pair.engine, first) and kept[0]
+
+
+def test_raw_setting_removes_the_triggers(pg_url):
+    """OMNI_DASHBOARD_ROLLUPS_TAIL=raw: start-up drops the triggers and the tail is read
+    raw (exact); a bad value stops start-up naming the key."""
+    rs.Pair(pg_url)
+    raw = rs.Pair(pg_url, fresh=False, OMNI_DASHBOARD_ROLLUPS_TAIL="raw")
+    with raw.engine.connect() as conn:
+        assert not conn.execute(select(tail.TRIGGERS.in_place())).scalar()
+    raw.clear(NOW)
+    rs.write(raw.engine, events=[rs.event_row(NOW - timedelta(minutes=3), rs.SAMPLE_EVENT)])
+    raw.rollups.refresh()
+    assert raw.watermark().tail is None
+    rs.assert_same(raw, (NOW - timedelta(hours=2), NOW), rs.INSTANCE_IDS[0])
+    with pytest.raises(ConfigError, match="OMNI_DASHBOARD_ROLLUPS_TAIL"):
+        build_app(pg_url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_DASHBOARD_ROLLUPS_TAIL="x")
+    rs.Pair(pg_url)  # back to triggers for the module's other tests
