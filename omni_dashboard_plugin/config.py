@@ -319,8 +319,10 @@ SETTINGS = (
         "request",
         one_of("request", "cron"),
         (
-            "`request`: a read that finds the rollups behind starts a background refresh in its "
-            "process; `cron`: only `flask omni-dashboard refresh` (cron) refreshes"
+            "`request`: a read that finds the rollups behind, or a kept tail to fold, starts a "
+            "background refresh in its process (at most every 30 s); `cron`: only `flask "
+            "omni-dashboard refresh` (cron, every minute or so: the kept tail grows between two "
+            "runs) refreshes"
         ),
     ),
     Setting(

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, delete, insert, select, text, update
+from sqlalchemy import create_engine, delete, func, insert, select, text, update
 
 from host_example.tables import instances, omni_events
 from omni_dashboard_plugin.config import ConfigError
@@ -338,3 +338,23 @@ def test_raw_setting_removes_the_triggers(pg_url):
     with pytest.raises(ConfigError, match="OMNI_DASHBOARD_ROLLUPS_TAIL"):
         build_app(pg_url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_DASHBOARD_ROLLUPS_TAIL="x")
     rs.Pair(pg_url)  # back to triggers for the module's other tests
+
+
+def test_reads_fold_the_tail_in_the_background(pg_url):
+    """OMNI_DASHBOARD_ROLLUPS_REFRESH=request: caught up, a read still starts a background
+    refresh when the tail is kept, and it folds the rows of many small writes into one per
+    slot and key."""
+    pair = rs.Pair(pg_url, OMNI_DASHBOARD_ROLLUPS_REFRESH="request")
+    pair.clear(NOW)
+    pair.rollups.refresh()
+    for minutes in range(20):  # twenty statements, one event each, in two slots
+        _apply(pair, "insert", [(minutes % 2, rs.SAMPLE_EVENT)])
+    table = EVENT_TAIL.table("tail")
+    with pair.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(table)).scalar() == 20
+    pair.get(pair.on, "/api/v2/event-ops/metrics")
+    pair.rollups.wait(60)
+    with pair.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(table)).scalar() <= 2
+    first = _start(pair.engine)
+    assert _kept(pair.engine, first) == _oracle(pair.engine, first)

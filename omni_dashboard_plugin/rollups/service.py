@@ -174,8 +174,11 @@ class Rollups:
         if not self.active:
             return RawReader(connection)
         mark = read_watermark(connection)
+        # Behind, or a kept tail to fold (at most every REFRESH_INTERVAL_SECONDS).
         if self.settings.refresh == "request" and (
-            mark is None or mark.watermark_slot < horizon_slot(now, self.horizon)
+            mark is None
+            or mark.watermark_slot < horizon_slot(now, self.horizon)
+            or mark.tail is not None
         ):
             self._refresh_in_background()
         if mark is None:
