@@ -26,10 +26,11 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from host_example.db import make_engine
 from host_example.tables import CHANNELS, dead_letter_events, omni_events
+from omni_dashboard_plugin.rollups.kinds import TAILS
 from omni_dashboard_plugin.rollups.refresh import refresh
 
 from .harness import KEY, NOW, bench_app, percentile
@@ -198,6 +199,7 @@ class Refresher(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(self.every):
+            tail_rows = self._tail_rows()
             backend = _backend_cpu_seconds(self.engine)
             own, began = time.thread_time(), time.monotonic()
             report = refresh(self.engine, self.clock(), self.horizon)
@@ -206,7 +208,16 @@ class Refresher(threading.Thread):
                     "seconds": time.monotonic() - began,
                     "cpu": time.thread_time() - own + _backend_cpu_seconds(self.engine) - backend,
                     "chunks": report.chunks,
+                    "tail_rows": (tail_rows, self._tail_rows()),
                 }
+            )
+
+    def _tail_rows(self) -> int:
+        """Rows of the kept tail tables (what a read of the tail scans at most)."""
+        with self.engine.connect() as conn:
+            return sum(
+                conn.execute(select(func.count()).select_from(kind.table("tail"))).scalar()
+                for kind in TAILS
             )
 
 
@@ -317,6 +328,14 @@ def main(argv=None):
             "two cores over the run"
             if runs
             else "none"
+        ),
+        "- rows of the kept tail tables before / after each fold (p50 and most): "
+        + (
+            f"{percentile([r['tail_rows'][0] for r in runs], 0.5):,.0f} / "
+            f"{percentile([r['tail_rows'][1] for r in runs], 0.5):,.0f}, at most "
+            f"{max(r['tail_rows'][0] for r in runs):,} / {max(r['tail_rows'][1] for r in runs):,}"
+            if runs
+            else "no fold"
         ),
         f"- checkpoints (writer paused, clock stopped, every call on and off): {checkpoints}, "
         f"differences: {differences}",

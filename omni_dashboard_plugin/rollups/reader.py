@@ -70,6 +70,7 @@ class RollupReader(RawReader):
         *,
         dead_letters: bool = False,
         tail: int | None = None,
+        now: datetime | None = None,
     ):
         super().__init__(connection, dead_letters=dead_letters)
         without_parallel_workers(connection)
@@ -77,6 +78,7 @@ class RollupReader(RawReader):
         self.totals = totals or {}
         # The tail tables answer the raw tail when they keep every slot from its start.
         self.tail = tail if tail is not None and tail <= rolled.end else None
+        self.now = now
         self._lows: dict = {}
         self._edges: dict = {}
 
@@ -87,6 +89,7 @@ class RollupReader(RawReader):
             self.totals,
             dead_letters=self.keeps_dead_letters,
             tail=self.tail,
+            now=self.now,
         )
 
     def _answer(self, question: Question) -> list:
@@ -137,6 +140,13 @@ class RollupReader(RawReader):
     def _keeps_tail(self, kind: Kind) -> bool:
         return self.tail is not None and kind.tail is not None
 
+    def _ends_late(self, question: Question, start: datetime) -> bool:
+        """Whether the tail tables answer the raw tail from ``start`` to ``question.until``
+        for less than a raw scan: the rows after until, subtracted, span less time."""
+        until = question.until
+        late = self.now is None or self.now - until <= until - start
+        return late and self._keeps_tail(question.kind)
+
     def _tailed(self, kind: Kind, parts: list[Part]) -> list[Part]:
         """``parts`` with the open raw tail read from the kind's tail table, when kept."""
         if not self._keeps_tail(kind):
@@ -171,7 +181,7 @@ class RollupReader(RawReader):
         window = plan(question.since, question.until, start, end)
         parts = []
         for low, high, inclusive in window.raw:
-            if high is not None and low == slot_time(end) and self._keeps_tail(question.kind):
+            if low == slot_time(end) and high is not None and self._ends_late(question, low):
                 # The tail table keeps whole slots: all of them, less the rows after until.
                 parts.append(Part("raw", low, None))
                 parts.append(Part("raw", high + RESOLUTION * inclusive, None, sign=-1))

@@ -190,6 +190,7 @@ class Rollups:
             totals,
             dead_letters=self.keeps_dead_letters,
             tail=mark.tail,
+            now=now,
         )
 
     def refresh(self, **options) -> RefreshReport:
