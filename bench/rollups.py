@@ -194,7 +194,9 @@ def main(argv=None):
         loaded, refresh_seconds[size], *apps[size] = prepare(
             url, size, args.days, args.reuse, args.horizon_minutes, args.keep_rollups
         )
-        print(f"{size:,} events loaded in {loaded:.0f} s, rolled up", flush=True)
+        refreshed = refresh_seconds[size]
+        rolled = f"refreshed from scratch in {refreshed:.0f} s" if refreshed else "caught up"
+        print(f"{size:,} events loaded in {loaded:.0f} s, rollups {rolled}", flush=True)
     timed, dead_letters = {}, {}
     for phase, state in enumerate(("on", "off")):
         calls = [

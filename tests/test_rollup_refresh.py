@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
 from omni_dashboard_plugin.config import ConfigError, RollupSettings
@@ -258,6 +258,41 @@ def test_retention_cutting_into_the_oldest_rolled_slot_is_read_raw(pair):
     rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
     with pair.engine.connect() as conn:
         assert first_whole_slot(conn, KINDS[0]) == slot_of(boundary) + 1
+
+
+def test_the_oldest_slot_is_counted_once_per_version_and_oldest_row(pg_url):
+    """PostgreSQL: the oldest slot's rows are counted by the first read after a refresh
+    and after each retention cut, not by every read (the count reads a slot's worth of
+    rows); a cut made between two reads is still read raw, exactly."""
+    pair = rs.Pair(pg_url)
+    history(pair, days=2, every_minutes=7)
+    pair.rollups.refresh()
+    counted = []
+
+    def record(conn, cursor, statement, *args):
+        if "count(*)" in statement and "min(omni_events.received_at)" in statement:
+            counted.append(statement)
+
+    event.listen(pair.engine, "before_cursor_execute", record)
+    try:
+        path = "/api/v2/events/analytics?allTime=true"
+        for _ in range(3):
+            pair.get(pair.on, path)
+        assert len(counted) == 1
+        oldest = NOW - timedelta(minutes=7 * (2 * 24 * 60 // 7))
+        rs.retention(pair.engine, slot_time(slot_of(oldest) + 2) + timedelta(minutes=8))
+        assert pair.get(pair.on, path) == pair.get(pair.off, path)
+        assert len(counted) == 2
+        pair.rollups.refresh()  # caught up already: nothing committed, the same version
+        pair.get(pair.on, path)
+        assert len(counted) == 2
+        pair.clock.now = NOW + timedelta(minutes=30)
+        assert pair.rollups.refresh().chunks  # a slot rolled: a new version, counted again
+        pair.get(pair.on, path)
+        assert len(counted) == 3
+    finally:
+        event.remove(pair.engine, "before_cursor_execute", record)
+    rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
 
 
 def test_totals_keep_one_row_per_key_across_refreshes(pair):

@@ -212,7 +212,7 @@ class RollupReader(RawReader):
         older ones may have lost rows to retention, so they are read raw."""
         key = (kind.source.name, kind.time.name)
         if key not in self._lows:
-            first = first_whole_slot(self.connection, kind)
+            first = first_whole_slot(self.connection, kind, self.rolled.version)
             self._lows[key] = self.rolled.end if first is None else first
         return self._lows[key]
 

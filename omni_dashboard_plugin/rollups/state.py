@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 
 from ..grid import slot_of
 from ..sql.constructs import slot_end, slot_index, slot_start
@@ -16,10 +16,12 @@ STATE_NAME = "all"
 
 @dataclass(frozen=True)
 class RolledRange:
-    """Slots ``[start, end)`` that a read takes from the rollup tables."""
+    """Slots ``[start, end)`` that a read takes from the rollup tables; ``version`` changes
+    whenever a refresh commits or the rollups are reset (``None``: not known)."""
 
     start: int
     end: int
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Watermark:
     watermark_slot: int
     totals: dict = field(default_factory=dict, compare=False)
     tail: int | None = None
+    version: str | None = field(default=None, compare=False)
 
 
 def total_name(kind) -> str:
@@ -41,19 +44,20 @@ def total_name(kind) -> str:
 
 def read_watermark(connection) -> Watermark | None:
     """The stored progress, or ``None`` before the first refresh."""
-    rows = {
-        name: (int(low), int(high))
-        for name, low, high in connection.execute(
-            select(state.c.name, state.c.start_slot, state.c.watermark_slot).where(
-                tail.usable(connection)
-            )
-        )
-    }
+    # PostgreSQL: the transaction that last wrote the row, a version of the rollups.
+    written = "xmin::text" if connection.dialect.name == "postgresql" else "NULL"
+    found = connection.execute(
+        select(
+            state.c.name, state.c.start_slot, state.c.watermark_slot, literal_column(written)
+        ).where(tail.usable(connection))
+    ).all()
+    rows = {name: (int(low), int(high)) for name, low, high, _ in found}
     if STATE_NAME not in rows:
         return None
     totals = {name[6:]: span for name, span in rows.items() if name.startswith("total:")}
     kept = rows.get(tail.STATE_NAME)
-    return Watermark(*rows[STATE_NAME], totals, kept and kept[0])
+    version = next(written for name, _, _, written in found if name == STATE_NAME)
+    return Watermark(*rows[STATE_NAME], totals, kept and kept[0], version)
 
 
 def oldest_slot(connection, kind) -> int | None:
@@ -77,7 +81,7 @@ def _oldest_slot_check(kind):
     return select(oldest.c.oldest, now_in_slot.scalar_subquery(), rolled.scalar_subquery())
 
 
-def first_whole_slot(connection, kind) -> int | None:
+def first_whole_slot(connection, kind, version: str | None = None) -> int | None:
     """The first slot of the kind's source whose rolled rows still hold every row, or
     ``None`` when the source is empty.
 
@@ -85,15 +89,33 @@ def first_whole_slot(connection, kind) -> int | None:
     counts when it holds as many rows as were rolled up for it (rows older than the
     horizon are never added, so a smaller count means retention cut into it); its rolled
     rows are then exact, else the next slot is the first.
+
+    Counting the slot reads as many rows as arrive in 15 minutes, so with a ``version``
+    the answer is kept per source until that version or the oldest row's time changes
+    (one index probe): rolled slots change only by retention, which deletes the oldest
+    row first.
     """
     key = (kind.source.name, kind.time.name)
     # Any kind of the source tells (its rolled n and the rows counted share its filter).
     first = next(k for k in KINDS if (k.source.name, k.time.name) == key)
+    if version is not None:
+        oldest_of = built(("oldest", first.name), lambda: select(func.min(first.time)))
+        oldest = connection.execute(oldest_of).scalar()
+        known = _WHOLE.get((connection.engine.url, first.name))
+        if oldest is None or (known and known[:2] == (oldest, version)):
+            return None if oldest is None else known[2]
     statement = built(("oldest slot", first.name), lambda: _oldest_slot_check(first))
     oldest, now_in_slot, rolled = connection.execute(statement).one()
     if oldest is None:
         return None
-    return slot_of(oldest) + (int(now_in_slot) != int(rolled))
+    whole = slot_of(oldest) + (int(now_in_slot) != int(rolled))
+    if version is not None:
+        _WHOLE[(connection.engine.url, first.name)] = (oldest, version, whole)
+    return whole
+
+
+# first_whole_slot's last answer per database and source: (oldest row's time, version, answer).
+_WHOLE: dict = {}
 
 
 def horizon_slot(now: datetime, horizon: timedelta) -> int:
@@ -104,4 +126,4 @@ def horizon_slot(now: datetime, horizon: timedelta) -> int:
 def usable_range(mark: Watermark, now: datetime, horizon: timedelta) -> RolledRange:
     """The rolled slots a read at ``now`` may use: below the watermark and the horizon."""
     end = max(mark.start_slot, min(mark.watermark_slot, horizon_slot(now, horizon)))
-    return RolledRange(mark.start_slot, end)
+    return RolledRange(mark.start_slot, end, mark.version)
