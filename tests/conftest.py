@@ -43,6 +43,20 @@ def pg_url():
     admin_engine.dispose()
 
 
+@pytest.fixture
+def own_pg_url(pg_url):
+    """An empty PostgreSQL database for one test (one that bypasses the plugin's triggers,
+    say, which the shared one must not see), dropped after it."""
+    name = f"omni_own_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def db_url(request, tmp_path_factory):
     """Each database-backed test runs once on SQLite and once on PostgreSQL."""

@@ -4,11 +4,9 @@ start-up only checks; the live feed stops itself when the process exits."""
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, inspect
 
 from omni_dashboard_plugin.config import ConfigError
 from omni_dashboard_plugin.rollups import dead_letter_counts, service
@@ -18,18 +16,10 @@ from .conftest import API_KEY, build_app
 
 
 @pytest.fixture
-def fresh_url(pg_url):
+def fresh_url(own_pg_url):
     """A PostgreSQL database of its own holding Omni's tables and none of the plugin's."""
-    name = f"omni_install_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    build_app(url, OMNI_DASHBOARD_ROLLUPS="off")  # the host's own tables
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    build_app(own_pg_url, OMNI_DASHBOARD_ROLLUPS="off")  # the host's own tables
+    return own_pg_url
 
 
 def plugin_tables(url) -> set[str]:
