@@ -103,7 +103,7 @@ class Kind:
     @property
     def levels(self) -> tuple[str, ...]:
         """The levels this kind keeps."""
-        if self.name in TAIL_NAMES:
+        if any(self is kind for kind in TAILS):
             return ("tail",)
         return ("slot", "day", "total") if self.cumulative else ("slot", "day")
 
@@ -127,7 +127,6 @@ _COUNT = {"n": _count}
 # Kept by triggers, not rolled up (see .tail): every dim and measure of the event kinds (the
 # latency kinds have their own), by slot. Like the source, not the rollups, its instance_id
 # is set NULL when the instance goes (the trigger sees that update).
-TAIL_NAMES = ("event_tail", "latency_tail")
 _TAIL_DIMS = ("instance_id", "channel", "direction", "status", "error_stage", "content_type")
 EVENT_TAIL = Kind(
     "event_tail", E, E.c.received_at, {d: E.c[d] for d in _TAIL_DIMS}, _EVENT_MEASURES

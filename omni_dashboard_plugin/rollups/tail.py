@@ -15,6 +15,7 @@ them into one row per slot and dims and drops slots more than a day before the w
 (a read that started before a refresh still finds the slots it reads).
 """
 
+import functools
 import logging
 
 from sqlalchemy import DDL, Column, delete, func, insert, or_, select, union_all, update
@@ -96,8 +97,9 @@ def _keep_sql(kind, operation: str, schema: str) -> str:
     return sql.replace(f"INSERT INTO {table.name} ", f'INSERT INTO "{schema}".{table.name} ', 1)
 
 
+@functools.cache
 def _body(schema: str) -> str:
-    """The trigger function's body."""
+    """The trigger function's body (compiled once per schema: every refresh checks it)."""
     empty = " ".join(f'DELETE FROM "{schema}".{kind.table("tail").name};' for kind in TAILS)
     branches = [f"IF TG_OP = 'TRUNCATE' THEN\n    {empty}"]
     for operation in ("insert", "update", "delete"):
