@@ -1,8 +1,9 @@
 """The 15-minute UTC slot grid that every count is kept and read on.
 
-Slot ``k`` covers ``[k * 15 min, (k + 1) * 15 min)`` after the Unix epoch, day ``d`` the
-slots ``[96 d, 96 (d + 1))``. Every UTC offset in use today is a multiple of 15 minutes,
-so every hourly or daily bucket of every time zone starts on the grid.
+Slot ``k`` covers ``[k * 15 min, (k + 1) * 15 min)`` after the Unix epoch, hour ``h`` the
+slots ``[4 h, 4 (h + 1))``, day ``d`` the slots ``[96 d, 96 (d + 1))``. Every UTC offset in
+use today is a multiple of 15 minutes, so every hourly or daily bucket of every time zone
+starts on the grid.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 SLOT = timedelta(minutes=15)
 SLOT_SECONDS = SLOT // timedelta(seconds=1)
 SLOTS_PER_DAY = timedelta(days=1) // SLOT
+SLOTS_PER_HOUR = timedelta(hours=1) // SLOT
 # Omni's timestamps are naive UTC; the time-zone arithmetic works on aware instants.
 EPOCH = datetime(1970, 1, 1)
 AWARE_EPOCH = EPOCH.replace(tzinfo=UTC)

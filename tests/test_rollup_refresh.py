@@ -1,5 +1,6 @@
 """Refresh: killed midway, run concurrently, run by the request path; modes and config."""
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, delete, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from omni_dashboard_plugin.config import ConfigError, RollupSettings
@@ -58,7 +59,7 @@ def rolled_rows(pair) -> int:
         return sum(
             conn.execute(select(func.count()).select_from(kind.table(level))).scalar_one()
             for kind in KINDS
-            for level in ("slot", "day")
+            for level in ("slot", "hour", "day")
         )
 
 
@@ -122,10 +123,10 @@ def test_a_failing_chunk_rolls_back_and_the_next_refresh_resumes(pair, monkeypat
     pair.rollups.refresh(until=NOW - timedelta(days=1), chunk_slots=32)
     before, rows = pair.watermark(), rolled_rows(pair)
 
-    def fail(connection, day):
+    def fail(connection, low, high, start):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(module, "_roll_day", fail)
+    monkeypatch.setattr(module, "_roll_whole", fail)
     with pytest.raises(RuntimeError):
         pair.rollups.refresh(chunk_slots=96)
     assert pair.watermark() == before and rolled_rows(pair) == rows
@@ -339,3 +340,75 @@ def test_the_refresh_is_not_held_to_the_hosts_statement_timeout(pg_url, monkeypa
         capped.dispose()
     assert report.chunks == 2 and not report.busy
     assert rolled_rows(pair) > 0
+
+
+def test_whole_hours_are_read_from_the_hour_tables(pair):
+    """A 24-hour window reads its whole hours from the hour tables: a row slipped into
+    them (which no write made) shows in the 24-hour counts; rolled back, the answers match
+    rollups off again."""
+    history(pair, days=2)
+    pair.rollups.refresh()
+    before = json.loads(pair.get(pair.on, "/api/v2/events/analytics"))
+    hour = slot_of(NOW - timedelta(hours=20)) // 4
+    kinds = [kind for kind in KINDS if kind.source.name == "omni_events"]
+    with pair.engine.begin() as conn:
+        for kind in kinds:
+            row = {d: None for d in kind.dims} | {m: 0 for m in kind.measures}
+            row |= {"bucket": hour, "n": 1000}
+            row |= {d: v for d, v in (("channel", "slack"), ("direction", "inbound")) if d in row}
+            conn.execute(insert(kind.table("hour")).values(**row))
+    after = json.loads(pair.get(pair.on, "/api/v2/events/analytics"))
+    assert after["totalMessages"] == before["totalMessages"] + 1000
+    with pair.engine.begin() as conn:
+        for kind in kinds:
+            table = kind.table("hour")
+            conn.execute(delete(table).where(table.c.bucket == hour, table.c.n == 1000))
+    rs.assert_same(pair, (NOW - timedelta(hours=24), NOW), rs.INSTANCE_IDS[1])
+
+
+OLD_LAYOUT_TRIGGERS = {
+    "sqlite": [
+        "CREATE TRIGGER {name} AFTER INSERT ON dead_letter_events BEGIN SELECT 1; END",
+    ],
+    "postgresql": [
+        "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$",
+        "CREATE TRIGGER {name} AFTER INSERT ON omni_events EXECUTE FUNCTION {name}()",
+    ],
+}
+
+
+def _triggers(engine) -> set[str]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            found = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        else:
+            found = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+        return set(conn.execute(text(found)).scalars())
+
+
+def test_install_drops_the_triggers_of_earlier_layouts(pair):
+    """An upgrade to a new layout drops the old layout's triggers (which would go on
+    writing into tables no read uses), and leaves the host's own and the current ones."""
+    dialect = pair.engine.dialect.name
+    with pair.engine.begin() as conn:
+        for name in ("omni_dashboard_r4_old_insert", "host_audit_insert"):
+            for statement in OLD_LAYOUT_TRIGGERS[dialect]:
+                conn.execute(text(statement.format(name=name)))
+    current = {name for name in _triggers(pair.engine) if name.startswith("omni_dashboard_r5_")}
+    assert current and "omni_dashboard_r4_old_insert" in _triggers(pair.engine)
+    try:
+        assert pair.rollups.install()
+        left = _triggers(pair.engine)
+        assert "omni_dashboard_r4_old_insert" not in left
+        assert {"host_audit_insert", *current} <= left
+        if dialect == "postgresql":
+            with pair.engine.connect() as conn:
+                functions = "SELECT proname FROM pg_proc WHERE proname LIKE 'omni_dashboard_r4%'"
+                assert conn.execute(text(functions)).all() == []
+    finally:
+        with pair.engine.begin() as conn:
+            target = "dead_letter_events" if dialect == "sqlite" else "omni_events"
+            on = "" if dialect == "sqlite" else f" ON {target}"
+            conn.execute(text(f"DROP TRIGGER IF EXISTS host_audit_insert{on}"))
+            if dialect == "postgresql":
+                conn.execute(text("DROP FUNCTION IF EXISTS host_audit_insert()"))

@@ -67,7 +67,8 @@ def test_rollups_on_and_off_answer_alike(
     probes=st.lists(st.integers(-4000, 7000), min_size=1, max_size=40),
 )
 def test_plan_covers_each_instant_of_the_window_once(since, length, start, size, by_slot, probes):
-    """Raw pieces, slots and days partition the window; rolled parts stay in [start, end)."""
+    """Raw pieces, slots, hours and days partition the window; rolled parts stay in
+    [start, end); a window holds at most one day range and two hour and slot ranges."""
     base = datetime(2026, 3, 1)
     minute = lambda m: base + timedelta(minutes=m, seconds=7 * (m % 3))  # noqa: E731
     low = None if since is None else minute(since)
@@ -76,14 +77,16 @@ def test_plan_covers_each_instant_of_the_window_once(since, length, start, size,
         high = slot_time(slot_of(high) + 1) - timedelta(microseconds=1)
     first = slot_of(base) + start
     parts = plan(low, high, first, first + size, by_slot=by_slot)
-    if by_slot:
-        assert parts.days == ()
+    levels = dict(parts.levels)
+    assert set(levels) <= ({"slot"} if by_slot else {"slot", "hour", "day"})
+    assert len(levels.get("day", ())) <= 1 and len(levels.get("hour", ())) <= 2
+    assert len(levels.get("slot", ())) <= 2 and all(a < b for r in levels.values() for a, b in r)
+    width = {"slot": 1, "hour": 4, "day": 96}
     edges = [] if high is None else [high, high + timedelta(microseconds=1)]
     for t in [minute(probe) for probe in probes] + edges:
         inside = (low is None or t >= low) and (high is None or t <= high)
         slot = slot_of(t)
-        hits = sum(a <= slot < b for a, b in parts.slots)
-        hits += sum(a <= slot // 96 < b for a, b in parts.days)
+        hits = sum(a <= slot // width[k] < b for k, r in levels.items() for a, b in r)
         rolled = hits
         hits += sum(
             (lo is None or t >= lo) and (hi is None or (t <= hi if incl else t < hi))

@@ -2,7 +2,7 @@
 
 A kind names its source table, the time column that places a row in a 15-minute UTC
 slot, the dimensions it groups by and the measures it sums. Every measure is additive
-(a count or a sum), so the rows of any set of slots, days and raw rows combine by
+(a count or a sum), so the rows of any set of slots, hours, days and raw rows combine by
 ``SUM`` into exactly what one scan of the source would give.
 """
 
@@ -16,7 +16,7 @@ from ..sql.tables import automation_logs, automations, event_payloads, instances
 
 # The layout version is part of every name: a release that changes what is stored rolls
 # into new tables instead of misreading old ones (drop older omni_dashboard_r* tables).
-LAYOUT = 4
+LAYOUT = 5
 PREFIX = f"omni_dashboard_r{LAYOUT}_"
 metadata = MetaData()
 
@@ -66,7 +66,7 @@ class Kind:
     whose raw edge rows serve this kind too, so that the kinds naming it scan the raw tail
     once per response.
 
-    ``indexes``: the columns of each index of the slot and day tables. Reads are by bucket
+    ``indexes``: the columns of each index of the slot, hour and day tables. Reads are by bucket
     range, so the bucket leads; a dim after it that a read filters on is matched in the
     index, and only the matching rows are fetched.
 
@@ -95,7 +95,7 @@ class Kind:
     tail: "Kind | None" = None
 
     def table(self, level: str) -> Table:
-        """The rollup table of ``level``: 'slot', 'day', or 'total' (cumulative kinds:
+        """The rollup table of ``level``: 'slot', 'hour', 'day', or 'total' (cumulative kinds:
         one row per dims over a stored slot range, for reads that span everything); a tail
         kind's only table is 'tail'."""
         return _TABLES[(self.name, level)]
@@ -105,7 +105,7 @@ class Kind:
         """The levels this kind keeps."""
         if any(self is kind for kind in TAILS):
             return ("tail",)
-        return ("slot", "day", "total") if self.cumulative else ("slot", "day")
+        return ("slot", "hour", "day", "total") if self.cumulative else ("slot", "hour", "day")
 
 
 E = omni_events
@@ -145,7 +145,7 @@ def _events(
 ) -> Kind:
     """A kind of omni_events by ``received_at``, grouped by its columns ``dims``
     (cumulative and sharing its raw edges unless told not to; its tail kept in
-    ``EVENT_TAIL``); ``index``: the dim its slot and day tables are indexed on after the
+    ``EVENT_TAIL``); ``index``: the dim its slot, hour and day tables are indexed on after the
     bucket. Rows of an instance that is deleted count as NULL (the foreign key is ON DELETE
     SET NULL)."""
     options.setdefault("tail", EVENT_TAIL)

@@ -1,6 +1,6 @@
-"""Split a time window into rolled-up days, rolled-up slots and raw pieces.
+"""Split a time window into rolled-up days, hours and slots, and raw pieces.
 
-Slots and days are those of :mod:`..grid`. Only slots of the rolled range
+Slots, hours and days are those of :mod:`..grid`. Only slots of the rolled range
 ``[start, end)`` may be read from rollups; every other instant of the window is read from
 the source rows.
 """
@@ -8,7 +8,10 @@ the source rows.
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..grid import EPOCH, RESOLUTION, SLOT, SLOTS_PER_DAY, slot_of, slot_time
+from ..grid import EPOCH, RESOLUTION, SLOT, SLOTS_PER_DAY, SLOTS_PER_HOUR, slot_of, slot_time
+
+# The rollup levels coarser than a slot, coarsest first, with their width in slots.
+LEVELS = (("day", SLOTS_PER_DAY), ("hour", SLOTS_PER_HOUR))
 
 
 @dataclass(frozen=True)
@@ -16,30 +19,38 @@ class Plan:
     """Where each part of a window is read from.
 
     ``rolled`` is the slot range ``[first, last)`` read from rollups (``None``: none),
-    ``days`` and ``slots`` split it into half-open bucket ranges of the day and slot
-    tables; ``raw`` are ``(lower, upper, upper_inclusive)`` instant ranges of the source
+    ``levels`` splits it into half-open bucket ranges per rollup level (see :func:`split`),
+    ``raw`` are ``(lower, upper, upper_inclusive)`` instant ranges of the source
     (``None`` = open).
     """
 
     rolled: tuple[int, int] | None
-    days: tuple[tuple[int, int], ...]
-    slots: tuple[tuple[int, int], ...]
+    levels: tuple[tuple[str, tuple[tuple[int, int], ...]], ...]
     raw: tuple[tuple[datetime | None, datetime | None, bool], ...]
 
 
 def split(first: int, last: int, *, by_slot: bool = False):
-    """The slot range ``[first, last)`` as (day ranges, slot ranges): whole UTC days from
-    the day table, the rest from the slot table (only slots with ``by_slot``)."""
-    day_first = -(-first // SLOTS_PER_DAY)
-    day_last = last // SLOTS_PER_DAY
-    if by_slot or day_first >= day_last:
-        return (), (((first, last),) if first < last else ())
-    slots = tuple(
-        (a, b)
-        for a, b in ((first, day_first * SLOTS_PER_DAY), (day_last * SLOTS_PER_DAY, last))
-        if a < b
-    )
-    return ((day_first, day_last),), slots
+    """The slot range ``[first, last)`` as ``(level, bucket ranges)`` pairs: whole UTC
+    days from the day table, whole hours of the rest from the hour table, the remaining
+    slots from the slot table (only slots with ``by_slot``). At most one day range, two
+    hour ranges and two slot ranges; empty levels are left out."""
+    pieces = [(first, last)] if first < last else []
+    found = []
+    for level, width in () if by_slot else LEVELS:
+        ranges, rest = [], []
+        for a, b in pieces:
+            low, high = -(-a // width), b // width
+            if low >= high:
+                rest.append((a, b))
+                continue
+            ranges.append((low, high))
+            rest += [(x, y) for x, y in ((a, low * width), (high * width, b)) if x < y]
+        if ranges:
+            found.append((level, tuple(ranges)))
+        pieces = rest
+    if pieces:
+        found.append(("slot", tuple(pieces)))
+    return tuple(found)
 
 
 def plan(
@@ -59,11 +70,10 @@ def plan(
     # microsecond before a slot, the end of a half-open window, holds no raw part).
     last = end if until is None else min(end, slot_of(until + RESOLUTION))
     if first >= last:
-        return Plan(None, (), (), ((since, until, True),))
+        return Plan(None, (), ((since, until, True),))
     raw = []
     if since is None or since < slot_time(first):
         raw.append((since, slot_time(first), False))
     if until is None or until >= slot_time(last):
         raw.append((slot_time(last), until, True))
-    days, slots = split(first, last, by_slot=by_slot)
-    return Plan((first, last), days, slots, tuple(raw))
+    return Plan((first, last), split(first, last, by_slot=by_slot), tuple(raw))

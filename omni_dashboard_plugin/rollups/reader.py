@@ -202,9 +202,8 @@ class RollupReader(RawReader):
         for low, high, sign in signed:
             if low > high:
                 low, high, sign = high, low, -sign
-            days, slots = split(low, high, by_slot=question.by_slot)
-            parts += [Part("day", a, b, sign=sign) for a, b in days]
-            parts += [Part("slot", a, b, sign=sign) for a, b in slots]
+            for level, ranges in split(low, high, by_slot=question.by_slot):
+                parts += [Part(level, a, b, sign=sign) for a, b in ranges]
         return parts
 
     def _low_cut(self, kind) -> int:

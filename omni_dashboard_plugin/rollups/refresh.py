@@ -1,7 +1,7 @@
 """Incremental refresh: roll closed slots up to the horizon, one transaction per chunk.
 
 Each chunk (at most one UTC day, never crossing midnight) deletes and re-inserts its slot
-rows, rolls the day up when the chunk completes it, and advances the watermark, all in
+rows, rolls up the hours and the day the chunk completes, and advances the watermark, all in
 one transaction. A refresh killed midway therefore leaves either the whole chunk or
 none of it, and running refresh again (or in several processes at once) never counts a
 row twice: PostgreSQL serializes refreshers with a transaction-level advisory lock,
@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import (
-    BigInteger,
     String,
     Uuid,
     and_,
@@ -28,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..grid import SLOTS_PER_DAY, slot_of, slot_time
+from ..grid import SLOTS_PER_DAY, SLOTS_PER_HOUR, slot_of, slot_time
 from ..sql.snapshot import unlimited
 from . import dead_letter_counts, tail
 from .kinds import BY_NAME, KINDS, TAILS, state
@@ -78,17 +77,15 @@ def _first_slot(connection, target: int) -> int:
     return min([slot for slot in found if slot is not None] + [target])
 
 
-def _summed(kind, table, low: int, high: int, day: int | None = None):
+def _summed(kind, table, low: int, high: int, width: int = 1):
     """SELECT bucket, dims, sums of the kind's measures over ``table``'s rows of buckets
-    ``[low, high)``: per bucket, or all under bucket ``day``."""
+    ``[low, high)``, per bucket of a level ``width`` times coarser."""
     dims = [table.c[d] for d in kind.dims]
-    bucket = table.c.bucket if day is None else literal(day, BigInteger)
+    bucket = table.c.bucket if width == 1 else table.c.bucket // width
     query = select(bucket, *dims, *(func.sum(table.c[m]) for m in kind.measures)).where(
         table.c.bucket >= low, table.c.bucket < high
     )
-    if day is not None:
-        return query.group_by(*dims) if dims else query.having(func.count() > 0)
-    return query.group_by(table.c.bucket, *dims).order_by(table.c.bucket)
+    return query.group_by(bucket, *dims)
 
 
 def _roll_slots(connection, low: int, high: int) -> None:
@@ -103,21 +100,32 @@ def _roll_slots(connection, low: int, high: int) -> None:
         connection.execute(insert(table).from_select(names, source))
 
 
-def _roll_day(connection, day: int) -> None:
-    low, high = day * SLOTS_PER_DAY, (day + 1) * SLOTS_PER_DAY
+def _roll_level(connection, level: str, finer: str, low: int, high: int, width: int) -> None:
+    """Roll the ``level`` buckets ``[low, high)`` up from the ``finer`` level's rows (a
+    ``level`` bucket holds ``width`` of them)."""
     for kind in KINDS:
-        days = kind.table("day")
-        connection.execute(delete(days).where(days.c.bucket == day))
-        source = _summed(kind, kind.table("slot"), low, high, day)
+        table = kind.table(level)
+        connection.execute(delete(table).where(table.c.bucket >= low, table.c.bucket < high))
+        source = _summed(kind, kind.table(finer), low * width, high * width, width)
         names = ["bucket", *kind.dims, *kind.measures]
-        connection.execute(insert(days).from_select(names, source))
+        connection.execute(insert(table).from_select(names, source))
+
+
+def _roll_whole(connection, low: int, high: int, start: int) -> None:
+    """Roll up the hours and the day that the slots ``[low, high)`` complete, those from
+    ``start`` on (a bucket that begins before the first rolled slot is never whole)."""
+    first = max(low // SLOTS_PER_HOUR, -(-start // SLOTS_PER_HOUR))
+    if first < high // SLOTS_PER_HOUR:
+        _roll_level(connection, "hour", "slot", first, high // SLOTS_PER_HOUR, SLOTS_PER_HOUR)
+    day = high // SLOTS_PER_DAY - 1
+    if high % SLOTS_PER_DAY == 0 and day * SLOTS_PER_DAY >= start:
+        _roll_level(connection, "day", "hour", day, day + 1, SLOTS_PER_DAY // SLOTS_PER_HOUR)
 
 
 def _signed_sums(kind, low: int, high: int, sign: int):
     """SELECT dims, sign * sums of the rolled rows of slots ``[low, high)``."""
     parts = []
-    days, slots = split(low, high)
-    for level, ranges in (("day", days), ("slot", slots)):
+    for level, ranges in split(low, high):
         table = kind.table(level)
         for a, b in ranges:
             parts.append(
@@ -202,9 +210,7 @@ def refresh_chunk(connection, target: int, chunk_slots: int) -> int | None:
         return None
     high = min(target, (low // chunk_slots + 1) * chunk_slots)
     _roll_slots(connection, low, high)
-    day = high // SLOTS_PER_DAY - 1
-    if high % SLOTS_PER_DAY == 0 and day * SLOTS_PER_DAY >= start:
-        _roll_day(connection, day)
+    _roll_whole(connection, low, high, start)
     _roll_totals(connection, low, high, start, spans)
     connection.execute(update(state).where(state.c.name == STATE_NAME).values(watermark_slot=high))
     return high

@@ -18,10 +18,11 @@ from sqlalchemy import inspect
 
 from ..config import ConfigError, RollupSettings
 from . import dead_letter_counts, tail
-from .kinds import metadata
+from .kinds import PREFIX, metadata
 from .reader import RawReader, RollupReader
 from .refresh import RefreshReport, refresh, reset
 from .state import horizon_slot, read_watermark, usable_range
+from .triggers import drop_older_layouts
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,22 @@ class Rollups:
                 ) from exc
             log.warning("rollups off: their tables cannot be created (%s)", exc.orig)
             return False
+        self._drop_older_layouts()
         self._keep_triggers()
         self.active = True
         return True
+
+    def _drop_older_layouts(self) -> None:
+        """Drop the triggers of earlier layouts: they would go on writing into tables no
+        read uses (their tables are left to the operator, see docs/rollups.md)."""
+        try:
+            with self.engine.begin() as connection:
+                dropped = drop_older_layouts(connection, PREFIX)
+        except sa_exc.DBAPIError as exc:
+            log.warning("the triggers of earlier rollup layouts could not be dropped: %s", exc.orig)
+            return
+        for statement in dropped:
+            log.info("earlier rollup layout: %s", statement)
 
     def uninstall(self) -> None:
         """Drop the triggers and every table of the plugin (rollups are off after)."""

@@ -7,7 +7,11 @@ on the plugin's tables), so its tables are named with their schema.
 
 from dataclasses import dataclass
 
-from sqlalchemy import DDL, column, func, select, table
+from sqlalchemy import DDL, Text, and_, cast, column, func, select, table
+from sqlalchemy.dialects.postgresql import REGCLASS
+
+# What every name of the plugin's triggers and functions starts with, in any layout.
+PLUGIN_PATTERN = "omni\\_dashboard\\_r%"
 
 # What each operation's trigger calls its transition tables.
 TRANSITIONS = {
@@ -67,3 +71,35 @@ class StatementTriggers:
 def schema_of(connection) -> str:
     """The current schema, to qualify the plugin's tables in a function's body."""
     return connection.execute(select(func.current_schema())).scalar()
+
+
+def drop_older_layouts(connection, prefix: str) -> list[str]:
+    """Drop the plugin's triggers and trigger functions whose names do not start with
+    ``prefix`` (an earlier layout's: they would go on writing into its tables on every
+    write to the host's tables); returns what was dropped."""
+    current = prefix.replace("_", "\\_") + "%"
+
+    def older(name):
+        return and_(name.like(PLUGIN_PATTERN, escape="\\"), ~name.like(current, escape="\\"))
+
+    if connection.dialect.name == "sqlite":
+        master = table("sqlite_master", column("type"), column("name"))
+        names = connection.execute(
+            select(master.c.name).where(master.c.type == "trigger", older(master.c.name))
+        ).scalars()
+        drops = [f"DROP TRIGGER IF EXISTS {name}" for name in names]
+    else:
+        catalog = table("pg_trigger", column("tgname"), column("tgrelid"))
+        found = select(catalog.c.tgname, cast(cast(catalog.c.tgrelid, REGCLASS), Text))
+        drops = [
+            f"DROP TRIGGER IF EXISTS {name} ON {relation}"
+            for name, relation in connection.execute(found.where(older(catalog.c.tgname)))
+        ]
+        # The plugin's functions take no arguments and live in the current schema.
+        procs = table("pg_proc", column("proname"), column("pronamespace"))
+        here = procs.c.pronamespace == func.to_regnamespace(func.current_schema())
+        names = connection.execute(select(procs.c.proname).where(here, older(procs.c.proname)))
+        drops += [f"DROP FUNCTION IF EXISTS {name}()" for name in names.scalars()]
+    for statement in drops:
+        connection.execute(DDL(statement))
+    return drops
