@@ -321,8 +321,8 @@ SETTINGS = (
         (
             "`request`: a read that finds the rollups behind, or a kept tail to fold, starts a "
             "background refresh in its process (at most every 30 s); `cron`: only `flask "
-            "omni-dashboard refresh` (cron, every minute or so: the kept tail grows between two "
-            "runs) refreshes"
+            "omni-dashboard refresh` (cron every minute, or `--every 15` as a sidecar: the kept "
+            "tail grows between two runs) refreshes"
         ),
     ),
     Setting(

@@ -2,8 +2,10 @@
 start-up only checks; the live feed stops itself when the process exits."""
 
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import create_engine, inspect
@@ -30,8 +32,9 @@ def plugin_tables(url) -> set[str]:
         engine.dispose()
 
 
-def flask(url, *args, mode="on"):
-    """`flask omni-dashboard ...` for a host that leaves the plugin's tables to it."""
+def flask_command(url, *args, mode="on"):
+    """`flask omni-dashboard ...` for a host that leaves the plugin's tables to it, and its
+    environment: (argv, env)."""
     app = "host_example.app:create_app({'OMNI_INSTALL_PLUGIN_TABLES': False})"
     env = {
         **os.environ,
@@ -39,13 +42,17 @@ def flask(url, *args, mode="on"):
         "OMNI_API_KEY": API_KEY,
         "OMNI_DASHBOARD_ROLLUPS": mode,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", app, "omni-dashboard", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return [sys.executable, "-m", "flask", "--app", app, "omni-dashboard", *args], env
+
+
+def sidecar_io() -> dict:
+    return {"stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "text": True}
+
+
+def flask(url, *args, mode="on"):
+    """Run `flask omni-dashboard ...` (see :func:`flask_command`) to the end."""
+    argv, env = flask_command(url, *args, mode=mode)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.postgres
@@ -71,6 +78,19 @@ def test_start_up_checks_and_the_operator_installs(fresh_url):
     assert app.extensions["omni_dashboard"].rollups.active
     refreshed = flask(fresh_url, "refresh")
     assert refreshed.returncode == 0 and "watermark" in refreshed.stdout, refreshed.stderr
+    # As a sidecar: a refresh a second, until stopped.
+    argv, env = flask_command(fresh_url, "refresh", "--every", "1")
+    sidecar = subprocess.Popen(argv, env=env, **sidecar_io())
+    try:
+        began = time.monotonic()
+        lines = [sidecar.stdout.readline() for _ in range(3)]
+        assert all(re.match(r"rolled \d+ chunks; watermark ", line) for line in lines), lines
+        assert time.monotonic() - began >= 1.5 and sidecar.poll() is None
+    finally:
+        sidecar.terminate()
+        sidecar.wait(30)
+    too_often = flask(fresh_url, "refresh", "--every", "0.1")
+    assert too_often.returncode == 2 and "--every" in too_often.stderr
 
     gone = flask(fresh_url, "uninstall")
     assert gone.returncode == 0, gone.stderr

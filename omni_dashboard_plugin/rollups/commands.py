@@ -5,8 +5,12 @@ any host app with the plugin installed, even one whose start-up stops because th
 tables are missing: ``install`` loads the app without that check.
 """
 
+import sys
+import time
+
 import click
 from flask.cli import AppGroup, ScriptInfo, pass_script_info
+from sqlalchemy import exc as sa_exc
 
 from .service import EXTENSION_KEY, INSTALL_HINT, Rollups, installing
 
@@ -46,14 +50,36 @@ def install_command(info: ScriptInfo) -> None:
 
 
 @cli.command("refresh", with_appcontext=False)
+@click.option(
+    "--every",
+    type=click.FloatRange(min=1, min_open=False),
+    default=None,
+    metavar="SECONDS",
+    help="Run on, a refresh every SECONDS (a sidecar; a refresh fails only for its turn). "
+    "Folding the kept tail every 10 to 30 s keeps reads under ingest fast.",
+)
 @pass_script_info
-def refresh_command(info: ScriptInfo) -> None:
-    """Roll up every closed slot before now - horizon (for cron)."""
-    report = _rollups(info, installed=True).refresh()
+def refresh_command(info: ScriptInfo, every: float | None) -> None:
+    """Roll up every closed slot before now - horizon (for cron, or run on with --every)."""
+    rollups = _rollups(info, installed=True)
+    if every is None:
+        _report(rollups.refresh())
+        return
+    while True:
+        began = time.monotonic()
+        try:
+            _report(rollups.refresh())
+        except sa_exc.DBAPIError as exc:
+            click.echo(f"refresh failed, next try in {every:g} s: {exc.orig}", err=True)
+        time.sleep(max(0.0, every - (time.monotonic() - began)))
+
+
+def _report(report) -> None:
     if report.busy:
         click.echo(f"another process is refreshing; stopped after {report.chunks} chunks")
-        return
-    click.echo(f"rolled {report.chunks} chunks; watermark {report.watermark}")
+    else:
+        click.echo(f"rolled {report.chunks} chunks; watermark {report.watermark}")
+    sys.stdout.flush()
 
 
 @cli.command("reset", with_appcontext=False)
