@@ -7,7 +7,8 @@ On a database loaded by ``bench.rollups`` (its clock, ``NOW``, is where the data
 clock runs from ``NOW`` in real time. A writer process inserts ``--rate`` events a second
 (half of the inbound ones arrive ``received`` and are completed 2 to 60 seconds later, as
 Omni's pipeline does, within the rollups' horizon) and moves a dead letter now and then. A
-refresh thread rolls up what closed every ``--refresh-seconds``, as a cron job would, on a
+refresh thread rolls up what closed every ``--refresh-seconds`` (15: what
+``flask omni-dashboard refresh --every 15`` does beside a host in cron mode), on a
 connection of its own, whose PostgreSQL backend's CPU time is read from /proc. Meanwhile
 the main thread times the calls round-robin. Every ``--checkpoint-seconds`` the writer
 pauses, the clock stops, and every call is compared with rollups on and off (they must be
@@ -237,7 +238,7 @@ def main(argv=None):
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=int, default=200, help="events written per second")
-    parser.add_argument("--refresh-seconds", type=float, default=60)
+    parser.add_argument("--refresh-seconds", type=float, default=15)
     parser.add_argument("--checkpoint-seconds", type=float, default=120)
     parser.add_argument("--horizon-minutes", type=int, default=30)
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")

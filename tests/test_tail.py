@@ -15,7 +15,15 @@ from host_example.tables import instances, omni_events
 from omni_dashboard_plugin.config import ConfigError
 from omni_dashboard_plugin.grid import slot_of
 from omni_dashboard_plugin.rollups import tail
-from omni_dashboard_plugin.rollups.kinds import EVENT_TAIL, LATENCY_TAIL, latency_bucket
+from omni_dashboard_plugin.rollups.kinds import (
+    COUNTS_TAIL,
+    DETAILS_TAIL,
+    EDGES_TAIL,
+    LATENCY_COARSE_TAIL,
+    LATENCY_TAIL,
+    TAILS,
+    latency_bucket,
+)
 from omni_dashboard_plugin.rollups.state import read_watermark
 
 from . import rollup_support as rs
@@ -50,9 +58,13 @@ def _coarse(ms: int) -> int:
     return latency_bucket(ms) if ms >= 0 else -(-ms // 16)
 
 
-def _oracle(engine, first: int) -> tuple[dict, dict]:
-    """Plain Python over omni_events: per (slot, dims) the six measures, and per (slot,
-    latency bucket, value) the count, of every slot from ``first`` on."""
+EVENT_MEASURES = ("n", "failed", "proc_sum", "proc_n", "agent_sum", "agent_n")
+
+
+def _oracle(engine, first: int) -> dict[str, dict]:
+    """Plain Python over omni_events, of every slot from ``first`` on: per tail kind, per
+    (slot, the kind's dims) its measures (the six event measures summed per slot and all
+    six dims, or the count per slot, latency bucket and value, then summed to its keys)."""
     events, latency = defaultdict(lambda: [0] * 6), defaultdict(int)
     columns = [E.c.received_at, *(E.c[d] for d in DIMS)]
     columns += [E.c.processing_time_ms, E.c.agent_latency_ms]
@@ -71,13 +83,26 @@ def _oracle(engine, first: int) -> tuple[dict, dict]:
         sums[5] += agent is not None
         if processing is not None:
             latency[(slot, _coarse(processing), processing)] += 1
-    return dict(events), dict(latency)
+    found = {}
+    for kind in TAILS:
+        if "coarse" in kind.dims:
+            fine, names, measures = {k: [n] for k, n in latency.items()}, ("coarse", "value"), [0]
+        else:
+            fine, names, measures = events, DIMS, [EVENT_MEASURES.index(m) for m in kind.measures]
+        picks = [names.index(d) + 1 for d in kind.dims]
+        summed: dict = {}
+        for key, values in fine.items():
+            total = summed.setdefault((key[0], *(key[i] for i in picks)), [0] * len(measures))
+            for n, i in enumerate(measures):
+                total[n] += values[i]
+        found[kind.name] = summed
+    return found
 
 
-def _kept(engine, first: int) -> tuple[dict, dict]:
+def _kept(engine, first: int) -> dict[str, dict]:
     """The tail tables summed per key, keys that sum to nothing left out."""
-    found = []
-    for kind in (EVENT_TAIL, LATENCY_TAIL):
+    found = {}
+    for kind in TAILS:
         table = kind.table("tail")
         keys = [table.c.bucket, *(table.c[d] for d in kind.dims)]
         sums = [text(f"sum({m})::bigint") for m in kind.measures]
@@ -87,9 +112,8 @@ def _kept(engine, first: int) -> tuple[dict, dict]:
             ).all()
         width = len(keys)
         kept = {tuple(row[:width]): [int(v) for v in row[width:]] for row in rows}
-        found.append({key: v for key, v in kept.items() if any(v)})
-    events, latency = found
-    return events, {key: v[0] for key, v in latency.items()}
+        found[kind.name] = {key: v for key, v in kept.items() if any(v)}
+    return found
 
 
 def _start(engine) -> int | None:
@@ -168,9 +192,23 @@ def test_the_tail_follows_every_write(pair, history, steps, instance):
     rs.assert_same(pair, (at(300), at(0)), instance)
 
 
+def _slipper(engine):
+    """Inserts into a tail kind's table a row of 1,000 events that no write made."""
+
+    def slip(kind, **values) -> None:
+        row = {d: None for d in kind.dims} | {m: 0 for m in kind.measures} | {"n": 1000}
+        if "failed" in kind.measures and values.get("status") == "failed":
+            row["failed"] = 1000
+        with engine.begin() as conn:
+            conn.execute(insert(kind.table("tail")).values(**row | values))
+
+    return slip
+
+
 def test_requests_read_the_tail_tables(pair):
-    """Every event number of the raw tail comes from the tail tables: a row slipped into
-    them (which no write made) shows in the dashboard, analytics and event-ops answers."""
+    """Every event number of the raw tail comes from the tail tables, each from the
+    smallest that answers it: a row slipped into one (which no write made) shows in the
+    dashboard, analytics and event-ops answers that read it."""
     pair.clear(NOW)
     at = lambda minutes: pair.clock.now - timedelta(minutes=minutes)  # noqa: E731
     rs.write(pair.engine, events=[rs.event_row(at(m), rs.SAMPLE_EVENT) for m in range(0, 300, 7)])
@@ -179,12 +217,14 @@ def test_requests_read_the_tail_tables(pair):
     assert mark.tail == mark.watermark_slot
     paths = ("/api/v2/dashboard", "/api/v2/events/analytics", "/api/v2/event-ops/metrics")
     before = {path: json.loads(pair.get(pair.on, path)) for path in paths}
-    table = EVENT_TAIL.table("tail")
-    row = {d: None for d in DIMS} | {m: 0 for m in EVENT_TAIL.measures}
-    row |= {"bucket": mark.watermark_slot, "channel": "slack", "status": "failed"}
-    row |= {"direction": "inbound", "n": 1000, "failed": 1000}
-    with pair.engine.begin() as conn:
-        conn.execute(insert(table).values(**row))
+    slip = _slipper(pair.engine)
+    slip(
+        EDGES_TAIL,
+        bucket=mark.watermark_slot,
+        channel="slack",
+        direction="inbound",
+        status="failed",
+    )
     after = {path: json.loads(pair.get(pair.on, path)) for path in paths}
     board = before["/api/v2/dashboard"]["events"], after["/api/v2/dashboard"]["events"]
     assert board[1]["total"] == board[0]["total"] + 1000
@@ -195,12 +235,26 @@ def test_requests_read_the_tail_tables(pair):
     ops = [x["/api/v2/event-ops/metrics"]["data"] for x in (before, after)]
     assert ops[1]["totalEvents"] == ops[0]["totalEvents"] + 1000
     assert ops[1]["failed"] == ops[0]["failed"] + 1000
-    # ... and the latency percentile from the latency tail.
-    latency = LATENCY_TAIL.table("tail")
+    # Content types from the details tail, an instance's counts from the counts tail ...
+    slip(DETAILS_TAIL, bucket=mark.watermark_slot, channel="slack", content_type="audio")
+    analytics = json.loads(pair.get(pair.on, "/api/v2/events/analytics"))
+    assert analytics["messageTypes"].get("audio") == 1000
+    one = f"/api/v2/dashboard?instanceId={rs.INSTANCE_IDS[0]}"
+    narrowed = json.loads(pair.get(pair.on, one))["events"]["total"]
+    slip(
+        COUNTS_TAIL,
+        bucket=mark.watermark_slot,
+        instance_id=rs.INSTANCE_IDS[0],
+        channel="slack",
+        direction="outbound",
+        status="sent",
+    )
+    assert json.loads(pair.get(pair.on, one))["events"]["total"] == narrowed + 1000
+    # ... and the latency percentile from the latency tails (counts by bucket, then values).
     value = 99_999
-    with pair.engine.begin() as conn:
-        slipped = {"bucket": mark.watermark_slot, "value": value, "n": 1000}
-        conn.execute(insert(latency).values(coarse=text(f"{_coarse(value)}"), **slipped))
+    coarse = text(f"{_coarse(value)}")
+    slip(LATENCY_COARSE_TAIL, bucket=mark.watermark_slot, coarse=coarse)
+    slip(LATENCY_TAIL, bucket=mark.watermark_slot, coarse=coarse, value=value)
     ops = json.loads(pair.get(pair.on, "/api/v2/event-ops/metrics"))["data"]
     assert ops["p95ProcessingTimeMs"] == value
     pair.clear(NOW)
@@ -231,6 +285,33 @@ def test_dropped_triggers_read_raw_until_a_refresh_puts_them_back(pair):
     _apply(pair, "finish", 30)
     assert _kept(pair.engine, first) == _oracle(pair.engine, first)
     rs.assert_same(pair, (at(100), at(0)), rs.INSTANCE_IDS[1])
+
+
+def test_a_release_that_keeps_other_tables_seeds_them_again(pair):
+    """A trigger function of another release (here: one that keeps nothing) is replaced
+    by the install, which forgets the tail: reads take it raw until the next refresh has
+    seeded the current tables."""
+    pair.clear(NOW)
+    at = lambda minutes: pair.clock.now - timedelta(minutes=minutes)  # noqa: E731
+    rs.write(pair.engine, events=[rs.event_row(at(m), rs.SAMPLE_EVENT) for m in range(0, 200, 9)])
+    pair.rollups.refresh()
+    with pair.engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE OR REPLACE FUNCTION {tail.TRIGGERS.name}() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$"
+            )
+        )
+    _apply(pair, "insert", [(5, rs.SAMPLE_EVENT), (1, {**rs.SAMPLE_EVENT, "instance": 1})])
+    assert pair.rollups.install()
+    assert pair.watermark().tail is None  # what that function left out is not in the tables
+    rs.assert_same(pair, (at(100), at(0)), rs.INSTANCE_IDS[1])
+    pair.rollups.refresh()
+    first = pair.watermark().tail
+    assert first is not None
+    _apply(pair, "insert", [(2, rs.SAMPLE_EVENT)])
+    assert _kept(pair.engine, first) == _oracle(pair.engine, first)
+    rs.assert_same(pair, (at(100), at(0)), rs.INSTANCE_IDS[0])
 
 
 def test_writers_during_folds_and_seeds_lose_nothing(pg_url):
@@ -268,7 +349,7 @@ def test_writers_during_folds_and_seeds_lose_nothing(pg_url):
     first = _start(pair.engine)
     assert first is not None
     assert _kept(pair.engine, first) == _oracle(pair.engine, first)
-    assert sum(n[0] for n in _oracle(pair.engine, first)[0].values()) > 0
+    assert sum(n[0] for n in _oracle(pair.engine, first)[EDGES_TAIL.name].values()) > 0
     assert len(rounds) >= 5  # a seed happened while the writers wrote
 
 
@@ -320,7 +401,7 @@ def test_a_writer_without_rights_on_the_tail_tables_still_writes(pair, pg_url):
         writer.dispose()
     first = _start(pair.engine)
     kept = _kept(pair.engine, first)
-    assert kept == _oracle(pair.engine, first) and kept[0]
+    assert kept == _oracle(pair.engine, first) and kept[EDGES_TAIL.name]
 
 
 def test_raw_setting_removes_the_triggers(pg_url):
@@ -349,7 +430,7 @@ def test_reads_fold_the_tail_in_the_background(pg_url):
     pair.rollups.refresh()
     for minutes in range(20):  # twenty statements, one event each, in two slots
         _apply(pair, "insert", [(minutes % 2, rs.SAMPLE_EVENT)])
-    table = EVENT_TAIL.table("tail")
+    table = EDGES_TAIL.table("tail")
     with pair.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(table)).scalar() == 20
     pair.get(pair.on, "/api/v2/event-ops/metrics")

@@ -124,13 +124,36 @@ _EVENT_MEASURES = {
 }
 _SLOT_MEASURES = {m: _EVENT_MEASURES[m] for m in ("n", "failed")}
 _COUNT = {"n": _count}
-# Kept by triggers, not rolled up (see .tail): every dim and measure of the event kinds (the
-# latency kinds have their own), by slot. Like the source, not the rollups, its instance_id
-# is set NULL when the instance goes (the trigger sees that update).
-_TAIL_DIMS = ("instance_id", "channel", "direction", "status", "error_stage", "content_type")
-EVENT_TAIL = Kind(
-    "event_tail", E, E.c.received_at, {d: E.c[d] for d in _TAIL_DIMS}, _EVENT_MEASURES
+
+
+def _tail(name: str, dims: tuple[str, ...], measures: dict) -> Kind:
+    """A kind of omni_events kept by triggers, not rolled up (see .tail). Like the source,
+    not the rollups, its instance_id is set NULL when the instance goes (the trigger sees
+    that update)."""
+    return Kind(name, E, E.c.received_at, {d: E.c[d] for d in dims}, measures)
+
+
+# The event kinds' tails in three families, so that a read scans the fewest rows that
+# answer it (at 100M events a slot holds every combination of the dims: 70 for the edges'
+# four against 1,500 for all six).
+EDGES_TAIL = _tail("edges_tail", ("status", "error_stage", "channel", "direction"), _EVENT_MEASURES)
+DETAILS_TAIL = _tail(
+    "details_tail", ("instance_id", "channel", "content_type", "error_stage"), _COUNT
 )
+COUNTS_TAIL = _tail(
+    "counts_tail", ("instance_id", "channel", "direction", "status"), _EVENT_MEASURES
+)
+EVENT_TAILS = (EDGES_TAIL, DETAILS_TAIL, COUNTS_TAIL)
+
+
+def _covering_tail(dims: tuple[str, ...], measures: dict) -> Kind:
+    """The first event tail kind (fewest rows first) with every one of the dims and
+    measures."""
+    return next(
+        tail
+        for tail in EVENT_TAILS
+        if set(dims) <= set(tail.dims) and set(measures) <= set(tail.measures)
+    )
 
 
 def _events(
@@ -144,11 +167,11 @@ def _events(
     **options,
 ) -> Kind:
     """A kind of omni_events by ``received_at``, grouped by its columns ``dims``
-    (cumulative and sharing its raw edges unless told not to; its tail kept in
-    ``EVENT_TAIL``); ``index``: the dim its slot, hour and day tables are indexed on after the
-    bucket. Rows of an instance that is deleted count as NULL (the foreign key is ON DELETE
-    SET NULL)."""
-    options.setdefault("tail", EVENT_TAIL)
+    (cumulative and sharing its raw edges unless told not to; its tail kept in the first
+    of ``EVENT_TAILS`` that covers it); ``index``: the dim its slot, hour and day tables
+    are indexed on after the bucket. Rows of an instance that is deleted count as NULL (the
+    foreign key is ON DELETE SET NULL)."""
+    options.setdefault("tail", _covering_tail(dims, measures))
     return Kind(
         name,
         E,
@@ -236,20 +259,21 @@ LATENCY_COARSE = Kind(
     cumulative=True,
     rolled_from="latency",
 )
-LATENCY_TAIL = replace(
-    LATENCY_COARSE,
-    name="latency_tail",
-    dims={**_LATENCY_DIMS, "value": _timed},
-    cumulative=False,
-    rolled_from=None,
+# Their tails: by coarse bucket, and by bucket and value.
+LATENCY_COARSE_TAIL = replace(
+    LATENCY_COARSE, name="latency_coarse_tail", cumulative=False, rolled_from=None
 )
-LATENCY_COARSE = replace(LATENCY_COARSE, tail=LATENCY_TAIL)
+LATENCY_TAIL = replace(
+    LATENCY_COARSE_TAIL, name="latency_tail", dims={**_LATENCY_DIMS, "value": _timed}
+)
+LATENCY_COARSE = replace(LATENCY_COARSE, tail=LATENCY_COARSE_TAIL)
 LATENCY = replace(
     LATENCY_COARSE,
     name="latency",
     dims={**_LATENCY_DIMS, "value": _timed},
     indexes=(("coarse", "bucket"),),
     rolled_from=None,
+    tail=LATENCY_TAIL,
 )
 AUTOMATIONS = Kind(
     "automations",
@@ -298,7 +322,7 @@ KINDS = (
     PAYLOAD_DELETIONS,
 )
 BY_NAME = {kind.name: kind for kind in KINDS}
-TAILS = (EVENT_TAIL, LATENCY_TAIL)
+TAILS = (*EVENT_TAILS, LATENCY_COARSE_TAIL, LATENCY_TAIL)
 
 
 def _column_type(expression):

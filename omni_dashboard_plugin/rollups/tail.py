@@ -117,13 +117,15 @@ def install(engine) -> bool:
     try:
         with engine.begin() as connection:
             connection.execute(select(func.pg_advisory_xact_lock(_INSTALL_LOCK)))
-            TRIGGERS.keep_function_current(connection, _body(schema_of(connection)))
-            if connection.execute(select(TRIGGERS.in_place())).scalar():
-                return True
-            for statement in TRIGGERS.drops() + TRIGGERS.creates():
-                connection.execute(DDL(statement))
-            # What changed while there were no triggers is not in the tables: seed again.
-            connection.execute(delete(state).where(state.c.name == STATE_NAME))
+            replaced = TRIGGERS.keep_function_current(connection, _body(schema_of(connection)))
+            in_place = connection.execute(select(TRIGGERS.in_place())).scalar()
+            if not in_place:
+                for statement in TRIGGERS.drops() + TRIGGERS.creates():
+                    connection.execute(DDL(statement))
+            if replaced or not in_place:
+                # What changed while there were no triggers, or the function kept other
+                # tables (another release's), is not in the tables: seed them again.
+                connection.execute(delete(state).where(state.c.name == STATE_NAME))
         return True
     except sa_exc.DBAPIError as exc:
         log.warning(

@@ -60,12 +60,15 @@ class StatementTriggers:
         )
         return found.scalar_subquery() == len(TRANSITIONS)
 
-    def keep_function_current(self, connection, body: str) -> None:
-        """Create the function, or replace it when its body is not ``body``."""
+    def keep_function_current(self, connection, body: str) -> bool:
+        """Create the function, or replace it when its body is not ``body``; whether it
+        did either."""
         catalog = table("pg_proc", column("proname"), column("prosrc"))
         found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == self.name))
-        if found.scalar() != body:
-            connection.execute(DDL(_FUNCTION.format(function=self.name, body=body)))
+        if found.scalar() == body:
+            return False
+        connection.execute(DDL(_FUNCTION.format(function=self.name, body=body)))
+        return True
 
 
 def schema_of(connection) -> str:
