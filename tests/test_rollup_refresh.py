@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from omni_dashboard_plugin.config import ConfigError, RollupSettings
 from omni_dashboard_plugin.grid import slot_of, slot_time
-from omni_dashboard_plugin.rollups.kinds import KINDS
+from omni_dashboard_plugin.rollups.kinds import INSTANCE_SLOTS, KINDS
 from omni_dashboard_plugin.rollups.state import first_whole_slot
 
 from . import rollup_support as rs
@@ -412,3 +412,28 @@ def test_install_drops_the_triggers_of_earlier_layouts(pair):
             conn.execute(text(f"DROP TRIGGER IF EXISTS host_audit_insert{on}"))
             if dialect == "postgresql":
                 conn.execute(text("DROP FUNCTION IF EXISTS host_audit_insert()"))
+
+
+def test_an_instance_timeline_is_read_from_its_own_kind(pair):
+    """The timeline and 24-hour counts of a dashboard narrowed to an instance come from
+    `instance_slots` (a row per slot and channel of an instance, not per status and
+    direction too): a row slipped into it shows in both; taken out, on and off agree."""
+    history(pair, days=2)
+    pair.rollups.refresh()
+    path = f"/api/v2/dashboard?instanceId={rs.INSTANCE_IDS[1]}"
+    before = json.loads(pair.get(pair.on, path))["events"]
+    slot = slot_of(NOW - timedelta(hours=5))
+    table = INSTANCE_SLOTS.table("slot")
+    row = {"bucket": slot, "instance_id": rs.INSTANCE_IDS[1], "channel": "discord"}
+    with pair.engine.begin() as conn:
+        conn.execute(insert(table).values(**row, n=1000, failed=10))
+    after = json.loads(pair.get(pair.on, path))["events"]
+    assert after["last24h"] == before["last24h"] + 1000
+    assert after["failed24h"] == before["failed24h"] + 10
+    assert (
+        sum(b["count"] for b in after["timeline"])
+        == sum(b["count"] for b in before["timeline"]) + 1000
+    )
+    with pair.engine.begin() as conn:
+        conn.execute(delete(table).where(table.c.bucket == slot, table.c.n == 1000))
+    rs.assert_same(pair, (NOW - timedelta(hours=24), NOW), rs.INSTANCE_IDS[1])

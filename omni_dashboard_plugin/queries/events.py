@@ -1,9 +1,10 @@
 """Event counts of a window for the rates, timeline, breakdowns and comparison.
 
 Each question is asked of the smallest rollup kind that can answer it: one filtered on an
-instance reads ``event_counts`` (through its index on the instance), the others
-``event_slots`` for counts and ``event_channels`` for breakdowns (through their index on
-the channel when filtered on one).
+instance reads ``instance_slots`` for timelines and ``event_counts`` otherwise (through
+their index on the instance), the others ``event_slots`` for counts and timelines and
+``event_channels`` for breakdowns (through their index on the channel when filtered on
+one).
 """
 
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from ..reading import Reader
-from ..rollups.kinds import EVENT_CHANNELS, EVENT_COUNTS, EVENT_SLOTS
+from ..rollups.kinds import EVENT_CHANNELS, EVENT_COUNTS, EVENT_SLOTS, INSTANCE_SLOTS
 from ..window import EventWindow
 
 
@@ -27,6 +28,11 @@ def counts_kind(window: EventWindow):
     return EVENT_SLOTS if window.instance_id is None else EVENT_COUNTS
 
 
+def timeline_kind(window: EventWindow):
+    """The smallest kind that counts the window's events (and failed ones) per slot."""
+    return EVENT_SLOTS if window.instance_id is None else INSTANCE_SLOTS
+
+
 def breakdown_kind(window: EventWindow):
     """The smallest kind with channel, direction and status that has the window's filters."""
     return EVENT_CHANNELS if window.instance_id is None else EVENT_COUNTS
@@ -39,7 +45,7 @@ def slot_counts(reader: Reader, window: EventWindow) -> dict[int, Tally]:
     non-empty slots are returned.
     """
     rows = reader.sums(
-        counts_kind(window), window.since, window.until, where=window.where, by_slot=True
+        timeline_kind(window), window.since, window.until, where=window.where, by_slot=True
     )
     return {row.slot: Tally(row.n, row.failed) for row in rows}
 

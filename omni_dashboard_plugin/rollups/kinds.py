@@ -223,6 +223,17 @@ EVENT_SLOTS = _events(
     rolled_from="event_channels",
     edges_from=EVENT_EDGES,
 )
+# ... and those of an instance: the timelines of a filter on one (its edges are those of
+# `event_counts`, which the same responses read).
+INSTANCE_SLOTS = _events(
+    "instance_slots",
+    ("instance_id", "channel"),
+    _SLOT_MEASURES,
+    "instance_id",
+    cumulative=False,
+    rolled_from="event_counts",
+    edges_from=EVENT_COUNTS,
+)
 # Content types and error stages (analytics' `messageTypes`, `errorStages`) of an instance
 # (its raw edges serve `event_instances` and `channel_details` too) ...
 _DETAILS = ("content_type", "error_stage")
@@ -312,6 +323,7 @@ KINDS = (
     EVENT_COUNTS,
     EVENT_CHANNELS,
     EVENT_SLOTS,
+    INSTANCE_SLOTS,
     EVENT_INSTANCES,
     EVENT_DETAILS,
     CHANNEL_DETAILS,
