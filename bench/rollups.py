@@ -6,7 +6,7 @@
 ``{size}`` in the URL gives each size its own database; ``--reuse`` keeps a database that
 already holds exactly that many events instead of loading it again, ``--keep-rollups``
 catches up the rollups an earlier run left instead of refreshing from scratch (at 100M a
-refresh from scratch takes half an hour), and ``--off-sizes`` names the sizes whose
+refresh from scratch takes 7 to 19 minutes), and ``--off-sizes`` names the sizes whose
 rollups-off calls are timed (one raw /event-ops/metrics takes about a minute at 100M; every
 size is still compared on against off first).
 
