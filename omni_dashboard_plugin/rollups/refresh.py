@@ -27,11 +27,11 @@ from sqlalchemy import (
     update,
 )
 
-from ..grid import SLOTS_PER_DAY, SLOTS_PER_HOUR, slot_of, slot_time
+from ..grid import SLOTS_PER_DAY, slot_of, slot_time
 from ..sql.snapshot import unlimited
 from . import dead_letter_counts, tail
 from .kinds import BY_NAME, KINDS, TAILS, state
-from .plan import split
+from .plan import LEVELS, split
 from .source import by_slot
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
 
@@ -112,14 +112,15 @@ def _roll_level(connection, level: str, finer: str, low: int, high: int, width: 
 
 
 def _roll_whole(connection, low: int, high: int, start: int) -> None:
-    """Roll up the hours and the day that the slots ``[low, high)`` complete, those from
-    ``start`` on (a bucket that begins before the first rolled slot is never whole)."""
-    first = max(low // SLOTS_PER_HOUR, -(-start // SLOTS_PER_HOUR))
-    if first < high // SLOTS_PER_HOUR:
-        _roll_level(connection, "hour", "slot", first, high // SLOTS_PER_HOUR, SLOTS_PER_HOUR)
-    day = high // SLOTS_PER_DAY - 1
-    if high % SLOTS_PER_DAY == 0 and day * SLOTS_PER_DAY >= start:
-        _roll_level(connection, "day", "hour", day, day + 1, SLOTS_PER_DAY // SLOTS_PER_HOUR)
+    """Roll up each level's buckets (hours, then the day) that the slots ``[low, high)``
+    complete, those from ``start`` on (a bucket that begins before the first rolled slot is
+    never whole), each from the next finer level."""
+    finer, finer_width = "slot", 1
+    for level, width in reversed(LEVELS):
+        first, last = max(low // width, -(-start // width)), high // width
+        if first < last:
+            _roll_level(connection, level, finer, first, last, width // finer_width)
+        finer, finer_width = level, width
 
 
 def _signed_sums(kind, low: int, high: int, sign: int):
