@@ -239,6 +239,12 @@ def payload_row(at, size) -> dict:
     }
 
 
+def slipped_row(kind, **values) -> dict:
+    """A row for one of the kind's tables that counts 1,000 events no write made: its dims
+    NULL and its other measures 0 unless ``values`` says otherwise."""
+    return {d: None for d in kind.dims} | {m: 0 for m in kind.measures} | {"n": 1000} | values
+
+
 def write(engine, events=(), logs=(), payloads=(), dead=()):
     """Insert rows into Omni's tables."""
     with engine.begin() as conn:

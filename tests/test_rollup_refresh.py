@@ -342,6 +342,10 @@ def test_the_refresh_is_not_held_to_the_hosts_statement_timeout(pg_url, monkeypa
     assert rolled_rows(pair) > 0
 
 
+# Dims a slipped row names, where its kind has them (NULL would be no channel).
+NAMED = {"channel": "slack", "direction": "inbound"}
+
+
 def test_whole_hours_are_read_from_the_hour_tables(pair):
     """A 24-hour window reads its whole hours from the hour tables: a row slipped into
     them (which no write made) shows in the 24-hour counts; rolled back, the answers match
@@ -353,9 +357,8 @@ def test_whole_hours_are_read_from_the_hour_tables(pair):
     kinds = [kind for kind in KINDS if kind.source.name == "omni_events"]
     with pair.engine.begin() as conn:
         for kind in kinds:
-            row = {d: None for d in kind.dims} | {m: 0 for m in kind.measures}
-            row |= {"bucket": hour, "n": 1000}
-            row |= {d: v for d, v in (("channel", "slack"), ("direction", "inbound")) if d in row}
+            named = {d: v for d, v in NAMED.items() if d in kind.dims}
+            row = rs.slipped_row(kind, bucket=hour, **named)
             conn.execute(insert(kind.table("hour")).values(**row))
     after = json.loads(pair.get(pair.on, "/api/v2/events/analytics"))
     assert after["totalMessages"] == before["totalMessages"] + 1000
@@ -424,9 +427,11 @@ def test_an_instance_timeline_is_read_from_its_own_kind(pair):
     before = json.loads(pair.get(pair.on, path))["events"]
     slot = slot_of(NOW - timedelta(hours=5))
     table = INSTANCE_SLOTS.table("slot")
-    row = {"bucket": slot, "instance_id": rs.INSTANCE_IDS[1], "channel": "discord"}
+    row = rs.slipped_row(
+        INSTANCE_SLOTS, bucket=slot, instance_id=rs.INSTANCE_IDS[1], channel="discord", failed=10
+    )
     with pair.engine.begin() as conn:
-        conn.execute(insert(table).values(**row, n=1000, failed=10))
+        conn.execute(insert(table).values(**row))
     after = json.loads(pair.get(pair.on, path))["events"]
     assert after["last24h"] == before["last24h"] + 1000
     assert after["failed24h"] == before["failed24h"] + 10

@@ -196,11 +196,10 @@ def _slipper(engine):
     """Inserts into a tail kind's table a row of 1,000 events that no write made."""
 
     def slip(kind, **values) -> None:
-        row = {d: None for d in kind.dims} | {m: 0 for m in kind.measures} | {"n": 1000}
         if "failed" in kind.measures and values.get("status") == "failed":
-            row["failed"] = 1000
+            values = {"failed": 1000} | values
         with engine.begin() as conn:
-            conn.execute(insert(kind.table("tail")).values(**row | values))
+            conn.execute(insert(kind.table("tail")).values(**rs.slipped_row(kind, **values)))
 
     return slip
 
