@@ -13,6 +13,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from ..sql.constructs import json_array_length, sum_where
 from ..sql.tables import automation_logs, automations, event_payloads, instances, omni_events
+from .plan import LEVELS
 
 # The layout version is part of every name: a release that changes what is stored rolls
 # into new tables instead of misreading old ones (drop older omni_dashboard_r* tables).
@@ -105,7 +106,8 @@ class Kind:
         """The levels this kind keeps."""
         if any(self is kind for kind in TAILS):
             return ("tail",)
-        return ("slot", "hour", "day", "total") if self.cumulative else ("slot", "hour", "day")
+        rolled = ("slot", *(level for level, _ in reversed(LEVELS)))
+        return (*rolled, "total") if self.cumulative else rolled
 
 
 E = omni_events
