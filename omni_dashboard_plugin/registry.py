@@ -167,22 +167,28 @@ class Registry:
             reasons.append(f"it reads {', '.join(missing)}, which the database lacks")
         return "; ".join(reasons) or None
 
-    def _unservable(self, provider: Provider, lacking: set[str]) -> str | None:
-        """Why this host cannot serve ``provider``, or ``None``."""
+    def _unservable(self, provider: Provider, lacking: set[str]) -> tuple[str, int] | None:
+        """Why this host cannot serve ``provider``, and how loud to say it under ``all``
+        (a missing table has its own warning already), or ``None``."""
         if provider.endpoint not in self.endpoints:
             served = ", ".join(sorted(self.endpoints)) or "none"
             return (
                 f"extends {provider.endpoint!r}, which this host does not serve "
-                f"(it serves: {served})"
+                f"(it serves: {served})",
+                logging.WARNING,
             )
         if missing := [t for t in provider.tables if t in lacking]:
             return (
                 f"reads {', '.join(missing)}, which the database lacks or lacks columns of "
-                f"({TABLES_DOC})"
+                f"({TABLES_DOC})",
+                logging.INFO,
             )
         if provider.narrows and provider.endpoint not in self.accelerators:
             why = self.declined.get(provider.endpoint, "no installed plugin computes them")
-            return f"filters {provider.endpoint!r}, whose own fields it cannot narrow: {why}"
+            return (
+                f"filters {provider.endpoint!r}, whose own fields it cannot narrow: {why}",
+                logging.WARNING,
+            )
         return None
 
     def _resolve_enabled(
@@ -201,20 +207,22 @@ class Registry:
             )
         enabled = {}
         for name in names:
-            reason = self._unservable(self.installed[name], lacking)
-            if reason is None:
+            unservable = self._unservable(self.installed[name], lacking)
+            if unservable is None:
                 enabled[name] = self.installed[name]
-            elif explicit:
+                continue
+            reason, level = unservable
+            if explicit:
                 raise ConfigError(
                     f"provider {name!r} {reason}; remove it from OMNI_DASHBOARD_PROVIDERS"
                 )
-            else:
-                log.warning(
-                    "OMNI_DASHBOARD_PROVIDERS=all: provider %r is not enabled: it %s (name the "
-                    "providers to enable to silence this)",
-                    name,
-                    reason,
-                )
+            log.log(
+                level,
+                "OMNI_DASHBOARD_PROVIDERS=all: provider %r is not enabled: it %s (name the "
+                "providers to enable to silence this)",
+                name,
+                reason,
+            )
         return enabled
 
     def _merged(self, endpoint_id, base: type[Schema] | None, providers, kind: str) -> dict:

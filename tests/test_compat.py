@@ -11,7 +11,7 @@ from host_example.seed import SeedPlan
 
 from .conftest import API_KEY, NOW, build_app
 from .data import seeded
-from .spec_compare import superset_problems
+from .second_host.spec import superset_problems
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 REGENERATE = (
