@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from host_example.seed import SeedPlan
 from host_example.tables import omni_events
 from omni_dashboard_plugin.config import ConfigError
+from omni_dashboard_plugin.facts import HostFacts
 from omni_dashboard_plugin.hookspecs import hookimpl
 from omni_dashboard_plugin.provider import InvalidArgument, Provider
 
@@ -244,3 +245,32 @@ def test_optional_fields_may_be_left_out_required_ones_may_not(db_url):
     app = app_with(db_url, required)
     with pytest.raises(RuntimeError, match="required"):
         app.test_client().get("/api/v2/events/analytics", headers={"x-api-key": "test-key"})
+
+
+GOOD_FACTS = {
+    "status": "healthy",
+    "uptime": 1,
+    "db_latency": None,
+    "nats_connected": False,
+    "automations_running": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("status", "ok"),  # a check's status, not the host's
+        ("status", "unhealthy"),
+        ("uptime", 1.5),
+        ("uptime", True),
+        ("db_latency", "3"),
+        ("nats_connected", None),
+        ("automations_running", 1),
+    ],
+)
+def test_host_facts_refuse_values_outside_the_contract(name, value):
+    """HostFacts takes the values docs/host-integration.md states, and names the field of
+    any other."""
+    assert HostFacts(**{**GOOD_FACTS, "status": "degraded", "db_latency": 3}).status == "degraded"
+    with pytest.raises(ValueError, match=rf"HostFacts\.{name}="):
+        HostFacts(**{**GOOD_FACTS, name: value})

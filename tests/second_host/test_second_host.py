@@ -26,12 +26,21 @@ def _team(url, **settings):
     return create_app(url, token=KEY, clock=lambda: NOW, settings=settings)
 
 
+@pytest.fixture(scope="module")
+def scratch(databases, database):
+    """A database of each kind for the tests that leave tables out."""
+    return databases.fresh(database)
+
+
 @pytest.fixture
-def fresh(databases, database):
-    """An empty database of each kind (one test may leave tables out)."""
-    url = databases.fresh(database)
-    yield url
-    create_engine(url).dispose()
+def fresh(scratch):
+    """``scratch``, emptied."""
+    engine = create_engine(scratch)
+    found = MetaData()
+    found.reflect(engine)
+    found.drop_all(engine)
+    engine.dispose()
+    return scratch
 
 
 def _warnings(caplog) -> list[str]:
@@ -47,16 +56,17 @@ def test_postgresql_runs_on_both_drivers(world):
     assert engine.dialect.driver == expected
 
 
-def test_all_enables_what_the_host_serves_and_says_what_it_left_out(fresh, caplog):
+@pytest.mark.parametrize("host", ["second"], indirect=True)
+def test_all_enables_what_the_host_serves_and_says_what_it_left_out(world, caplog):
     """The default ``all`` starts on a host without /automation-metrics: the automations
     provider is left out with a warning that says why; named explicitly, it stops start-up."""
-    app = create_app(fresh, token=KEY, clock=lambda: NOW, migrate=True)
+    app = world.app({})
     registry = app.extensions["omni_dashboard"].registry
     assert set(registry.enabled) == {"rates", "timeline", "breakdowns", "filters", "comparison"}
     [left_out] = [w for w in _warnings(caplog) if "'automations'" in w]
     assert "automation-metrics" in left_out and "does not serve" in left_out
     with pytest.raises(ConfigError, match=r"'automations'.*automation-metrics.*does not serve"):
-        _team(fresh, OMNI_DASHBOARD_PROVIDERS="rates,automations")
+        world.app({}, OMNI_DASHBOARD_PROVIDERS="rates,automations")
 
 
 @pytest.mark.parametrize("host", ["second"], indirect=True)
