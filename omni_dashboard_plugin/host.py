@@ -17,7 +17,8 @@ With no plugin installed, or every provider disabled, ``response_schema`` and
 ``arguments_schema`` return the host's own schema classes and ``extend`` returns the base
 payload unchanged, so every response stays byte-for-byte what it was. ``base`` returns
 the host's own payload, from a plugin's accelerated equivalent only while rollups serve
-reads (docs/rollups.md).
+reads (docs/rollups.md) or a filter narrows it, and only for a payload of exactly the
+accelerator's fields (docs/host-integration.md).
 """
 
 import logging
