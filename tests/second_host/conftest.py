@@ -49,13 +49,15 @@ class Databases:
 
     def drop(self) -> None:
         """Drop them at once (each drop waits for a checkpoint, which they then share)."""
+        if not self.made:
+            return
         engine = self._admin()
 
         def drop(name):
             with engine.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
-        with ThreadPoolExecutor(max(1, len(self.made))) as pool:
+        with ThreadPoolExecutor(len(self.made)) as pool:
             list(pool.map(drop, self.made))
         engine.dispose()
 

@@ -20,6 +20,8 @@ from .schemas import Analytics, AnalyticsArgs, Metrics
 from .spec import missing_required
 
 HEADERS = {"Authorization": f"Bearer {KEY}"}
+# The providers of the endpoints the second host serves, named (not ``all``).
+SERVED = "rates,timeline,breakdowns,filters,comparison"
 
 
 def _team(url, **settings):
@@ -62,7 +64,7 @@ def test_all_enables_what_the_host_serves_and_says_what_it_left_out(world, caplo
     provider is left out with a warning that says why; named explicitly, it stops start-up."""
     app = world.app({})
     registry = app.extensions["omni_dashboard"].registry
-    assert set(registry.enabled) == {"rates", "timeline", "breakdowns", "filters", "comparison"}
+    assert set(registry.enabled) == set(SERVED.split(","))
     [left_out] = [w for w in _warnings(caplog) if "'automations'" in w]
     assert "automation-metrics" in left_out and "does not serve" in left_out
     with pytest.raises(ConfigError, match=r"'automations'.*automation-metrics.*does not serve"):
@@ -176,7 +178,8 @@ def test_missing_tables_disable_what_reads_them(fresh, caplog):
     per table naming what it disables, and never answers 500; the Prometheus route leaves
     out the families of the missing table; the rollups stay off."""
     _partial(fresh, without={"automation_logs", "automations", "event_payloads"})
-    app = _team(fresh, OMNI_DASHBOARD_ROLLUPS="auto")
+    app = _team(fresh, OMNI_DASHBOARD_ROLLUPS="auto", OMNI_DASHBOARD_PROVIDERS=SERVED)
+    assert "/api/v2/dashboard" in _every_route_answers(app)  # no 500, nothing missing
     warned = [w for w in _warnings(caplog) if w.startswith("table ")]
     assert sorted(w.split()[1] for w in warned) == [
         "automation_logs",
@@ -185,9 +188,7 @@ def test_missing_tables_disable_what_reads_them(fresh, caplog):
     ]
     assert all("is missing" in w and "rollups" in w for w in warned)
     assert "Prometheus" in next(w for w in warned if "automation_logs" in w)
-    dashboard = app.extensions["omni_dashboard"]
-    assert not dashboard.rollups.active
-    assert "/api/v2/dashboard" in _every_route_answers(app)
+    assert not app.extensions["omni_dashboard"].rollups.active
     scrape = app.test_client().get("/api/v2/dashboard/metrics", headers=HEADERS)
     assert scrape.status_code == 200
     text = scrape.get_data(as_text=True)
@@ -207,7 +208,7 @@ def test_a_missing_column_disables_what_reads_its_table(fresh, caplog):
     column: that one is the team's to fix)."""
     columns = {c.name for c in tables.omni_events.columns} - {"agent_latency_ms"}
     _partial(fresh, columns=columns)
-    app = _team(fresh)
+    app = _team(fresh, OMNI_DASHBOARD_PROVIDERS="all")
     [warning] = [w for w in _warnings(caplog) if w.startswith("table omni_events")]
     assert "lacks the column(s) agent_latency_ms" in warning and "GET /api/v2/dashboard" in warning
     dashboard = app.extensions["omni_dashboard"]
