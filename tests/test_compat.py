@@ -11,6 +11,7 @@ from host_example.seed import SeedPlan
 
 from .conftest import API_KEY, NOW, build_app
 from .data import seeded
+from .second_host.hosts import read
 from .second_host.spec import superset_problems
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -97,9 +98,9 @@ def _responses(app, urls=REQUESTS):
     out = []
     for url in urls:
         for headers in ({"x-api-key": API_KEY}, {}):
-            response = client.get(url, headers=headers)
-            out.append((url, bool(headers), response.status_code, response.content_type))
-            out.append(response.get_data())
+            status, kind, body = read(client, url, headers)
+            out.append((url, bool(headers), status, kind))
+            out.append(body)
     return out
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from .data import NOW, Dataset, dataset
-from .hosts import HOSTS, Host
+from .hosts import HOSTS, Host, read
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ROLLUPS_OFF = {"OMNI_DASHBOARD_ROLLUPS": "off"}
@@ -107,10 +107,10 @@ class World:
         while self.built:
             self.built.pop().extensions["omni_dashboard"].engine.dispose()
 
-    def get(self, app, path: str, **kwargs):
-        """GET ``path`` with the host's credentials: (status, content type, body bytes)."""
-        response = app.test_client().get(path, headers=self.host.headers, **kwargs)
-        return response.status_code, response.content_type, response.get_data()
+    def get(self, app, path: str):
+        """GET ``path`` with the host's credentials: (status, content type, body bytes); an
+        event stream's body, which does not end, is not read."""
+        return read(app.test_client(), path, self.host.headers)
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,20 @@ class Host:
     own_metrics_fields: frozenset[str] = frozenset()
 
 
+def read(client, path: str, headers: dict) -> tuple[int, str, bytes | None]:
+    """GET ``path``: (status, content type, body), without reading an event stream's body."""
+    response = client.get(path, headers=headers, buffered=False)
+    try:
+        streamed = response.content_type.startswith("text/event-stream")
+        return (
+            response.status_code,
+            response.content_type,
+            None if streamed else response.get_data(),
+        )
+    finally:
+        response.close()
+
+
 def _build_team(url, clock, settings, bare=False, migrate=False):
     manager = make_plugin_manager(load_entrypoints=False) if bare else None
     return create_team_app(
