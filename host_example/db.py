@@ -14,10 +14,10 @@ log = logging.getLogger(__name__)
 
 
 def normalize_url(url: str) -> str:
-    """Pin PostgreSQL URLs to psycopg2, the declared driver.
-
-    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3, which is not a dependency;
-    ``postgres://`` (Heroku style) is accepted too.
+    """Pin PostgreSQL URLs to psycopg2: the suite then runs the plugin on both drivers
+    the ``postgres`` extra installs (the second host of ``tests/second_host`` keeps its plain
+    ``postgresql://`` URL, which SQLAlchemy 2.1 maps to psycopg 3). ``postgres://`` (Heroku
+    style) is accepted too.
     """
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):

@@ -174,9 +174,25 @@ SETTINGS = (
         (
             "Providers to enable: `all`, `none`, or a comma list of names "
             "(`rates,timeline,breakdowns,automations,filters,comparison`; `filters` adds `channel` "
-            "to `/events/analytics`, `comparison` adds `compare` there and on the dashboard). An "
-            "unknown name is a start-up error listing the installed ones. Disabled providers' "
-            "fields and arguments vanish from responses and `/openapi.json`."
+            "to `/events/analytics`, `comparison` adds `compare` there and on the dashboard). "
+            "`all` is every installed provider the host can serve (its endpoint served, its "
+            "tables present, a filter's host fields computable); start-up logs a warning for "
+            "each one left out, and why. A name that is unknown, or that the host cannot serve, "
+            "is a start-up error saying why. Disabled providers' fields and arguments vanish from "
+            "responses and `/openapi.json`; `none` adds nothing at all: no field, no route, no "
+            "rollups, so that the document and every response are the host's own."
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_MISSING_TABLES",
+        "disable",
+        one_of("disable", "error"),
+        (
+            "What a missing table, or a missing column of one, of those the plugin reads "
+            "([host integration](host-integration.md#the-tables-the-plugin-reads)) does, checked "
+            "once at start-up: `disable` logs one warning per table naming it and what it "
+            "disables (those providers, routes, Prometheus families and the rollups are left out "
+            "of the app and its document), `error` stops start-up naming each"
         ),
     ),
     Setting(
@@ -442,6 +458,7 @@ class DashboardConfig(_ReadByTable):
     stream: StreamSettings = field(default_factory=StreamSettings)
     rollups: RollupSettings = field(default_factory=RollupSettings)
     providers: tuple[str, ...] | None = setting("OMNI_DASHBOARD_PROVIDERS")
+    missing_tables: str = setting("OMNI_DASHBOARD_MISSING_TABLES")
     timezone: str = setting("OMNI_DASHBOARD_TIMEZONE")
     timeline_max_buckets: int = setting("OMNI_DASHBOARD_TIMELINE_MAX_BUCKETS")
     cache_seconds: int = setting("OMNI_DASHBOARD_CACHE_SECONDS")

@@ -24,13 +24,14 @@ def omni_dashboard_providers():
 
 @hookspec
 def omni_dashboard_accelerators():
-    """Return ``{endpoint id: compute(reader, now, args) -> dict}``: equivalents of a
-    host's own payload, which ``Dashboard.base`` uses while rollups serve reads and for a
+    """Return ``{endpoint id: omni_dashboard_plugin.provider.Accelerator}``: equivalents of
+    a host's own payload, which ``Dashboard.base`` uses while rollups serve reads and for a
     request with a provider's filter argument (``Provider.narrows``).
 
-    ``reader`` is the request's :class:`omni_dashboard_plugin.reading.Reader`,
-    ``args`` the request's parsed arguments; the result must equal what the host computes
-    itself, field by field (for the filter: over the events that match it).
+    ``Accelerator.compute(reader, now, args)`` gets the request's
+    :class:`omni_dashboard_plugin.reading.Reader` and parsed arguments; its result must
+    equal what the host computes itself, field by field (for the filter: over the events
+    that match it). It stands in only for a host whose schema has exactly its ``fields``.
     """
 
 

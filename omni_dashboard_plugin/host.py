@@ -17,11 +17,13 @@ With no plugin installed, or every provider disabled, ``response_schema`` and
 ``arguments_schema`` return the host's own schema classes and ``extend`` returns the base
 payload unchanged, so every response stays byte-for-byte what it was. ``base`` returns
 the host's own payload, from a plugin's accelerated equivalent only while rollups serve
-reads (docs/rollups.md).
+reads (docs/rollups.md) or a filter narrows it, and only for a payload of exactly the
+accelerator's fields (docs/host-integration.md).
 """
 
+import logging
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,19 +32,24 @@ from flask import g
 from flask_smorest import abort
 from marshmallow import Schema
 
-from .config import DashboardConfig
+from .config import ConfigError, DashboardConfig
 from .facts import HostFacts
 from .live.feed import LiveFeed
 from .metrics.process import ProcessMetrics
 from .provider import InvalidArgument, Provider, ProviderContext
-from .registry import Endpoint, Registry, make_plugin_manager
+from .queries.metric_values import TABLES as METRIC_TABLES
+from .registry import TABLES_DOC, Endpoint, Registry, make_plugin_manager
 from .rollups.reader import RawReader, RollupReader
+from .rollups.service import TABLES as ROLLUP_TABLES
 from .rollups.service import Rollups
+from .sql.catalog import describe, lacking
 from .sql.snapshot import reads_one_snapshot, snapshot
+from .summary import TABLES as SUMMARY_TABLES
 
-__all__ = ["EXTENSION_KEY", "Dashboard", "Endpoint", "make_plugin_manager", "utcnow"]
+__all__ = ["EXTENSION_KEY", "Dashboard", "Endpoint", "HostFacts", "make_plugin_manager", "utcnow"]
 
 EXTENSION_KEY = "omni_dashboard"
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -80,24 +87,73 @@ class Dashboard:
         self.live = LiveFeed()
         self.config: DashboardConfig | None = None
         self.metrics: ProcessMetrics | None = None
+        # The host's tables the plugin reads that are missing or lack columns (what it lacks).
+        self.lacking: dict[str, tuple[str, ...] | None] = {}
         self._readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def init_app(self, app) -> None:
-        """Read and validate the config, load the plugins and build the schemas; no
-        database work (the tables are installed by ``flask omni-dashboard install`` or
-        ``dashboard.rollups.install()``, and checked by :meth:`started`).
+        """Read and validate the config, check that the host's tables have the columns the
+        plugin reads (one catalog inspection; a table that lacks them disables what reads
+        it), load the plugins and build the schemas. No DDL: the plugin's own tables are
+        installed by ``flask omni-dashboard install`` or ``dashboard.rollups.install()``, and
+        checked by :meth:`started`.
 
         Raises :class:`ConfigError` on a bad setting, an unknown provider name, a provider
-        for an endpoint this host does not serve, or a field or argument name clash.
+        named explicitly that this host cannot serve, a field or argument name clash, or a
+        missing table under ``OMNI_DASHBOARD_MISSING_TABLES=error``.
         """
         self.config = DashboardConfig.from_mapping(app.config)
         self.metrics = ProcessMetrics(nats=self.config.stream.nats_url is not None)
-        self.registry.init_app(app)
+        self.lacking = {} if self.config.providers == () else self._check_tables()
+        self.registry.init_app(app, lacking=self.lacking)
         self.rollups.on_refresh = self.metrics.refreshed
-        self.rollups.init_app(app, used=bool(self.registry.enabled or self.registry.accelerators))
+        self.rollups.init_app(
+            app,
+            used=bool(self.registry.enabled or self.registry.accelerators),
+            lacking=self.lacking,
+        )
         self.live.meter = self.metrics
         self.live.init_app(app)
+        self._warn_lacking()
         app.extensions[EXTENSION_KEY] = self
+
+    def lacks(self, tables: Collection[str]) -> bool:
+        """Whether the database lacks one of ``tables`` (or a column the plugin reads)."""
+        return any(table in self.lacking for table in tables)
+
+    def _check_tables(self) -> dict[str, tuple[str, ...] | None]:
+        found = lacking(self.engine) or {}
+        if found and self.config.missing_tables == "error":
+            raise ConfigError(
+                "OMNI_DASHBOARD_MISSING_TABLES=error, and the database lacks what the plugin "
+                f"reads: {'; '.join(describe(t, c) for t, c in found.items())}. Create them "
+                f"({TABLES_DOC}), or set OMNI_DASHBOARD_MISSING_TABLES=disable to run without "
+                "what reads them"
+            )
+        return found
+
+    def _warn_lacking(self) -> None:
+        """One warning per table the database lacks, naming what it disables."""
+        for table, columns in self.lacking.items():
+            providers = self.registry.installed.values()
+            needs = [f"provider {p.name!r}" for p in providers if table in p.tables]
+            needs += [
+                f"the plugin's computation of {endpoint_id!r}"
+                for endpoint_id, accelerator in self.registry.offered.items()
+                if table in accelerator.tables
+            ]
+            if table in SUMMARY_TABLES and self.facts is not None:
+                needs.append("GET /api/v2/dashboard")
+            if table in METRIC_TABLES.values():
+                needs.append("its Prometheus families")
+            if table in ROLLUP_TABLES and self.config.rollups.mode != "off":
+                needs.append("the rollups")
+            log.warning(
+                "%s: disabled: %s (%s; OMNI_DASHBOARD_MISSING_TABLES=error stops start-up instead)",
+                describe(table, columns),
+                ", ".join(needs) or "nothing enabled",
+                TABLES_DOC,
+            )
 
     def register_blueprints(self, app, api) -> None:
         """Let plugins add their blueprints (call after the host registered its own)."""
@@ -158,19 +214,19 @@ class Dashboard:
         connection of its own."""
         args = args or {}
         g.omni_dashboard_base = endpoint_id
-        accelerate = self.registry.accelerators.get(endpoint_id)
+        accelerator = self.registry.accelerators.get(endpoint_id)
         narrowed = self._narrowed(endpoint_id, args)
-        if accelerate is None or not (narrowed or self.rollups.active):
+        if accelerator is None or not (narrowed or self.rollups.active):
             return compute()
         if reads_one_snapshot(connection):
             reader = self.reader(connection, now, snapshot=True)
             if narrowed or isinstance(reader, RollupReader):
-                return accelerate(reader, now, args)
+                return accelerator.compute(reader, now, args)
             return compute()
         with snapshot(self.engine, self.config.statement_timeout_ms) as own:
             reader = self.rollups.reader(own, now, snapshot=True)
             if narrowed or isinstance(reader, RollupReader):
-                return accelerate(reader, now, args)
+                return accelerator.compute(reader, now, args)
         return compute()
 
     def extend(self, endpoint_id: str, base: dict, *, connection, args: Mapping[str, Any], now):

@@ -7,10 +7,11 @@ from .api import metrics as metrics_api
 from .api import stream as stream_api
 from .api import stream_schemas
 from .hookspecs import hookimpl
+from .provider import Accelerator
 from .providers import automations, breakdowns, comparison, filters, rates, timeline
-from .queries.analytics import event_analytics
-from .queries.event_metrics import event_metrics
-from .window import EventWindow
+from .queries import analytics, event_metrics
+from .summary import TABLES as SUMMARY_TABLES
+from .window import HOST_ARGUMENTS, EventWindow
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +30,36 @@ def omni_dashboard_providers():
 
 
 def _event_metrics(reader, now, args):
-    return event_metrics(reader, now)
+    return event_metrics.event_metrics(reader, now)
 
 
 def _event_analytics(reader, now, args):
-    return event_analytics(reader, EventWindow.from_args(args, now))
+    return analytics.event_analytics(reader, EventWindow.from_args(args, now))
 
 
 @hookimpl
 def omni_dashboard_accelerators():
     """Omni's /event-ops/metrics and /events/analytics through a reader."""
-    return {"event-ops.metrics": _event_metrics, "events.analytics": _event_analytics}
+    return {
+        "event-ops.metrics": Accelerator(
+            _event_metrics, frozenset(event_metrics.FIELDS), tables=event_metrics.TABLES
+        ),
+        "events.analytics": Accelerator(
+            _event_analytics,
+            frozenset(analytics.FIELDS),
+            frozenset(HOST_ARGUMENTS),
+            analytics.TABLES,
+        ),
+    }
 
 
 @hookimpl
 def omni_register_blueprints(app, api, dashboard):
     """The live feed routes, the Prometheus scrape route (unless its path is ``off``), and
-    GET /api/v2/dashboard when the host tells its facts."""
+    GET /api/v2/dashboard when the host tells its facts and has its tables; none of them
+    with ``OMNI_DASHBOARD_PROVIDERS=none``."""
+    if dashboard.registry.off:
+        return
     stream_schemas.register(api.spec)
     api.register_blueprint(stream_api.build(dashboard))
     stream_api.register_websocket(dashboard, app, api)
@@ -53,6 +67,8 @@ def omni_register_blueprints(app, api, dashboard):
         api.register_blueprint(metrics_api.build(dashboard))
     if dashboard.facts is None:
         log.warning("host passes no facts to Dashboard: GET /api/v2/dashboard is not served")
+        return
+    if dashboard.lacks(SUMMARY_TABLES):  # warned about at init_app, table by table
         return
     api.register_blueprint(dashboard_api.build(dashboard))
 

@@ -52,6 +52,9 @@ class Provider:
     ``narrows`` names arguments of the provider that narrow the host's own fields too (a
     filter): a request with one of them gets the host's payload from the plugin's
     accelerator of the endpoint, which the host cannot be asked to filter.
+
+    ``tables`` names the host's tables it reads (those of docs/host-integration.md): where
+    one is missing, or lacks a column the plugin reads, the provider is not enabled.
     """
 
     name: str
@@ -61,3 +64,22 @@ class Provider:
     description: str = ""
     arguments: Mapping[str, ma_fields.Field] = field(default_factory=dict)
     narrows: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """A plugin's computation of a host's own payload of one endpoint (Omni's), which
+    ``Dashboard.base`` returns instead of the host's while rollups serve reads, and for a
+    request with a provider's filter argument.
+
+    ``compute(reader, now, args)`` returns the payload's ``fields`` (names as sent), read
+    through ``reader`` from ``tables``; ``arguments`` are the host arguments it honours.
+    It stands in only for a host whose response schema has exactly ``fields`` and whose
+    arguments are among ``arguments``: any other host's payload is its own.
+    """
+
+    compute: Callable[[Reader, datetime, Mapping[str, Any]], dict]
+    fields: frozenset[str]
+    arguments: frozenset[str] = frozenset()
+    tables: tuple[str, ...] = ()

@@ -3,9 +3,15 @@
 It loads the ``omni`` plugins, resolves ``OMNI_DASHBOARD_PROVIDERS`` against the
 providers they offer and builds each endpoint's response and argument schemas: the
 host's own plus every enabled provider's fields. A clash stops start-up.
+
+``all`` enables every provider this host can serve (its endpoint served, its tables
+present, its filter computable for the host's schema) and logs why each other one is not
+enabled; a provider named explicitly that cannot be served stops start-up. An accelerator
+stands in only for a host payload of exactly its fields: any other host keeps its own.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+import logging
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import pluggy
@@ -13,9 +19,12 @@ from marshmallow import Schema
 
 from . import hookspecs
 from .config import BY_KEY, ConfigError
-from .provider import Provider
+from .provider import Accelerator, Provider
+
+log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "omni_dashboard_registry"
+TABLES_DOC = "docs/host-integration.md, 'The tables the plugin reads'"
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,12 @@ def make_plugin_manager(
     return pm
 
 
+def field_names(schema: type[Schema] | None) -> set[str]:
+    """The names ``schema``'s fields have in a payload (``data_key`` where set)."""
+    declared = schema._declared_fields.items() if schema is not None else ()
+    return {fld.data_key or name for name, fld in declared}
+
+
 def _extend_schema(base: type[Schema], extra: Mapping) -> type[Schema]:
     if not extra:
         return base
@@ -54,21 +69,29 @@ class Registry:
         self.plugin_manager = plugin_manager
         self.installed: dict[str, Provider] = {}
         self.enabled: dict[str, Provider] = {}
-        self.accelerators: dict[str, Callable] = {}
+        # The installed accelerators of the host's endpoints, and those that fit its payload.
+        self.offered: dict[str, Accelerator] = {}
+        self.accelerators: dict[str, Accelerator] = {}
+        # Why an offered accelerator does not stand in for the host's payload.
+        self.declined: dict[str, str] = {}
+        self.off = False
         self._responses: dict[str, type[Schema]] = {}
         self._arguments: dict[str, type[Schema] | None] = {}
 
-    def init_app(self, app) -> None:
+    def init_app(self, app, *, lacking: Collection[str] = ()) -> None:
         """Collect the plugins' providers and accelerators, enable those that
-        ``OMNI_DASHBOARD_PROVIDERS`` names and build the schemas.
+        ``OMNI_DASHBOARD_PROVIDERS`` names and build the schemas. ``lacking`` names the
+        host's tables that are missing or lack columns the plugin reads: what reads them is
+        not enabled. ``none`` enables nothing, accelerators included.
 
-        Raises :class:`ConfigError` on an unknown provider name, a provider for an endpoint
-        this host does not serve, or a field or argument name clash.
+        Raises :class:`ConfigError` on an unknown provider name, a provider named explicitly
+        that this host cannot serve, or a field or argument name clash.
         """
         names = BY_KEY["OMNI_DASHBOARD_PROVIDERS"].read(app.config)
+        self.off = names == ()
         self.installed = self._collect_providers()
-        self.accelerators = self._collect_accelerators()
-        self.enabled = self._resolve_enabled(names)
+        self.accelerators = {} if self.off else self._collect_accelerators(set(lacking))
+        self.enabled = self._resolve_enabled(names, set(lacking))
         for endpoint_id, endpoint in self.endpoints.items():
             providers = self.providers_for(endpoint_id)
             self._responses[endpoint_id] = _extend_schema(
@@ -105,19 +128,73 @@ class Registry:
                 found[provider.name] = provider
         return found
 
-    def _collect_accelerators(self) -> dict[str, Callable]:
-        found: dict[str, Callable] = {}
+    def _collect_accelerators(self, lacking: set[str]) -> dict[str, Accelerator]:
+        found: dict[str, Accelerator] = {}
         for batch in self.plugin_manager.hook.omni_dashboard_accelerators():
-            for endpoint_id, compute in (batch or {}).items():
-                if endpoint_id in found:
+            for endpoint_id, accelerator in (batch or {}).items():
+                if endpoint_id in self.offered:
                     raise ConfigError(
                         f"two installed plugins both accelerate {endpoint_id!r}; uninstall one"
                     )
-                if endpoint_id in self.endpoints:
-                    found[endpoint_id] = compute
+                if endpoint_id not in self.endpoints:
+                    continue
+                self.offered[endpoint_id] = accelerator
+                reason = self._unfit(endpoint_id, accelerator, lacking)
+                if reason is None:
+                    found[endpoint_id] = accelerator
+                    continue
+                self.declined[endpoint_id] = reason
+                log.info(
+                    "the plugin does not compute %s's own payload for this host (%s): the "
+                    "host's function answers every request",
+                    endpoint_id,
+                    reason,
+                )
         return found
 
-    def _resolve_enabled(self, names: tuple[str, ...] | None) -> dict[str, Provider]:
+    def _unfit(self, endpoint_id: str, accelerator: Accelerator, lacking: set[str]) -> str | None:
+        """Why ``accelerator`` cannot stand in for the host's payload, or ``None``."""
+        endpoint = self.endpoints[endpoint_id]
+        host = field_names(endpoint.response)
+        reasons = []
+        if extra := sorted(host - accelerator.fields):
+            reasons.append(f"the host's schema has fields it does not compute: {', '.join(extra)}")
+        if absent := sorted(accelerator.fields - host):
+            reasons.append(f"the host's schema lacks fields it computes: {', '.join(absent)}")
+        if unknown := sorted(field_names(endpoint.arguments) - accelerator.arguments):
+            reasons.append(f"it does not honour the host's arguments {', '.join(unknown)}")
+        if missing := [t for t in accelerator.tables if t in lacking]:
+            reasons.append(f"it reads {', '.join(missing)}, which the database lacks")
+        return "; ".join(reasons) or None
+
+    def _unservable(self, provider: Provider, lacking: set[str]) -> tuple[str, int] | None:
+        """Why this host cannot serve ``provider``, and how loud to say it under ``all``
+        (a missing table has its own warning already), or ``None``."""
+        if provider.endpoint not in self.endpoints:
+            served = ", ".join(sorted(self.endpoints)) or "none"
+            return (
+                f"extends {provider.endpoint!r}, which this host does not serve "
+                f"(it serves: {served})",
+                logging.WARNING,
+            )
+        if missing := [t for t in provider.tables if t in lacking]:
+            return (
+                f"reads {', '.join(missing)}, which the database lacks or lacks columns of "
+                f"({TABLES_DOC})",
+                logging.INFO,
+            )
+        if provider.narrows and provider.endpoint not in self.accelerators:
+            why = self.declined.get(provider.endpoint, "no installed plugin computes them")
+            return (
+                f"filters {provider.endpoint!r}, whose own fields it cannot narrow: {why}",
+                logging.WARNING,
+            )
+        return None
+
+    def _resolve_enabled(
+        self, names: tuple[str, ...] | None, lacking: set[str]
+    ) -> dict[str, Provider]:
+        explicit = names is not None
         if names is None:
             names = tuple(sorted(self.installed))
         unknown = [n for n in names if n not in self.installed]
@@ -128,20 +205,24 @@ class Registry:
                 f"provides; installed providers: {available}. Use 'all', 'none' or a comma list "
                 "of installed names."
             )
-        enabled = {n: self.installed[n] for n in names}
-        for provider in enabled.values():
-            if provider.endpoint not in self.endpoints:
-                served = ", ".join(sorted(self.endpoints))
+        enabled = {}
+        for name in names:
+            unservable = self._unservable(self.installed[name], lacking)
+            if unservable is None:
+                enabled[name] = self.installed[name]
+                continue
+            reason, level = unservable
+            if explicit:
                 raise ConfigError(
-                    f"provider {provider.name!r} extends {provider.endpoint!r}, which this host "
-                    f"does not serve (it serves: {served}); remove it from "
-                    "OMNI_DASHBOARD_PROVIDERS"
+                    f"provider {name!r} {reason}; remove it from OMNI_DASHBOARD_PROVIDERS"
                 )
-            if provider.narrows and provider.endpoint not in self.accelerators:
-                raise ConfigError(
-                    f"provider {provider.name!r} filters {provider.endpoint!r}, whose own fields "
-                    "no installed plugin computes; remove it from OMNI_DASHBOARD_PROVIDERS"
-                )
+            log.log(
+                level,
+                "OMNI_DASHBOARD_PROVIDERS=all: provider %r is not enabled: it %s (name the "
+                "providers to enable to silence this)",
+                name,
+                reason,
+            )
         return enabled
 
     def _merged(self, endpoint_id, base: type[Schema] | None, providers, kind: str) -> dict:

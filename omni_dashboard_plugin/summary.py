@@ -27,6 +27,9 @@ from .sql.snapshot import snapshot
 from .window import EventWindow
 
 PARTS = ("rates", "timeline", "breakdowns", "automations", "comparison")
+# The host's tables the core numbers read (docs/host-integration.md); the parts read what
+# their providers read.
+TABLES = ("omni_events", "instances", "dead_letter_events")
 FILTERS = ("instanceId", "channel")
 DAY, HOUR = timedelta(hours=24), timedelta(hours=1)
 

@@ -4,6 +4,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+# The host's arguments of /events/analytics the window is resolved from (Omni's names).
+HOST_ARGUMENTS = ("since", "until", "instanceId", "allTime")
+
 
 @dataclass(frozen=True)
 class EventWindow:

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from host_example.seed import SeedPlan
 from host_example.tables import omni_events
 from omni_dashboard_plugin.config import ConfigError
+from omni_dashboard_plugin.facts import HostFacts
 from omni_dashboard_plugin.hookspecs import hookimpl
 from omni_dashboard_plugin.provider import InvalidArgument, Provider
 
@@ -116,7 +117,6 @@ def _provider(name, endpoint="events.analytics", field="extra", argument=None):
         ((_provider("clash", field="totalMessages"),), ["totalMessages", "the host"]),
         ((_provider("a"), _provider("b")), ["'extra'", "provider 'a'"]),
         ((_provider("arg", argument="since"),), ["since", "query argument"]),
-        ((_provider("lost", endpoint="nowhere"),), ["nowhere", "does not serve"]),
         ((_provider("twin"), _provider("twin", field="other")), ["twin", "uninstall"]),
     ],
 )
@@ -124,6 +124,24 @@ def test_clashes_refuse_start_up(db_url, providers, words):
     with pytest.raises(ConfigError) as info:
         app_with(db_url, *providers)
     for word in words:
+        assert word in str(info.value)
+
+
+LOST = _provider("lost", endpoint="nowhere")
+
+
+def test_all_leaves_out_a_provider_of_an_endpoint_the_host_does_not_serve(db_url, caplog):
+    """``all`` is every provider the host can serve; start-up says which were left out."""
+    app = app_with(db_url, ECHO, LOST)
+    assert set(app.extensions["omni_dashboard"].registry.enabled) == {"echo"}
+    [warning] = [r.getMessage() for r in caplog.records if "'lost'" in r.getMessage()]
+    assert "not enabled" in warning and "'nowhere'" in warning and "does not serve" in warning
+
+
+def test_a_provider_named_for_an_endpoint_the_host_does_not_serve_stops_start_up(db_url):
+    with pytest.raises(ConfigError) as info:
+        app_with(db_url, ECHO, LOST, enabled="echo,lost")
+    for word in ("'lost'", "'nowhere'", "does not serve", "OMNI_DASHBOARD_PROVIDERS"):
         assert word in str(info.value)
 
 
@@ -177,7 +195,9 @@ NARROWING = Provider(
 
 def test_a_filter_no_plugin_can_apply_to_the_hosts_fields_refuses_start_up(db_url):
     with pytest.raises(ConfigError, match=r"narrowing.*no installed plugin computes"):
-        app_with(db_url, NARROWING)
+        app_with(db_url, NARROWING, enabled="narrowing")
+    app = app_with(db_url, NARROWING)  # all: left out (and logged)
+    assert "narrowing" not in app.extensions["omni_dashboard"].registry.enabled
 
 
 def test_a_filtered_request_needs_the_hosts_fields_from_base(db_url, data):
@@ -225,3 +245,32 @@ def test_optional_fields_may_be_left_out_required_ones_may_not(db_url):
     app = app_with(db_url, required)
     with pytest.raises(RuntimeError, match="required"):
         app.test_client().get("/api/v2/events/analytics", headers={"x-api-key": "test-key"})
+
+
+GOOD_FACTS = {
+    "status": "healthy",
+    "uptime": 1,
+    "db_latency": None,
+    "nats_connected": False,
+    "automations_running": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("status", "ok"),  # a check's status, not the host's
+        ("status", "unhealthy"),
+        ("uptime", 1.5),
+        ("uptime", True),
+        ("db_latency", "3"),
+        ("nats_connected", None),
+        ("automations_running", 1),
+    ],
+)
+def test_host_facts_refuse_values_outside_the_contract(name, value):
+    """HostFacts takes the values docs/host-integration.md states, and names the field of
+    any other."""
+    assert HostFacts(**{**GOOD_FACTS, "status": "degraded", "db_latency": 3}).status == "degraded"
+    with pytest.raises(ValueError, match=rf"HostFacts\.{name}="):
+        HostFacts(**{**GOOD_FACTS, name: value})

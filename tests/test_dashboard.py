@@ -222,7 +222,8 @@ def test_a_hundred_concurrent_pollers_cost_one_computation(db_url, monkeypatch):
     [
         ("rates,breakdowns", {"timeline"}, {"totalExecutions", "successRate"}, False),
         ("timeline,automations", {"lastHour", "perHour", "perMinute", "byChannel"}, set(), True),
-        ("none", {"lastHour", "timeline", "byChannel", "byDirection"}, {"successRate"}, False),
+        # No provider of the dashboard's parts: the core numbers alone.
+        ("filters", {"lastHour", "timeline", "byChannel", "byDirection"}, {"successRate"}, False),
     ],
 )
 def test_schema_tells_the_truth_when_providers_are_off(
@@ -242,6 +243,17 @@ def test_schema_tells_the_truth_when_providers_are_off(
     assert not absent_automations & automations_props
     params = {p["name"] for p in spec["paths"]["/dashboard"]["get"].get("parameters", [])}
     assert ("timezone" in params) == has_timezone
+
+
+def test_providers_none_serves_no_dashboard(db_url):
+    """``none`` adds nothing, the dashboard route included (docs/host-integration.md)."""
+    app = build_app(db_url, OMNI_DASHBOARD_PROVIDERS="none")
+    client = app.test_client()
+    assert get_json(client, "/api/v2/dashboard")[0] == 404
+    spec = client.get("/openapi.json").get_json()
+    assert (
+        "/dashboard" not in spec["paths"] and "DashboardEvents" not in spec["components"]["schemas"]
+    )
 
 
 def test_bad_timezone_and_missing_key(app):

@@ -1,6 +1,8 @@
 """A host without the [live] and [postgres] extras: the plugin loads and serves."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -86,3 +88,48 @@ def test_a_host_installing_the_plugin_gets_neither_the_reference_host_nor_its_co
     assert "host_example/static/dashboard.html" in host and "host_example/app.py" in host
     assert not [n for n in host if n.startswith("omni_dashboard_plugin/")]
     assert "omni-host = host_example.cli:main" in host_points
+
+
+def _run(command, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, **kwargs)
+    assert result.returncode == 0, f"{command}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def test_the_second_host_passes_on_the_installed_wheel(tmp_path):
+    """The sdist and wheel build (`python -m build`) and pass `twine check`; the wheel's
+    `postgres` extra brings psycopg 3 (a plain postgresql:// URL) and psycopg2; installed
+    with it into a fresh venv, the second host's tests pass there, run from a copy outside
+    the repository (so nothing of it is on sys.path): all of them on SQLite, and on
+    PostgreSQL the one that serves it through psycopg 3 (the suite runs the rest there on
+    the repository's code, which is the same)."""
+    dist = tmp_path / "dist"
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)])
+    [wheel] = dist.glob("*.whl")
+    [sdist] = dist.glob("*.tar.gz")
+    _run([sys.executable, "-m", "twine", "check", "--strict", str(wheel), str(sdist)])
+    with zipfile.ZipFile(wheel) as archive:
+        [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = archive.read(metadata).decode()
+    assert 'psycopg[binary]>=3.1; extra == "postgres"' in requires
+    assert 'psycopg2-binary>=2.9; extra == "postgres"' in requires
+
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)])
+    python = str(venv / "bin" / "python")
+    _run([python, "-m", "pip", "install", "-q", f"{wheel}[postgres]", "pytest"])
+    run = tmp_path / "run"
+    shutil.copytree(
+        ROOT / "tests" / "second_host",
+        run / "second_host",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    found = _run(
+        [python, "-c", "import omni_dashboard_plugin as p; print(p.__file__)"], cwd=run, env=env
+    )
+    assert found.stdout.strip().startswith(str(venv))
+    chosen = "sqlite or test_postgresql_runs_on_both_drivers"
+    pytest_run = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", chosen]
+    result = _run([*pytest_run, "second_host"], cwd=run, env=env)
+    assert " passed" in result.stdout and " failed" not in result.stdout

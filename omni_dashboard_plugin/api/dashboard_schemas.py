@@ -2,6 +2,7 @@
 
 from marshmallow import fields, validate
 
+from ..facts import STATUSES
 from ..schemas import (
     OpenSchema,
     breakdown_fields,
@@ -87,7 +88,7 @@ def summary_schema(enabled) -> type[OpenSchema]:
                 {
                     "status": fields.String(
                         required=True,
-                        validate=validate.OneOf(("healthy", "degraded", "unhealthy")),
+                        validate=validate.OneOf(STATUSES),
                     ),
                     "uptime": count(required=True, metadata={"description": "seconds"}),
                     "dbLatency": count(

@@ -26,8 +26,7 @@ def _seconds(ms: int) -> str:
     return format(ms / 1000, "g")
 
 
-def data_families(values: MetricValues) -> list:
-    """The families of Omni's data."""
+def _event_families(values: MetricValues) -> list:
     events = CounterMetricFamily(
         "omni_events",
         "Stored message events (all-time), by status, channel and direction",
@@ -43,9 +42,17 @@ def data_families(values: MetricValues) -> list:
         buckets=[*buckets, ("+Inf", histogram.count)],
         sum_value=histogram.sum_ms / 1000,
     )
+    return [events, processing]
+
+
+def _dead_letter_families(values: MetricValues) -> list:
     dead = GaugeMetricFamily("omni_dead_letters", "Dead letters by status", labels=("status",))
     for status, n in sorted(values.dead_letters.items(), key=lambda item: _label(item[0])):
         dead.add_metric([_label(status)], n)
+    return [dead]
+
+
+def _automation_families(values: MetricValues) -> list:
     executions = CounterMetricFamily(
         "omni_automation_executions",
         "Automation log entries (all-time) by status",
@@ -57,12 +64,27 @@ def data_families(values: MetricValues) -> list:
         "omni_automation_actions", "Actions the automations executed (all-time)"
     )
     actions.add_metric([], values.automation_actions)
+    return [executions, actions]
+
+
+def _instance_families(values: MetricValues) -> list:
     instances = GaugeMetricFamily(
         "omni_instances", "Channel instances by channel and state", labels=("channel", "state")
     )
     for (channel, state), n in sorted(values.instances.items(), key=lambda i: _label(i[0][0])):
         instances.add_metric([_label(channel), state], n)
-    return [events, processing, dead, executions, actions, instances]
+    return [instances]
+
+
+def data_families(values: MetricValues) -> list:
+    """The families of Omni's data (but those of a table the database lacks)."""
+    parts = (
+        (values.events, _event_families),
+        (values.dead_letters, _dead_letter_families),
+        (values.automation_executions, _automation_families),
+        (values.instances, _instance_families),
+    )
+    return [family for value, build in parts if value is not None for family in build(values)]
 
 
 class DashboardCollector:
@@ -82,7 +104,7 @@ class DashboardCollector:
         now = dashboard.clock()
         with snapshot(dashboard.engine, dashboard.config.statement_timeout_ms) as connection:
             reader = dashboard.reader(connection, now, snapshot=True)
-            families = data_families(metric_values(reader))
+            families = data_families(metric_values(reader, dashboard.lacking))
             mark = read_watermark(connection) if dashboard.rollups.active else None
         if mark is not None:
             lag = GaugeMetricFamily(

@@ -21,4 +21,11 @@ def compute(ctx: ProviderContext) -> dict:
     }
 
 
-PROVIDER = Provider("automations", "automation-metrics", automation_fields(), compute, __doc__)
+PROVIDER = Provider(
+    "automations",
+    "automation-metrics",
+    automation_fields(),
+    compute,
+    __doc__,
+    tables=("automation_logs",),
+)

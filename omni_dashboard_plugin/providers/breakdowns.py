@@ -25,4 +25,6 @@ def compute(ctx: ProviderContext) -> dict:
     return breakdown(ctx.reader, EventWindow.from_args(ctx.args, ctx.now))
 
 
-PROVIDER = Provider("breakdowns", "events.analytics", breakdown_fields(), compute, __doc__)
+PROVIDER = Provider(
+    "breakdowns", "events.analytics", breakdown_fields(), compute, __doc__, tables=("omni_events",)
+)

@@ -56,4 +56,5 @@ PROVIDER = Provider(
     compute,
     __doc__,
     arguments={"compare": compare_argument("an earlier window")},
+    tables=("omni_events",),
 )

@@ -17,4 +17,5 @@ PROVIDER = Provider(
     __doc__,
     arguments={"channel": channel_argument()},
     narrows=("channel",),
+    tables=("omni_events",),
 )

@@ -17,4 +17,6 @@ def compute(ctx: ProviderContext) -> dict:
     }
 
 
-PROVIDER = Provider("rates", "event-ops.metrics", rate_fields(), compute, __doc__)
+PROVIDER = Provider(
+    "rates", "event-ops.metrics", rate_fields(), compute, __doc__, tables=("omni_events",)
+)

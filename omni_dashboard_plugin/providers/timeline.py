@@ -117,4 +117,5 @@ PROVIDER = Provider(
     compute,
     __doc__,
     arguments={"granularity": granularity_argument(), "timezone": timezone_argument()},
+    tables=("omni_events",),
 )

@@ -13,6 +13,21 @@ from ..rounding import rounded_mean
 from ..window import EventWindow
 from .events import breakdown_rows, measure_totals
 
+# The payload's fields: a host whose schema has exactly these, and no argument but those of
+# the window (HOST_ARGUMENTS), may let the plugin compute it.
+FIELDS = (
+    "totalMessages",
+    "successfulMessages",
+    "failedMessages",
+    "successRate",
+    "avgProcessingTimeMs",
+    "avgAgentTimeMs",
+    "messageTypes",
+    "errorStages",
+    "instances",
+)
+TABLES = ("omni_events",)
+
 
 @dataclass(frozen=True)
 class StatusTotals:

@@ -22,6 +22,26 @@ from .dead_letters import dead_letter_counts
 from .events import count_since, measure_totals
 
 PENDING = ("received", "processing")
+# The payload's fields: a host whose schema has exactly these may let the plugin compute it.
+FIELDS = (
+    "totalEvents",
+    "eventsLast24h",
+    "eventsLast7d",
+    "completed",
+    "failed",
+    "pending",
+    "avgProcessingTimeMs",
+    "avgAgentLatencyMs",
+    "p95ProcessingTimeMs",
+    "failureRate",
+    "errorsByStage",
+    "deadLettersPending",
+    "deadLettersResolved",
+    "payloadsStored",
+    "storageSizeBytes",
+)
+# The tables it reads (docs/host-integration.md).
+TABLES = ("omni_events", "dead_letter_events", "event_payloads")
 DEAD_LETTERS = ("pending", "resolved")
 
 

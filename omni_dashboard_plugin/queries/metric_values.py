@@ -4,6 +4,7 @@ Every number is all-time or current, as a scrape wants them: Prometheus derives 
 windows itself.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..reading import Reader
@@ -15,6 +16,16 @@ from .instances import instances_by_state
 # rollups, so that "<= bound" is the buckets below it plus the values equal to it.
 PROCESSING_BOUNDS_MS = tuple(16 * 2**k for k in range(16))  # 16 ms .. 524.288 s
 AUTOMATION_STATUSES = ("success", "failed", "skipped")
+# The host's table each part of MetricValues reads: a part whose table the database lacks is
+# None, and its families are left out.
+TABLES = {
+    "events": "omni_events",
+    "processing": "omni_events",
+    "dead_letters": "dead_letter_events",
+    "automation_executions": "automation_logs",
+    "automation_actions": "automation_logs",
+    "instances": "instances",
+}
 
 
 @dataclass(frozen=True)
@@ -28,14 +39,15 @@ class ProcessingHistogram:
 
 @dataclass(frozen=True)
 class MetricValues:
-    """Everything the data families report, from one snapshot."""
+    """Everything the data families report, from one snapshot (``None``: its table is
+    missing)."""
 
-    events: dict[tuple[str, str, str], int]
-    processing: ProcessingHistogram
-    dead_letters: dict[str, int]
-    automation_executions: dict[str, int]
-    automation_actions: int
-    instances: dict[tuple[str, str], int]
+    events: dict[tuple[str, str, str], int] | None
+    processing: ProcessingHistogram | None
+    dead_letters: dict[str, int] | None
+    automation_executions: dict[str, int] | None
+    automation_actions: int | None
+    instances: dict[tuple[str, str], int] | None
 
 
 def all_time_events(reader: Reader) -> tuple[dict, int, int]:
@@ -67,19 +79,26 @@ def processing_at_or_below(reader: Reader) -> dict[int, int]:
     }
 
 
-def metric_values(reader: Reader) -> MetricValues:
-    """Every data family's numbers, read through ``reader`` (on its connection)."""
-    events, proc_sum, proc_n = all_time_events(reader)
+def _automations(reader: Reader) -> tuple[dict[str, int], int]:
     executions = dict.fromkeys(AUTOMATION_STATUSES, 0)
     actions = 0
     for row in reader.sums(AUTOMATIONS, by=("status",)):
         executions[row.status] = row.n
         actions += row.actions
-    return MetricValues(
-        events=events,
-        processing=ProcessingHistogram(processing_at_or_below(reader), proc_sum, proc_n),
-        dead_letters=dead_letters_by_status(reader),
-        automation_executions=executions,
-        automation_actions=actions,
-        instances=instances_by_state(reader.connection),
-    )
+    return executions, actions
+
+
+def metric_values(reader: Reader, lacking: Collection[str] = ()) -> MetricValues:
+    """Every data family's numbers, read through ``reader`` (on its connection), but those
+    of the tables in ``lacking``."""
+    events = processing = dead = executions = actions = instances = None
+    if TABLES["events"] not in lacking:
+        events, proc_sum, proc_n = all_time_events(reader)
+        processing = ProcessingHistogram(processing_at_or_below(reader), proc_sum, proc_n)
+    if TABLES["dead_letters"] not in lacking:
+        dead = dead_letters_by_status(reader)
+    if TABLES["automation_executions"] not in lacking:
+        executions, actions = _automations(reader)
+    if TABLES["instances"] not in lacking:
+        instances = instances_by_state(reader.connection)
+    return MetricValues(events, processing, dead, executions, actions, instances)

@@ -11,12 +11,14 @@ import contextvars
 import logging
 import threading
 import time
+from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect
 
 from ..config import ConfigError, RollupSettings
+from ..sql.tables import metadata as host_tables
 from . import dead_letter_counts, tail
 from .kinds import PREFIX, metadata
 from .reader import RawReader, RollupReader
@@ -30,6 +32,8 @@ EXTENSION_KEY = "omni_dashboard_rollups"
 # The request path starts at most one background refresh per process in this interval.
 REFRESH_INTERVAL_SECONDS = 30
 INSTALL_HINT = "run `flask omni-dashboard install` (or call Rollups.install() in your migrations)"
+# The host's tables the rollups read (their kinds' sources and parents, the dead letters).
+TABLES = tuple(host_tables.tables)
 _installing = contextvars.ContextVar("omni_dashboard_installing", default=False)
 
 
@@ -66,11 +70,19 @@ class Rollups:
         self._last_start = float("-inf")
         self._guard = threading.Lock()
 
-    def init_app(self, app, *, used: bool = True) -> None:
+    def init_app(self, app, *, used: bool = True, lacking: Collection[str] = ()) -> None:
         """Read the settings from ``app.config``; ``used=False`` (nothing of the plugin
-        reads rollups) keeps them off. No database work."""
+        reads rollups) keeps them off, and so does a host table of :data:`TABLES` in
+        ``lacking`` (with ``on``: :class:`ConfigError`). No database work."""
         settings = RollupSettings.from_mapping(app.config)
-        self.settings = settings if used else RollupSettings(mode="off")
+        missing = [table for table in TABLES if table in lacking]
+        if missing and used and settings.mode == "on":
+            raise ConfigError(
+                f"OMNI_DASHBOARD_ROLLUPS=on, but the rollups read {', '.join(missing)}, which "
+                "the database lacks (or lacks columns of; docs/host-integration.md): create "
+                "them, or set OMNI_DASHBOARD_ROLLUPS=auto to run without rollups"
+            )
+        self.settings = settings if used and not missing else RollupSettings(mode="off")
         app.extensions[EXTENSION_KEY] = self
 
     @property

@@ -77,7 +77,7 @@ export async function automationEngine(baseUrl: string, apiKey: string): Promise
 
 export async function summary(baseUrl: string, apiKey: string): Promise<string> {
   const { data } = await omniClient(baseUrl, apiKey).GET("/dashboard");
-  const system: "healthy" | "degraded" | "unhealthy" | undefined = data?.system.status;
+  const system: "healthy" | "degraded" | undefined = data?.system.status;
   return system ?? "unknown";
 }
 

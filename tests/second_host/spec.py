@@ -1,4 +1,5 @@
-"""Is one OpenAPI document a compatible superset of another?"""
+"""OpenAPI checks: is one document a compatible superset of another; does a body carry
+every field its schema requires?"""
 
 
 def _keyed(items, key):
@@ -45,4 +46,32 @@ def _list_superset(base, full, where, key) -> list[str]:
             problems.append(f"{where}: {name} removed")
         else:
             problems += superset_problems(item, full_items[name], f"{where}[{name}]")
+    return problems
+
+
+def missing_required(spec: dict, schema: dict, value, where: str = "$") -> list[str]:
+    """Every field ``value`` lacks that ``schema`` (of ``spec``'s OpenAPI document) marks
+    required, at any depth, and every ``null`` where the schema does not allow one."""
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    if "allOf" in schema:
+        return [p for part in schema["allOf"] for p in missing_required(spec, part, value, where)]
+    if value is None:
+        return [] if schema.get("nullable") else [f"{where}: null"]
+    problems = []
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        problems += [
+            f"{where}.{name}: missing" for name in schema.get("required", ()) if name not in value
+        ]
+        for name, item in value.items():
+            if name in properties:
+                problems += missing_required(spec, properties[name], item, f"{where}.{name}")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                problems += missing_required(
+                    spec, schema["additionalProperties"], item, f"{where}.{name}"
+                )
+    elif isinstance(value, list) and "items" in schema:
+        for n, item in enumerate(value):
+            problems += missing_required(spec, schema["items"], item, f"{where}[{n}]")
     return problems
