@@ -21,6 +21,11 @@ keepalive = 5
 accesslog = "-"  # to stdout, API keys redacted:
 logger_class = "host_example.gunicorn_logging.RedactingLogger"
 graceful_timeout = 5  # open streams end at shutdown; clients reconnect and resume
+# gunicorn answers a request over these limits itself, in HTML: they sit above the app's own
+# (OMNI_MAX_URL_LENGTH 8000 and OMNI_MAX_HEADER_BYTES 16384), which answer with the envelope.
+limit_request_line = 8190  # gunicorn's largest: a target of 8000 and any method fit
+limit_request_field_size = 32768  # one header line twice the app's limit for all of them
+limit_request_fields = 100  # gunicorn's default; more header lines get its own 431
 
 
 def on_starting(server):

@@ -16,6 +16,7 @@ from ..live.handshake import handshake_errors
 from ..live.hub import Filters
 from ..live.sockets import bound_sends, hang_up
 from ..live.sse import SseBody, next_items, opening_items
+from ..live.wake import WakingEvent
 from .stream_schemas import STREAM_EVENT, websocket_path
 
 log = logging.getLogger(__name__)
@@ -119,10 +120,14 @@ def build_websocket(dashboard, app) -> flask.Blueprint:
     settings = dashboard.config.stream
     schema = query_schema(settings.max_types)()
     ws_bp = flask.Blueprint("events-ws", __name__, url_prefix="/api/v2/events")
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": settings.heartbeat_seconds})
+    options = app.config.setdefault("SOCK_SERVER_OPTIONS", {})
+    options.setdefault("ping_interval", settings.heartbeat_seconds)
+    options.setdefault("event_class", WakingEvent)
 
     @ws_bp.before_request
     def _validate_before_upgrade():
+        if request.method == "OPTIONS":  # Flask's answer: the allowed methods
+            return
         try:
             args = schema.load(request.args, unknown="exclude")
         except ValidationError as err:
@@ -146,6 +151,8 @@ def build_websocket(dashboard, app) -> flask.Blueprint:
     @sock.route("/ws", bp=ws_bp)
     def events_ws(ws):
         hub, start = flask.g.omni_stream
+        if isinstance(ws.event, WakingEvent):  # the client's close ends the wait below
+            ws.event.on_set = start.subscription.queue.wake
         writing = threading.Event()
 
         def send(item):
@@ -165,4 +172,8 @@ def build_websocket(dashboard, app) -> flask.Blueprint:
                 if item.final:
                     return
 
+    # The same path without the upgrade: werkzeug routes a request that is no WebSocket
+    # handshake here rather than answering its own 400, so that the check above names the
+    # header at fault.
+    ws_bp.add_url_rule("/ws", endpoint="events_ws")
     return ws_bp
