@@ -52,7 +52,9 @@ class LiveFeed:
             with self._lock:
                 if self._pid != os.getpid():
                     s = self.settings
-                    hub = Hub(s.replay_size, s.queue_size, s.max_clients, self.meter)
+                    hub = Hub(
+                        s.replay_size, s.queue_size, s.max_clients, self.meter, bool(s.nats_url)
+                    )
                     bridge = None
                     if s.nats_url:
                         # nats-py (the [live] extra; config checked it is installed)

@@ -106,17 +106,26 @@ class Opening:
 
 
 class Hub:
-    """The process's fan-out point."""
+    """The process's fan-out point.
+
+    ``nats_connected`` is None without a NATS bridge (``nats``), else False until the bridge
+    first connects.
+    """
 
     def __init__(
-        self, replay_size: int, queue_size: int, max_clients: int, meter: FeedMeter | None = None
+        self,
+        replay_size: int,
+        queue_size: int,
+        max_clients: int,
+        meter: FeedMeter | None = None,
+        nats: bool = False,
     ):
         self.queue_size = queue_size
         self.meter = meter or FeedMeter()
         self.max_clients = max_clients
         self.epoch = "@" + uuid.uuid4().hex[:12]
         self.mode = BUFFER
-        self.nats_connected: bool | None = None
+        self.nats_connected: bool | None = False if nats else None
         self.counters: Counter = Counter()
         self._lock = threading.Lock()
         self._cursor: ids.Cursor = {self.epoch: 0}
