@@ -10,6 +10,7 @@ OMNI_DASHBOARD_STREAM_SEND_TIMEOUT seconds, so it cannot keep its thread.
 
 import gc
 import os
+import signal
 
 bind = os.environ.get("OMNI_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -49,5 +50,26 @@ def child_exit(server, worker):
 def post_worker_init(worker):
     """Move what loading the app allocated (modules, schemas, statements) out of the
     collector's way: a full collection then walks only what requests allocate, not the
-    whole heap (it cost a dashboard request several ms; docs/performance.md)."""
+    whole heap (it cost a dashboard request several ms; docs/performance.md). And end the
+    live streams when the worker is told to stop."""
     gc.freeze()
+    end_streams_on_term(worker)
+
+
+def end_streams_on_term(worker):
+    """A graceful stop or reload (SIGTERM to the worker; ``kill -HUP`` on the master sends it
+    to the old workers) ends the worker's open streams at once, cleanly (an SSE body's last
+    chunk, a WebSocket's close 1001), before gunicorn's own handler starts waiting for
+    requests to finish: otherwise the streams would hold the worker past graceful_timeout
+    until it is killed. Clients reconnect to the workers that stay and resume from their
+    last id (docs/live-feed.md)."""
+    dashboard = getattr(worker.wsgi, "extensions", {}).get("omni_dashboard")
+    if dashboard is None:
+        return
+    stop_gracefully = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        dashboard.live.end_streams()
+        stop_gracefully(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)

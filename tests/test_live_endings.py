@@ -7,16 +7,18 @@ Waits are on conditions; their ceilings (HANG) only catch what would otherwise h
 
 import contextlib
 import json
+import signal
 import socket
 import time
 
 import pytest
-from websockets.exceptions import InvalidStatus
+import requests
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from .conftest import API_KEY, build_app
 from .deploy_support import Gunicorn
-from .live_support import NatsServer, Served
+from .live_support import NatsServer, Served, dechunk, omni_message, parse_events, publish
 
 HANG = 20.0  # seconds: a ceiling far above what any wait below needs
 
@@ -46,8 +48,14 @@ def idle_gunicorn(tmp_path_factory):
     server = Gunicorn(tmp_path, settings).start()
     yield server
     server.stop()
+    assert_clean(server)
+
+
+def assert_clean(server: Gunicorn) -> None:
+    """Nothing went wrong in the server's eyes: no traceback, no error, no worker killed."""
     log = server.log.read_text()
-    assert "Traceback" not in log and "[ERROR]" not in log, log
+    for trouble in ("Traceback", "[ERROR]", "WORKER TIMEOUT", "[CRITICAL]"):
+        assert trouble not in log, log
 
 
 def open_websocket(port: int, sockets: contextlib.ExitStack):
@@ -154,3 +162,141 @@ def test_nats_connected_is_null_only_when_no_nats_is_configured(tmp_path):
     finally:
         without.extensions["omni_dashboard"].live.stop()
         served.close()
+
+
+@pytest.fixture(scope="module")
+def one_slot_gunicorn(module_nats, tmp_path_factory):
+    """One worker with one stream slot; a client that makes no progress for 2 s is dropped,
+    and only that deadline ends a stalled stream (its queue never overflows)."""
+    tmp_path = tmp_path_factory.mktemp("one-slot")
+    settings = {
+        "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'one.db'}",
+        "OMNI_API_KEY": API_KEY,
+        "OMNI_NATS_URL": module_nats.url,
+        "OMNI_DASHBOARD_STREAM_MAX_CLIENTS": 1,
+        "OMNI_DASHBOARD_STREAM_SEND_TIMEOUT": 2,
+        "OMNI_DASHBOARD_STREAM_QUEUE": 100_000,
+        "WEB_CONCURRENCY": 1,
+    }
+    server = Gunicorn(tmp_path, settings).start()
+    yield server
+    server.stop()
+    assert_clean(server)
+
+
+def raw_stream(port: int) -> socket.socket:
+    """An SSE stream on a plain socket (default buffers), once its ``connected`` event came;
+    nothing of it is read."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    request = f"GET /api/v2/events/stream HTTP/1.1\r\nHost: x\r\nx-api-key: {API_KEY}\r\n\r\n"
+    sock.sendall(request.encode())
+    until(lambda: b"event: connected" in sock.recv(65536, socket.MSG_PEEK), "connected")
+    return sock
+
+
+def stream_opens(base: str) -> bool:
+    """Whether a stream opens now (the slot is free); it is closed again at once."""
+    response = requests.get(
+        base + "/api/v2/events/stream", headers={"x-api-key": API_KEY}, stream=True, timeout=10
+    )
+    response.close()
+    return response.status_code == 200
+
+
+def test_a_stalled_client_is_dropped_by_a_deadline_on_its_progress(one_slot_gunicorn, module_nats):
+    """A client that stops reading once its receive buffer is full is dropped 2 s later,
+    although the server's own send buffer still has room for all that was published (a
+    deadline on one send would never fire: every send goes through)."""
+    base, port = one_slot_gunicorn.base, one_slot_gunicorn.port
+    stalled = raw_stream(port)
+    assert not stream_opens(base)  # the stalled client holds the one slot
+    pad = "x" * 4000
+    batch = [omni_message("message.received", n=n) for n in range(100)]  # 400 KB
+    publish(module_nats.url, [{**message, "id": pad + message["id"]} for message in batch])
+    until(lambda: stream_opens(base), "the stalled client's slot")
+    stalled.close()
+
+
+def read_sse_to_the_end(sock: socket.socket) -> tuple[list[dict], bool]:
+    """The events of a chunked SSE body read to its end, and whether it ended with the last
+    chunk (False: the connection closed without it)."""
+    raw = b""
+    deadline = time.monotonic() + HANG
+    while not raw.endswith(b"\r\n0\r\n\r\n"):
+        assert time.monotonic() < deadline, "the stream did not end"
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            chunk = b""
+        if not chunk:
+            break
+        raw += chunk
+    body, cut = dechunk(raw.partition(b"\r\n\r\n")[2])
+    events, _ = parse_events(body)
+    return [e for e in events if "event" in e], raw.endswith(b"\r\n0\r\n\r\n") and not cut
+
+
+def sse_events_of(response, count: int) -> list[dict]:
+    """The events of an SSE response until ``count`` of them are ``event.received``."""
+    events, rest = [], ""
+    for chunk in response.iter_content(None):
+        parsed, rest = parse_events(rest + chunk.decode())
+        events += [e for e in parsed if "event" in e]
+        if len(received_ids(events)) >= count:
+            return events
+    raise AssertionError(f"the stream ended after {events}")
+
+
+def received_ids(events: list[dict]) -> list[str]:
+    return [e["data"]["id"] for e in events if e["event"] == "event.received"]
+
+
+def test_a_graceful_reload_ends_streams_cleanly_and_clients_resume(tmp_path, nats_server):
+    """``kill -HUP``: the old worker ends its SSE body with the last chunk and closes its
+    WebSocket with 1001 at once, says nothing false about NATS, and exits without being
+    killed; both clients resume on the new worker and miss nothing."""
+    server = Gunicorn(
+        tmp_path,
+        {
+            "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'reload.db'}",
+            "OMNI_API_KEY": API_KEY,
+            "OMNI_NATS_URL": nats_server.url,
+            "OMNI_DASHBOARD_STREAM_JETSTREAM": "create",
+            "WEB_CONCURRENCY": 1,
+        },
+    ).start()
+    try:
+        sse = raw_stream(server.port)
+        with contextlib.ExitStack() as stack:
+            ws = open_websocket(server.port, stack)
+            publish(nats_server.url, [omni_message("message.received", n=n) for n in range(5)])
+            ws_events = [json.loads(ws.recv(timeout=HANG)) for _ in range(5)]
+            server.process.send_signal(signal.SIGHUP)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws_events.append(json.loads(ws.recv(timeout=HANG)))
+            assert closed.value.rcvd.code == 1001
+        sse_events, ended_cleanly = read_sse_to_the_end(sse)
+        sse.close()
+        assert ended_cleanly
+        for events in (sse_events, ws_events):
+            assert received_ids(events) == [f"message.received-inst-1-{n}" for n in range(5)]
+            assert all(e["data"].get("natsConnected") is not False for e in events), events
+        publish(nats_server.url, [omni_message("message.received", n=n) for n in range(5, 10)])
+        sse_last = [e["id"] for e in sse_events if e["event"] == "event.received"][-1]
+        headers = {"x-api-key": API_KEY, "Last-Event-ID": sse_last}
+        with requests.get(
+            server.base + "/api/v2/events/stream", headers=headers, stream=True, timeout=HANG
+        ) as resumed:
+            assert received_ids(sse_events_of(resumed, 5)) == [
+                f"message.received-inst-1-{n}" for n in range(5, 10)
+            ]
+        url = f"ws://127.0.0.1:{server.port}/api/v2/events/ws?api_key={API_KEY}"
+        with connect(f"{url}&lastEventId={ws_events[4]['id']}", open_timeout=HANG) as again:
+            frames = [json.loads(again.recv(timeout=HANG)) for _ in range(6)]
+        assert [f["event"] for f in frames] == ["connected"] + ["event.received"] * 5
+        assert received_ids(frames) == [f"message.received-inst-1-{n}" for n in range(5, 10)]
+    finally:
+        server.stop()
+    assert_clean(server)

@@ -66,11 +66,16 @@ class Item:
     id: str
     data: dict
     final: bool = False
-    text: str = ""
+    text: str | None = None
 
     def sse(self) -> str:
         """The item as SSE text."""
-        return self.text or sse_frame(self.name, self.id, self.data)
+        return self.text if self.text is not None else sse_frame(self.name, self.id, self.data)
+
+
+# The server is stopping: the stream ends here, cleanly, with nothing more written (an SSE
+# body's last chunk; a WebSocket's close). Clients reconnect and resume from their last id.
+END = Item("end", "", {}, final=True, text="")
 
 
 @dataclass(eq=False)
@@ -132,6 +137,7 @@ class Hub:
         self._buffer: deque = deque(maxlen=replay_size)
         self._subscribers: list[Subscription] = []
         self._listeners: list[Callable[[], None]] = []
+        self._ending = False
         self.replayer: Callable | None = None
         self._gap_after = -1  # buffer mode: events after this sequence may be missing
 
@@ -267,14 +273,24 @@ class Hub:
         with self._lock:
             return len(self._subscribers)
 
+    def end_streams(self) -> None:
+        """End every stream now with :data:`END`, and take no new ones (the server stops)."""
+        with self._lock:
+            self._ending = True
+            ended, self._subscribers = self._subscribers, []
+            for sub in ended:  # no longer subscribed: nothing follows END
+                sub.queue.put(END)
+            self.meter.clients(0)
+        self._notify()
+
     def subscribe(self, filters: Filters, after: str | None) -> Opening | None:
-        """Register a client; ``None`` when the process is at its client cap.
+        """Register a client; ``None`` when the process is at its client cap or stopping.
 
         ``after`` is the id the client last saw (Last-Event-ID): the start holds every
         missed event, or a reset when they can no longer be replayed.
         """
         with self._lock:
-            if len(self._subscribers) >= self.max_clients:
+            if self._ending or len(self._subscribers) >= self.max_clients:
                 return None
             sub = Subscription(filters, dict(self._cursor), Mailbox())
             sub.last_id = sub.current_id()
