@@ -4,8 +4,9 @@
 
 Each open SSE or WebSocket stream holds one thread of its worker, so every worker gets
 threads for its stream cap (OMNI_DASHBOARD_STREAM_MAX_CLIENTS, which answers 503 beyond it)
-plus OMNI_HTTP_THREADS for ordinary requests. A stalled client is hung up on after
-OMNI_DASHBOARD_STREAM_SEND_TIMEOUT seconds, so it cannot keep its thread.
+plus OMNI_HTTP_THREADS for ordinary requests. A client that makes no progress is hung up on
+after OMNI_DASHBOARD_STREAM_SEND_TIMEOUT seconds, so it cannot keep its thread; a worker told
+to stop ends its streams at once (end_streams_on_term below).
 """
 
 import gc
