@@ -300,3 +300,30 @@ def test_a_graceful_reload_ends_streams_cleanly_and_clients_resume(tmp_path, nat
     finally:
         server.stop()
     assert_clean(server)
+
+
+@pytest.mark.parametrize("writer", ["auto", "thread"])
+def test_end_streams_ends_each_stream_cleanly_and_takes_no_new_one(tmp_path, writer):
+    """The plugin's own call, under werkzeug: what a host's shutdown hook gets."""
+    app = build_app(f"sqlite:///{tmp_path / 'end.db'}", OMNI_DASHBOARD_STREAM_WRITER=writer)
+    served = Served(app)
+    live = app.extensions["omni_dashboard"].live
+    try:
+        sse = raw_stream(served.port)
+        with contextlib.ExitStack() as stack:
+            ws = open_websocket(served.port, stack)
+            live.publish("message.received.slack.inst-1", omni_message("message.received"))
+            assert json.loads(ws.recv(timeout=HANG))["event"] == "event.received"
+            live.end_streams()
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=HANG)
+            assert closed.value.rcvd.code == 1001
+        events, ended_cleanly = read_sse_to_the_end(sse)
+        sse.close()
+        assert ended_cleanly
+        assert [e["event"] for e in events] == ["connected", "event.received"]
+        status, body, _ = served.stream("/api/v2/events/stream", key=API_KEY)
+        assert status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE"
+    finally:
+        live.stop()
+        served.close()
