@@ -32,20 +32,26 @@ def until(condition, what: str, ceiling: float = HANG):
     return value
 
 
-@pytest.fixture(scope="module")
-def idle_gunicorn(tmp_path_factory):
-    """One worker, 3 stream slots, 3 more threads, and a heartbeat so rare (300 s) that
-    nothing but the close itself can free a slot while a test runs."""
-    tmp_path = tmp_path_factory.mktemp("idle")
-    settings = {
-        "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'idle.db'}",
+def one_worker(tmp_path, **settings) -> Gunicorn:
+    """The reference host under the documented gunicorn with one worker, started."""
+    base = {
+        "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'feed.db'}",
         "OMNI_API_KEY": API_KEY,
-        "OMNI_DASHBOARD_STREAM_HEARTBEAT": 300,
-        "OMNI_DASHBOARD_STREAM_MAX_CLIENTS": 3,
-        "OMNI_HTTP_THREADS": 3,
         "WEB_CONCURRENCY": 1,
     }
-    server = Gunicorn(tmp_path, settings).start()
+    return Gunicorn(tmp_path, {**base, **settings}).start()
+
+
+@pytest.fixture(scope="module")
+def idle_gunicorn(tmp_path_factory):
+    """3 stream slots, 3 more threads, and a heartbeat so rare (300 s) that nothing but the
+    close itself can free a slot while a test runs."""
+    server = one_worker(
+        tmp_path_factory.mktemp("idle"),
+        OMNI_DASHBOARD_STREAM_HEARTBEAT=300,
+        OMNI_DASHBOARD_STREAM_MAX_CLIENTS=3,
+        OMNI_HTTP_THREADS=3,
+    )
     yield server
     server.stop()
     assert_clean(server)
@@ -166,19 +172,15 @@ def test_nats_connected_is_null_only_when_no_nats_is_configured(tmp_path):
 
 @pytest.fixture(scope="module")
 def one_slot_gunicorn(module_nats, tmp_path_factory):
-    """One worker with one stream slot; a client that makes no progress for 2 s is dropped,
-    and only that deadline ends a stalled stream (its queue never overflows)."""
-    tmp_path = tmp_path_factory.mktemp("one-slot")
-    settings = {
-        "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'one.db'}",
-        "OMNI_API_KEY": API_KEY,
-        "OMNI_NATS_URL": module_nats.url,
-        "OMNI_DASHBOARD_STREAM_MAX_CLIENTS": 1,
-        "OMNI_DASHBOARD_STREAM_SEND_TIMEOUT": 2,
-        "OMNI_DASHBOARD_STREAM_QUEUE": 100_000,
-        "WEB_CONCURRENCY": 1,
-    }
-    server = Gunicorn(tmp_path, settings).start()
+    """One stream slot; a client that makes no progress for 2 s is dropped, and only that
+    deadline ends a stalled stream (its queue never overflows)."""
+    server = one_worker(
+        tmp_path_factory.mktemp("one-slot"),
+        OMNI_NATS_URL=module_nats.url,
+        OMNI_DASHBOARD_STREAM_MAX_CLIENTS=1,
+        OMNI_DASHBOARD_STREAM_SEND_TIMEOUT=2,
+        OMNI_DASHBOARD_STREAM_QUEUE=100_000,
+    )
     yield server
     server.stop()
     assert_clean(server)
@@ -256,16 +258,9 @@ def test_a_graceful_reload_ends_streams_cleanly_and_clients_resume(tmp_path, nat
     """``kill -HUP``: the old worker ends its SSE body with the last chunk and closes its
     WebSocket with 1001 at once, says nothing false about NATS, and exits without being
     killed; both clients resume on the new worker and miss nothing."""
-    server = Gunicorn(
-        tmp_path,
-        {
-            "OMNI_DATABASE_URL": f"sqlite:///{tmp_path / 'reload.db'}",
-            "OMNI_API_KEY": API_KEY,
-            "OMNI_NATS_URL": nats_server.url,
-            "OMNI_DASHBOARD_STREAM_JETSTREAM": "create",
-            "WEB_CONCURRENCY": 1,
-        },
-    ).start()
+    server = one_worker(
+        tmp_path, OMNI_NATS_URL=nats_server.url, OMNI_DASHBOARD_STREAM_JETSTREAM="create"
+    )
     try:
         sse = raw_stream(server.port)
         with contextlib.ExitStack() as stack:
