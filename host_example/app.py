@@ -65,7 +65,7 @@ def _configure(app: Flask, config: dict | None) -> None:
         OMNI_CLOCK=utcnow,
         OMNI_AUTOMATIONS_RUNNING=True,
         OMNI_HEALTH_NATS_TTL=5,
-        OMNI_MAX_URL_LENGTH=32768,
+        OMNI_MAX_URL_LENGTH=8000,
         OMNI_MAX_HEADER_BYTES=16384,
         OMNI_DB_TIMEOUT_MS=5000,
         OMNI_DB_STATEMENT_TIMEOUT_MS=30000,
@@ -86,7 +86,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     Raises :class:`omni_dashboard_plugin.config.ConfigError` on a bad plugin setting.
     """
-    app = Flask("host_example", instance_relative_config=True)
+    # No /static route: the page's files are served by routes/page.py, at paths the docs list.
+    app = Flask("host_example", instance_relative_config=True, static_folder=None)
     app.url_map.merge_slashes = False  # no redirect that would echo a URL (and its api_key)
     _configure(app, config)
 

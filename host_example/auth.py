@@ -1,7 +1,9 @@
-"""Omni's API-key rule: every /api/v2 route but /health needs the key.
+"""Omni's API-key rule: every /api/v2 route but /health needs the key, whatever the method.
 
 The key comes in the ``x-api-key`` header or the ``api_key`` query argument and is
-compared in constant time.
+compared in constant time. ``OPTIONS`` needs it too: the host serves no CORS, so a
+preflight has nothing to answer, and without the key ``OPTIONS`` would tell anyone which
+routes exist and what they allow (docs/reference-host.md).
 """
 
 import hmac
@@ -36,8 +38,6 @@ def install(app) -> None:
     def _require_key():
         path = request.path
         if not path.startswith(PROTECTED_PREFIX) or path in OPEN_PATHS:
-            return None
-        if request.method == "OPTIONS":
             return None
         if not key_is_valid(app.config["OMNI_API_KEY"], presented_key()):
             abort(401, message="Missing or invalid API key")

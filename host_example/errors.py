@@ -83,13 +83,16 @@ def register_database_errors(app) -> None:
 
 
 def register_request_limits(app) -> None:
-    """414 for a URL longer than OMNI_MAX_URL_LENGTH, 431 for headers larger than
-    OMNI_MAX_HEADER_BYTES, both in the error envelope; register it before the key check,
-    so that it runs first."""
+    """414 for a request target (path and query, as sent) longer than OMNI_MAX_URL_LENGTH,
+    431 for headers larger than OMNI_MAX_HEADER_BYTES, both in the error envelope; register
+    it before the key check, so that it runs first. (A server in front refuses what exceeds
+    its own limits itself: host_example/gunicorn.conf.py keeps gunicorn's above these.)"""
 
     @app.before_request
     def _limits():
-        if len(request.full_path) > app.config["OMNI_MAX_URL_LENGTH"]:
+        environ = request.environ
+        target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path
+        if len(target) > app.config["OMNI_MAX_URL_LENGTH"]:
             raise RequestURITooLarge()
         size = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
         if size > app.config["OMNI_MAX_HEADER_BYTES"]:

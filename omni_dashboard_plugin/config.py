@@ -268,8 +268,10 @@ SETTINGS = (
         30,
         whole(1, 3600),
         (
-            "seconds a client's socket may take nothing before the server hangs up and frees its "
-            "thread (1 to 3600)"
+            "seconds a client may make no progress before the server hangs up and frees its slot "
+            "and thread: its receive window stays closed, what was sent stays unacknowledged, or "
+            "bytes wait in the server without draining (1 to 3600; see "
+            "[live feed](live-feed.md#deployment))"
         ),
     ),
     Setting(

@@ -92,20 +92,20 @@ def nginx_binary() -> str:
 class Nginx:
     """nginx with the documented site in front of ``upstream_port``, on a free port."""
 
-    def __init__(self, tmp_path: Path, upstream_port: int):
+    def __init__(self, tmp_path: Path, upstream_port: int, worker_connections: int = 256):
         self.port = free_port()
         self.prefix = tmp_path / f"nginx-{self.port}"
         self.prefix.mkdir()
         site = documented_block("nginx")
         site = site.replace(DOC_UPSTREAM, f"127.0.0.1:{upstream_port}")
-        site = re.sub(r"listen\s+80;", f"listen 127.0.0.1:{self.port};", site)
+        site = re.sub(r"listen\s+80\b", f"listen 127.0.0.1:{self.port}", site)
         temp = self.prefix / "temp"
         temp.mkdir()
         self.conf = self.prefix / "nginx.conf"
         self.conf.write_text(
             "user root;\nworker_processes 1;\n"
             f"error_log {self.prefix}/error.log info;\npid {self.prefix}/nginx.pid;\n"
-            "events { worker_connections 256; }\n"
+            f"events {{ worker_connections {worker_connections}; }}\n"
             "http {\n"
             f"  access_log {self.prefix}/access.log;\n"
             f"  client_body_temp_path {temp}/body;\n  proxy_temp_path {temp}/proxy;\n"

@@ -150,6 +150,21 @@ def parse_events(text: str):
     return events, rest
 
 
+def dechunk(raw: bytes) -> tuple[str, bool]:
+    """The body carried by a chunked byte stream, and whether it was cut inside a chunk."""
+    body = b""
+    while raw:
+        size_line, sep, rest = raw.partition(b"\r\n")
+        if not sep:
+            return body.decode(), True
+        size = int(size_line, 16)
+        if len(rest) < size + 2:
+            return body.decode(), True
+        assert rest[size : size + 2] == b"\r\n", "a chunk must end with CRLF"
+        body, raw = body + rest[:size], rest[size + 2 :]
+    return body.decode(), False
+
+
 class SseReader:
     """Reads an SSE body (an iterator of chunks) in a thread into a queue of events."""
 

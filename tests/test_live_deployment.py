@@ -10,7 +10,7 @@ import requests
 import sseclient
 
 from .conftest import API_KEY, build_app
-from .deploy_support import Gunicorn
+from .deploy_support import Gunicorn, Nginx
 from .live_support import NatsServer, Served, omni_message, publish
 
 STREAM = "/api/v2/events/stream"
@@ -285,3 +285,32 @@ def test_the_documented_gunicorn_logs_no_key(small_gunicorn):
         time.sleep(0.1)
     assert "GET /api/v2/health?api_key=[REDACTED]" in log
     assert secret not in log and API_KEY not in log
+
+
+@pytest.mark.parametrize("spare", [0, -1])
+def test_nginx_needs_two_connections_per_stream_and_two_of_its_own(small_gunicorn, tmp_path, spare):
+    """docs/live-feed.md: worker_connections >= 2 x streams + 2 (nothing else in flight)."""
+    streams = 3
+    nginx = Nginx(tmp_path, small_gunicorn.port, worker_connections=2 * streams + 2 + spare)
+    nginx.start()
+    opened, answers = [], []
+    try:
+        for _ in range(streams):
+            try:
+                response = requests.get(
+                    nginx.base + STREAM, headers={"x-api-key": API_KEY}, stream=True, timeout=10
+                )
+                opened.append(response)
+                answers.append(response.status_code)
+            except requests.ConnectionError:
+                answers.append(None)
+    finally:
+        for response in opened:
+            response.close()
+        nginx.stop()
+    refused = "worker_connections are not enough" in (nginx.prefix / "error.log").read_text()
+    if spare == 0:
+        assert answers == [200] * streams and not refused
+    else:
+        assert answers[:-1] == [200] * (streams - 1) and answers[-1] != 200 and refused
+    open_streams(small_gunicorn.base, streams)  # the slots came back

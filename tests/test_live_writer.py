@@ -9,7 +9,7 @@ from omni_dashboard_plugin.live.messages import parse
 from omni_dashboard_plugin.live.sockets import CHUNKED
 from omni_dashboard_plugin.live.writer import SocketWriter
 
-from .live_support import omni_message, parse_events
+from .live_support import dechunk, omni_message, parse_events
 
 
 def tiny_pair():
@@ -51,21 +51,6 @@ def serving(sock, heartbeat=30.0, queue_size=50, send_timeout=30.0):
     served = threading.Thread(target=serve, daemon=True)
     served.start()
     return hub, writer, start, served, outcome
-
-
-def dechunk(raw: bytes) -> tuple[str, bool]:
-    """The body carried by a chunked byte stream, and whether it was cut inside a chunk."""
-    body = b""
-    while raw:
-        size_line, sep, rest = raw.partition(b"\r\n")
-        if not sep:
-            return body.decode(), True
-        size = int(size_line, 16)
-        if len(rest) < size + 2:
-            return body.decode(), True
-        assert rest[size : size + 2] == b"\r\n", "a chunk must end with CRLF"
-        body, raw = body + rest[:size], rest[size + 2 :]
-    return body.decode(), False
 
 
 def event(n):
@@ -146,4 +131,44 @@ def test_idle_streams_get_heartbeats():
     while seen.count(b": heartbeat") < 2:
         seen += client_side.recv(4096)
     assert seen.startswith(b"%x\r\n: heartbeat\n\r\n" % len(b": heartbeat\n"))
+    writer.close()
+
+
+def tiny_tcp_pair():
+    """A loopback TCP connection with small buffers: (server side, client side)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client_side = socket.socket()
+        client_side.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client_side.connect(listener.getsockname())
+        server_side, _ = listener.accept()
+    server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return server_side, client_side
+
+
+def test_a_client_that_trickles_is_held_to_the_deadline_on_its_progress():
+    """A client that takes a little now and then never catches up: the deadline runs from
+    when bytes first had to wait, not from its last partial read (which would never end
+    this stream)."""
+    server_side, client_side = tiny_tcp_pair()
+    hub, writer, _, served, outcome = serving(server_side, queue_size=100_000, send_timeout=1.0)
+    for n in range(300):  # 120 KB: a dozen seconds at the rate this client reads
+        hub.publish(event(n))
+    stop = threading.Event()
+
+    def trickle():
+        client_side.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                if not client_side.recv(1000):
+                    return
+            except TimeoutError:
+                pass
+            stop.wait(0.1)  # a slow client: 10 KB/s
+
+    reader = threading.Thread(target=trickle, daemon=True)
+    reader.start()
+    served.join(20)  # a ceiling for hangs only
+    stop.set()
+    assert not served.is_alive() and outcome == [False]
+    assert hub.counters["overflowed"] == 0 and hub.clients == 0
     writer.close()

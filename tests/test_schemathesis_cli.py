@@ -22,6 +22,8 @@ def test_schemathesis_finds_nothing(db_url):
         run = subprocess.run(
             [
                 str(Path(sys.executable).parent / "st"),
+                "--config-file",
+                str(Path(__file__).with_name("schemathesis.toml")),
                 "run",
                 f"http://127.0.0.1:{served.port}/openapi.json",
                 "--checks",

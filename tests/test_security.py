@@ -11,8 +11,8 @@ from .conftest import API_KEY, build_app
 from .live_support import Served
 
 OPEN = {"/api/v2/health", "/openapi.json"}
-# Outside /api/v2 only the spec and the dashboard page's static files are served: they hold
-# no data (the page asks for a key and calls the API with it).
+# Outside /api/v2 only the spec and the dashboard page's files are served (no /static route):
+# they hold no data (the page asks for a key and calls the API with it).
 OUTSIDE_API = {"/openapi.json", "/dashboard", "/dashboard.<any(css, js):kind>", "/favicon.ico"}
 
 
@@ -23,7 +23,7 @@ def app(tmp_path_factory):
 
 def test_every_route_but_health_and_the_spec_needs_the_key(app):
     client = app.test_client()
-    rules = [r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint != "static"]
+    rules = [r for r in app.url_map.iter_rules() if "GET" in r.methods]
     paths = {r.rule for r in rules}
     assert {"/api/v2/dashboard", "/api/v2/events/stream", "/api/v2/events/ws"} <= paths
     assert {p for p in paths if not p.startswith("/api/v2/")} == OUTSIDE_API
@@ -34,6 +34,38 @@ def test_every_route_but_health_and_the_spec_needs_the_key(app):
         else:
             assert response.status_code == 401, path
             assert response.get_json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def protected_paths(app) -> list[str]:
+    paths = {rule.rule for rule in app.url_map.iter_rules()}
+    return sorted(p for p in paths if p.startswith("/api/v2/") and p not in OPEN)
+
+
+def test_options_needs_the_key_like_get(app):
+    client = app.test_client()
+    for path in protected_paths(app):
+        refused = client.options(path)
+        assert refused.status_code == 401, path
+        assert refused.get_json()["error"]["code"] == "UNAUTHORIZED"
+        assert "Allow" not in refused.headers
+        preflight = client.options(
+            path,
+            headers={"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert preflight.status_code == 401, path  # no CORS: a preflight is no exception
+        allowed = client.options(path, headers={"x-api-key": API_KEY})
+        assert allowed.status_code == 200 and "GET" in allowed.headers["Allow"], path
+    assert client.options("/api/v2/health").status_code == 200
+
+
+def test_the_page_files_are_served_where_documented_and_nowhere_else(app):
+    client = app.test_client()
+    for path in ("/dashboard", "/dashboard.css", "/dashboard.js", "/favicon.ico"):
+        assert client.get(path).status_code == 200, path
+    for path in ("/static/dashboard.js", "/static/dashboard.html", "/static/../app.py"):
+        missing = client.get(path)
+        assert missing.status_code == 404, path
+        assert missing.get_json()["error"]["code"] == "NOT_FOUND"
 
 
 def test_the_key_is_compared_in_constant_time(app, monkeypatch):
@@ -82,6 +114,33 @@ def test_redaction_covers_every_position_and_case():
     assert redact("GET /a?api_key=s3cret HTTP/1.1") == "GET /a?api_key=[REDACTED] HTTP/1.1"
     assert redact("/a?b=1&API_KEY=s3cret&c=2") == "/a?b=1&API_KEY=[REDACTED]&c=2"
     assert "s3cret" not in redact("/a?api_key=s3cret&api_key=s3cret")
+
+
+@pytest.mark.parametrize(
+    ("name", "taken_as_the_key"),
+    [
+        ("api%5Fkey", True),
+        ("api%5fkey", True),
+        ("%61%70%69%5F%6B%65%79", True),
+        ("api%255Fkey", False),  # encoded twice: werkzeug decodes once
+        ("API%5FKEY", False),
+    ],
+)
+def test_redaction_decodes_the_name_before_it_matches(app, name, taken_as_the_key):
+    """Whatever spelling werkzeug decodes to ``api_key`` (and more) is redacted."""
+    answer = app.test_client().get(f"/api/v2/dead-letters/stats?{name}={API_KEY}")
+    assert answer.status_code == (200 if taken_as_the_key else 401)
+    assert redact(f"GET /a?x=1&{name}=s3cret%26&y=2 HTTP/1.1") == (
+        f"GET /a?x=1&{name}=[REDACTED]&y=2 HTTP/1.1"
+    )
+    assert "s3cret" not in redact(f"https://dash.example/?{name}=s3cret")
+    nested = f"https://dash.example/login?next=%2Fdashboard%3F{name.replace('%', '%25')}%3Ds3cret"
+    assert "s3cret" not in redact(nested)
+
+
+def test_redaction_leaves_other_arguments_alone():
+    for text in ("/a?xapi_key=1", "/a?q=api_key", "/a?api_keys=1", "/a?q=api%5Fkey&r=2"):
+        assert redact(text) == text
 
 
 @pytest.mark.parametrize(

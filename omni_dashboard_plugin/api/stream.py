@@ -1,5 +1,6 @@
 """GET /api/v2/events/stream (Server-Sent Events) and its WebSocket twin /api/v2/events/ws."""
 
+import contextlib
 import json
 import logging
 import threading
@@ -13,14 +14,17 @@ from webargs.fields import DelimitedList
 from ..config import installed
 from ..live import cursor as ids
 from ..live.handshake import handshake_errors
-from ..live.hub import Filters
-from ..live.sockets import bound_sends, hang_up
+from ..live.hub import END, Filters
+from ..live.sockets import bound_stalls, hang_up
 from ..live.sse import SseBody, next_items, opening_items
+from ..live.wake import WakingEvent
 from .stream_schemas import STREAM_EVENT, websocket_path
 
 log = logging.getLogger(__name__)
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+NORMAL_CLOSURE, GOING_AWAY = 1000, 1001  # WebSocket close codes (RFC 6455, 7.4.1)
+READER_EXIT_SECONDS = 5  # a bound on the wait for a WebSocket's reader thread to end
 
 
 def query_schema(max_types: int) -> type[Schema]:
@@ -119,10 +123,14 @@ def build_websocket(dashboard, app) -> flask.Blueprint:
     settings = dashboard.config.stream
     schema = query_schema(settings.max_types)()
     ws_bp = flask.Blueprint("events-ws", __name__, url_prefix="/api/v2/events")
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": settings.heartbeat_seconds})
+    options = app.config.setdefault("SOCK_SERVER_OPTIONS", {})
+    options.setdefault("ping_interval", settings.heartbeat_seconds)
+    options.setdefault("event_class", WakingEvent)
 
     @ws_bp.before_request
     def _validate_before_upgrade():
+        if request.method == "OPTIONS":  # Flask's answer: the allowed methods
+            return
         try:
             args = schema.load(request.args, unknown="exclude")
         except ValidationError as err:
@@ -146,23 +154,55 @@ def build_websocket(dashboard, app) -> flask.Blueprint:
     @sock.route("/ws", bp=ws_bp)
     def events_ws(ws):
         hub, start = flask.g.omni_stream
-        writing = threading.Event()
+        code = NORMAL_CLOSURE
+        try:
+            code = _serve_websocket(ws, hub, start, settings)
+        finally:
+            _close_websocket(ws, code)
 
-        def send(item):
-            writing.set()
-            try:
-                ws.send(json.dumps({"event": item.name, "id": item.id, "data": item.data}))
-            finally:
-                writing.clear()
-
-        bound_sends(ws.sock, settings.send_timeout)
-        start.subscription.on_overflow = lambda: writing.is_set() and hang_up(ws.sock)
-        for item in opening_items(hub, start):
-            send(item)
-        while ws.connected:
-            for item in next_items(start, settings.heartbeat_seconds):
-                send(item)
-                if item.final:
-                    return
-
+    # The same path without the upgrade: werkzeug routes a request that is no WebSocket
+    # handshake here rather than answering its own 400, so that the check above names the
+    # header at fault.
+    ws_bp.add_url_rule("/ws", endpoint="events_ws")
     return ws_bp
+
+
+def _serve_websocket(ws, hub, start, settings) -> int:
+    """Send the stream's frames on ``ws`` until it ends; the close code to end it with."""
+    if isinstance(ws.event, WakingEvent):  # the client's close ends the wait below
+        ws.event.on_set = start.subscription.queue.wake
+    writing = threading.Event()
+
+    def send(item):
+        writing.set()
+        try:
+            ws.send(json.dumps({"event": item.name, "id": item.id, "data": item.data}))
+        finally:
+            writing.clear()
+
+    bound_stalls(ws.sock, settings.send_timeout)
+    start.subscription.on_overflow = lambda: writing.is_set() and hang_up(ws.sock)
+    for item in opening_items(hub, start):
+        send(item)
+    while ws.connected:
+        for item in next_items(start, settings.heartbeat_seconds):
+            if item is END:  # the server is stopping
+                return GOING_AWAY
+            send(item)
+            if item.final:
+                return NORMAL_CLOSURE
+    return NORMAL_CLOSURE
+
+
+def _close_websocket(ws, code: int) -> None:
+    """Close ``ws`` (unless the client did) and let simple-websocket's reader thread end
+    first: shutting the socket down wakes it, where the server closing the socket under it
+    would leave it waiting for its next ping (and holding the process at exit)."""
+    from simple_websocket import ConnectionClosed  # the [live] extra, as flask-sock
+
+    if ws.connected:
+        reason = "server restarting; reconnect" if code == GOING_AWAY else None
+        with contextlib.suppress(ConnectionClosed, OSError):
+            ws.close(reason=code, message=reason)
+    hang_up(ws.sock)
+    ws.thread.join(READER_EXIT_SECONDS)

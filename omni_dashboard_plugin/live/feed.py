@@ -52,7 +52,9 @@ class LiveFeed:
             with self._lock:
                 if self._pid != os.getpid():
                     s = self.settings
-                    hub = Hub(s.replay_size, s.queue_size, s.max_clients, self.meter)
+                    hub = Hub(
+                        s.replay_size, s.queue_size, s.max_clients, self.meter, bool(s.nats_url)
+                    )
                     bridge = None
                     if s.nats_url:
                         # nats-py (the [live] extra; config checked it is installed)
@@ -91,8 +93,16 @@ class LiveFeed:
         data = json.dumps(message).encode()
         asyncio.run_coroutine_threadsafe(client.publish(subject, data), loop).result(5)
 
+    def end_streams(self) -> None:
+        """End this process's open streams cleanly and refuse new ones (503): call it when
+        the server begins a graceful stop or reload, so that clients reconnect to the
+        processes that stay, resuming from their last id, while this one drains."""
+        if self._pid == os.getpid() and self._hub is not None:
+            self._hub.end_streams()
+
     def stop(self) -> None:
-        """Stop this process's bridge and writer (tests and shutdown)."""
+        """End the streams, then stop this process's bridge and writer (tests and shutdown)."""
+        self.end_streams()
         with self._lock:
             if self._pid == os.getpid():
                 if self._bridge is not None:

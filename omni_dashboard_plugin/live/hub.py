@@ -66,11 +66,16 @@ class Item:
     id: str
     data: dict
     final: bool = False
-    text: str = ""
+    text: str | None = None
 
     def sse(self) -> str:
         """The item as SSE text."""
-        return self.text or sse_frame(self.name, self.id, self.data)
+        return self.text if self.text is not None else sse_frame(self.name, self.id, self.data)
+
+
+# The server is stopping: the stream ends here, cleanly, with nothing more written (an SSE
+# body's last chunk; a WebSocket's close). Clients reconnect and resume from their last id.
+END = Item("end", "", {}, final=True, text="")
 
 
 @dataclass(eq=False)
@@ -106,23 +111,33 @@ class Opening:
 
 
 class Hub:
-    """The process's fan-out point."""
+    """The process's fan-out point.
+
+    ``nats_connected`` is None without a NATS bridge (``nats``), else False until the bridge
+    first connects.
+    """
 
     def __init__(
-        self, replay_size: int, queue_size: int, max_clients: int, meter: FeedMeter | None = None
+        self,
+        replay_size: int,
+        queue_size: int,
+        max_clients: int,
+        meter: FeedMeter | None = None,
+        nats: bool = False,
     ):
         self.queue_size = queue_size
         self.meter = meter or FeedMeter()
         self.max_clients = max_clients
         self.epoch = "@" + uuid.uuid4().hex[:12]
         self.mode = BUFFER
-        self.nats_connected: bool | None = None
+        self.nats_connected: bool | None = False if nats else None
         self.counters: Counter = Counter()
         self._lock = threading.Lock()
         self._cursor: ids.Cursor = {self.epoch: 0}
         self._buffer: deque = deque(maxlen=replay_size)
         self._subscribers: list[Subscription] = []
         self._listeners: list[Callable[[], None]] = []
+        self._ending = False
         self.replayer: Callable | None = None
         self._gap_after = -1  # buffer mode: events after this sequence may be missing
 
@@ -258,14 +273,24 @@ class Hub:
         with self._lock:
             return len(self._subscribers)
 
+    def end_streams(self) -> None:
+        """End every stream now with :data:`END`, and take no new ones (the server stops)."""
+        with self._lock:
+            self._ending = True
+            ended, self._subscribers = self._subscribers, []
+            for sub in ended:  # no longer subscribed: nothing follows END
+                sub.queue.put(END)
+            self.meter.clients(0)
+        self._notify()
+
     def subscribe(self, filters: Filters, after: str | None) -> Opening | None:
-        """Register a client; ``None`` when the process is at its client cap.
+        """Register a client; ``None`` when the process is at its client cap or stopping.
 
         ``after`` is the id the client last saw (Last-Event-ID): the start holds every
         missed event, or a reset when they can no longer be replayed.
         """
         with self._lock:
-            if len(self._subscribers) >= self.max_clients:
+            if self._ending or len(self._subscribers) >= self.max_clients:
                 return None
             sub = Subscription(filters, dict(self._cursor), Mailbox())
             sub.last_id = sub.current_id()

@@ -15,6 +15,7 @@ class Mailbox:
         self._items: deque = deque()
         self._ready = threading.Condition(threading.Lock())
         self._sleeping = False
+        self._woken = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -26,16 +27,23 @@ class Mailbox:
             with self._ready:
                 self._ready.notify()
 
+    def wake(self) -> None:
+        """End the reader's wait now, or its next one, even with nothing to take (its
+        connection closed, say)."""
+        with self._ready:
+            self._woken = True
+            self._ready.notify()
+
     def take(self, timeout: float, limit: int) -> list:
-        """Up to ``limit`` items, waiting up to ``timeout`` seconds for the first."""
+        """Up to ``limit`` items, waiting up to ``timeout`` seconds for the first (or a wake)."""
         if not self._items:
             with self._ready:
                 self._sleeping = True
                 try:
-                    if not self._items:
+                    if not self._items and not self._woken:
                         self._ready.wait(timeout)
                 finally:
-                    self._sleeping = False
+                    self._sleeping = self._woken = False
         items = []
         popleft = self._items.popleft
         while self._items and len(items) < limit:

@@ -47,15 +47,23 @@ def frame(data: bytes, framing: str) -> bytes:
     return data
 
 
-def bound_sends(sock: socket.socket, seconds: float) -> None:
-    """Make a blocking send on ``sock`` fail after ``seconds`` without progress (SO_SNDTIMEO).
+def bound_stalls(sock: socket.socket, seconds: float) -> None:
+    """Put a deadline on the client's progress on ``sock``; 0 lifts it.
 
-    Reads are not affected, so a WebSocket's reader thread keeps waiting for the peer.
+    The kernel drops the connection when what it sent stays unacknowledged, or the client's
+    receive window stays closed, for ``seconds`` (``TCP_USER_TIMEOUT``, Linux), however much
+    the send buffer still holds: a client that stops reading is dropped once its own receive
+    buffer is full, not once the server's is too. A blocking send fails after ``seconds``
+    without progress as well (``SO_SNDTIMEO``). Reads are not affected, so a WebSocket's
+    reader thread keeps waiting for the peer.
     """
     whole = int(seconds)
     value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(seconds * 1000))
 
 
 def hang_up(sock: socket.socket) -> None:

@@ -4,7 +4,7 @@ import threading
 import time
 
 from .hub import Hub, Item, Opening
-from .sockets import body_framing, bound_sends, hang_up, raw_socket
+from .sockets import body_framing, bound_stalls, hang_up, raw_socket
 
 HEARTBEAT = ": heartbeat\n"  # a comment line alone: no block, so no parser dispatches it
 BATCH = 256
@@ -57,7 +57,7 @@ class SseBody:
         settings, sock = self.settings, raw_socket(self.environ)
         framing = body_framing(self.environ)
         if sock is not None:  # no write of the server's may block longer either
-            bound_sends(sock, settings.send_timeout)
+            bound_stalls(sock, settings.send_timeout)
             self._bounded = sock
         yield opening_text(self.hub, self.start, settings.retry_ms).encode()
         if self.writer is not None and framing is not None:
@@ -83,11 +83,12 @@ class SseBody:
             if not items and ends is not None and time.monotonic() >= ends:
                 return
             text = "".join(item.sse() for item in items) if items else HEARTBEAT
-            with self._lock:
-                self._writing = True
-            yield text.encode()
-            with self._lock:
-                self._writing = False
+            if text:  # not when the server ends the stream (END)
+                with self._lock:
+                    self._writing = True
+                yield text.encode()
+                with self._lock:
+                    self._writing = False
             if items and items[-1].final:
                 return
 
@@ -101,4 +102,4 @@ class SseBody:
         """Forget the subscription (the server calls this when the response ends)."""
         self.hub.unsubscribe(self.start.subscription)
         if self._bounded is not None:  # the connection may serve further requests
-            bound_sends(self._bounded, 0)
+            bound_stalls(self._bounded, 0)

@@ -5,10 +5,13 @@ wake-ups and the GIL cost more than the writes (about 40 µs per delivery). Here
 wakes this thread once per event and it writes each client's frames with non-blocking
 sends, framed the way the WSGI server framed the response it began (``sockets.py``).
 
-A client whose socket takes nothing for ``send_timeout`` seconds, or whose mailbox
-overflows while its socket is full, is hung up on at once. A stream that ends on its own
-(its lifetime, or an ``overflow`` notice that was written) hands the socket back to the
-server, which ends the response (the last chunk) and may keep the connection alive.
+A client that keeps bytes waiting here for ``send_timeout`` seconds (partial sends do not
+restart the clock), or whose mailbox overflows while its socket is full, is hung up on at
+once; the kernel drops one whose receive window stays closed that long
+(``sockets.bound_stalls``), however much the send buffer could still take. A stream that
+ends on its own (its lifetime, an ``overflow`` notice that was written, or the server's
+:data:`~.hub.END`) hands the socket back to the server, which ends the response (the last
+chunk) and may keep the connection alive.
 """
 
 import contextlib
@@ -34,7 +37,7 @@ class Stream:
     ends: float | None
     pending: bytes = b""
     last_write: float = field(default_factory=time.monotonic)
-    stalled_since: float | None = None
+    stalled_since: float | None = None  # since when bytes have been waiting in ``pending``
     closing: bool = False
     watch_reads: bool = True
     clean: bool = False
@@ -144,8 +147,8 @@ class SocketWriter:
 
     def _service(self, stream: Stream, now: float) -> None:
         if stream.pending:
-            # The socket is full: an overflowed client, or one that took nothing for the
-            # send timeout, is hung up on; otherwise wait for it to drain.
+            # The socket is full: an overflowed client, or one that has kept bytes waiting
+            # for the send timeout, is hung up on; otherwise wait for it to drain.
             if stream.start.subscription.closed or now - stream.stalled_since >= self.send_timeout:
                 self._close(stream, clean=False)
             return
@@ -158,7 +161,8 @@ class SocketWriter:
             if final is not None:
                 items, stream.closing = items[: final + 1], True
             text = "".join(item.sse() for item in items)
-            self._send(stream, frame(text.encode(), stream.framing))
+            if text:  # not when the server ends the stream (END)
+                self._send(stream, frame(text.encode(), stream.framing))
         elif now - stream.last_write >= self.heartbeat:
             self._send(stream, frame(HEARTBEAT.encode(), stream.framing))
         if stream.closing and not stream.pending and stream in self._streams:
@@ -177,7 +181,7 @@ class SocketWriter:
         stream.pending = data[sent:]
         if not stream.pending:
             stream.stalled_since = None
-        elif sent or stream.stalled_since is None:
+        elif stream.stalled_since is None:  # a partial send is no catching up
             stream.stalled_since = now
         self._watch(stream)
 
