@@ -96,14 +96,14 @@ def publish(url: str, messages, raw=(), pace: float = 0.0) -> None:
     outside_any_loop(run)
 
 
-def outside_any_loop(coroutine_function) -> None:
+def outside_any_loop(coroutine_function):
     """Run ``coroutine_function()`` to completion in a thread of its own (the caller's may
-    run an event loop already, e.g. Playwright's)."""
-    errors = []
+    run an event loop already, e.g. Playwright's); its result."""
+    result, errors = [], []
 
     def target():
         try:
-            asyncio.run(coroutine_function())
+            result.append(asyncio.run(coroutine_function()))
         except BaseException as exc:  # re-raised in the caller
             errors.append(exc)
 
@@ -112,6 +112,7 @@ def outside_any_loop(coroutine_function) -> None:
     thread.join()
     if errors:
         raise errors[0]
+    return result[0]
 
 
 def add_streams(url: str) -> None:
