@@ -14,7 +14,17 @@ from sqlalchemy import create_engine, text
 from .conftest import IN_CI
 from .live_support import free_port
 
-PG_BIN = Path(os.environ.get("OMNI_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _server_programs() -> Path:
+    """Where initdb and pg_basebackup are: OMNI_TEST_PG_BIN, else the newest of Debian's
+    /usr/lib/postgresql/<version>/bin."""
+    if os.environ.get("OMNI_TEST_PG_BIN"):
+        return Path(os.environ["OMNI_TEST_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _server_programs()
 DATABASE = "omni"
 
 
