@@ -7,6 +7,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import nats
@@ -31,6 +32,7 @@ class NatsCluster:
         self.store = store
         self.client_ports = [free_port() for _ in range(size)]
         self.route_ports = [free_port() for _ in range(size)]
+        self.monitor_ports = [free_port() for _ in range(size)]
         self.processes: list[subprocess.Popen | None] = [None] * size
 
     @property
@@ -54,6 +56,7 @@ class NatsCluster:
             command = [
                 str(NATS_BINARY),
                 *("-a", "127.0.0.1", "-p", str(port), "--server_name", self.name(index)),
+                *("-m", str(self.monitor_ports[index])),
                 *("-js", "-sd", str(self.store / self.name(index))),
                 *("--cluster_name", "omni", "--routes", routes),
                 *("--cluster", f"nats://127.0.0.1:{self.route_ports[index]}"),
@@ -62,24 +65,27 @@ class NatsCluster:
                 self.processes[index] = subprocess.Popen(command, stdout=log, stderr=log)
         for port in self.client_ports:
             wait_for_port(port)
-        outside_any_loop(self._until_jetstream_ready)
+        self._until_jetstream_ready()
         return self
 
-    async def _until_jetstream_ready(self, timeout: float = 30.0) -> None:
-        """Wait until the cluster's JetStream has a meta leader (it answers account info)."""
-        client = await nats.connect(servers=self.urls, error_cb=_quiet)
+    def _meta_group(self, index: int) -> dict:
+        """Node ``index``'s view of JetStream's meta group (its monitoring port)."""
+        url = f"http://127.0.0.1:{self.monitor_ports[index]}/jsz"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.load(response)["meta_cluster"]
+
+    def _until_jetstream_ready(self, timeout: float = 30.0) -> None:
+        """Wait until JetStream's meta group has a leader that every other node follows
+        (before that, a stream of three replicas finds no peers to be placed on)."""
         deadline = time.monotonic() + timeout
-        try:
-            while True:
-                try:
-                    await client.jetstream().account_info()
+        while True:
+            leader = self._meta_group(0).get("leader")
+            if leader:
+                followers = self._meta_group(self.index_of(leader)).get("replicas") or []
+                if sum(peer["current"] for peer in followers) == len(self.urls) - 1:
                     return
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.1)
-        finally:
-            await client.close()
+            assert time.monotonic() < deadline, "JetStream's meta group never formed"
+            time.sleep(0.1)
 
     def kill(self, index: int) -> None:
         """kill -9 node ``index``."""
@@ -107,6 +113,28 @@ class NatsCluster:
 
         return outside_any_loop(info)
 
+    def meta_leader(self) -> str:
+        """The name of JetStream's meta leader (as a live node sees it)."""
+        index = next(i for i, process in enumerate(self.processes) if process is not None)
+        return self._meta_group(index)["leader"]
+
+    def move_stream_leader(self, stream: str, to: str, timeout: float = 30.0) -> None:
+        """Make node ``to`` the leader of ``stream`` (a stepdown preferring it)."""
+        request = json.dumps({"placement": {"preferred": to}}).encode()
+
+        async def step_down():
+            client = await nats.connect(servers=self.urls, error_cb=_quiet)
+            try:
+                await client.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", request, 5)
+            finally:
+                await client.close()
+
+        deadline = time.monotonic() + timeout
+        while self.stream_info(stream).cluster.leader != to:
+            assert time.monotonic() < deadline, f"{stream}'s leader did not move to {to}"
+            outside_any_loop(step_down)
+            time.sleep(0.5)
+
     def wait_for_replicas(self, stream: str, replicas: int, timeout: float = 30.0) -> None:
         """Wait until ``stream`` has a leader and ``replicas - 1`` current followers (a
         stream whose replicas are still catching up would not outlive its leader)."""
@@ -127,12 +155,14 @@ async def _quiet(_exc) -> None:
 class StoredPublisher:
     """Publishes numbered Omni events through JetStream every ``interval`` seconds, each
     retried (with its message id, so that JetStream stores it once) until the stream
-    acknowledges it: ``stored`` lists (number, monotonic time of the ack) in order."""
+    acknowledges it: ``stored`` lists (number, monotonic time of the ack) in order, and
+    ``sent`` the monotonic time of each number's first try."""
 
     def __init__(self, servers: list[str], interval: float = 0.02):
         self.servers = servers
         self.interval = interval
         self.stored: list[tuple[int, float]] = []
+        self.sent: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
@@ -154,6 +184,7 @@ class StoredPublisher:
         while not self._stop.is_set():
             message = omni_message("message.received", n=n)
             data = json.dumps(message).encode()
+            self.sent[n] = time.monotonic()
             while True:
                 try:
                     await js.publish(

@@ -94,6 +94,8 @@ def serve(tmp_path, name: str, nats_url: str) -> Served:
     )
     served = Served(app)
     served.app = app
+    live = app.extensions["omni_dashboard"].live
+    wait_until(lambda: live.hub().mode == "jetstream", 30, "the bridge to find its stream")
     return served
 
 

@@ -43,10 +43,11 @@ RETRY_ERRORS = (TimeoutError, OSError, NatsError)
 # is given up after this many pings unanswered, one every PING_SECONDS.
 PING_SECONDS = 5
 PINGS_UNANSWERED = 2
-# After a reconnect, and while replaying, JetStream requests are given this long and
-# retried at most this far apart: a cluster that lost a node answers again once it elected
+# After a reconnect, and while replaying, a JetStream request is given RESUME_TIMEOUT and
+# tried again RETRY_PAUSE later: a cluster that lost a node answers again once it elected
 # new leaders (nats-server waits 4 to 9 s before it does).
-RESUME_TIMEOUT = 1.0
+RESUME_TIMEOUT = 0.5
+RETRY_PAUSE = 0.1
 REPLAY_SECONDS = 25  # how long a replay keeps trying (a request thread waits for it)
 
 
@@ -240,33 +241,67 @@ class NatsBridge:
         """After a reconnect: new consumers from the hub's cursor, at once.
 
         (An ordered consumer would notice a restarted server only after two missed
-        heartbeats, about 10 s.) Events the streams no longer hold end in ``reset``.
+        heartbeats, about 10 s.) Events the streams no longer hold end in ``reset``. While
+        the consumers cannot be created (a cluster whose meta leader died elects another
+        first), the events are read one by one meanwhile (:meth:`_read_one_by_one`).
         """
-        delay = 0.1
-        while not self._stop.is_set():
-            try:
-                old, self._consumers = self._consumers, []
-                for sub in old:
-                    with contextlib.suppress(*RETRY_ERRORS):
-                        await sub.unsubscribe()
-                js = self.client.jetstream(timeout=RESUME_TIMEOUT)
-                cursor = self.hub.cursor()
-                state = {name: (await js.stream_info(name)).state for name in cursor}
-                lost = [
-                    name
-                    for name, s in state.items()
-                    if s.last_seq < cursor[name] or s.first_seq > cursor[name] + 1
-                ]
-                if lost:
-                    cursor = {name: s.last_seq for name, s in state.items()}
-                    self.hub.use_jetstream(cursor, reset=f"events of {', '.join(lost)} were lost")
-                await self._consume(js, cursor)
-                self.hub.set_nats_connected(True)
-                return
-            except RETRY_ERRORS as exc:
-                log.warning("resubscribing to JetStream failed (%s); retrying", exc)
-                await self._sleep(delay)
-                delay = min(delay * 2, RESUME_TIMEOUT)
+        meanwhile = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    old, self._consumers = self._consumers, []
+                    for sub in old:
+                        with contextlib.suppress(*RETRY_ERRORS):
+                            await sub.unsubscribe()
+                    js = self.client.jetstream(timeout=RESUME_TIMEOUT)
+                    cursor = self.hub.cursor()
+                    state = {name: (await js.stream_info(name)).state for name in cursor}
+                    lost = [
+                        name
+                        for name, s in state.items()
+                        if s.last_seq < cursor[name] or s.first_seq > cursor[name] + 1
+                    ]
+                    if lost:
+                        cursor = {name: s.last_seq for name, s in state.items()}
+                        reason = f"events of {', '.join(lost)} were lost"
+                        self.hub.use_jetstream(cursor, reset=reason)
+                    if meanwhile is None:
+                        meanwhile = asyncio.get_running_loop().create_task(
+                            self._read_one_by_one(js)
+                        )
+                    await self._consume(js, self.hub.cursor())
+                    self.hub.set_nats_connected(True)
+                    return
+                except RETRY_ERRORS as exc:
+                    log.warning("resubscribing to JetStream failed (%s); retrying", exc)
+                    await self._sleep(RETRY_PAUSE)
+        finally:
+            if meanwhile is not None:
+                meanwhile.cancel()
+
+    async def _read_one_by_one(self, js) -> None:
+        """Publish each stream's next message on the bridge's subjects, one request each
+        (JetStream's Msg Get, which the stream's leader answers alone), until cancelled.
+
+        The consumers created meanwhile start at most where this got to: what they
+        deliver again, the hub drops (its sequence is not past the hub's cursor).
+        """
+        read: dict[str, int] = {}
+        while True:
+            found = False
+            for name, subjects in self._subjects_by_stream().items():
+                after = max(read.get(name, 0), self.hub.cursor().get(name, 0))
+                candidates = []
+                for subject in subjects:
+                    with contextlib.suppress(NotFoundError, *RETRY_ERRORS):
+                        candidates.append(await js.get_msg(name, after + 1, subject, next=True))
+                if candidates:
+                    msg = min(candidates, key=lambda m: m.seq)
+                    read[name] = msg.seq
+                    self._publish(msg.subject, msg.data, name, msg.seq)
+                    found = True
+            if not found:
+                await asyncio.sleep(RETRY_PAUSE)
 
     def _publish(self, subject, data, stream=None, seq=None) -> None:
         try:
@@ -320,7 +355,7 @@ class NatsBridge:
                 if loop.time() > gives_up:
                     raise
                 log.info("replaying from JetStream failed (%s); retrying", exc)
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(RETRY_PAUSE)
 
     async def _read_missed(self, js, cursor: dict[str, int]) -> list[tuple]:
         found = []
