@@ -2,6 +2,8 @@
 
     python -m bench.failover --trials 3 --write
 
+(with the ``test`` extra installed: it runs the tests' nats-server and cluster helpers)
+
 Each trial starts a three-node NATS cluster (routes, JetStream; tests/cluster_support.py),
 one example-host process (werkzeug, in this process) whose bridge connects to one node and
 creates the plugin's stream at three replicas, and one SSE client; a publisher stores an

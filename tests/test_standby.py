@@ -110,8 +110,9 @@ def test_a_standby_answers_as_the_primary_writes_nothing_and_shows_its_lag(pair)
     standby_rollups.wait(30)  # ... which looked, and wrote nothing
     with pytest.raises(ReadOnlyDatabase, match="primary"):
         standby_rollups.refresh()
-    refused = flask(pair.standby.url, "refresh")
-    assert refused.returncode != 0 and "primary" in refused.stderr, refused.stderr
+    for command in ("refresh", "install"):
+        refused = flask(pair.standby.url, command)
+        assert refused.returncode != 0 and "primary" in refused.stderr, refused.stderr
     assert pair.standby_complaints() == []
 
     # Replay paused: the primary takes events and rolls them up; the standby lags, and
