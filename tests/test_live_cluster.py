@@ -15,13 +15,12 @@ import pytest
 import requests
 from nats.js.api import StreamConfig
 
+from omni_dashboard_plugin.config import ConfigError, StreamSettings
 from omni_dashboard_plugin.live.bridge import FEED_STREAM
 
 from .cluster_support import NatsCluster, StoredPublisher
 from .conftest import API_KEY, build_app
 from .live_support import Served, outside_any_loop
-
-pytestmark = pytest.mark.slow
 
 STREAM = "/api/v2/events/stream"
 
@@ -104,6 +103,33 @@ def connected_node(served: Served, cluster: NatsCluster) -> int:
     return cluster.client_ports.index(bridge.client.connected_url.port)
 
 
+def test_a_comma_list_of_servers_is_read_as_the_cluster_s_servers():
+    stream = StreamSettings.from_mapping(
+        {
+            "OMNI_NATS_URL": " nats://n1:4222, nats://n2:4222 ,nats://n3:4222",
+            "OMNI_DASHBOARD_STREAM_REPLICAS": "3",
+        }
+    )
+    assert stream.nats_servers == ["nats://n1:4222", "nats://n2:4222", "nats://n3:4222"]
+    assert stream.replicas == 3
+    assert StreamSettings.from_mapping({}).nats_servers == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("OMNI_NATS_URL", "nats://n1:4222,http://n2:4222"),
+        ("OMNI_NATS_URL", ",,"),
+        ("OMNI_DASHBOARD_STREAM_REPLICAS", "6"),
+        ("OMNI_DASHBOARD_STREAM_REPLICAS", "0"),
+    ],
+)
+def test_a_bad_server_list_or_replica_count_stops_start_up(key, value):
+    with pytest.raises(ConfigError, match=key):
+        StreamSettings.from_mapping({key: value})
+
+
+@pytest.mark.slow
 def test_killing_the_apps_nats_node_loses_and_repeats_nothing(cluster, tmp_path):
     feed_stream(cluster.urls, replicas=1)
     # One app is given the three servers; the other only the node that will die, so that
