@@ -46,7 +46,7 @@ PINGS_UNANSWERED = 2
 # After a reconnect, and while replaying, a JetStream request is given RESUME_TIMEOUT and
 # tried again RETRY_PAUSE later: a cluster that lost a node answers again once it elected
 # new leaders (nats-server waits 4 to 9 s before it does).
-RESUME_TIMEOUT = 0.5
+RESUME_TIMEOUT = 1.0
 RETRY_PAUSE = 0.1
 REPLAY_SECONDS = 25  # how long a replay keeps trying (a request thread waits for it)
 

@@ -34,11 +34,11 @@ def replay_lag(connection) -> float | None:
         select(
             func.pg_is_in_recovery(type_=Boolean),
             func.pg_last_wal_receive_lsn() == func.pg_last_wal_replay_lsn(),
-            func.greatest(seconds, 0).cast(Float),
+            seconds.cast(Float),
         )
     ).one()
     if not recovering:
         return None
     if caught_up:
         return 0.0
-    return float("nan") if behind is None else behind
+    return float("nan") if behind is None else max(0.0, behind)
