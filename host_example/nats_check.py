@@ -10,6 +10,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from omni_dashboard_plugin.config import nats_servers
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -27,7 +29,7 @@ async def _ping(url: str, timeout: float) -> None:
         return None
 
     client = await nats.connect(
-        url,
+        servers=nats_servers(url),  # one server, or a cluster's: any one of them answering
         connect_timeout=timeout,
         allow_reconnect=False,
         max_reconnect_attempts=0,
@@ -40,7 +42,8 @@ async def _ping(url: str, timeout: float) -> None:
 
 
 def ping(url: str, timeout: float = 1.0) -> Probe:
-    """Connect to ``url`` and PING it, within ``timeout`` seconds."""
+    """Connect to ``url`` (a server, or a comma list of a cluster's) and PING it, within
+    ``timeout`` seconds."""
     began = time.monotonic()
     try:
         asyncio.run(asyncio.wait_for(_ping(url, timeout), timeout * 2))

@@ -124,13 +124,22 @@ def installed(module: str) -> bool:
     return True
 
 
+def nats_servers(value) -> list[str]:
+    """The server URLs of an ``OMNI_NATS_URL`` value: one URL or a comma list of them (a
+    cluster's seed servers)."""
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
 def parse_nats_url(value, key: str) -> str | None:
-    """A NATS URL, or ``None`` (unset or empty: the in-process bus)."""
+    """A NATS URL or a comma list of them, or ``None`` (unset or empty: the in-process bus)."""
     if value is None or not str(value).strip():
         return None
-    if not str(value).startswith(("nats://", "tls://", "ws://", "wss://")):
+    servers = nats_servers(value)
+    bad = [url for url in servers if not url.startswith(("nats://", "tls://", "ws://", "wss://"))]
+    if bad or not servers:
         raise ConfigError(
-            f"{key}={value!r} is not a NATS URL; use e.g. nats://127.0.0.1:4222 "
+            f"{key}={value!r} is not a NATS URL or a comma list of them; use e.g. "
+            "nats://127.0.0.1:4222 (a cluster: nats://n1:4222,nats://n2:4222,nats://n3:4222) "
             "or leave it unset for the in-process bus"
         )
     if not installed("nats"):
@@ -138,7 +147,7 @@ def parse_nats_url(value, key: str) -> str | None:
             f"{key} is set, but nats-py is not installed: "
             "pip install 'omni-dashboard-plugin[live]', or leave it unset for the in-process bus"
         )
-    return value
+    return ",".join(servers)
 
 
 @dataclass(frozen=True)
@@ -227,7 +236,11 @@ SETTINGS = (
         "OMNI_NATS_URL",
         None,
         parse_nats_url,
-        "NATS server of the feed (`nats://host:4222`); unset: the in-process bus",
+        (
+            "NATS server of the feed (`nats://host:4222`), or a comma list of a cluster's servers "
+            "(the bridge fails over between them and the servers the cluster announces; see "
+            "[deployment](deployment.md)); unset: the in-process bus"
+        ),
         shown="unset",
     ),
     Setting(
@@ -282,6 +295,16 @@ SETTINGS = (
             "`use`: JetStream mode when existing streams capture every subject, else buffer mode; "
             "`create`: also create `OMNI_DASHBOARD_FEED` (file storage, 24 h, at most 1 GiB) for "
             "subjects no stream captures; `off`: buffer mode"
+        ),
+    ),
+    Setting(
+        "OMNI_DASHBOARD_STREAM_REPLICAS",
+        1,
+        whole(1, 5),
+        (
+            "with `OMNI_DASHBOARD_STREAM_JETSTREAM=create`: replicas of `OMNI_DASHBOARD_FEED` "
+            "(1 to 5; 3 on a three-node cluster, so that the stream outlives a node), set when the "
+            "plugin creates it and brought to this number when it exists with another"
         ),
     ),
     Setting(
@@ -435,6 +458,12 @@ class StreamSettings(_ReadByTable):
     writer: str = setting("OMNI_DASHBOARD_STREAM_WRITER")
     send_timeout: int = setting("OMNI_DASHBOARD_STREAM_SEND_TIMEOUT")
     jetstream: str = setting("OMNI_DASHBOARD_STREAM_JETSTREAM")
+    replicas: int = setting("OMNI_DASHBOARD_STREAM_REPLICAS")
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """The servers of ``OMNI_NATS_URL`` (empty when unset)."""
+        return nats_servers(self.nats_url) if self.nats_url else []
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The documented deployment, run for real: the gunicorn command and the nginx site of
-docs/live-feed.md, taken from the document itself so that what it says is what is tested."""
+docs/live-feed.md (with docs/deployment.md's upstream of several app nodes), taken from the
+documents themselves so that what they say is what is tested."""
 
 import os
 import re
@@ -17,15 +18,28 @@ from .live_support import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE_FEED_DOC = ROOT / "docs" / "live-feed.md"
+DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
 DOC_UPSTREAM = "127.0.0.1:8000"
+UPSTREAM_BLOCK = re.compile(r"upstream omni_api \{.*?\}\n", re.S)
 
 
-def documented_block(language: str) -> str:
-    """The first fenced ``language`` block of docs/live-feed.md."""
-    text = LIVE_FEED_DOC.read_text()
+def documented_block(language: str, doc: Path = LIVE_FEED_DOC) -> str:
+    """The first fenced ``language`` block of ``doc`` (docs/live-feed.md)."""
+    text = doc.read_text()
     match = re.search(rf"```{language}\n(.*?)```", text, re.S)
-    assert match, f"docs/live-feed.md has no {language} block"
+    assert match, f"docs/{doc.name} has no {language} block"
     return match.group(1)
+
+
+def nodes_site(ports: list[int]) -> str:
+    """docs/live-feed.md's nginx site with docs/deployment.md's upstream of app nodes, whose
+    documented addresses are replaced, in order, by ``ports`` on loopback."""
+    upstream = UPSTREAM_BLOCK.search(documented_block("nginx", DEPLOYMENT_DOC)).group(0)
+    addresses = re.findall(r"server (\S+);", upstream)
+    assert len(addresses) == len(ports), upstream
+    for address, port in zip(addresses, ports, strict=True):
+        upstream = upstream.replace(f"server {address};", f"server 127.0.0.1:{port};")
+    return UPSTREAM_BLOCK.sub(lambda _: upstream, documented_block("nginx"), count=1)
 
 
 def gunicorn_command() -> list[str]:
@@ -69,6 +83,14 @@ class Gunicorn:
         wait_for_port(self.port, timeout=30)
         return self
 
+    def kill(self) -> None:
+        """kill -9 the master and its workers at once: a node that dies."""
+        pids = [self.process.pid, *children(self.process.pid)]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        self.process.wait(10)
+        self.process = None
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -78,6 +100,19 @@ class Gunicorn:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
+
+
+def children(pid: int) -> list[int]:
+    """The ids of the processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it exited meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def nginx_binary() -> str:
@@ -90,14 +125,21 @@ def nginx_binary() -> str:
 
 
 class Nginx:
-    """nginx with the documented site in front of ``upstream_port``, on a free port."""
+    """nginx with the documented site in front of ``upstream_port`` (or the given
+    ``site``), on a free port."""
 
-    def __init__(self, tmp_path: Path, upstream_port: int, worker_connections: int = 256):
+    def __init__(
+        self,
+        tmp_path: Path,
+        upstream_port: int | None = None,
+        site: str | None = None,
+        worker_connections: int = 256,
+    ):
         self.port = free_port()
         self.prefix = tmp_path / f"nginx-{self.port}"
         self.prefix.mkdir()
-        site = documented_block("nginx")
-        site = site.replace(DOC_UPSTREAM, f"127.0.0.1:{upstream_port}")
+        if site is None:
+            site = documented_block("nginx").replace(DOC_UPSTREAM, f"127.0.0.1:{upstream_port}")
         site = re.sub(r"listen\s+80\b", f"listen 127.0.0.1:{self.port}", site)
         temp = self.prefix / "temp"
         temp.mkdir()

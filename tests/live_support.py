@@ -96,14 +96,14 @@ def publish(url: str, messages, raw=(), pace: float = 0.0) -> None:
     outside_any_loop(run)
 
 
-def outside_any_loop(coroutine_function) -> None:
+def outside_any_loop(coroutine_function):
     """Run ``coroutine_function()`` to completion in a thread of its own (the caller's may
-    run an event loop already, e.g. Playwright's)."""
-    errors = []
+    run an event loop already, e.g. Playwright's); its result."""
+    result, errors = [], []
 
     def target():
         try:
-            asyncio.run(coroutine_function())
+            result.append(asyncio.run(coroutine_function()))
         except BaseException as exc:  # re-raised in the caller
             errors.append(exc)
 
@@ -112,6 +112,7 @@ def outside_any_loop(coroutine_function) -> None:
     thread.join()
     if errors:
         raise errors[0]
+    return result[0]
 
 
 def add_streams(url: str) -> None:
@@ -222,6 +223,24 @@ class HangUp:
         self.sock.close()
 
 
+def open_sse(port: int, path: str, key=None, headers=None):
+    """Open an SSE request to ``port`` on loopback: (status, SseReader or error JSON, a
+    HangUp that closes the connection for real)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    all_headers = {"Accept": "text/event-stream", **(headers or {})}
+    if key:
+        all_headers["x-api-key"] = key
+    conn.connect()
+    hangup = HangUp(conn.sock)
+    conn.request("GET", path, headers=all_headers)
+    response = conn.getresponse()
+    if response.status != 200:
+        return response.status, json.loads(response.read() or b"null"), hangup
+    return 200, SseReader(iter(lambda: response.read1(65536), b"")), hangup
+
+
 class Served:
     """An app served over real HTTP by werkzeug's threaded server, in a thread."""
 
@@ -235,19 +254,7 @@ class Served:
 
     def stream(self, path, key=None, headers=None):
         """Open an SSE request: (status, SseReader or error JSON, connection)."""
-        import http.client
-
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        all_headers = {"Accept": "text/event-stream", **(headers or {})}
-        if key:
-            all_headers["x-api-key"] = key
-        conn.connect()
-        hangup = HangUp(conn.sock)
-        conn.request("GET", path, headers=all_headers)
-        response = conn.getresponse()
-        if response.status != 200:
-            return response.status, json.loads(response.read() or b"null"), hangup
-        return 200, SseReader(iter(lambda: response.read1(65536), b"")), hangup
+        return open_sse(self.port, path, key, headers)
 
     def close(self):
         self.server.shutdown()

@@ -5,6 +5,10 @@ When every configured subject is captured by a JetStream stream (or the bridge m
 one: OMNI_DASHBOARD_STREAM_JETSTREAM=create), it consumes through one ordered consumer per
 stream and ids are stream sequences, so a client can resume on any process; otherwise it
 uses core subscriptions and the hub's replay buffer.
+
+Given a cluster's servers, it connects to one of them and, when that one goes, to another
+(those it was given, and those the cluster announces), then resumes from the last sequence
+it delivered.
 """
 
 import asyncio
@@ -35,15 +39,37 @@ FEED_MAX_AGE = 24 * 3600  # seconds a created stream keeps events
 FEED_MAX_BYTES = 1 << 30
 REPLAY_BATCH = 256
 RETRY_ERRORS = (TimeoutError, OSError, NatsError)
+# A server that stops answering without closing the connection (a host down, a partition)
+# is given up after this many pings unanswered, one every PING_SECONDS.
+PING_SECONDS = 5
+PINGS_UNANSWERED = 2
+# After a reconnect, and while replaying, a JetStream request is given RESUME_TIMEOUT and
+# tried again RETRY_PAUSE later: a cluster that lost a node answers again once it elected
+# new leaders (nats-server waits 4 to 9 s before it does).
+RESUME_TIMEOUT = 1.0
+RETRY_PAUSE = 0.1
+REPLAY_SECONDS = 25  # how long a replay keeps trying (a request thread waits for it)
 
 
 class NatsBridge:
-    """Subscribes ``subjects`` on ``url`` and publishes what arrives into ``hub``."""
+    """Subscribes ``subjects`` on the NATS ``servers`` (a list, or a comma list of URLs:
+    one server, or a cluster's) and publishes what arrives into ``hub``. ``replicas`` is
+    the replica count of the stream it creates (``jetstream="create"``)."""
 
     def __init__(
-        self, url: str, subjects: list[str], hub: Hub, replay_limit: int, jetstream: str = "use"
+        self,
+        servers: str | list[str],
+        subjects: list[str],
+        hub: Hub,
+        replay_limit: int,
+        jetstream: str = "use",
+        replicas: int = 1,
     ):
-        self.url = url
+        if isinstance(servers, str):
+            servers = [url.strip() for url in servers.split(",") if url.strip()]
+        self.servers = list(servers)
+        self.url = ",".join(self.servers)
+        self.replicas = replicas
         self.subjects = subjects
         self.hub = hub
         self.replay_limit = replay_limit
@@ -113,10 +139,12 @@ class NatsBridge:
     async def _connect_and_subscribe(self) -> None:
         if self.client is None or self.client.is_closed:
             self.client = await nats.connect(
-                self.url,
+                servers=self.servers,
                 connect_timeout=2,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
+                ping_interval=PING_SECONDS,
+                max_outstanding_pings=PINGS_UNANSWERED,
                 disconnected_cb=self._disconnected,
                 reconnected_cb=self._reconnected,
                 error_cb=self._error,
@@ -131,7 +159,7 @@ class NatsBridge:
         self.streams = streams
         self.hub.replayer = self.replay
         self.hub.use_jetstream(last)
-        await self._consume(last)
+        await self._consume(js, last)
 
     async def _find_streams(self) -> dict[str, str]:
         """The JetStream stream of each subject; empty for buffer mode."""
@@ -147,7 +175,10 @@ class NatsBridge:
             except RETRY_ERRORS as exc:
                 log.info("no JetStream at %s (%s): the feed runs in buffer mode", self.url, exc)
                 return {}
-        if missing and self.jetstream == "create":
+        if missing and self.jetstream != "create":
+            log.info("no JetStream stream captures %s: buffer mode", ", ".join(missing))
+            return {}
+        if missing:
             await js.add_stream(
                 StreamConfig(
                     name=FEED_STREAM,
@@ -156,14 +187,32 @@ class NatsBridge:
                     max_bytes=FEED_MAX_BYTES,
                     storage=StorageType.FILE,
                     discard=DiscardPolicy.OLD,
+                    num_replicas=self.replicas,
                 )
             )
-            log.info("created JetStream stream %s for %s", FEED_STREAM, ", ".join(missing))
+            log.info(
+                "created JetStream stream %s for %s (%d replicas)",
+                FEED_STREAM,
+                ", ".join(missing),
+                self.replicas,
+            )
             streams.update(dict.fromkeys(missing, FEED_STREAM))
-        elif missing:
-            log.info("no JetStream stream captures %s: buffer mode", ", ".join(missing))
-            return {}
+        elif self.jetstream == "create" and FEED_STREAM in streams.values():
+            await self._keep_replicas(js)
         return streams
+
+    async def _keep_replicas(self, js) -> None:
+        """Bring the plugin's own stream to ``replicas`` (after a move to a cluster, say)."""
+        config = (await js.stream_info(FEED_STREAM)).config
+        if config.num_replicas != self.replicas:
+            log.info(
+                "JetStream stream %s: %s replicas, changed to %d",
+                FEED_STREAM,
+                config.num_replicas,
+                self.replicas,
+            )
+            config.num_replicas = self.replicas
+            await js.update_stream(config)
 
     def _subjects_by_stream(self) -> dict[str, list[str]]:
         grouped = defaultdict(list)
@@ -171,9 +220,8 @@ class NatsBridge:
             grouped[name].append(subject)
         return grouped
 
-    async def _consume(self, last: dict[str, int]) -> None:
+    async def _consume(self, js, last: dict[str, int]) -> None:
         """One ordered consumer per stream, from the sequence after ``last``."""
-        js = self.client.jetstream()
         for name, subjects in self._subjects_by_stream().items():
             self._consumers.append(
                 await js.subscribe(
@@ -193,33 +241,67 @@ class NatsBridge:
         """After a reconnect: new consumers from the hub's cursor, at once.
 
         (An ordered consumer would notice a restarted server only after two missed
-        heartbeats, about 10 s.) Events the streams no longer hold end in ``reset``.
+        heartbeats, about 10 s.) Events the streams no longer hold end in ``reset``. While
+        the consumers cannot be created (a cluster whose meta leader died elects another
+        first), the events are read one by one meanwhile (:meth:`_read_one_by_one`).
         """
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                old, self._consumers = self._consumers, []
-                for sub in old:
-                    with contextlib.suppress(*RETRY_ERRORS):
-                        await sub.unsubscribe()
-                js = self.client.jetstream()
-                cursor = self.hub.cursor()
-                state = {name: (await js.stream_info(name)).state for name in cursor}
-                lost = [
-                    name
-                    for name, s in state.items()
-                    if s.last_seq < cursor[name] or s.first_seq > cursor[name] + 1
-                ]
-                if lost:
-                    cursor = {name: s.last_seq for name, s in state.items()}
-                    self.hub.use_jetstream(cursor, reset=f"events of {', '.join(lost)} were lost")
-                await self._consume(cursor)
-                self.hub.set_nats_connected(True)
-                return
-            except RETRY_ERRORS as exc:
-                log.warning("resubscribing to JetStream failed (%s); retrying", exc)
-                await self._sleep(delay)
-                delay = min(delay * 2, 5)
+        meanwhile = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    old, self._consumers = self._consumers, []
+                    for sub in old:
+                        with contextlib.suppress(*RETRY_ERRORS):
+                            await sub.unsubscribe()
+                    js = self.client.jetstream(timeout=RESUME_TIMEOUT)
+                    cursor = self.hub.cursor()
+                    state = {name: (await js.stream_info(name)).state for name in cursor}
+                    lost = [
+                        name
+                        for name, s in state.items()
+                        if s.last_seq < cursor[name] or s.first_seq > cursor[name] + 1
+                    ]
+                    if lost:
+                        cursor = {name: s.last_seq for name, s in state.items()}
+                        reason = f"events of {', '.join(lost)} were lost"
+                        self.hub.use_jetstream(cursor, reset=reason)
+                    if meanwhile is None:
+                        meanwhile = asyncio.get_running_loop().create_task(
+                            self._read_one_by_one(js)
+                        )
+                    await self._consume(js, self.hub.cursor())
+                    self.hub.set_nats_connected(True)
+                    return
+                except RETRY_ERRORS as exc:
+                    log.warning("resubscribing to JetStream failed (%s); retrying", exc)
+                    await self._sleep(RETRY_PAUSE)
+        finally:
+            if meanwhile is not None:
+                meanwhile.cancel()
+
+    async def _read_one_by_one(self, js) -> None:
+        """Publish each stream's next message on the bridge's subjects, one request each
+        (JetStream's Msg Get, which the stream's leader answers alone), until cancelled.
+
+        The consumers created meanwhile start at most where this got to: what they
+        deliver again, the hub drops (its sequence is not past the hub's cursor).
+        """
+        read: dict[str, int] = {}
+        while True:
+            found = False
+            for name, subjects in self._subjects_by_stream().items():
+                after = max(read.get(name, 0), self.hub.cursor().get(name, 0))
+                candidates = []
+                for subject in subjects:
+                    with contextlib.suppress(NotFoundError, *RETRY_ERRORS):
+                        candidates.append(await js.get_msg(name, after + 1, subject, next=True))
+                if candidates:
+                    msg = min(candidates, key=lambda m: m.seq)
+                    read[name] = msg.seq
+                    self._publish(msg.subject, msg.data, name, msg.seq)
+                    found = True
+            if not found:
+                await asyncio.sleep(RETRY_PAUSE)
 
     def _publish(self, subject, data, stream=None, seq=None) -> None:
         try:
@@ -257,10 +339,25 @@ class NatsBridge:
         Raises :class:`ReplayTooOld` when they were removed or exceed the replay limit.
         """
         future = asyncio.run_coroutine_threadsafe(self._replay(cursor), self.loop)
-        return future.result(timeout=30)
+        return future.result(timeout=REPLAY_SECONDS + 5)
 
     async def _replay(self, cursor: dict[str, int]) -> list[tuple]:
-        js = self.client.jetstream()
+        """:meth:`_read_missed`, tried again while JetStream does not answer (a cluster
+        electing new leaders) for up to ``REPLAY_SECONDS``."""
+        loop = asyncio.get_running_loop()
+        gives_up = loop.time() + REPLAY_SECONDS
+        while True:
+            try:
+                return await self._read_missed(
+                    self.client.jetstream(timeout=RESUME_TIMEOUT), cursor
+                )
+            except RETRY_ERRORS as exc:
+                if loop.time() > gives_up:
+                    raise
+                log.info("replaying from JetStream failed (%s); retrying", exc)
+                await asyncio.sleep(RETRY_PAUSE)
+
+    async def _read_missed(self, js, cursor: dict[str, int]) -> list[tuple]:
         found = []
         subjects_of = self._subjects_by_stream()
         for name, after in cursor.items():

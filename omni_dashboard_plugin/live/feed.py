@@ -61,7 +61,12 @@ class LiveFeed:
                         from .bridge import NatsBridge
 
                         bridge = NatsBridge(
-                            s.nats_url, list(s.subjects), hub, s.replay_size, s.jetstream
+                            s.nats_servers,
+                            list(s.subjects),
+                            hub,
+                            s.replay_size,
+                            s.jetstream,
+                            s.replicas,
                         )
                         bridge.start()
                     self._hub, self._bridge, self._writer = hub, bridge, None

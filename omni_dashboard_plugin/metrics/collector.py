@@ -16,6 +16,7 @@ from ..grid import slot_time
 from ..queries.metric_values import MetricValues, metric_values
 from ..rollups.state import read_watermark
 from ..sql.snapshot import snapshot
+from ..sql.standby import replay_lag
 
 
 def _label(value) -> str:
@@ -106,6 +107,15 @@ class DashboardCollector:
             reader = dashboard.reader(connection, now, snapshot=True)
             families = data_families(metric_values(reader, dashboard.lacking))
             mark = read_watermark(connection) if dashboard.rollups.active else None
+            behind = replay_lag(connection)
+        if behind is not None:
+            families.append(
+                GaugeMetricFamily(
+                    "omni_dashboard_standby_lag_seconds",
+                    "How far the hot standby this server reads is behind its primary",
+                    value=behind,
+                )
+            )
         if mark is not None:
             lag = GaugeMetricFamily(
                 "omni_dashboard_rollups_watermark_lag_seconds",

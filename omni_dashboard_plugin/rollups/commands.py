@@ -5,6 +5,7 @@ any host app with the plugin installed, even one whose start-up stops because th
 tables are missing: ``install`` loads the app without that check.
 """
 
+import contextlib
 import sys
 import time
 
@@ -12,6 +13,7 @@ import click
 from flask.cli import AppGroup, ScriptInfo, pass_script_info
 from sqlalchemy import exc as sa_exc
 
+from ..sql.standby import ReadOnlyDatabase
 from .service import EXTENSION_KEY, INSTALL_HINT, Rollups, installing
 
 cli = AppGroup("omni-dashboard", help="The dashboard plugin's rollup tables.")
@@ -39,11 +41,22 @@ def _rollups(info: ScriptInfo, *, installed: bool = False) -> Rollups:
     return rollups
 
 
+@contextlib.contextmanager
+def _on_the_primary():
+    """A command that writes, run against a hot standby, stops with what to do instead."""
+    try:
+        yield
+    except ReadOnlyDatabase as exc:
+        raise click.ClickException(f"{exc}: point OMNI_DATABASE_URL at the primary") from exc
+
+
 @cli.command("install", with_appcontext=False)
 @pass_script_info
 def install_command(info: ScriptInfo) -> None:
     """Create the rollup tables and the dead-letter triggers (idempotent)."""
     rollups = _rollups(info)
+    with _on_the_primary():
+        rollups.check_writable()
     if not rollups.install():
         raise click.ClickException("the rollup tables could not be created (see the warning)")
     click.echo("rollup tables installed; `flask omni-dashboard refresh` fills them")
@@ -63,7 +76,8 @@ def refresh_command(info: ScriptInfo, every: float | None) -> None:
     """Roll up every closed slot before now - horizon (for cron, or run on with --every)."""
     rollups = _rollups(info, installed=True)
     if every is None:
-        _report(rollups.refresh())
+        with _on_the_primary():
+            _report(rollups.refresh())
         return
     while True:
         began = time.monotonic()
@@ -71,6 +85,8 @@ def refresh_command(info: ScriptInfo, every: float | None) -> None:
             _report(rollups.refresh())
         except sa_exc.DBAPIError as exc:
             click.echo(f"refresh failed, next try in {every:g} s: {exc.orig}", err=True)
+        except ReadOnlyDatabase as exc:  # a primary demoted: its successor's sidecar refreshes
+            click.echo(f"no refresh, next try in {every:g} s: {exc}", err=True)
         time.sleep(max(0.0, every - (time.monotonic() - began)))
 
 
@@ -86,7 +102,8 @@ def _report(report) -> None:
 @pass_script_info
 def reset_command(info: ScriptInfo) -> None:
     """Drop the rolled rows (after history was rewritten); the next refresh starts over."""
-    _rollups(info, installed=True).reset()
+    with _on_the_primary():
+        _rollups(info, installed=True).reset()
     click.echo("rollups reset; the next refresh rolls everything up again")
 
 
@@ -94,5 +111,6 @@ def reset_command(info: ScriptInfo) -> None:
 @pass_script_info
 def uninstall_command(info: ScriptInfo) -> None:
     """Drop the dead-letter triggers and every table of the plugin."""
-    _rollups(info).uninstall()
+    with _on_the_primary():
+        _rollups(info).uninstall()
     click.echo("rollup tables and triggers dropped; set OMNI_DASHBOARD_ROLLUPS=off")

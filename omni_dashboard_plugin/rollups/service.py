@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect
 
 from ..config import ConfigError, RollupSettings
+from ..sql.standby import ReadOnlyDatabase, read_only
 from ..sql.tables import metadata as host_tables
 from . import dead_letter_counts, tail
 from .kinds import PREFIX, metadata
@@ -106,6 +107,13 @@ class Rollups:
         if not self.wanted:
             return False
         try:
+            if self.read_only():
+                log.info(
+                    "the database is read-only (a hot standby): the rollup tables are "
+                    "installed and refreshed on the primary, and only read here"
+                )
+                self._check(strict=False)
+                return self.active
             metadata.create_all(self.engine)
         except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
             log.warning("rollup tables not installed, the database is unreachable: %s", exc.orig)
@@ -136,8 +144,23 @@ class Rollups:
         for statement in dropped:
             log.info("earlier rollup layout: %s", statement)
 
+    def read_only(self) -> bool:
+        """Whether the database takes no writes (a hot standby): install, refresh and
+        reset run against the primary, and this process only reads the rollups."""
+        with self.engine.connect() as connection:
+            return read_only(connection)
+
+    def check_writable(self) -> None:
+        """Raise :class:`ReadOnlyDatabase` when the database takes no writes."""
+        if self.read_only():
+            raise ReadOnlyDatabase(
+                f"{self.engine.url.render_as_string()} is read-only (a hot standby?): the "
+                "rollups are installed, refreshed and reset on the primary"
+            )
+
     def uninstall(self) -> None:
         """Drop the triggers and every table of the plugin (rollups are off after)."""
+        self.check_writable()
         dead_letter_counts.uninstall(self.engine)
         tail.uninstall(self.engine)
         metadata.drop_all(self.engine)
@@ -220,7 +243,11 @@ class Rollups:
         )
 
     def refresh(self, **options) -> RefreshReport:
-        """Roll up every closed slot before ``now - horizon`` (see :func:`.refresh.refresh`)."""
+        """Roll up every closed slot before ``now - horizon`` (see :func:`.refresh.refresh`).
+
+        Raises :class:`ReadOnlyDatabase` on a hot standby, before any write.
+        """
+        self.check_writable()
         began = time.perf_counter()
         if self.active:  # put back triggers a migration of the host's tables dropped
             self._keep_triggers()
@@ -232,6 +259,7 @@ class Rollups:
     def reset(self) -> None:
         """Drop the rolled rows and the watermark (after history was rewritten); the next
         refresh rolls everything up again."""
+        self.check_writable()
         reset(self.engine)
 
     def wait(self, timeout: float | None = None) -> None:
@@ -255,5 +283,7 @@ class Rollups:
         try:
             report = self.refresh()
             log.info("rollups refreshed: %s chunks, watermark %s", report.chunks, report.watermark)
+        except ReadOnlyDatabase:
+            log.debug("no rollup refresh on a read-only database: the primary's refresh serves")
         except sa_exc.DBAPIError as exc:
             log.warning("rollup refresh failed, reads use more raw rows until it works: %s", exc)
