@@ -63,8 +63,19 @@ def buckets(first, last, zone_name, granularity):
     return [(key, start.astimezone(zone).isoformat()) for key, start in runs[holding_first:]]
 
 
+def bucket_end(last, zone_name, granularity):
+    """The first instant (naive UTC) after the bucket holding ``last``."""
+    zone = ZoneInfo(zone_name)
+    cursor = last.replace(tzinfo=UTC, second=0, microsecond=0)
+    key = _key(cursor, zone, granularity)
+    while _key(cursor, zone, granularity) == key:
+        cursor += MINUTE
+    return cursor.replace(tzinfo=None)
+
+
 def timeline(events_in_window, first, last, zone_name, granularity, shift=timedelta(0)):
-    """Zero-filled [{bucket, count, failed}] for the span [first, last].
+    """Zero-filled [{bucket, count, failed}] for the span [first, last]; events after the
+    bucket holding ``last`` are in none.
 
     With ``shift`` the events are a comparison window's: each counts in the bucket holding
     its instant plus ``shift`` (the first or last bucket when none does), and the buckets
@@ -74,8 +85,11 @@ def timeline(events_in_window, first, last, zone_name, granularity, shift=timede
     starts = [
         datetime.fromisoformat(label) for _, label in buckets(first, last, zone_name, granularity)
     ]
+    end = bucket_end(last, zone_name, granularity)
     counts, failed = [0] * len(starts), [0] * len(starts)
     for e in events_in_window:
+        if not shift and e["received_at"] >= end:
+            continue
         at = e["received_at"].replace(tzinfo=UTC) + shift
         held = [i for i, start in enumerate(starts) if start <= at]
         assert held or shift, "an event fell outside the span"
@@ -89,8 +103,9 @@ def timeline(events_in_window, first, last, zone_name, granularity, shift=timede
 
 
 def span(events_in_window, since, until, now):
-    """The span a timeline covers: since (or the earliest event) to until (or now/latest)."""
+    """The span a timeline covers: since (or the earliest event, at the latest the end) to
+    until (or now: later events do not stretch it)."""
+    last = until if until is not None else now
     times = [e["received_at"] for e in events_in_window]
-    first = since if since is not None else (min(times) if times else (until or now))
-    last = until if until is not None else max([now, *times])
+    first = since if since is not None else (min(min(times), last) if times else last)
     return first, max(first, last)
