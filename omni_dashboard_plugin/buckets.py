@@ -42,6 +42,10 @@ def _label(instant: datetime, zone: ZoneInfo) -> str:
 
 
 def _hour_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | None):
+    # No hourly bucket is longer than an hour: a longer span is refused without a walk
+    # (which could reach before the year 1).
+    if limit is not None and end - start > limit * timedelta(hours=1):
+        raise TooManyBuckets(limit)
     # Only the grid points from start's to end's count: consecutive requests share them.
     return _grid_hour_starts(grid_floor(start), grid_floor(end), zone, limit)
 

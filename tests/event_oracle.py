@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .oracle import in_window
+from .oracle import in_window, pct
 
 MINUTE = timedelta(minutes=1)
 
@@ -109,3 +109,42 @@ def span(events_in_window, since, until, now):
     times = [e["received_at"] for e in events_in_window]
     first = since if since is not None else (min(min(times), last) if times else last)
     return first, max(first, last)
+
+
+def dashboard_events(of, now, zone_name, compare=None):
+    """The dashboard's ``events`` at ``now``, by the documented rules; ``of(since,
+    until=None, before=None)`` picks the (filtered) rows with ``since <= t <= until``
+    (or ``t < before``)."""
+    day, hour, week = timedelta(hours=24), timedelta(hours=1), timedelta(days=7)
+    everything, last_day, last_hour = of(None), of(now - day), of(now - hour)
+    failed = sum(e["status"] == "failed" for e in everything)
+    expected = {
+        "total": len(everything),
+        "failureRate": pct(failed, len(everything)),
+        "last24h": len(last_day),
+        "failed24h": sum(e["status"] == "failed" for e in last_day),
+        "lastHour": len(last_hour),
+        "perHour": len(last_day) / 24,
+        "perMinute": len(last_hour) / 60,
+        "timeline": timeline(last_day, now - day, now, zone_name, "hourly"),
+        **breakdowns(last_day),
+    }
+    if compare is None:
+        return expected
+    if compare == "previous_period":
+        shift = day
+        earlier_day = of(now - 2 * day, before=now - day)
+        earlier_hour = of(now - 2 * hour, before=now - hour)
+    else:
+        shift = week
+        earlier_day = of(now - week - day, now - week)
+        earlier_hour = of(now - week - hour, now - week)
+    expected["previous"] = {
+        "last24h": len(earlier_day),
+        "failed24h": sum(e["status"] == "failed" for e in earlier_day),
+        "lastHour": len(earlier_hour),
+        "perHour": len(earlier_day) / 24,
+        "perMinute": len(earlier_hour) / 60,
+        "timeline": timeline(earlier_day, now - day, now, zone_name, "hourly", shift),
+    }
+    return expected
