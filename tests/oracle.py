@@ -9,14 +9,15 @@ from datetime import timedelta
 from fractions import Fraction
 
 
-def round_half_up(value: Fraction) -> int:
-    """Nearest integer, halves away from zero (values here are never negative)."""
-    return math.floor(value + Fraction(1, 2))
+def round_half_away(value: Fraction) -> int:
+    """Nearest integer, halves away from zero (Omni's latencies may be negative)."""
+    magnitude = math.floor(abs(value) + Fraction(1, 2))
+    return magnitude if value >= 0 else -magnitude
 
 
 def mean(values):
     values = [v for v in values if v is not None]
-    return round_half_up(Fraction(sum(values), len(values))) if values else None
+    return round_half_away(Fraction(sum(values), len(values))) if values else None
 
 
 def p95(values):
@@ -26,7 +27,7 @@ def p95(values):
     rank = Fraction(95, 100) * (len(values) - 1)
     low = math.floor(rank)
     high = min(low + 1, len(values) - 1)
-    return round_half_up(values[low] + (rank - low) * (values[high] - values[low]))
+    return round_half_away(values[low] + (rank - low) * (values[high] - values[low]))
 
 
 def pct(part, whole):

@@ -69,6 +69,7 @@ def wild(db_url):
     issue's), so that reads combine rolled slots and raw rows."""
     pair = rs.Pair(db_url)
     data = wd.load(pair.engine)
+    pair.rollups.reset()  # what other tests rolled up on this database
     pair.rollups.refresh(max_chunks=3)
     assert pair.watermark() is not None
     return pair, data
