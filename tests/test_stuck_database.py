@@ -36,11 +36,14 @@ ROUTES = (
 
 
 class Flow:
-    """One relayed connection; it forwards while ``flowing`` is set."""
+    """One relayed connection; it forwards while ``flowing`` is set, and the server's
+    side while ``answering`` is set too."""
 
     def __init__(self):
         self.flowing = threading.Event()
         self.flowing.set()
+        self.answering = threading.Event()
+        self.answering.set()
 
 
 class Relay:
@@ -76,14 +79,16 @@ class Relay:
         except OSError:
             client.close()
             return
-        for a, b in ((client, upstream), (upstream, client)):
-            threading.Thread(target=self._pump, args=(a, b, flow), daemon=True).start()
+        for a, b, gates in ((client, upstream, ()), (upstream, client, (flow.answering,))):
+            gates = (flow.flowing, *gates)
+            threading.Thread(target=self._pump, args=(a, b, gates), daemon=True).start()
 
     @staticmethod
-    def _pump(source, sink, flow):
+    def _pump(source, sink, gates):
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                flow.flowing.wait()
+                for gate in gates:
+                    gate.wait()
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
@@ -98,6 +103,7 @@ class Relay:
         self.accepting.set()
         for flow in self.flows:
             flow.flowing.set()
+            flow.answering.set()
 
     def url(self, pg_url: str) -> str:
         return (
@@ -251,6 +257,24 @@ def test_one_stuck_connection_ends_alone(pg_url):
             assert other.execute(text("SELECT 3")).scalar() == 3
         with engine.connect() as new:
             assert new.execute(text("SELECT 4")).scalar() == 4
+    finally:
+        engine.dispose()
+        relay.close()
+
+
+def test_an_answer_that_never_arrives_ends_the_call(pg_url):
+    """The server ran the statement and waits to send more than the buffers hold (its
+    backend active, blocked writing): the call ends within the timeout all the same."""
+    relay = relay_to(pg_url)
+    engine = guarded_engine(relay.url(pg_url))
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            relay.flows[0].answering.clear()
+            began = time.monotonic()
+            with pytest.raises(sa_exc.OperationalError):
+                conn.execute(text("SELECT repeat('x', 50000000)"))
+            assert time.monotonic() - began < TIMEOUT_MS / 1000 + 1
     finally:
         engine.dispose()
         relay.close()

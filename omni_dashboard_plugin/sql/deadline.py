@@ -8,12 +8,12 @@ call the engine makes on a connection (statements, commit, rollback, the pool's 
 its rollback on return) end within ``timeout_ms`` when that happens:
 
 - A call still waiting after half the timeout gets a probe: a new connection asks
-  ``pg_stat_activity`` whether the call's backend is running (state ``active``). Running,
-  the call is slow, not stuck: it goes on (the server's ``statement_timeout`` bounds it)
-  and is asked about again every half timeout. Not running (idle, or gone), or no answer
-  to the probe in the rest of the timeout: the call's socket is shut down, the driver
-  fails the call at once with a disconnect error, the pool drops the connection and the
-  host answers 503.
+  ``pg_stat_activity`` whether the call's backend is running (state ``active``, not
+  waiting to send us its answer). Running, the call is slow, not stuck: it goes on (the
+  server's ``statement_timeout`` bounds it) and is asked about again every half timeout.
+  Not running (idle, gone, or blocked writing to us), or no answer to the probe in the rest
+  of the timeout: the call's socket is shut down, the driver fails the call at once with a
+  disconnect error, the pool drops the connection and the host answers 503.
 - A probe without an answer, or a connection attempt that timed out, marks the database
   *stuck*: calls then fail at once, and connection attempts are refused at once, until a
   probe answers again (one a second, in the background). A request meets a stuck database
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 ON_CURSOR = ("do_execute", "do_execute_no_params", "do_executemany")
 ON_CONNECTION = ("do_commit", "do_rollback", "do_ping")
 RUNNING = frozenset({"active", "fastpath function call"})
+SENDING = "ClientWrite"  # the wait of a backend whose answer does not get through
 RETRY_SECONDS = 1.0
 IDLE_SECONDS = 60.0  # the watchdog thread ends after this long without calls
 UNKNOWN = object()  # the probe was answered with an error: the server is there
@@ -54,7 +55,8 @@ _guards: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def guard_engine(engine, timeout_ms: int) -> "Deadline | None":
     """Hold every call of ``engine`` to ``timeout_ms`` when the server stops answering
-    (see the module); call it right after ``create_engine``, before the first connection.
+    (see the module); call it right after ``create_engine``, before the first connection
+    (it connects in a ``do_connect`` listener: one added after it does not run).
     Idempotent; ``None`` (and nothing done) for a dialect other than PostgreSQL."""
     if engine.dialect.name != "postgresql":
         return None
@@ -97,7 +99,8 @@ def _running(answer, waiting: _Call) -> bool:
         return False
     if answer is UNKNOWN or waiting.pid is None:
         return True
-    return answer.get(waiting.pid) in RUNNING
+    state, wait = answer.get(waiting.pid, (None, None))
+    return state in RUNNING and wait != SENDING
 
 
 class Deadline:
@@ -256,8 +259,8 @@ class Deadline:
                         self._end(waiting)
 
     def _ask(self, pids: list[int]):
-        """The states of the backends ``pids`` (``{pid: state}``, a pid gone absent), from
-        a new connection; ``None`` when no answer comes within the probe's budget,
+        """The states of the backends ``pids`` (``{pid: (state, wait event)}``, a pid gone
+        absent), from a new connection; ``None`` when no answer comes within the probe's budget,
         ``UNKNOWN`` when the server answered with an error (too many connections, say)."""
         if self._connect_args is None:
             return UNKNOWN
@@ -282,7 +285,9 @@ class Deadline:
                 cursor.execute("SELECT 1")
                 return {}
             listed = ", ".join(str(int(pid)) for pid in pids)
-            cursor.execute(f"SELECT pid, state FROM pg_stat_activity WHERE pid IN ({listed})")
-            return dict(cursor.fetchall())
+            cursor.execute(
+                f"SELECT pid, state, wait_event FROM pg_stat_activity WHERE pid IN ({listed})"
+            )
+            return {pid: (state, wait) for pid, state, wait in cursor.fetchall()}
         finally:
             connection.close()
