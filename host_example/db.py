@@ -8,6 +8,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
+from omni_dashboard_plugin.sql.deadline import guard_engine
+
 from .tables import metadata
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,11 @@ def make_engine(url: str, timeout_ms: int = 5000, statement_timeout_ms: int = 30
     """An engine for ``url``; SQLite gets a busy timeout and enforced foreign keys.
 
     PostgreSQL gets bounds for a database that stops answering, so that a request fails
-    within ``timeout_ms`` in all: half of it for unacknowledged data on an open connection
-    (``tcp_user_timeout``: a link that drops packets fails the statement instead of hanging
-    its thread), the other half to connect afresh (libpq counts whole seconds, at least 2),
-    TCP keepalives, a pool that gives up waiting for a connection after ``timeout_ms``, and
-    a server-side ``statement_timeout``.
+    within ``timeout_ms``: the plugin's client-side deadline on every call and connection
+    attempt (``guard_engine``: it holds when the peer acknowledges and never answers),
+    ``tcp_user_timeout`` and TCP keepalives behind it (a link that drops packets), a pool
+    that gives up waiting for a connection after ``timeout_ms``, and a server-side
+    ``statement_timeout``.
     """
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
@@ -54,21 +56,22 @@ def make_engine(url: str, timeout_ms: int = 5000, statement_timeout_ms: int = 30
 
         return engine
     # Read-only requests see one snapshot, so the numbers of one response agree.
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_timeout=timeout_ms / 1000,
         isolation_level="REPEATABLE READ",
         connect_args={
-            "connect_timeout": max(2, timeout_ms // 2000),
             "keepalives": 1,
             "keepalives_idle": 5,
             "keepalives_interval": 2,
             "keepalives_count": 2,
-            "tcp_user_timeout": timeout_ms // 2,
+            "tcp_user_timeout": timeout_ms,
             "options": f"-c statement_timeout={int(statement_timeout_ms)}",  # 0: no limit
         },
     )
+    guard_engine(engine, timeout_ms)
+    return engine
 
 
 def create_tables(engine) -> bool:

@@ -168,7 +168,7 @@ def instance_summary(connection) -> dict:
 
 
 class BadCursor(ValueError):
-    """The automation-logs cursor cannot be decoded."""
+    """The automation-logs cursor is not one this API issues."""
 
 
 def encode_cursor(created_at: datetime, log_id: uuid.UUID) -> str:
@@ -178,13 +178,18 @@ def encode_cursor(created_at: datetime, log_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Inverse of :func:`encode_cursor`; raises :class:`BadCursor`."""
+    """Inverse of :func:`encode_cursor`, for the cursors it makes and no other: a naive
+    timestamp and a UUID written exactly as it writes them (a crafted one, with a UTC offset
+    say, would reach the database as something else). Raises :class:`BadCursor`."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, log_id = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(log_id)
+        position = datetime.fromisoformat(stamp), uuid.UUID(log_id)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise BadCursor(cursor) from exc
+    if position[0].tzinfo is not None or encode_cursor(*position) != cursor:
+        raise BadCursor(cursor)
+    return position
 
 
 def automation_logs_page(connection, limit, cursor=None, status=None, automation_id=None):

@@ -144,17 +144,25 @@ class ActionResultSchema(Schema):
     durationMs = fields.Integer(required=True)
 
 
+class StoredList(fields.List):
+    """A JSON column documented as an array: any other stored JSON is sent as null."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(value, attr, obj, **kwargs) if isinstance(value, list) else None
+
+
 class AutomationLogSchema(Schema):
     id = fields.UUID(required=True)
     automationId = fields.UUID(required=True, attribute="automation_id")
     eventId = fields.String(required=True, attribute="event_id")
     status = fields.String(required=True, validate=validate.OneOf(AUTOMATION_LOG_STATUSES))
     conditionsMatched = fields.Boolean(required=True, attribute="conditions_matched")
-    actionsExecuted = fields.List(
+    actionsExecuted = StoredList(
         fields.Nested(ActionResultSchema),
         required=True,
         allow_none=True,
         attribute="actions_executed",
+        metadata={"description": "null when none is stored, or what is stored is not an array"},
     )
     error = fields.String(required=True, allow_none=True)
     executionTimeMs = fields.Integer(required=True, allow_none=True, attribute="execution_time_ms")

@@ -42,6 +42,10 @@ def _label(instant: datetime, zone: ZoneInfo) -> str:
 
 
 def _hour_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | None):
+    # No hourly bucket is longer than an hour: a longer span is refused without a walk
+    # (which could reach before the year 1).
+    if limit is not None and end - start > limit * timedelta(hours=1):
+        raise TooManyBuckets(limit)
     # Only the grid points from start's to end's count: consecutive requests share them.
     return _grid_hour_starts(grid_floor(start), grid_floor(end), zone, limit)
 
@@ -96,6 +100,22 @@ def bucket_starts(
     return _day_starts(start, end, zone, limit)
 
 
+def bucket_after(start: datetime, zone: ZoneInfo, granularity: str) -> datetime:
+    """Start (aware UTC) of the bucket that follows the one starting at ``start``.
+
+    Raises OverflowError past the year 9999.
+    """
+    if granularity == HOURLY:
+        key, cursor = _hour_key(start, zone), start + SLOT
+        while _hour_key(cursor, zone) == key:
+            cursor += SLOT
+        return cursor
+    day = start.astimezone(zone).date()
+    while (following := _midnight(day + timedelta(days=1), zone)) <= start:
+        day += timedelta(days=1)
+    return following
+
+
 @lru_cache(maxsize=64)
 def _first_slots(starts: tuple[datetime, ...]) -> list[int]:
     """The first slot starting in each bucket: a slot is in bucket i when it starts at or
@@ -109,21 +129,30 @@ def _labels(starts: tuple[datetime, ...], zone: ZoneInfo, shift: int) -> tuple[s
 
 
 def fill(
-    starts: tuple[datetime, ...], slots: dict, zone: ZoneInfo, *, shift: int = 0
+    starts: tuple[datetime, ...],
+    slots: dict,
+    zone: ZoneInfo,
+    *,
+    shift: int = 0,
+    stop: datetime | None = None,
 ) -> list[dict]:
     """Zero-filled ``[{bucket, count, failed}]``: each slot's tally (``count``, ``failed``)
     added to the bucket holding it.
 
     ``bucket`` is the bucket's start as ISO 8601 with the zone's offset at that instant.
-    Every slot must lie in the span of ``starts`` (the caller derives the span from the
-    same window the slots were counted in). With ``shift``, the slots are a comparison
-    window's: slot ``s`` goes to the bucket holding slot ``s + shift`` (the first or last
-    bucket when none holds it), and each bucket is labelled ``shift`` slots earlier.
+    No slot may precede the first bucket (the caller derives the span from the same window
+    the slots were counted in); slots from ``stop`` (the end of the last bucket) on are in
+    none. With ``shift``, the slots are a comparison window's: slot ``s`` goes to the
+    bucket holding slot ``s + shift`` (the first or last bucket when none holds it), and
+    each bucket is labelled ``shift`` slots earlier.
     """
     counts = [0] * len(starts)
     failed = [0] * len(starts)
     first_slots = _first_slots(starts)
+    end = None if stop is None or shift else first_slot_from(stop)
     for slot, tally in slots.items():
+        if end is not None and slot >= end:
+            continue
         index = bisect_right(first_slots, slot + shift) - 1
         if index < 0 and not shift:
             raise ValueError(f"slot {slot} precedes the first bucket {starts[0].isoformat()}")

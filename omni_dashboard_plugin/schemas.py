@@ -151,10 +151,15 @@ def automation_fields() -> dict:
     }
 
 
+def _no_nul(value: str) -> None:
+    if "\x00" in value:
+        raise ValidationError("Must not contain a NUL character (U+0000).")
+
+
 def channel_argument() -> fields.String:
     """The ``channel`` query argument: one channel's events only."""
     return fields.String(
-        validate=validate.Length(1, 50),
+        validate=[validate.Length(1, 50), _no_nul],
         metadata={
             "description": "Only events of this channel (an unknown channel has none)",
             "example": "whatsapp-baileys",

@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .oracle import in_window
+from .oracle import in_window, pct
 
 MINUTE = timedelta(minutes=1)
 
@@ -63,8 +63,19 @@ def buckets(first, last, zone_name, granularity):
     return [(key, start.astimezone(zone).isoformat()) for key, start in runs[holding_first:]]
 
 
+def bucket_end(last, zone_name, granularity):
+    """The first instant (naive UTC) after the bucket holding ``last``."""
+    zone = ZoneInfo(zone_name)
+    cursor = last.replace(tzinfo=UTC, second=0, microsecond=0)
+    key = _key(cursor, zone, granularity)
+    while _key(cursor, zone, granularity) == key:
+        cursor += MINUTE
+    return cursor.replace(tzinfo=None)
+
+
 def timeline(events_in_window, first, last, zone_name, granularity, shift=timedelta(0)):
-    """Zero-filled [{bucket, count, failed}] for the span [first, last].
+    """Zero-filled [{bucket, count, failed}] for the span [first, last]; events after the
+    bucket holding ``last`` are in none.
 
     With ``shift`` the events are a comparison window's: each counts in the bucket holding
     its instant plus ``shift`` (the first or last bucket when none does), and the buckets
@@ -74,8 +85,11 @@ def timeline(events_in_window, first, last, zone_name, granularity, shift=timede
     starts = [
         datetime.fromisoformat(label) for _, label in buckets(first, last, zone_name, granularity)
     ]
+    end = bucket_end(last, zone_name, granularity)
     counts, failed = [0] * len(starts), [0] * len(starts)
     for e in events_in_window:
+        if not shift and e["received_at"] >= end:
+            continue
         at = e["received_at"].replace(tzinfo=UTC) + shift
         held = [i for i, start in enumerate(starts) if start <= at]
         assert held or shift, "an event fell outside the span"
@@ -89,8 +103,48 @@ def timeline(events_in_window, first, last, zone_name, granularity, shift=timede
 
 
 def span(events_in_window, since, until, now):
-    """The span a timeline covers: since (or the earliest event) to until (or now/latest)."""
+    """The span a timeline covers: since (or the earliest event, at the latest the end) to
+    until (or now: later events do not stretch it)."""
+    last = until if until is not None else now
     times = [e["received_at"] for e in events_in_window]
-    first = since if since is not None else (min(times) if times else (until or now))
-    last = until if until is not None else max([now, *times])
+    first = since if since is not None else (min(min(times), last) if times else last)
     return first, max(first, last)
+
+
+def dashboard_events(of, now, zone_name, compare=None):
+    """The dashboard's ``events`` at ``now``, by the documented rules; ``of(since,
+    until=None, before=None)`` picks the (filtered) rows with ``since <= t <= until``
+    (or ``t < before``)."""
+    day, hour, week = timedelta(hours=24), timedelta(hours=1), timedelta(days=7)
+    everything, last_day, last_hour = of(None), of(now - day), of(now - hour)
+    failed = sum(e["status"] == "failed" for e in everything)
+    expected = {
+        "total": len(everything),
+        "failureRate": pct(failed, len(everything)),
+        "last24h": len(last_day),
+        "failed24h": sum(e["status"] == "failed" for e in last_day),
+        "lastHour": len(last_hour),
+        "perHour": len(last_day) / 24,
+        "perMinute": len(last_hour) / 60,
+        "timeline": timeline(last_day, now - day, now, zone_name, "hourly"),
+        **breakdowns(last_day),
+    }
+    if compare is None:
+        return expected
+    if compare == "previous_period":
+        shift = day
+        earlier_day = of(now - 2 * day, before=now - day)
+        earlier_hour = of(now - 2 * hour, before=now - hour)
+    else:
+        shift = week
+        earlier_day = of(now - week - day, now - week)
+        earlier_hour = of(now - week - hour, now - week)
+    expected["previous"] = {
+        "last24h": len(earlier_day),
+        "failed24h": sum(e["status"] == "failed" for e in earlier_day),
+        "lastHour": len(earlier_hour),
+        "perHour": len(earlier_day) / 24,
+        "perMinute": len(earlier_hour) / 60,
+        "timeline": timeline(earlier_day, now - day, now, zone_name, "hourly", shift),
+    }
+    return expected

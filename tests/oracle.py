@@ -9,14 +9,15 @@ from datetime import timedelta
 from fractions import Fraction
 
 
-def round_half_up(value: Fraction) -> int:
-    """Nearest integer, halves away from zero (values here are never negative)."""
-    return math.floor(value + Fraction(1, 2))
+def round_half_away(value: Fraction) -> int:
+    """Nearest integer, halves away from zero (Omni's latencies may be negative)."""
+    magnitude = math.floor(abs(value) + Fraction(1, 2))
+    return magnitude if value >= 0 else -magnitude
 
 
 def mean(values):
     values = [v for v in values if v is not None]
-    return round_half_up(Fraction(sum(values), len(values))) if values else None
+    return round_half_away(Fraction(sum(values), len(values))) if values else None
 
 
 def p95(values):
@@ -26,7 +27,7 @@ def p95(values):
     rank = Fraction(95, 100) * (len(values) - 1)
     low = math.floor(rank)
     high = min(low + 1, len(values) - 1)
-    return round_half_up(values[low] + (rank - low) * (values[high] - values[low]))
+    return round_half_away(values[low] + (rank - low) * (values[high] - values[low]))
 
 
 def pct(part, whole):
@@ -48,7 +49,9 @@ def event_metrics(events, dead_letters, payloads, now):
         "avgAgentLatencyMs": mean(e["agent_latency_ms"] for e in events),
         "p95ProcessingTimeMs": p95(e["processing_time_ms"] for e in events),
         "failureRate": pct(status["failed"], len(events)),
-        "errorsByStage": dict(Counter(e["error_stage"] for e in events if e["error_stage"])),
+        "errorsByStage": dict(
+            Counter(e["error_stage"] for e in events if e["error_stage"] is not None)
+        ),
         "deadLettersPending": dead["pending"],
         "deadLettersResolved": dead["resolved"],
         "payloadsStored": len(kept),
@@ -93,7 +96,9 @@ def dead_letter_stats(dead_letters):
         "retrying": status["retrying"],
         "resolved": status["resolved"],
         "abandoned": status["abandoned"],
-        "byEventType": dict(Counter(d["event_type"] or "unknown" for d in dead_letters)),
+        "byEventType": dict(
+            Counter("unknown" if d["event_type"] is None else d["event_type"] for d in dead_letters)
+        ),
     }
 
 
@@ -115,6 +120,13 @@ def automation_log_order(logs, status=None, automation_id=None):
     ]
     chosen.sort(key=lambda log: (log["created_at"], log["id"]), reverse=True)
     return [str(log["id"]) for log in chosen]
+
+
+def actions(logs) -> int:
+    """Entries of every log's actions_executed (what is not a JSON array counts 0)."""
+    return sum(
+        len(log["actions_executed"]) for log in logs if isinstance(log["actions_executed"], list)
+    )
 
 
 def prometheus_samples(events, logs, dead_letters, instances):
@@ -144,7 +156,7 @@ def prometheus_samples(events, logs, dead_letters, instances):
     runs.update(log["status"] for log in logs)
     for status, n in runs.items():
         put("omni_automation_executions_total", n, status=status)
-    put("omni_automation_actions_total", sum(len(log["actions_executed"] or []) for log in logs))
+    put("omni_automation_actions_total", actions(logs))
     for (channel, active), n in Counter(
         (i["channel"], bool(i["is_active"])) for i in instances
     ).items():

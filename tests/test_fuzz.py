@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from host_example.seed import SeedPlan
 
+from . import wild_data
 from .conftest import API_KEY, NOW, build_app
 from .data import seeded
 
@@ -41,7 +42,8 @@ CHECKED = [check for check in CHECKS.get_all() if check is not positive_data_acc
 
 
 def fuzz_app(db_url):
-    """The host as the fuzzers meet it: seeded, uncached, streams that end after 30 ms."""
+    """The host as the fuzzers meet it: seeded (generated and wild rows), uncached, streams
+    that end after 30 ms."""
     app = build_app(
         db_url,
         OMNI_DASHBOARD_STREAM_LIFETIME_MS=30,
@@ -49,7 +51,9 @@ def fuzz_app(db_url):
         OMNI_DASHBOARD_CACHE_SECONDS=0,
         PROPAGATE_EXCEPTIONS=False,
     )
-    seeded(app.extensions["omni_host"].engine, SeedPlan(events=300, days=2, now=NOW))
+    engine = app.extensions["omni_host"].engine
+    seeded(engine, SeedPlan(events=300, days=2, now=NOW))
+    wild_data.load(engine, replace=False)  # and the rows real databases hold
     return app
 
 

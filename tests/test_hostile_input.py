@@ -1,6 +1,7 @@
 """Hostile or careless input gets a clear answer: bounded timelines, unrepresentable dates,
 405 with Allow, 414 and 431 envelopes, and no redirect that echoes a key."""
 
+import base64
 import json
 import socket
 import time
@@ -64,6 +65,65 @@ def test_dates_that_cannot_be_represented_in_utc_are_422(client, query, field):
     response, _ = timed(client, f"/api/v2/events/analytics?{query}")
     assert response.status_code == 422
     assert list(response.get_json()["error"]["details"]) == [field]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("/api/v2/events/analytics?since=0001-01-01T00:00:00Z&compare=previous_week", "compare"),
+        (
+            "/api/v2/events/analytics?since=0001-01-01T00:00:00Z&until=0001-01-02T00:00:00Z"
+            "&compare=previous_period",
+            "compare",
+        ),
+        ("/api/v2/events/analytics?channel=discord%00", "channel"),
+        ("/api/v2/events/analytics?channel=%00&allTime=true", "channel"),
+        ("/api/v2/dashboard?channel=discord%00", "channel"),
+        ("/api/v2/dashboard?channel=%00&compare=previous_week", "channel"),
+    ],
+)
+def test_windows_before_year_one_and_nul_bytes_are_422(client, query, field):
+    response, _ = timed(client, query)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert list(response.get_json()["error"]["details"]) == [field]
+
+
+def cursor_of(text):
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+LOG_ID = "6f1c0a4e-2b7d-4c1a-9a34-0d2f5b8e9c11"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        cursor_of(f"2026-03-10T10:00:00+23:59|{LOG_ID}"),  # PostgreSQL: DataError, was a 500
+        cursor_of(f"2026-03-10T10:00:00+00:00|{LOG_ID}"),
+        cursor_of(f"2026-03-10T10:00:00Z|{LOG_ID}"),
+        cursor_of(f"2026-03-10 10:00:00|{LOG_ID}"),
+        cursor_of(f"20260310T100000|{LOG_ID}"),
+        cursor_of(f"2026-03-10T10:00:00|{LOG_ID.upper()}"),
+        cursor_of(f"2026-03-10T10:00:00|{{{LOG_ID}}}"),
+        cursor_of(f"2026-03-10T10:00:00|{LOG_ID}") + "==",
+        cursor_of(f"2026-03-10T10:00:00|{LOG_ID}") + "!",
+        cursor_of(f"2026-03-10T10:00:00|{LOG_ID}|x"),
+        cursor_of(f"2026-03-10T10:00:00\x00|{LOG_ID}"),
+    ],
+)
+def test_only_cursors_the_api_issues_are_accepted(client, cursor):
+    response, _ = timed(client, "/api/v2/automation-logs", query_string={"cursor": cursor})
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert list(response.get_json()["error"]["details"]) == ["cursor"]
+
+
+def test_an_issued_cursor_still_pages(client):
+    response, _ = timed(
+        client,
+        "/api/v2/automation-logs",
+        query_string={"cursor": cursor_of(f"2026-03-10T10:00:00|{LOG_ID}")},
+    )
+    assert response.status_code == 200
 
 
 ROUTES = sorted(

@@ -1,6 +1,8 @@
 """A database that stops answering gives 503 envelopes within the configured time, never a
-hung thread: a link that drops every packet (a relay behind an nftables DROP rule), and a
-table locked by another session (the plugin's statement timeout)."""
+hung thread: a peer that acknowledges every packet and never answers (a loopback relay
+that stops forwarding and keeps its sockets open: no root, no firewall), a link that drops
+every packet (the relay behind an nftables DROP rule), and a table locked by another
+session (the plugin's statement timeout). A slow statement is not a stuck one."""
 
 import contextlib
 import shutil
@@ -12,12 +14,15 @@ import time
 import pytest
 import requests
 from sqlalchemy import create_engine, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+
+from omni_dashboard_plugin.sql.deadline import guard_engine
 
 from .conftest import API_KEY, IN_CI, build_app
 from .live_support import Served, free_port
 
-TIMEOUT_MS = 4000  # the least that splits into libpq's whole seconds: 2 s + 2 s
+TIMEOUT_MS = 4000
 ROUTES = (
     "/api/v2/event-ops/metrics",
     "/api/v2/events/analytics",
@@ -25,17 +30,34 @@ ROUTES = (
     "/api/v2/automation-metrics",
     "/api/v2/automation-logs",
     "/api/v2/dashboard",
+    "/api/v2/dashboard/metrics",
     "/api/v2/health",
 )
 
 
+class Flow:
+    """One relayed connection; it forwards while ``flowing`` is set, and the server's
+    side while ``answering`` is set too."""
+
+    def __init__(self):
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.answering = threading.Event()
+        self.answering.set()
+
+
 class Relay:
-    """A TCP relay to PostgreSQL on a port of its own, so that a rule can blackhole it."""
+    """A TCP relay to PostgreSQL on a port of its own, which can stop forwarding (every
+    connection, or one) while its sockets stay open: the kernel goes on acknowledging,
+    nothing reaches either side."""
 
     def __init__(self, target: tuple[str, int]):
         self.target = target
         self.port = free_port()
         self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.accepting = threading.Event()  # new connections are relayed
+        self.accepting.set()
+        self.flows: list[Flow] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -44,20 +66,60 @@ class Relay:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            flow = Flow()
+            if not self.accepting.is_set():
+                flow.flowing.clear()
+            self.flows.append(flow)
+            threading.Thread(target=self._relay, args=(client, flow), daemon=True).start()
+
+    def _relay(self, client, flow):
+        flow.flowing.wait()
+        try:
             upstream = socket.create_connection(self.target)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+        except OSError:
+            client.close()
+            return
+        for a, b, gates in ((client, upstream, ()), (upstream, client, (flow.answering,))):
+            gates = (flow.flowing, *gates)
+            threading.Thread(target=self._pump, args=(a, b, gates), daemon=True).start()
 
     @staticmethod
-    def _pump(source, sink):
+    def _pump(source, sink, gates):
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                for gate in gates:
+                    gate.wait()
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
 
+    def stop(self):
+        """Forward nothing more, on any connection, open or new."""
+        self.accepting.clear()
+        for flow in self.flows:
+            flow.flowing.clear()
+
+    def resume(self):
+        self.accepting.set()
+        for flow in self.flows:
+            flow.flowing.set()
+            flow.answering.set()
+
+    def url(self, pg_url: str) -> str:
+        return (
+            make_url(pg_url)
+            .set(host="127.0.0.1", port=self.port)
+            .render_as_string(hide_password=False)
+        )
+
     def close(self):
+        self.resume()
         self.listener.close()
+
+
+def relay_to(pg_url: str) -> Relay:
+    url = make_url(pg_url)
+    return Relay((url.host or "127.0.0.1", url.port or 5432))
 
 
 @contextlib.contextmanager
@@ -88,47 +150,146 @@ def ask(base: str, path: str, results: dict) -> None:
     began = time.monotonic()
     try:
         response = requests.get(base + path, headers={"x-api-key": API_KEY}, timeout=30)
-        results[path] = (response.status_code, response.json(), time.monotonic() - began)
+        json = response.headers["Content-Type"].startswith("application/json")
+        body = response.json() if json else response.text
+        results[path] = (response.status_code, body, time.monotonic() - began)
     except requests.RequestException as exc:
         results[path] = (None, str(exc), time.monotonic() - began)
 
 
-def test_a_blackholed_database_link_gives_503_on_every_route(pg_url):
-    url = make_url(pg_url)
-    relay = Relay((url.host or "127.0.0.1", url.port or 5432))
+def ask_all(base: str) -> dict:
+    """Every route at once: {path: (status, body, seconds)}."""
+    results: dict = {}
+    threads = [threading.Thread(target=ask, args=(base, p, results)) for p in ROUTES]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def assert_unavailable_in_time(results: dict) -> None:
+    """503 with the envelope (with a degraded report on /health) within the timeout and
+    its second of slack."""
+    assert set(results) == set(ROUTES)
+    for path, (status, body, took) in results.items():
+        assert status == 503, (path, status, body)
+        if path.endswith("/health"):
+            assert body["checks"]["database"]["status"] == "error"
+        else:
+            assert body["error"]["code"] == "SERVICE_UNAVAILABLE", (path, body)
+        assert took < TIMEOUT_MS / 1000 + 1, (path, took)
+
+
+@contextlib.contextmanager
+def served_over(relay: Relay, pg_url: str):
     app = build_app(
-        url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False),
-        OMNI_DB_TIMEOUT_MS=TIMEOUT_MS,
-        OMNI_DASHBOARD_CACHE_SECONDS=0,
+        relay.url(pg_url), OMNI_DB_TIMEOUT_MS=TIMEOUT_MS, OMNI_DASHBOARD_CACHE_SECONDS=0
     )
     served = Served(app)
-    base = f"http://127.0.0.1:{served.port}"
     try:
-        warm: dict = {}
-        for path in ROUTES:  # every route works, and the pool holds open connections
-            ask(base, path, warm)
-        assert all(status == 200 for status, _, _ in warm.values()), warm
-        with packets_dropped(relay.port):
-            results: dict = {}
-            threads = [threading.Thread(target=ask, args=(base, p, results)) for p in ROUTES]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
-        for path, (status, body, took) in results.items():
-            assert status == 503, (path, status, body)
-            assert (
-                body["error"]["code"] == "SERVICE_UNAVAILABLE"
-                if path != ROUTES[-1]
-                else (body["checks"]["database"]["status"] == "error")
-            )
-            # a pooled connection fails after half the timeout (TCP notices at its next
-            # retransmission: up to 0.5 s later), a fresh one in the rest: 2.0-4.5 s measured
-            assert took < TIMEOUT_MS / 1000 + 1.5, (path, took)
+        yield f"http://127.0.0.1:{served.port}"
     finally:
         served.close()
-        relay.close()
+        app.extensions["omni_dashboard"].live.stop()
         app.extensions["omni_host"].engine.dispose()
+
+
+def wait_until_every_route_answers(base: str, ceiling: float = 60.0) -> None:
+    deadline = time.monotonic() + ceiling
+    while True:
+        results = ask_all(base)
+        if all(status == 200 for status, _, _ in results.values()):
+            return
+        assert time.monotonic() < deadline, results
+        time.sleep(0.2)  # polling interval of the condition, not a synchronisation
+
+
+def test_a_peer_that_acknowledges_and_never_answers_gives_503_in_time(pg_url):
+    relay = relay_to(pg_url)
+    try:
+        with served_over(relay, pg_url) as pooled, served_over(relay, pg_url) as fresh:
+            warm = ask_all(pooled)  # every route works; the pool holds open connections
+            assert all(status == 200 for status, _, _ in warm.values()), warm
+            relay.stop()
+            assert_unavailable_in_time(ask_all(pooled))
+            assert_unavailable_in_time(ask_all(fresh))  # its first connections, ever
+            relay.resume()
+            wait_until_every_route_answers(pooled)
+            wait_until_every_route_answers(fresh)
+    finally:
+        relay.close()
+
+
+def guarded_engine(url: str):
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    guard_engine(engine, TIMEOUT_MS)
+    return engine
+
+
+def test_a_statement_longer_than_the_timeout_is_slow_not_stuck(pg_url):
+    relay = relay_to(pg_url)
+    engine = guarded_engine(relay.url(pg_url))
+    try:
+        with engine.connect() as conn:
+            seconds = TIMEOUT_MS / 1000 * 1.5
+            assert conn.execute(text(f"SELECT pg_sleep({seconds}), 7")).one()[1] == 7
+    finally:
+        engine.dispose()
+        relay.close()
+
+
+def test_one_stuck_connection_ends_alone(pg_url):
+    """A connection whose relay stops (its backend idle, the server answering others) ends
+    within the timeout; the others, and new ones, go on."""
+    relay = relay_to(pg_url)
+    engine = guarded_engine(relay.url(pg_url))
+    try:
+        with engine.connect() as stuck, engine.connect() as other:
+            stuck.execute(text("SELECT 1"))
+            other.execute(text("SELECT 1"))
+            relay.flows[0].flowing.clear()
+            began = time.monotonic()
+            with pytest.raises(sa_exc.OperationalError) as failed:
+                stuck.execute(text("SELECT 2"))
+            assert failed.value.connection_invalidated
+            assert time.monotonic() - began < TIMEOUT_MS / 1000 + 1
+            assert other.execute(text("SELECT 3")).scalar() == 3
+        with engine.connect() as new:
+            assert new.execute(text("SELECT 4")).scalar() == 4
+    finally:
+        engine.dispose()
+        relay.close()
+
+
+def test_an_answer_that_never_arrives_ends_the_call(pg_url):
+    """The server ran the statement and waits to send more than the buffers hold (its
+    backend active, blocked writing): the call ends within the timeout all the same."""
+    relay = relay_to(pg_url)
+    engine = guarded_engine(relay.url(pg_url))
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            relay.flows[0].answering.clear()
+            began = time.monotonic()
+            with pytest.raises(sa_exc.OperationalError):
+                conn.execute(text("SELECT repeat('x', 50000000)"))
+            assert time.monotonic() - began < TIMEOUT_MS / 1000 + 1
+    finally:
+        engine.dispose()
+        relay.close()
+
+
+def test_a_blackholed_database_link_gives_503_on_every_route(pg_url):
+    relay = relay_to(pg_url)
+    try:
+        with served_over(relay, pg_url) as base:
+            warm = ask_all(base)  # every route works, and the pool holds open connections
+            assert all(status == 200 for status, _, _ in warm.values()), warm
+            with packets_dropped(relay.port):
+                assert_unavailable_in_time(ask_all(base))
+    finally:
+        relay.close()
 
 
 def test_the_plugins_reads_stop_at_their_statement_timeout(pg_url):

@@ -32,7 +32,12 @@ def compute(ctx: ProviderContext) -> dict:
     if ctx.args.get("allTime"):
         raise InvalidArgument("compare", "an all-time window has no earlier period; give since")
     window = EventWindow.from_args(ctx.args, ctx.now)
-    before = earlier(window, compare, ctx.now)
+    try:
+        before = earlier(window, compare, ctx.now)
+    except OverflowError:
+        raise InvalidArgument(
+            "compare", "the comparison window would begin before the year 1; give a later since"
+        ) from None
     totals = status_totals(ctx.reader, before.window)
     return {
         "comparison": {

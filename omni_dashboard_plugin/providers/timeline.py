@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from ..buckets import DAILY, HOURLY, TooManyBuckets, bucket_starts, fill
+from ..buckets import DAILY, HOURLY, TooManyBuckets, bucket_after, bucket_starts, fill
 from ..grid import aware_slot_time
 from ..provider import InvalidArgument, Provider, ProviderContext
 from ..queries.events import slot_counts
@@ -19,20 +19,17 @@ def _aware(moment: datetime) -> datetime:
 def span(window: EventWindow, slots: dict, now: datetime) -> tuple[datetime, datetime]:
     """First and last instant the timeline must cover (aware UTC).
 
-    From ``since`` (or the earliest event when there is no lower bound) to ``until`` (or
-    ``now``, or the latest event when one lies after ``now``).
+    From ``since`` (or, with no lower bound, the earliest event, at the latest the last
+    instant) to ``until``, else ``now``: events stamped after ``now`` never stretch a
+    window the client left open (the bucket holding ``now`` is the last one).
     """
-    now = _aware(now)
+    last = _aware(window.until if window.until is not None else now)
     if window.since is not None:
         first = _aware(window.since)
     elif slots:
-        first = aware_slot_time(min(slots))
+        first = min(aware_slot_time(min(slots)), last)
     else:
-        first = _aware(window.until) if window.until is not None else now
-    if window.until is not None:
-        last = _aware(window.until)
-    else:
-        last = max(now, aware_slot_time(max(slots))) if slots else now
+        first = last
     return first, max(first, last)
 
 
@@ -65,37 +62,45 @@ def _starts(first, last, zone, requested, cap, bound):
 
 @dataclass(frozen=True)
 class Layout:
-    """The buckets of a window's timeline: their starts (aware UTC), size and zone."""
+    """The buckets of a window's timeline: their starts (aware UTC), size and zone, and
+    where the last one ends (``None`` past the year 9999)."""
 
     starts: tuple[datetime, ...]
     granularity: str
     zone_name: str
+    stop: datetime | None
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.zone_name)
 
 
+def _unbounded_end(args) -> str:
+    """The argument that makes a window too long: the client's ``since``, else its
+    ``allTime`` (the earliest event), else its ``until`` (after the default ``since``)."""
+    if args.get("since") is not None:
+        return "since"
+    return "allTime" if args.get("allTime") else "until"
+
+
 def layout(ctx: ProviderContext, window: EventWindow, slots: dict) -> Layout:
     """The buckets that cover ``window`` (holding ``slots``) for the request's
     granularity and timezone arguments."""
     zone_name = ctx.args.get("timezone") or ctx.config.timezone
+    zone = ZoneInfo(zone_name)
     first, last = span(window, slots, ctx.now)
-    bound = "since" if ctx.args.get("since") is not None else "allTime"
-    if window.since is not None and ctx.args.get("since") is None:
-        bound = "until"  # the default since (now - 24 h) and an until long before it
+    bound = _unbounded_end(ctx.args)
     try:
         starts, granularity = _starts(
-            first,
-            last,
-            ZoneInfo(zone_name),
-            ctx.args.get("granularity"),
-            ctx.config.timeline_max_buckets,
-            bound,
+            first, last, zone, ctx.args.get("granularity"), ctx.config.timeline_max_buckets, bound
         )
     except OverflowError:
         raise InvalidArgument(bound, "is too far from today for a timeline") from None
-    return Layout(starts, granularity, zone_name)
+    try:
+        stop = bucket_after(starts[-1], zone, granularity)
+    except OverflowError:
+        stop = None
+    return Layout(starts, granularity, zone_name, stop)
 
 
 def compute(ctx: ProviderContext) -> dict:
@@ -104,7 +109,7 @@ def compute(ctx: ProviderContext) -> dict:
     slots = slot_counts(ctx.reader, window)
     buckets = layout(ctx, window, slots)
     return {
-        "timeline": fill(buckets.starts, slots, buckets.zone),
+        "timeline": fill(buckets.starts, slots, buckets.zone, stop=buckets.stop),
         "timelineGranularity": buckets.granularity,
         "timelineTimezone": buckets.zone_name,
     }

@@ -1,2 +1,3 @@
-"""The base SQL layer: Omni's tables as the plugin reads them, portable constructs, and
-the one-snapshot transaction. It imports nothing else of the plugin but the slot grid."""
+"""The base SQL layer: Omni's tables as the plugin reads them, portable constructs, the
+one-snapshot transaction and the client-side deadline on an engine's calls. It imports
+nothing else of the plugin but the slot grid."""

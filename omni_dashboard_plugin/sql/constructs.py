@@ -19,7 +19,9 @@ def _column(element, compiler, kw) -> str:
 
 def _sqlite_slot(column: str, width: int) -> str:
     """SQLite: ``floor(epoch seconds of column / width)``, the index of its slot."""
-    seconds = f"CAST(strftime('%s', {column}) AS INTEGER)"
+    # Whole seconds: strftime rounds a fraction to milliseconds, and the last half
+    # millisecond of the year 9999 rounds to a year it has no epoch for (NULL).
+    seconds = f"CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER)"
     # Floor division that is also right before 1970 (SQLite's / truncates toward zero).
     return f"(({seconds}) - ((({seconds}) % {width}) + {width}) % {width}) / {width}"
 
