@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import sys
 import uuid
 from datetime import datetime
@@ -95,9 +96,82 @@ class Clock:
         return self.now
 
 
-settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
-settings.register_profile("dev", deadline=None)
-settings.load_profile("ci" if IN_CI else "dev")
+# Hypothesis example counts come from one of three profiles, never from a test:
+# ``fast`` for the quick selection, ``full`` for a whole run, ``ci`` for a whole run that is
+# repeatable (derandomised) and prints what it needs to reproduce a failure.
+settings.register_profile("fast", max_examples=20, deadline=None)
+settings.register_profile("full", max_examples=100, deadline=None)
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True)
+
+
+def examples(share: float) -> int:
+    """A test's example count as a share of the loaded profile's: a test whose examples are
+    expensive asks for a fraction of them, a cheap one for more."""
+    return max(1, round(settings().max_examples * share))
+
+
+def hypothesis_profile(markexpr: str) -> str:
+    """OMNI_HYPOTHESIS_PROFILE when set; else ``ci`` under CI=true, ``fast`` when slow tests
+    are deselected (``-m "not slow"``), and ``full`` otherwise."""
+    chosen = os.environ.get("OMNI_HYPOTHESIS_PROFILE")
+    if chosen:
+        return chosen
+    if IN_CI:
+        return "ci"
+    return "fast" if "not slow" in " ".join(markexpr.split()) else "full"
+
+
+def pytest_configure(config):
+    settings.load_profile(hypothesis_profile(config.getoption("markexpr") or ""))
+
+
+# A test that starts a process (a server, a browser, a build, a command-line tool) is marked
+# ``slow``, so that ``pytest -m "not slow"`` stays quick: while a test not marked slow runs
+# (its fixtures included), starting one fails it with a message saying so.
+class UnmarkedSlowTest(Exception):
+    """A test not marked slow started a process."""
+
+
+_running_fast = None  # the test running now when it is not marked slow
+_started = {}  # node id of a fast test -> the first command it started
+_popen_init = subprocess.Popen.__init__
+
+
+def _guarded_popen_init(self, args, *rest, **kwargs):
+    item = _running_fast
+    if item is not None:
+        _started.setdefault(item.nodeid, args)
+        raise UnmarkedSlowTest(
+            f"{item.nodeid} starts a process ({args!r}) but is not marked slow: "
+            "add @pytest.mark.slow (or pytestmark = pytest.mark.slow for the module)"
+        )
+    _popen_init(self, args, *rest, **kwargs)
+
+
+subprocess.Popen.__init__ = _guarded_popen_init
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    global _running_fast
+    _running_fast = None if item.get_closest_marker("slow") else item
+    try:
+        return (yield)
+    finally:
+        _running_fast = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Fail a fast test whose process start was swallowed (in a thread, by a retry loop)."""
+    report = yield
+    if report.failed:
+        _started.pop(item.nodeid, None)  # already failing; the message says why
+    elif report.when == "teardown" and item.nodeid in _started:
+        command = _started.pop(item.nodeid)
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} started a process ({command!r}) but is not marked slow"
+    return report
 
 
 @pytest.fixture

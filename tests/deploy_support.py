@@ -80,7 +80,7 @@ class Gunicorn:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_for_port(self.port, timeout=30)
+        wait_for_port(self.port)
         return self
 
     def kill(self) -> None:

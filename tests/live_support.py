@@ -13,6 +13,8 @@ from pathlib import Path
 
 import nats
 
+from .waiting import wait_until
+
 NATS_BINARY = Path(sys.executable).parent / "nats-server"
 
 
@@ -22,15 +24,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
+def listens(port: int) -> bool:
+    """Whether something accepts connections on ``port`` on loopback."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(port: int) -> None:
+    wait_until(lambda: listens(port), f"something to listen on port {port}")
+
+
+def hub_sequenced(hub) -> int:
+    """How many events (and gaps) the hub has numbered: the sum of its cursor, which grows by
+    one an event in buffer and JetStream mode alike."""
+    return sum(hub.cursor().values())
+
+
+def wait_for_hub(hub, count: int, since: int) -> None:
+    """Wait until ``hub`` has taken ``count`` more events than ``since`` (a
+    :func:`hub_sequenced` value): they are in its buffer or its JetStream cursor."""
+    wait_until(lambda: hub_sequenced(hub) >= since + count, f"the hub to take {count} events")
 
 
 class NatsServer:
@@ -247,6 +263,7 @@ class Served:
     def __init__(self, app):
         from werkzeug.serving import make_server
 
+        self.app = app
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

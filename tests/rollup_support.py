@@ -20,7 +20,7 @@ from host_example.tables import (
     omni_events,
 )
 
-from .conftest import API_KEY, NOW, Clock, build_app
+from .conftest import API_KEY, NOW, Clock, build_app, examples
 
 HORIZON = timedelta(minutes=60)
 INSTANCE_IDS = [uuid.UUID(int=i + 1) for i in range(3)]
@@ -346,11 +346,12 @@ def change_dead_letters(engine, now, operation: str, n: int, status: str) -> Non
             conn.execute(delete(table).where(table.c.id.in_(chosen)))
 
 
-def pair_examples(count: int):
-    """Hypothesis settings for a test on a :class:`Pair`: ``count`` examples, no
-    shrinking (one example writes and reads two apps; shrinking would take minutes)."""
+def pair_examples(share: float):
+    """Hypothesis settings for a test on a :class:`Pair`: ``share`` of the profile's
+    examples, no shrinking (one example writes and reads two apps; shrinking would take
+    minutes)."""
     return settings(
-        max_examples=count,
+        max_examples=examples(share),
         suppress_health_check=[HealthCheck.too_slow],
         deadline=None,
         phases=[Phase.explicit, Phase.generate],

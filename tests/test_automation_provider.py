@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert, null
 
 from host_example.tables import automation_logs, automations
 
-from .conftest import API_KEY, NOW, Clock, build_app
+from .conftest import API_KEY, NOW, Clock, build_app, examples
 
 AUTOMATION = uuid.UUID(int=99)
 SQL_NULL = "sql-null"
@@ -108,7 +108,7 @@ log_st = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(0.6))
 @given(logs=st.lists(log_st, max_size=25))
 def test_automation_aggregates_match_the_oracle(env, logs):
     app, engine = env

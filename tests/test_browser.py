@@ -17,6 +17,9 @@ from host_example.seed import SeedPlan
 from .conftest import API_KEY, NOW, build_app
 from .data import seeded
 from .live_support import Served
+from .waiting import CEILING
+
+pytestmark = pytest.mark.slow  # Chromium
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 MINUS = "\u2212"
@@ -97,7 +100,6 @@ def test_the_page_shows_the_api_numbers_and_the_live_feed(browser, host):
     page.wait_for_function(
         "document.querySelector('[data-testid=feed-state]').textContent === 'live'"
     )
-    published = time.monotonic()
     app.extensions["omni_dashboard"].live.publish(
         "message.received.discord.browser-instance",
         {
@@ -108,8 +110,9 @@ def test_the_page_shows_the_api_numbers_and_the_live_feed(browser, host):
             "metadata": {"instanceId": "browser-instance", "channelType": "discord"},
         },
     )
-    page.wait_for_selector('[data-testid="feed"] li[data-id="browser-test-1"]', timeout=2000)
-    assert time.monotonic() - published < 2
+    page.wait_for_selector(
+        '[data-testid="feed"] li[data-id="browser-test-1"]', timeout=CEILING * 1000
+    )
     assert page.is_hidden('[data-testid="feed-empty"]')
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

@@ -119,7 +119,7 @@ def granularity_of(first, last, zone):
     return "hourly" if len(event_oracle.buckets(first, last, zone, "hourly")) <= 1000 else "daily"
 
 
-@rs.pair_examples(20)
+@rs.pair_examples(0.2)
 @given(
     anchor=st.sampled_from(ANCHORS),
     events=history,
@@ -199,7 +199,7 @@ def test_analytics_with_channel_and_comparison_equal_the_oracle(
     event(f"{how}, {'some' if earlier else 'no'} earlier events, {granularity}")
 
 
-@rs.pair_examples(20)
+@rs.pair_examples(0.2)
 @given(
     anchor=st.sampled_from(ANCHORS),
     events=history,

@@ -2,13 +2,14 @@
 
 import logging
 import threading
-import time
 
 import pytest
 from sqlalchemy import create_engine, event, text
 
 from omni_dashboard_plugin.queries.concurrent_read import ConcurrentRead
 from omni_dashboard_plugin.sql.snapshot import snapshot
+
+from .waiting import CEILING, finishes, pace, wait_until
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_the_second_connection_reads_the_snapshot_of_the_response(engine):
         assert _count(conn) == 3  # the response's snapshot is taken here
         _insert_two_elsewhere(engine)
         pending = ConcurrentRead(conn, read)
-        time.sleep(0.2)  # let the worker take it
+        wait_until(lambda: used, "the worker to take the read")
         assert pending.result() == 3
         assert used and used[0] is not conn  # it did run on the second connection
     with engine.connect() as conn:
@@ -60,26 +61,37 @@ def test_it_never_waits_for_a_connection(engine):
     """A worker slow to get its connection loses the read to the response, which reads it
     on its own connection at once; the worker then gives its connection back unused."""
     main = threading.get_ident()
+    checking_out, release, checked_in = threading.Event(), threading.Event(), threading.Event()
 
     def slow_checkout(*_):
         if threading.get_ident() != main:
-            time.sleep(1.5)
+            checking_out.set()
+            release.wait()  # held until the response has read it itself
+
+    def worker_checkin(*_):
+        if threading.get_ident() != main:
+            checked_in.set()
 
     event.listen(engine, "checkout", slow_checkout)
+    event.listen(engine, "checkin", worker_checkin)
     used = []
 
     def read(connection):
         used.append(connection)
         return _count(connection)
 
-    with snapshot(engine) as conn:
-        started = time.perf_counter()
-        assert ConcurrentRead(conn, read).result() == 3
-        assert time.perf_counter() - started < 1.0
-        assert used == [conn]
-    time.sleep(2)  # the worker checked out, found the read taken, and checked in
+    try:
+        with snapshot(engine) as conn:
+            pending = ConcurrentRead(conn, read)
+            assert checking_out.wait(CEILING), "the worker never asked for a connection"
+            # The worker is stuck getting its connection: the result comes all the same.
+            assert finishes(pending.result, "the result while the worker waits") == 3
+            assert used == [conn]
+    finally:
+        release.set()
+    assert checked_in.wait(CEILING), "the worker kept its connection"
     assert used == [conn]
-    assert engine.pool.checkedout() == 0
+    wait_until(lambda: engine.pool.checkedout() == 0, "every connection back in the pool")
 
 
 def test_a_full_pool_means_reading_on_the_response_connection(engine):
@@ -96,20 +108,22 @@ def test_a_full_pool_means_reading_on_the_response_connection(engine):
         busy.execute(text("SELECT 1"))
         assert ConcurrentRead(conn, read).result() == 3
         assert used == [conn]
-    time.sleep(0.2)
+    pace(0.2, "time for a worker queued for a connection, wrongly, to take one")
     assert set(checkouts) == {threading.get_ident()}
 
 
 def test_an_error_on_the_second_connection_falls_back_to_the_response_connection(engine, caplog):
     with snapshot(engine) as conn:
+        tried = []
 
         def read(connection):
             if connection is not conn:
+                tried.append(connection)
                 raise RuntimeError("second connection broke")
             return _count(connection)
 
         pending = ConcurrentRead(conn, read)
-        time.sleep(0.2)
+        wait_until(lambda: tried, "the worker to try the read")
         with caplog.at_level(logging.WARNING):
             assert pending.result() == 3
     assert "second connection broke" in caplog.text

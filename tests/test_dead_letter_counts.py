@@ -82,7 +82,7 @@ def _apply(engine, operation, value, statuses: dict) -> None:
 
 
 @given(steps=writes)
-@rs.pair_examples(25)
+@rs.pair_examples(0.25)
 def test_counts_follow_every_write(pair, steps):
     """After every insert, status change, unchanged update, delete, TRUNCATE and fold, the
     kept counts equal the statuses counted in Python (and a fold leaves one row each)."""

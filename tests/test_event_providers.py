@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert
 from host_example.tables import instances, omni_events
 
 from . import event_oracle as oracle
-from .conftest import API_KEY, Clock, build_app
+from .conftest import API_KEY, Clock, build_app, examples
 
 CAP = 60
 ZONES = (
@@ -113,7 +113,7 @@ def get(client, url, params):
     return response.status_code, response.get_json()
 
 
-@settings(max_examples=150)
+@settings(max_examples=examples(1.5))
 @given(
     now=st.sampled_from(ANCHORS),
     raw_events=st.lists(event_st, max_size=60),

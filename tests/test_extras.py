@@ -9,6 +9,10 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # builds and installs the distributions
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Runs with nats-py, flask-sock and psycopg2 made unimportable, as without the extras.

@@ -22,8 +22,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from host_example.seed import SeedPlan
 
 from . import wild_data
-from .conftest import API_KEY, NOW, build_app
+from .conftest import API_KEY, NOW, build_app, examples
 from .data import seeded
+
+pytestmark = pytest.mark.slow  # schemathesis
 
 SPEC = json.loads((Path(__file__).resolve().parent.parent / "docs" / "openapi.json").read_text())
 OPERATIONS = sorted(
@@ -32,7 +34,6 @@ OPERATIONS = sorted(
     for method, operation in item.items()
 )
 LEAKS = ("Traceback", "SELECT ", "psycopg2", "sqlalchemy", API_KEY)
-EXAMPLES = 30
 SENT: Counter = Counter()
 load_all_checks()
 # Every check schemathesis has (including those that send requests of their own:
@@ -81,7 +82,7 @@ def test_operation_keeps_its_documented_promises(fuzz_schema, path, method, has_
     strategy = operation.as_strategy(generation_mode=mode)
 
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=examples(0.3),
         derandomize=True,
         deadline=None,
         database=None,

@@ -15,6 +15,8 @@ from gunicorn.config import Config
 from .conftest import build_app
 from .deploy_support import ROOT, Gunicorn
 
+pytestmark = pytest.mark.slow  # gunicorn
+
 SECRET = "k3y-" + secrets.token_hex(12)
 CONF = runpy.run_path(str(ROOT / "host_example" / "gunicorn.conf.py"))
 # Every atom that can carry the key: request line, path, query, referer, header, environ.

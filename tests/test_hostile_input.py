@@ -4,13 +4,13 @@
 import base64
 import json
 import socket
-import time
 from pathlib import Path
 
 import pytest
 
 from .conftest import API_KEY, build_app
 from .live_support import Served
+from .waiting import finishes
 
 SPEC = json.loads((Path(__file__).resolve().parent.parent / "docs" / "openapi.json").read_text())
 HEADERS = {"x-api-key": API_KEY}
@@ -21,10 +21,10 @@ def client(db_url):
     return build_app(db_url).test_client()
 
 
-def timed(client, url, **kwargs):
-    began = time.monotonic()
-    response = client.get(url, headers=HEADERS, **kwargs)
-    return response, time.monotonic() - began
+def ask(client, url, **kwargs):
+    """GET with the key; a request that hangs (builds a grid it should have refused, say)
+    fails the test at the ceiling."""
+    return finishes(lambda: client.get(url, headers=HEADERS, **kwargs), f"GET {url}")
 
 
 @pytest.mark.parametrize(
@@ -39,15 +39,15 @@ def timed(client, url, **kwargs):
         ("until=9999-12-30T00:00:00Z", "until"),
     ],
 )
-def test_windows_too_long_for_a_timeline_are_refused_quickly(client, query, field):
-    response, took = timed(client, f"/api/v2/events/analytics?{query}")
+def test_windows_too_long_for_a_timeline_are_refused(client, query, field):
+    response = ask(client, f"/api/v2/events/analytics?{query}")
     assert response.status_code == 422 and field in response.get_json()["error"]["details"]
-    assert took < 1.0 and len(response.get_data()) < 1_000_000
+    assert len(response.get_data()) < 1_000_000
 
 
 def test_a_window_within_the_cap_still_answers(client):
     window = "since=2024-01-01T00:00:00Z&until=2026-01-01T00:00:00Z"
-    response, _ = timed(client, f"/api/v2/events/analytics?{window}")
+    response = ask(client, f"/api/v2/events/analytics?{window}")
     body = response.get_json()
     assert response.status_code == 200 and body["timelineGranularity"] == "daily"
     assert len(body["timeline"]) == 366 + 365 + 1  # until is inclusive: 2026-01-01 too
@@ -62,7 +62,7 @@ def test_a_window_within_the_cap_still_answers(client):
     ],
 )
 def test_dates_that_cannot_be_represented_in_utc_are_422(client, query, field):
-    response, _ = timed(client, f"/api/v2/events/analytics?{query}")
+    response = ask(client, f"/api/v2/events/analytics?{query}")
     assert response.status_code == 422
     assert list(response.get_json()["error"]["details"]) == [field]
 
@@ -83,7 +83,7 @@ def test_dates_that_cannot_be_represented_in_utc_are_422(client, query, field):
     ],
 )
 def test_windows_before_year_one_and_nul_bytes_are_422(client, query, field):
-    response, _ = timed(client, query)
+    response = ask(client, query)
     assert response.status_code == 422, response.get_data(as_text=True)
     assert list(response.get_json()["error"]["details"]) == [field]
 
@@ -112,13 +112,13 @@ LOG_ID = "6f1c0a4e-2b7d-4c1a-9a34-0d2f5b8e9c11"
     ],
 )
 def test_only_cursors_the_api_issues_are_accepted(client, cursor):
-    response, _ = timed(client, "/api/v2/automation-logs", query_string={"cursor": cursor})
+    response = ask(client, "/api/v2/automation-logs", query_string={"cursor": cursor})
     assert response.status_code == 422, response.get_data(as_text=True)
     assert list(response.get_json()["error"]["details"]) == ["cursor"]
 
 
 def test_an_issued_cursor_still_pages(client):
-    response, _ = timed(
+    response = ask(
         client,
         "/api/v2/automation-logs",
         query_string={"cursor": cursor_of(f"2026-03-10T10:00:00|{LOG_ID}")},

@@ -16,6 +16,8 @@ from omni_dashboard_plugin.rollups.kinds import metadata
 
 from .conftest import API_KEY, build_app
 
+pytestmark = pytest.mark.slow  # the flask command in processes of its own
+
 
 @pytest.fixture
 def fresh_url(own_pg_url):

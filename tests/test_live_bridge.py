@@ -10,6 +10,8 @@ from omni_dashboard_plugin.live.bridge import FEED_MAX_AGE, FEED_MAX_BYTES, FEED
 from .conftest import build_app
 from .live_support import add_streams, outside_any_loop
 
+pytestmark = pytest.mark.slow  # a real nats-server
+
 
 def feed(tmp_path, url, **config):
     app = build_app(f"sqlite:///{tmp_path / 'bridge.db'}", OMNI_NATS_URL=url, **config)

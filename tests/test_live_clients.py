@@ -1,11 +1,11 @@
 """The live feed with the clients people use, under werkzeug and the documented gunicorn.
 
-Each client must get ``connected`` and a published event within 1 s, with every event's data
-parsed as JSON by that client (heartbeats included: the server sends them every second).
+Each client must get ``connected`` and a published event, with every event's data parsed as
+JSON by that client (heartbeats included: the server sends them every second). How soon they
+arrive is measured by bench/deadlines.py (docs/performance.md), not asserted here.
 """
 
 import itertools
-import time
 
 import pytest
 
@@ -14,6 +14,9 @@ from .conftest import API_KEY, build_app
 from .deploy_support import Gunicorn, Nginx
 from .live_support import Served, omni_message, publish
 from .node_support import node_packages
+from .waiting import CEILING, pace
+
+pytestmark = pytest.mark.slow  # nats-server, gunicorn, nginx, Chromium and Node clients
 
 STREAM = "/api/v2/events/stream"
 numbers = itertools.count()
@@ -50,20 +53,17 @@ def server(request, nats, tmp_path_factory):
         gunicorn.stop()
 
 
-def connected_then_event(run, nats, began, label) -> None:
-    """``connected`` within 1 s of ``began``; a heartbeat; then one event within 1 s."""
+def connected_then_event(run, nats, label) -> None:
+    """``connected``; a heartbeat; then one event."""
     try:
-        arrived, _, data = run.wait_for(lambda name, _: name == "connected", 10)
-        assert arrived - began < 1.0, f"connected after {arrived - began:.2f} s"
+        _, _, data = run.wait_for(lambda name, _: name == "connected", CEILING)
         assert data["mode"] == "buffer" and data["natsConnected"] is True
-        time.sleep(1.3)  # a heartbeat comment goes through the client's parser
+        pace(1.3, "a heartbeat comment (one a second) goes through the client's parser")
         message = omni_message("message.received", instance=label, n=next(numbers))
-        sent = time.monotonic()
         publish(nats.url, [message])
-        arrived, _, data = run.wait_for(
-            lambda name, data: name == "event.received" and data["id"] == message["id"], 10
+        _, _, data = run.wait_for(
+            lambda name, data: name == "event.received" and data["id"] == message["id"], CEILING
         )
-        assert arrived - sent < 1.0, f"event after {arrived - sent:.2f} s"
         assert data["instanceId"] == label and data["direction"] == "inbound"
         assert not run.errors, run.errors
     finally:
@@ -71,18 +71,16 @@ def connected_then_event(run, nats, began, label) -> None:
 
 
 @pytest.mark.parametrize("client", sorted(SSE_CLIENTS))
-def test_every_client_gets_connected_and_an_event_within_a_second(server, nats, client):
+def test_every_client_gets_connected_and_an_event(server, nats, client):
     if client == "npm-eventsource":
-        node_packages()  # installed before the clock starts
-    began = time.monotonic()
+        node_packages()  # installed before the client starts
     run = SSE_CLIENTS[client](server + STREAM, API_KEY)
-    connected_then_event(run, nats, began, f"{client}-client")
+    connected_then_event(run, nats, f"{client}-client")
 
 
 def test_chromium_eventsource(server, nats, browser):
-    began = time.monotonic()
     run = chromium_client(browser, server, STREAM, API_KEY)
-    connected_then_event(run, nats, began, "chromium")
+    connected_then_event(run, nats, "chromium")
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +96,10 @@ def behind_nginx(nats, tmp_path_factory):
 
 @pytest.mark.parametrize("client", ["requests", "httpx-sse", "curl", "websockets"])
 def test_through_nginx(behind_nginx, nats, client):
-    began = time.monotonic()
     run = SSE_CLIENTS[client](behind_nginx + STREAM, API_KEY)
-    connected_then_event(run, nats, began, f"nginx-{client}")
+    connected_then_event(run, nats, f"nginx-{client}")
 
 
 def test_chromium_through_nginx(behind_nginx, nats, browser):
-    began = time.monotonic()
     run = chromium_client(browser, behind_nginx, STREAM, API_KEY)
-    connected_then_event(run, nats, began, "nginx-chromium")
+    connected_then_event(run, nats, "nginx-chromium")

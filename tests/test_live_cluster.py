@@ -22,6 +22,8 @@ from .cluster_support import NatsCluster, StoredPublisher
 from .conftest import API_KEY, build_app
 from .live_support import Served, outside_any_loop
 
+pytestmark = pytest.mark.slow  # a NATS cluster
+
 STREAM = "/api/v2/events/stream"
 
 

@@ -13,6 +13,8 @@ from .conftest import API_KEY, build_app
 from .deploy_support import Gunicorn, Nginx
 from .live_support import NatsServer, Served, omni_message, publish
 
+pytestmark = pytest.mark.slow  # gunicorn, nginx and nats-server
+
 STREAM = "/api/v2/events/stream"
 
 

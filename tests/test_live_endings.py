@@ -20,6 +20,8 @@ from .conftest import API_KEY, build_app
 from .deploy_support import Gunicorn
 from .live_support import NatsServer, Served, dechunk, omni_message, parse_events, publish
 
+pytestmark = pytest.mark.slow  # gunicorn
+
 HANG = 20.0  # seconds: a ceiling far above what any wait below needs
 
 

@@ -13,6 +13,8 @@ import pytest
 from .conftest import API_KEY, build_app
 from .live_support import Served, add_streams, omni_message, subject_of
 
+pytestmark = pytest.mark.slow  # nats-server, stopped and restarted
+
 
 class Publisher:
     """Publishes numbered events every ``interval`` seconds, each on a fresh connection,

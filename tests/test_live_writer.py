@@ -1,8 +1,8 @@
 """The SSE writer thread on real sockets: partial writes, a stalled reader, overflow."""
 
+import select
 import socket
 import threading
-import time
 
 from omni_dashboard_plugin.live.hub import Filters, Hub
 from omni_dashboard_plugin.live.messages import parse
@@ -10,6 +10,7 @@ from omni_dashboard_plugin.live.sockets import CHUNKED
 from omni_dashboard_plugin.live.writer import SocketWriter
 
 from .live_support import dechunk, omni_message, parse_events
+from .waiting import CEILING, pace, wait_until
 
 
 def tiny_pair():
@@ -17,6 +18,11 @@ def tiny_pair():
     server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     client_side.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     return server_side, client_side
+
+
+def readable(sock) -> bool:
+    """Whether ``sock`` has bytes to read (without reading them)."""
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def read_all(sock, until_closed=True, timeout=10.0):
@@ -61,14 +67,15 @@ def event(n):
 def test_a_stalled_socket_overflows_and_is_hung_up_on_at_once():
     server_side, client_side = tiny_pair()
     hub, writer, start, served, outcome = serving(server_side)
-    time.sleep(0.1)
-    for n in range(2000):  # far more than the socket buffers and the queue hold
+    hub.publish(event(0))
+    wait_until(lambda: readable(client_side), "the writer to send the first event")
+    for n in range(1, 2000):  # far more than the socket buffers and the queue hold
         hub.publish(event(n))
-        time.sleep(0.0005)  # let the writer fill the socket before the queue fills
+        pace(0.0005, "the writer fills the socket before the queue fills")
         if start.subscription.closed:
             break
     assert start.subscription.closed and hub.counters["overflowed"] == 1
-    served.join(2)  # hung up on without the client reading anything
+    served.join(CEILING)  # hung up on without the client reading anything
     assert not served.is_alive() and outcome == [False]
     body, cut = dechunk(read_all(client_side).encode())
     events, _ = parse_events(body)
@@ -82,15 +89,14 @@ def test_a_stalled_socket_overflows_and_is_hung_up_on_at_once():
 
 
 def test_a_socket_that_takes_nothing_for_the_send_timeout_is_hung_up_on():
-    server_side, _unread = tiny_pair()  # the client never reads
+    server_side, unread = tiny_pair()  # the client never reads
     hub, writer, _, served, outcome = serving(server_side, queue_size=100_000, send_timeout=0.5)
-    time.sleep(0.1)
-    for n in range(300):  # fills the socket; the queue never overflows
+    hub.publish(event(0))
+    wait_until(lambda: readable(unread), "the writer to send the first event")
+    for n in range(1, 300):  # fills the socket; the queue never overflows
         hub.publish(event(n))
-    began = time.monotonic()
-    served.join(5)
+    served.join(CEILING)
     assert not served.is_alive() and outcome == [False]
-    assert time.monotonic() - began < 1.5
     assert hub.counters["overflowed"] == 0 and hub.clients == 0
     writer.close()
 
@@ -115,10 +121,10 @@ def test_frames_are_chunks_and_a_stream_that_ends_hands_the_socket_back():
 def test_a_client_that_leaves_is_unsubscribed():
     server_side, client_side = socket.socketpair()
     hub, writer, _, served, outcome = serving(server_side)
-    time.sleep(0.1)
+    wait_until(lambda: server_side.gettimeout() == 0.0, "the writer to take the socket")
     assert hub.clients == 1
     client_side.close()
-    served.join(5)
+    served.join(CEILING)
     assert not served.is_alive() and hub.clients == 0 and outcome == [False]
     writer.close()
 

@@ -103,7 +103,7 @@ def pair(db_url):
 dead_status = st.sampled_from(("pending", "retrying", "resolved", "abandoned", "parked"))
 
 
-@rs.pair_examples(15)
+@rs.pair_examples(0.15)
 @given(
     events=rs.history,
     logs=rs.logs,
@@ -259,6 +259,7 @@ def test_stream_families_count_what_clients_got(tmp_path):
         server.close()
 
 
+@pytest.mark.slow  # a real nats-server
 def test_nats_connected_family(tmp_path, nats_server):
     app = build_app(f"sqlite:///{tmp_path / 'n.db'}", OMNI_NATS_URL=nats_server.url)
     try:

@@ -24,6 +24,8 @@ from .data import seeded
 from .deploy_support import Gunicorn
 from .live_support import NatsServer, Served, free_port, omni_message, publish, wait_for_port
 
+pytestmark = pytest.mark.slow  # Prometheus and gunicorn
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "prometheus.md"
 JOB = "omni-dashboard"
 
@@ -66,7 +68,7 @@ class Prometheus:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        wait_for_port(self.port, timeout=30)
+        wait_for_port(self.port)
         deadline = time.monotonic() + 30
         while True:  # it answers 503 while it loads its storage
             try:

@@ -87,6 +87,7 @@ KILLER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a refresh in a process of its own, killed
 def test_a_refresh_killed_midway_leaves_exact_numbers(pair, db_url):
     """SIGKILL inside the third chunk's transaction: two chunks stay, nothing else."""
     history(pair)

@@ -19,7 +19,7 @@ def pair(db_url):
     return rs.Pair(db_url)
 
 
-@rs.pair_examples(25)
+@rs.pair_examples(0.25)
 @given(
     events=rs.history,
     logs=rs.logs,

@@ -1,8 +1,9 @@
 """schemathesis' own runner (every phase: examples, coverage, fuzzing, stateful) with every
 check but positive_data_acceptance, against the served host on SQLite and PostgreSQL.
 Its checks that send requests of their own (unsupported methods with Allow, ignored auth,
-...) run here, which the in-process fuzz test does not do. 20 examples per operation by
-default; ``OMNI_SCHEMATHESIS_EXAMPLES=100`` runs 100 (``st run -n 100``)."""
+...) run here, which the in-process fuzz test does not do. Examples per operation: a share
+of the Hypothesis profile's (20 under ``full``); ``OMNI_SCHEMATHESIS_EXAMPLES=100`` runs 100
+(``st run -n 100``)."""
 
 import os
 import re
@@ -10,12 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import API_KEY
+import pytest
+
+from .conftest import API_KEY, examples
 from .live_support import Served
 from .test_fuzz import fuzz_app
 
+pytestmark = pytest.mark.slow  # schemathesis' runner
+
 GENERATED: dict[str, int] = {}
-EXAMPLES = os.environ.get("OMNI_SCHEMATHESIS_EXAMPLES", "20")
+EXAMPLES = os.environ.get("OMNI_SCHEMATHESIS_EXAMPLES") or str(examples(0.2))
 
 
 def test_schemathesis_finds_nothing(db_url):

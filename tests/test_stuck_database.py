@@ -1,15 +1,15 @@
-"""A database that stops answering gives 503 envelopes within the configured time, never a
-hung thread: a peer that acknowledges every packet and never answers (a loopback relay
-that stops forwarding and keeps its sockets open: no root, no firewall), a link that drops
-every packet (the relay behind an nftables DROP rule), and a table locked by another
-session (the plugin's statement timeout). A slow statement is not a stuck one."""
+"""A database that stops answering gives 503 envelopes, never a hung thread: a peer that
+acknowledges every packet and never answers (a loopback relay that stops forwarding and keeps
+its sockets open: no root, no firewall), a link that drops every packet (the relay behind an
+nftables DROP rule), and a table locked by another session (the plugin's statement timeout).
+A slow statement is not a stuck one. How soon the 503 comes is measured by
+bench/deadlines.py (docs/performance.md), not asserted here."""
 
 import contextlib
 import shutil
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 import requests
@@ -21,6 +21,7 @@ from omni_dashboard_plugin.sql.deadline import guard_engine
 
 from .conftest import API_KEY, IN_CI, build_app
 from .live_support import Served, free_port
+from .waiting import CEILING, finishes, wait_until
 
 TIMEOUT_MS = 4000
 ROUTES = (
@@ -147,38 +148,36 @@ def packets_dropped(port: int):
 
 
 def ask(base: str, path: str, results: dict) -> None:
-    began = time.monotonic()
-    try:
-        response = requests.get(base + path, headers={"x-api-key": API_KEY}, timeout=30)
+    try:  # a request still unanswered after its timeout hung: it fails the test
+        response = requests.get(base + path, headers={"x-api-key": API_KEY}, timeout=CEILING)
         json = response.headers["Content-Type"].startswith("application/json")
         body = response.json() if json else response.text
-        results[path] = (response.status_code, body, time.monotonic() - began)
+        results[path] = (response.status_code, body)
     except requests.RequestException as exc:
-        results[path] = (None, str(exc), time.monotonic() - began)
+        results[path] = (None, str(exc))
 
 
 def ask_all(base: str) -> dict:
-    """Every route at once: {path: (status, body, seconds)}."""
+    """Every route at once: {path: (status, body)}."""
     results: dict = {}
     threads = [threading.Thread(target=ask, args=(base, p, results)) for p in ROUTES]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join()
     return results
 
 
-def assert_unavailable_in_time(results: dict) -> None:
-    """503 with the envelope (with a degraded report on /health) within the timeout and
-    its second of slack."""
+def assert_unavailable(results: dict) -> None:
+    """503 with the envelope (with a degraded report on /health) on every route. How soon
+    it comes is measured by bench/deadlines.py, not asserted here."""
     assert set(results) == set(ROUTES)
-    for path, (status, body, took) in results.items():
+    for path, (status, body) in results.items():
         assert status == 503, (path, status, body)
         if path.endswith("/health"):
             assert body["checks"]["database"]["status"] == "error"
         else:
             assert body["error"]["code"] == "SERVICE_UNAVAILABLE", (path, body)
-        assert took < TIMEOUT_MS / 1000 + 1, (path, took)
 
 
 @contextlib.contextmanager
@@ -195,25 +194,23 @@ def served_over(relay: Relay, pg_url: str):
         app.extensions["omni_host"].engine.dispose()
 
 
-def wait_until_every_route_answers(base: str, ceiling: float = 60.0) -> None:
-    deadline = time.monotonic() + ceiling
-    while True:
-        results = ask_all(base)
-        if all(status == 200 for status, _, _ in results.values()):
-            return
-        assert time.monotonic() < deadline, results
-        time.sleep(0.2)  # polling interval of the condition, not a synchronisation
+def wait_until_every_route_answers(base: str) -> None:
+    wait_until(
+        lambda: all(status == 200 for status, _ in ask_all(base).values()),
+        "every route to answer 200 again",
+    )
 
 
-def test_a_peer_that_acknowledges_and_never_answers_gives_503_in_time(pg_url):
+@pytest.mark.slow  # a relay whose 4 s deadline is waited out
+def test_a_peer_that_acknowledges_and_never_answers_gives_503(pg_url):
     relay = relay_to(pg_url)
     try:
         with served_over(relay, pg_url) as pooled, served_over(relay, pg_url) as fresh:
             warm = ask_all(pooled)  # every route works; the pool holds open connections
-            assert all(status == 200 for status, _, _ in warm.values()), warm
+            assert all(status == 200 for status, _ in warm.values()), warm
             relay.stop()
-            assert_unavailable_in_time(ask_all(pooled))
-            assert_unavailable_in_time(ask_all(fresh))  # its first connections, ever
+            assert_unavailable(ask_all(pooled))
+            assert_unavailable(ask_all(fresh))  # its first connections, ever
             relay.resume()
             wait_until_every_route_answers(pooled)
             wait_until_every_route_answers(fresh)
@@ -227,6 +224,7 @@ def guarded_engine(url: str):
     return engine
 
 
+@pytest.mark.slow  # a relay whose 4 s deadline is waited out
 def test_a_statement_longer_than_the_timeout_is_slow_not_stuck(pg_url):
     relay = relay_to(pg_url)
     engine = guarded_engine(relay.url(pg_url))
@@ -239,6 +237,7 @@ def test_a_statement_longer_than_the_timeout_is_slow_not_stuck(pg_url):
         relay.close()
 
 
+@pytest.mark.slow  # a relay whose 4 s deadline is waited out
 def test_one_stuck_connection_ends_alone(pg_url):
     """A connection whose relay stops (its backend idle, the server answering others) ends
     within the timeout; the others, and new ones, go on."""
@@ -249,11 +248,9 @@ def test_one_stuck_connection_ends_alone(pg_url):
             stuck.execute(text("SELECT 1"))
             other.execute(text("SELECT 1"))
             relay.flows[0].flowing.clear()
-            began = time.monotonic()
             with pytest.raises(sa_exc.OperationalError) as failed:
-                stuck.execute(text("SELECT 2"))
+                finishes(lambda: stuck.execute(text("SELECT 2")), "the stuck call to end")
             assert failed.value.connection_invalidated
-            assert time.monotonic() - began < TIMEOUT_MS / 1000 + 1
             assert other.execute(text("SELECT 3")).scalar() == 3
         with engine.connect() as new:
             assert new.execute(text("SELECT 4")).scalar() == 4
@@ -262,6 +259,7 @@ def test_one_stuck_connection_ends_alone(pg_url):
         relay.close()
 
 
+@pytest.mark.slow  # a relay whose 4 s deadline is waited out
 def test_an_answer_that_never_arrives_ends_the_call(pg_url):
     """The server ran the statement and waits to send more than the buffers hold (its
     backend active, blocked writing): the call ends within the timeout all the same."""
@@ -271,23 +269,25 @@ def test_an_answer_that_never_arrives_ends_the_call(pg_url):
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
             relay.flows[0].answering.clear()
-            began = time.monotonic()
             with pytest.raises(sa_exc.OperationalError):
-                conn.execute(text("SELECT repeat('x', 50000000)"))
-            assert time.monotonic() - began < TIMEOUT_MS / 1000 + 1
+                finishes(
+                    lambda: conn.execute(text("SELECT repeat('x', 50000000)")),
+                    "the call whose answer never arrives to end",
+                )
     finally:
         engine.dispose()
         relay.close()
 
 
+@pytest.mark.slow  # nft, and a 4 s deadline waited out
 def test_a_blackholed_database_link_gives_503_on_every_route(pg_url):
     relay = relay_to(pg_url)
     try:
         with served_over(relay, pg_url) as base:
             warm = ask_all(base)  # every route works, and the pool holds open connections
-            assert all(status == 200 for status, _, _ in warm.values()), warm
+            assert all(status == 200 for status, _ in warm.values()), warm
             with packets_dropped(relay.port):
-                assert_unavailable_in_time(ask_all(base))
+                assert_unavailable(ask_all(base))
     finally:
         relay.close()
 
@@ -299,11 +299,11 @@ def test_the_plugins_reads_stop_at_their_statement_timeout(pg_url):
     locker = create_engine(pg_url)
     with locker.connect() as conn:
         conn.execute(text("LOCK TABLE omni_events IN ACCESS EXCLUSIVE MODE"))  # held until rollback
-        began = time.monotonic()
-        response = client.get("/api/v2/dashboard", headers={"x-api-key": API_KEY})
-        took = time.monotonic() - began
+        response = finishes(
+            lambda: client.get("/api/v2/dashboard", headers={"x-api-key": API_KEY}),
+            "the dashboard to give up on the locked table",
+        )
         conn.rollback()
     locker.dispose()
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "SERVICE_UNAVAILABLE"
-    assert took < 2.0, f"the dashboard waited {took:.1f} s on a locked table"

@@ -167,7 +167,7 @@ def _apply(pair, action, value) -> None:
         pair.clock.now = now + timedelta(minutes=value)
 
 
-@rs.pair_examples(30)
+@rs.pair_examples(0.3)
 @given(
     history=st.lists(st.tuples(st.integers(0, 600), rs.event_spec), max_size=40),
     steps=st.lists(tail_step, min_size=1, max_size=10),

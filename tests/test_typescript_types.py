@@ -6,7 +6,11 @@ back under ``/api/v2``, fail it."""
 
 import json
 
+import pytest
+
 from .node_support import JS_DIR, npx
+
+pytestmark = pytest.mark.slow  # Node.js and the TypeScript compiler
 
 SPEC = JS_DIR.parent.parent / "docs" / "openapi.json"
 GENERATED = JS_DIR / "generated" / "omni.d.ts"
