@@ -20,6 +20,7 @@ from .live_support import (
     subject_of,
     wait_for_port,
 )
+from .waiting import wait_until
 
 
 class NatsCluster:
@@ -74,18 +75,18 @@ class NatsCluster:
         with urllib.request.urlopen(url, timeout=5) as response:
             return json.load(response)["meta_cluster"]
 
-    def _until_jetstream_ready(self, timeout: float = 30.0) -> None:
+    def _until_jetstream_ready(self) -> None:
         """Wait until JetStream's meta group has a leader that every other node follows
         (before that, a stream of three replicas finds no peers to be placed on)."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def formed() -> bool:
             leader = self._meta_group(0).get("leader")
-            if leader:
-                followers = self._meta_group(self.index_of(leader)).get("replicas") or []
-                if sum(peer["current"] for peer in followers) == len(self.urls) - 1:
-                    return
-            assert time.monotonic() < deadline, "JetStream's meta group never formed"
-            time.sleep(0.1)
+            if not leader:
+                return False
+            followers = self._meta_group(self.index_of(leader)).get("replicas") or []
+            return sum(peer["current"] for peer in followers) == len(self.urls) - 1
+
+        wait_until(formed, "JetStream's meta group to form")
 
     def kill(self, index: int) -> None:
         """kill -9 node ``index``."""
@@ -118,7 +119,7 @@ class NatsCluster:
         index = next(i for i, process in enumerate(self.processes) if process is not None)
         return self._meta_group(index)["leader"]
 
-    def move_stream_leader(self, stream: str, to: str, timeout: float = 30.0) -> None:
+    def move_stream_leader(self, stream: str, to: str) -> None:
         """Make node ``to`` the leader of ``stream`` (a stepdown preferring it)."""
         request = json.dumps({"placement": {"preferred": to}}).encode()
 
@@ -129,23 +130,24 @@ class NatsCluster:
             finally:
                 await client.close()
 
-        deadline = time.monotonic() + timeout
-        while self.stream_info(stream).cluster.leader != to:
-            assert time.monotonic() < deadline, f"{stream}'s leader did not move to {to}"
-            outside_any_loop(step_down)
-            time.sleep(0.5)
+        def moved() -> bool:
+            if self.stream_info(stream).cluster.leader == to:
+                return True
+            outside_any_loop(step_down)  # asked again until it is done
+            return False
 
-    def wait_for_replicas(self, stream: str, replicas: int, timeout: float = 30.0) -> None:
+        wait_until(moved, f"{stream}'s leader to move to {to}")
+
+    def wait_for_replicas(self, stream: str, replicas: int) -> None:
         """Wait until ``stream`` has a leader and ``replicas - 1`` current followers (a
         stream whose replicas are still catching up would not outlive its leader)."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def placed() -> bool:
             placement = self.stream_info(stream).cluster
             followers = [peer for peer in placement.replicas or [] if peer.current]
-            if placement.leader and len(followers) == replicas - 1:
-                return
-            assert time.monotonic() < deadline, f"{stream}: {placement}"
-            time.sleep(0.1)
+            return bool(placement.leader) and len(followers) == replicas - 1
+
+        wait_until(placed, f"{stream} to have a leader and {replicas - 1} current followers")
 
 
 async def _quiet(_exc) -> None:

@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from .conftest import IN_CI
 from .live_support import free_port
+from .waiting import wait_until
 
 
 def _server_programs() -> Path:
@@ -119,27 +119,25 @@ class StandbyPair:
         finally:
             engine.dispose()
 
-    def wait_for_replay(self, timeout: float = 30.0) -> None:
+    def wait_for_replay(self) -> None:
         """Wait until the standby has replayed everything the primary wrote so far."""
-        self._wait_for("pg_last_wal_replay_lsn()", self.primary_lsn(), timeout)
+        self._wait_for("pg_last_wal_replay_lsn()", self.primary_lsn())
 
-    def wait_for_receipt(self, timeout: float = 30.0) -> None:
+    def wait_for_receipt(self) -> None:
         """Wait until the standby has received (not necessarily replayed) it all."""
-        self._wait_for("pg_last_wal_receive_lsn()", self.primary_lsn(), timeout)
+        self._wait_for("pg_last_wal_receive_lsn()", self.primary_lsn())
 
-    def _wait_for(self, position: str, lsn: str, timeout: float) -> None:
+    def _wait_for(self, position: str, lsn: str) -> None:
         engine = self.engine(self.standby)
-        deadline = time.monotonic() + timeout
+
+        def reached() -> bool:
+            with engine.connect() as connection:
+                return connection.execute(
+                    text(f"SELECT {position} >= CAST(:lsn AS pg_lsn)"), {"lsn": lsn}
+                ).scalar()
+
         try:
-            while True:
-                with engine.connect() as connection:
-                    done = connection.execute(
-                        text(f"SELECT {position} >= CAST(:lsn AS pg_lsn)"), {"lsn": lsn}
-                    ).scalar()
-                if done:
-                    return
-                assert time.monotonic() < deadline, f"the standby's {position} never reached {lsn}"
-                time.sleep(0.05)
+            wait_until(reached, f"the standby's {position} to reach {lsn}")
         finally:
             engine.dispose()
 

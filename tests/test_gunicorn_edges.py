@@ -6,7 +6,6 @@ import json
 import runpy
 import secrets
 import socket
-import time
 
 import pytest
 import requests
@@ -14,6 +13,7 @@ from gunicorn.config import Config
 
 from .conftest import build_app
 from .deploy_support import ROOT, Gunicorn
+from .waiting import wait_until
 
 pytestmark = pytest.mark.slow  # gunicorn
 
@@ -38,12 +38,12 @@ def gunicorn(tmp_path_factory):
 
 def logged(server: Gunicorn, markers: list[str]) -> str:
     """gunicorn's log once every marker is in it (it writes the access log as it goes)."""
-    deadline = time.monotonic() + 30
-    while True:
+
+    def complete() -> str | None:
         log = server.log.read_text()
-        if all(marker in log for marker in markers) or time.monotonic() > deadline:
-            return log
-        time.sleep(0.1)
+        return log if all(marker in log for marker in markers) else None
+
+    return wait_until(complete, f"gunicorn to log {markers}")
 
 
 def test_no_spelling_of_the_key_reaches_the_access_log(gunicorn):

@@ -1,7 +1,5 @@
 """The NATS bridge's choices: JetStream created, used or off; subscribing retried."""
 
-import time
-
 import nats
 import pytest
 
@@ -9,6 +7,7 @@ from omni_dashboard_plugin.live.bridge import FEED_MAX_AGE, FEED_MAX_BYTES, FEED
 
 from .conftest import build_app
 from .live_support import add_streams, outside_any_loop
+from .waiting import wait_until
 
 pytestmark = pytest.mark.slow  # a real nats-server
 
@@ -77,9 +76,9 @@ def test_a_failing_subscription_is_retried_until_it_works(nats_server, monkeypat
     bridge = NatsBridge(nats_server.url, ["message.>", "instance.>"], hub, 10)
     bridge.start(wait=10)
     try:
-        deadline = time.monotonic() + 10  # two retries: 0.2 s, then 0.4 s of backoff
-        while not (hub.nats_connected and hub.mode == "jetstream") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(  # two retries: 0.2 s, then 0.4 s of backoff
+            lambda: hub.nats_connected and hub.mode == "jetstream", "JetStream mode after retries"
+        )
         assert failures == [1, 1]
         assert hub.nats_connected is True and hub.mode == "jetstream"
     finally:

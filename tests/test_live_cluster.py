@@ -8,7 +8,6 @@ not asserted here: this test waits for conditions, with ceilings that only catch
 """
 
 import queue
-import time
 
 import nats
 import pytest
@@ -21,6 +20,7 @@ from omni_dashboard_plugin.live.bridge import FEED_STREAM
 from .cluster_support import NatsCluster, StoredPublisher
 from .conftest import API_KEY, build_app
 from .live_support import Served, outside_any_loop
+from .waiting import deadline_in, remaining, wait_until
 
 pytestmark = pytest.mark.slow  # a NATS cluster
 
@@ -31,20 +31,13 @@ def number(event) -> int:
     return int(event["data"]["id"].rsplit("-", 1)[1])
 
 
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-def read_through(reader, last: int, timeout: float = 60.0) -> list[dict]:
+def read_through(reader, last: int) -> list[dict]:
     """The reader's events up to the one of event number ``last``."""
     events = []
-    deadline = time.monotonic() + timeout
+    deadline = deadline_in()
     while not events or events[-1].get("event") != "event.received" or number(events[-1]) < last:
         try:
-            event = reader.next(timeout=max(0.05, deadline - time.monotonic()))
+            event = reader.next(timeout=remaining(deadline))
         except queue.Empty:
             raise AssertionError(f"event {last} not delivered; the last: {events[-3:]}") from None
         assert not event.get("closed"), f"the stream closed after {events[-3:]}"
@@ -96,7 +89,7 @@ def serve(tmp_path, name: str, nats_url: str) -> Served:
     served = Served(app)
     served.app = app
     live = app.extensions["omni_dashboard"].live
-    wait_until(lambda: live.hub().mode == "jetstream", 30, "the bridge to find its stream")
+    wait_until(lambda: live.hub().mode == "jetstream", "the bridge to find its stream")
     return served
 
 
@@ -131,7 +124,6 @@ def test_a_bad_server_list_or_replica_count_stops_start_up(key, value):
         StreamSettings.from_mapping({key: value})
 
 
-@pytest.mark.slow
 def test_killing_the_apps_nats_node_loses_and_repeats_nothing(cluster, tmp_path):
     feed_stream(cluster.urls, replicas=1)
     # One app is given the three servers; the other only the node that will die, so that
@@ -158,9 +150,7 @@ def test_killing_the_apps_nats_node_loses_and_repeats_nothing(cluster, tmp_path)
         resume_from = before[-1]
         stored_before_kill = len(publisher.stored)
         cluster.kill(victim)
-        wait_until(
-            lambda: len(publisher.stored) >= stored_before_kill + 30, 60, "events stored after"
-        )
+        wait_until(lambda: len(publisher.stored) >= stored_before_kill + 30, "events stored after")
         publisher.stop()
         stored = publisher.numbers()
 
@@ -172,7 +162,7 @@ def test_killing_the_apps_nats_node_loses_and_repeats_nothing(cluster, tmp_path)
             assert not [e for e in events if e.get("event") == "reset"]
         assert connected_node(listed, cluster) != victim
         assert connected_node(discovering, cluster) != victim
-        wait_until(lambda: nats_health(listed) == "ok", 30, "/health to find NATS")
+        wait_until(lambda: nats_health(listed) == "ok", "/health to find NATS")
 
         # Resuming from an id before the loss replays from the two nodes left.
         status, again, again_conn = listed.stream(

@@ -3,13 +3,13 @@ thread back at once, a stalled SSE client is dropped by a deadline on its progre
 reload ends every stream cleanly, a bad handshake is told which header is wrong, and
 ``natsConnected`` is null only when no NATS is configured.
 
-Waits are on conditions; their ceilings (HANG) only catch what would otherwise hang."""
+Waits are on conditions; their ceiling (tests/waiting.py) only catches what would otherwise
+hang."""
 
 import contextlib
 import json
 import signal
 import socket
-import time
 
 import pytest
 import requests
@@ -19,19 +19,9 @@ from websockets.sync.client import connect
 from .conftest import API_KEY, build_app
 from .deploy_support import Gunicorn
 from .live_support import NatsServer, Served, dechunk, omni_message, parse_events, publish
+from .waiting import CEILING, deadline_in, expired, remaining, wait_until
 
 pytestmark = pytest.mark.slow  # gunicorn
-
-HANG = 20.0  # seconds: a ceiling far above what any wait below needs
-
-
-def until(condition, what: str, ceiling: float = HANG):
-    """Poll ``condition`` until it returns something true; fail after ``ceiling`` seconds."""
-    deadline = time.monotonic() + ceiling
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.02)
-    return value
 
 
 def one_worker(tmp_path, **settings) -> Gunicorn:
@@ -85,7 +75,7 @@ def test_closed_websockets_give_their_slots_and_threads_back_at_once(idle_gunico
     for wave in range(3):
         with contextlib.ExitStack() as stack:
             sockets = [
-                until(lambda: open_websocket(port, stack), f"a slot in wave {wave}")
+                wait_until(lambda: open_websocket(port, stack), f"a slot in wave {wave}")
                 for _ in range(3)
             ]
             assert open_websocket(port, stack) is None  # the cap holds
@@ -150,10 +140,10 @@ def test_nats_connected_is_null_only_when_no_nats_is_configured(tmp_path):
             assert status == 200
             hangups.append(hangup)
             readers.append(reader)
-            assert reader.next(timeout=HANG)["data"]["natsConnected"] is False
+            assert reader.next(timeout=CEILING)["data"]["natsConnected"] is False
         nats.start()
         for reader in readers:
-            status = reader.take(1, name="status", timeout=HANG)[0]
+            status = reader.take(1, name="status", timeout=CEILING)[0]
             assert status["data"]["natsConnected"] is True
     finally:
         for hangup in hangups:
@@ -165,7 +155,7 @@ def test_nats_connected_is_null_only_when_no_nats_is_configured(tmp_path):
     served = Served(without)
     try:
         status, reader, hangup = served.stream("/api/v2/events/stream", key=API_KEY)
-        assert reader.next(timeout=HANG)["data"]["natsConnected"] is None
+        assert reader.next(timeout=CEILING)["data"]["natsConnected"] is None
         hangup.close()
     finally:
         without.extensions["omni_dashboard"].live.stop()
@@ -194,7 +184,7 @@ def raw_stream(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port))
     request = f"GET /api/v2/events/stream HTTP/1.1\r\nHost: x\r\nx-api-key: {API_KEY}\r\n\r\n"
     sock.sendall(request.encode())
-    until(lambda: b"event: connected" in sock.recv(65536, socket.MSG_PEEK), "connected")
+    wait_until(lambda: b"event: connected" in sock.recv(65536, socket.MSG_PEEK), "connected")
     return sock
 
 
@@ -217,7 +207,7 @@ def test_a_stalled_client_is_dropped_by_a_deadline_on_its_progress(one_slot_guni
     pad = "x" * 4000
     batch = [omni_message("message.received", n=n) for n in range(100)]  # 400 KB
     publish(module_nats.url, [{**message, "id": pad + message["id"]} for message in batch])
-    until(lambda: stream_opens(base), "the stalled client's slot")
+    wait_until(lambda: stream_opens(base), "the stalled client's slot")
     stalled.close()
 
 
@@ -225,10 +215,10 @@ def read_sse_to_the_end(sock: socket.socket) -> tuple[list[dict], bool]:
     """The events of a chunked SSE body read to its end, and whether it ended with the last
     chunk (False: the connection closed without it)."""
     raw = b""
-    deadline = time.monotonic() + HANG
+    deadline = deadline_in()
     while not raw.endswith(b"\r\n0\r\n\r\n"):
-        assert time.monotonic() < deadline, "the stream did not end"
-        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        assert not expired(deadline), "the stream did not end"
+        sock.settimeout(remaining(deadline))
         try:
             chunk = sock.recv(65536)
         except (TimeoutError, ConnectionResetError):
@@ -268,11 +258,11 @@ def test_a_graceful_reload_ends_streams_cleanly_and_clients_resume(tmp_path, nat
         with contextlib.ExitStack() as stack:
             ws = open_websocket(server.port, stack)
             publish(nats_server.url, [omni_message("message.received", n=n) for n in range(5)])
-            ws_events = [json.loads(ws.recv(timeout=HANG)) for _ in range(5)]
+            ws_events = [json.loads(ws.recv(timeout=CEILING)) for _ in range(5)]
             server.process.send_signal(signal.SIGHUP)
             with pytest.raises(ConnectionClosed) as closed:
                 while True:
-                    ws_events.append(json.loads(ws.recv(timeout=HANG)))
+                    ws_events.append(json.loads(ws.recv(timeout=CEILING)))
             assert closed.value.rcvd.code == 1001
         sse_events, ended_cleanly = read_sse_to_the_end(sse)
         sse.close()
@@ -284,14 +274,14 @@ def test_a_graceful_reload_ends_streams_cleanly_and_clients_resume(tmp_path, nat
         sse_last = [e["id"] for e in sse_events if e["event"] == "event.received"][-1]
         headers = {"x-api-key": API_KEY, "Last-Event-ID": sse_last}
         with requests.get(
-            server.base + "/api/v2/events/stream", headers=headers, stream=True, timeout=HANG
+            server.base + "/api/v2/events/stream", headers=headers, stream=True, timeout=CEILING
         ) as resumed:
             assert received_ids(sse_events_of(resumed, 5)) == [
                 f"message.received-inst-1-{n}" for n in range(5, 10)
             ]
         url = f"ws://127.0.0.1:{server.port}/api/v2/events/ws?api_key={API_KEY}"
-        with connect(f"{url}&lastEventId={ws_events[4]['id']}", open_timeout=HANG) as again:
-            frames = [json.loads(again.recv(timeout=HANG)) for _ in range(6)]
+        with connect(f"{url}&lastEventId={ws_events[4]['id']}", open_timeout=CEILING) as again:
+            frames = [json.loads(again.recv(timeout=CEILING)) for _ in range(6)]
         assert [f["event"] for f in frames] == ["connected"] + ["event.received"] * 5
         assert received_ids(frames) == [f"message.received-inst-1-{n}" for n in range(5, 10)]
     finally:
@@ -310,10 +300,10 @@ def test_end_streams_ends_each_stream_cleanly_and_takes_no_new_one(tmp_path, wri
         with contextlib.ExitStack() as stack:
             ws = open_websocket(served.port, stack)
             live.publish("message.received.slack.inst-1", omni_message("message.received"))
-            assert json.loads(ws.recv(timeout=HANG))["event"] == "event.received"
+            assert json.loads(ws.recv(timeout=CEILING))["event"] == "event.received"
             live.end_streams()
             with pytest.raises(ConnectionClosed) as closed:
-                ws.recv(timeout=HANG)
+                ws.recv(timeout=CEILING)
             assert closed.value.rcvd.code == 1001
         events, ended_cleanly = read_sse_to_the_end(sse)
         sse.close()

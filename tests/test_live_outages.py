@@ -1,17 +1,17 @@
 """NATS killed and restarted under a live stream, in both feed modes: nothing is lost in
-silence (every published event is delivered, or a ``reset`` covers it), and delivery is back
-within 2 s of NATS coming back."""
+silence (every published event is delivered, or a ``reset`` covers it), and delivery comes
+back with NATS (how soon: bench/failover.py)."""
 
 import asyncio
 import json
 import threading
-import time
 
 import nats
 import pytest
 
 from .conftest import API_KEY, build_app
-from .live_support import Served, add_streams, omni_message, subject_of
+from .live_support import Served, add_streams, omni_message, publish, subject_of
+from .waiting import deadline_in, expired, remaining, wait_until
 
 pytestmark = pytest.mark.slow  # nats-server, stopped and restarted
 
@@ -23,7 +23,7 @@ class Publisher:
     def __init__(self, url: str, interval: float = 0.05):
         self.url = url
         self.interval = interval
-        self.published: list[tuple[int, float]] = []  # (number, time)
+        self.published: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -40,7 +40,7 @@ class Publisher:
         while not self._stop.is_set():
             message = omni_message("message.received", n=n)
             if asyncio.run(self._publish(message)):
-                self.published.append((n, time.monotonic()))
+                self.published.append(n)
             n += 1
             self._stop.wait(self.interval)
 
@@ -63,18 +63,33 @@ def number(event) -> int:
     return int(event["data"]["id"].rsplit("-", 1)[1])
 
 
-def collect(reader, until: float) -> list[dict]:
-    """Every event the reader got until ``until`` (monotonic), in order."""
+MARKER = 1_000_000  # the number of the event that ends a collection
+
+
+def collect(reader, url: str) -> list[dict]:
+    """Every event the reader gets, in order, up to a marker event published now with the
+    bridge connected (delivered live, after everything before it), which is left out."""
+    publish(url, [omni_message("message.received", n=MARKER)])
     events = []
-    while time.monotonic() < until:
-        try:
-            event = reader.next(timeout=max(0.05, until - time.monotonic()))
-        except Exception:
-            continue
-        if event.get("closed"):
-            break
+    deadline = deadline_in()
+    while True:
+        assert not expired(deadline), f"the marker never came; the last: {events[-3:]}"
+        event = reader.next(timeout=remaining(deadline))
+        assert not event.get("closed"), f"the stream closed after {events[-3:]}"
+        if event.get("event") == "event.received" and number(event) == MARKER:
+            return events
         events.append(event)
-    return events
+
+
+def outage(nats_server, hub, publisher: "Publisher", after: int) -> None:
+    """Stop NATS until the bridge notices, start it again until the bridge is back, and
+    wait for ``after`` more events published."""
+    nats_server.stop()
+    wait_until(lambda: hub.nats_connected is False, "the bridge to notice NATS gone")
+    nats_server.start()
+    wait_until(lambda: hub.nats_connected, "the bridge to reconnect")
+    count = len(publisher.published)
+    wait_until(lambda: len(publisher.published) >= count + after, "events after the restart")
 
 
 def silent_losses(events: list[dict], published: list[int]) -> list[int]:
@@ -115,28 +130,24 @@ def feed(nats_server, tmp_path, mode):
 
 
 def test_nats_restart_mid_stream_loses_nothing_in_silence(nats_server, feed, mode):
+    hub = feed.app.extensions["omni_dashboard"].live.hub()
     status, reader, conn = feed.stream("/api/v2/events/stream", key=API_KEY)
     assert status == 200 and reader.next()["data"]["mode"] == mode
     publisher = Publisher(nats_server.url).start()
-    time.sleep(1.0)
-    nats_server.stop()
-    time.sleep(1.5)
-    nats_server.start()
-    back = time.monotonic()
-    time.sleep(3.0)
+    wait_until(lambda: len(publisher.published) >= 10, "events published before the outage")
+    before = len(publisher.published)
+    outage(nats_server, hub, publisher, after=10)
     publisher.stop()
-    events = collect(reader, time.monotonic() + 2.0)
+    events = collect(reader, nats_server.url)
     conn.close()
 
-    published = [n for n, _ in publisher.published]
-    after_restart = [n for n, at in publisher.published if at > back]
-    assert published and after_restart
+    published = publisher.published
+    after_restart = published[before:]
     delivered = [e for e in events if e["event"] == "event.received"]
     numbers = [number(e) for e in delivered]
     assert numbers == sorted(set(numbers)), "in order, without duplicates"
     assert silent_losses(events, published) == []
-    first_back = min(e["at"] for e in delivered if number(e) in after_restart)
-    assert first_back - back < 2.0, f"delivery back {first_back - back:.2f} s after NATS"
+    assert set(after_restart) & set(numbers), "delivery came back after the restart"
     if mode == "jetstream":  # the stream kept what the bridge missed: nothing to reset
         assert set(published) <= set(numbers)
         assert not [e for e in events if e["event"] == "reset"]
@@ -146,23 +157,21 @@ def test_nats_restart_mid_stream_loses_nothing_in_silence(nats_server, feed, mod
 
 def test_resuming_across_an_outage(nats_server, feed, mode):
     """A client that resumes from before the outage gets what it missed, or ``reset``."""
+    hub = feed.app.extensions["omni_dashboard"].live.hub()
     status, reader, conn = feed.stream("/api/v2/events/stream", key=API_KEY)
     assert status == 200
     publisher = Publisher(nats_server.url).start()
     first = reader.take(3, name="event.received")
     conn.close()
-    nats_server.stop()
-    time.sleep(1.0)
-    nats_server.start()
-    time.sleep(2.0)
+    outage(nats_server, hub, publisher, after=5)
     publisher.stop()
     status, again, conn2 = feed.stream(
         "/api/v2/events/stream", key=API_KEY, headers={"Last-Event-ID": first[-1]["id"]}
     )
     assert status == 200 and again.next()["event"] == "connected"
-    events = collect(again, time.monotonic() + 2.0)
+    events = collect(again, nats_server.url)
     conn2.close()
-    later = [n for n, _ in publisher.published if n > number(first[-1])]
+    later = [n for n in publisher.published if n > number(first[-1])]
     assert silent_losses(events, later) == []
     if mode == "jetstream":
         assert [number(e) for e in events if e["event"] == "event.received"] == later

@@ -4,7 +4,6 @@ own parsers; the key, the path setting, the importable collector and the plugin'
 per-process families."""
 
 import math
-import time
 import uuid
 from datetime import timedelta
 from fractions import Fraction
@@ -34,6 +33,7 @@ from . import oracle
 from . import rollup_support as rs
 from .conftest import API_KEY, NOW, build_app
 from .live_support import Served, omni_message
+from .waiting import wait_until
 
 PATH = "/api/v2/dashboard/metrics"
 DATA_FAMILIES = {
@@ -250,10 +250,9 @@ def test_stream_families_count_what_clients_got(tmp_path):
         assert stalled.subscription.closed
         hang_first.close()
         hang_second.close()
-        deadline = time.monotonic() + 10
-        while own(app)["omni_dashboard_stream_clients"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert own(app)["omni_dashboard_stream_clients"] == 0
+        wait_until(
+            lambda: own(app)["omni_dashboard_stream_clients"] == 0, "the closed streams to go"
+        )
     finally:
         live.stop()
         server.close()
@@ -263,15 +262,15 @@ def test_stream_families_count_what_clients_got(tmp_path):
 def test_nats_connected_family(tmp_path, nats_server):
     app = build_app(f"sqlite:///{tmp_path / 'n.db'}", OMNI_NATS_URL=nats_server.url)
     try:
-        deadline = time.monotonic() + 10  # the first scrape starts this process's bridge
-        while own(app).get("omni_dashboard_nats_connected") != 1:
-            assert time.monotonic() < deadline, "the bridge never reported NATS connected"
-            time.sleep(0.05)
+        wait_until(  # the first scrape starts this process's bridge
+            lambda: own(app).get("omni_dashboard_nats_connected") == 1,
+            "the bridge to report NATS connected",
+        )
         nats_server.stop()
-        deadline = time.monotonic() + 10
-        while own(app)["omni_dashboard_nats_connected"] != 0:
-            assert time.monotonic() < deadline, "the bridge never reported NATS down"
-            time.sleep(0.05)
+        wait_until(
+            lambda: own(app)["omni_dashboard_nats_connected"] == 0,
+            "the bridge to report NATS down",
+        )
     finally:
         app.extensions["omni_dashboard"].live.stop()
 

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +22,7 @@ from .conftest import API_KEY, IN_CI, NOW, build_app
 from .data import seeded
 from .deploy_support import Gunicorn
 from .live_support import NatsServer, Served, free_port, omni_message, publish, wait_for_port
+from .waiting import CEILING, wait_until
 
 pytestmark = pytest.mark.slow  # Prometheus and gunicorn
 
@@ -69,14 +69,14 @@ class Prometheus:
             stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port)
-        deadline = time.monotonic() + 30
-        while True:  # it answers 503 while it loads its storage
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=5):
-                    break
-            except urllib.error.HTTPError:
-                assert time.monotonic() < deadline, "Prometheus never got ready"
-                time.sleep(0.2)
+        wait_until(self._ready, "Prometheus to get ready")
+
+    def _ready(self) -> bool:
+        try:  # it answers 503 while it loads its storage
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=5):
+                return True
+        except urllib.error.HTTPError:
+            return False
 
     def api(self, path: str, **params) -> dict:
         url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
@@ -125,13 +125,12 @@ def test_prometheus_scrapes_the_documented_config(tmp_path):
     served = Served(app)
     prometheus = Prometheus(tmp_path, f"127.0.0.1:{served.port}")
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def scraped_twice() -> bool:
             scrapes = prometheus.query(f'count_over_time(up{{job="{JOB}"}}[1m])')
-            if scrapes and float(scrapes[0]["value"][1]) >= 2:
-                break
-            assert time.monotonic() < deadline, "Prometheus did not scrape twice in 60 s"
-            time.sleep(0.5)
+            return bool(scrapes) and float(scrapes[0]["value"][1]) >= 2
+
+        wait_until(scraped_twice, "Prometheus to scrape twice")
         assert prometheus.value(f'up{{job="{JOB}"}}') == 1
         client = app.test_client()
         headers = {"x-api-key": API_KEY}
@@ -154,13 +153,12 @@ def test_prometheus_scrapes_the_documented_config(tmp_path):
         assert low < metrics["p95ProcessingTimeMs"] / 1000 <= high
         for expression in blocks("promql"):  # every documented query evaluates
             prometheus.query(expression.strip())
-        deadline = time.monotonic() + 30
-        while True:  # every documented rule loaded and evaluated without error
+
+        def evaluated() -> list:  # every documented rule loaded and evaluated without error
             rules = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
-            if rules and all(r.get("health") == "ok" for r in rules):
-                break
-            assert time.monotonic() < deadline, rules
-            time.sleep(0.5)
+            return rules if rules and all(r.get("health") == "ok" for r in rules) else []
+
+        rules = wait_until(evaluated, "every documented rule to evaluate")
         assert len(rules) == blocks("yaml")[1].count("- alert:")
     finally:
         prometheus.stop()
@@ -179,7 +177,8 @@ def test_promtool_accepts_the_documented_rules(tmp_path):
 
 
 def scraped_own(base: str) -> dict:
-    """The plugin's own families of one scrape, on a new connection (any worker)."""
+    """The plugin's own per-process families of one scrape, on a new connection (any
+    worker)."""
     response = requests.get(
         f"{base}/api/v2/dashboard/metrics", headers={"x-api-key": API_KEY}, timeout=10
     )
@@ -187,7 +186,7 @@ def scraped_own(base: str) -> dict:
     found = {}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
-            if sample.name.startswith("omni_dashboard_stream"):
+            if sample.name.startswith(("omni_dashboard_stream", "omni_dashboard_nats")):
                 found[sample.name] = sample.value
     return found
 
@@ -215,15 +214,19 @@ def test_gunicorn_workers_report_the_feed_of_all_of_them(tmp_path):
         url = f"{server.base}/api/v2/events/stream"
         for _ in range(4):
             clients.append(requests_client(url, API_KEY))
-            clients[-1].wait_for(lambda name, _: name == "connected", 15)
+            clients[-1].wait_for(lambda name, _: name == "connected", CEILING)
         for _ in range(8):
             assert scraped_own(server.base)["omni_dashboard_stream_clients"] == 4
-        time.sleep(1)  # both workers' bridges subscribed (each connected at its first stream)
+        wait_until(  # every worker's bridge (each connects at its first stream): min over them
+            lambda: scraped_own(server.base).get("omni_dashboard_nats_connected") == 1,
+            "every worker's bridge to connect to NATS",
+        )
         publish(nats.url, [omni_message("message.received", n=n) for n in range(5)])
         for run in clients:
             for n in range(5):
                 run.wait_for(
-                    lambda name, data, n=n: data.get("id") == f"message.received-inst-1-{n}", 15
+                    lambda name, data, n=n: data.get("id") == f"message.received-inst-1-{n}",
+                    CEILING,
                 )
         for _ in range(8):
             own = scraped_own(server.base)
@@ -231,10 +234,10 @@ def test_gunicorn_workers_report_the_feed_of_all_of_them(tmp_path):
             assert own["omni_dashboard_stream_overflows_total"] == 0
         for run in clients:
             run.close()
-        deadline = time.monotonic() + 30
-        while scraped_own(server.base)["omni_dashboard_stream_clients"] != 0:
-            assert time.monotonic() < deadline, "closed streams still counted"
-            time.sleep(0.2)
+        wait_until(
+            lambda: scraped_own(server.base)["omni_dashboard_stream_clients"] == 0,
+            "closed streams to stop being counted",
+        )
     finally:
         for run in clients:
             run.close()

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import uuid
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from omni_dashboard_plugin.rollups.state import first_whole_slot
 
 from . import rollup_support as rs
 from .conftest import API_KEY, NOW, build_app
+from .waiting import wait_until
 
 SPEC = {
     "instance": 1,
@@ -108,10 +108,12 @@ def test_a_refresh_killed_midway_leaves_exact_numbers(pair, db_url):
             beyond = select(func.count()).where(table.c.bucket >= mark.watermark_slot)
             assert conn.execute(beyond).scalar_one() == 0, kind.name
     rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
-    report = pair.rollups.refresh(chunk_slots=32)
-    while report.busy:  # the killed session's lock goes when its server process notices
-        time.sleep(0.1)
+
+    def refreshed():  # the killed session's lock goes when its server process notices
         report = pair.rollups.refresh(chunk_slots=32)
+        return None if report.busy else report
+
+    report = wait_until(refreshed, "the killed refresh's lock to go")
     assert report.watermark_slot == slot_of(NOW - rs.HORIZON)
     rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
 

@@ -64,6 +64,12 @@ def deadline_in(ceiling: float = CEILING) -> float:
     return time.monotonic() + ceiling
 
 
+def expired(deadline: float) -> bool:
+    """Whether ``deadline`` (a ``deadline_in`` value) has passed: a loop that reads with
+    ``remaining`` asserts ``not expired(deadline)`` to fail a hang."""
+    return time.monotonic() >= deadline
+
+
 def pace(seconds: float, why: str) -> None:
     """Let ``seconds`` pass because the scenario needs time to pass (``why`` says what for);
     never to wait for something to happen: that is ``wait_until``."""
