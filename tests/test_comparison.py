@@ -119,6 +119,7 @@ def granularity_of(first, last, zone):
     return "hourly" if len(event_oracle.buckets(first, last, zone, "hourly")) <= 1000 else "daily"
 
 
+@pytest.mark.slow  # a Hypothesis search, each example on two apps with rollups refreshed
 @rs.pair_examples(0.2)
 @given(
     anchor=st.sampled_from(ANCHORS),
@@ -199,6 +200,7 @@ def test_analytics_with_channel_and_comparison_equal_the_oracle(
     event(f"{how}, {'some' if earlier else 'no'} earlier events, {granularity}")
 
 
+@pytest.mark.slow  # a Hypothesis search, each example on two apps with rollups refreshed
 @rs.pair_examples(0.2)
 @given(
     anchor=st.sampled_from(ANCHORS),

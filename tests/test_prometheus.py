@@ -103,6 +103,7 @@ def pair(db_url):
 dead_status = st.sampled_from(("pending", "retrying", "resolved", "abandoned", "parked"))
 
 
+@pytest.mark.slow  # a Hypothesis search, each example on two apps with rollups refreshed
 @rs.pair_examples(0.15)
 @given(
     events=rs.history,

@@ -118,6 +118,7 @@ def test_a_refresh_killed_midway_leaves_exact_numbers(pair, db_url):
     rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
 
 
+@pytest.mark.slow  # refreshes over six days of history
 def test_a_failing_chunk_rolls_back_and_the_next_refresh_resumes(pair, monkeypatch):
     """An error after a chunk's rows are written leaves the watermark where it was."""
     from omni_dashboard_plugin.rollups import refresh as module
@@ -140,6 +141,7 @@ def test_a_failing_chunk_rolls_back_and_the_next_refresh_resumes(pair, monkeypat
     rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
 
 
+@pytest.mark.slow  # concurrent refreshes over six days of history
 def test_concurrent_refreshes_count_every_row_once(pair):
     """Four threads refresh at once (two Rollups on separate engines): the numbers stay
     exact, and where one holds the lock the others report busy or find nothing to do."""
@@ -320,6 +322,7 @@ def test_totals_keep_one_row_per_key_across_refreshes(pair):
             assert stored == expected, kind.name
 
 
+@pytest.mark.slow  # statements that outlast a timeout
 def test_the_refresh_is_not_held_to_the_hosts_statement_timeout(pg_url, monkeypatch):
     """The host may cap statements for requests; the refresh, maintenance, lifts the cap."""
     from host_example.db import make_engine

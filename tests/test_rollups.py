@@ -19,6 +19,7 @@ def pair(db_url):
     return rs.Pair(db_url)
 
 
+@pytest.mark.slow  # a Hypothesis search, each example on two apps with rollups refreshed
 @rs.pair_examples(0.25)
 @given(
     events=rs.history,

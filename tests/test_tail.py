@@ -167,6 +167,7 @@ def _apply(pair, action, value) -> None:
         pair.clock.now = now + timedelta(minutes=value)
 
 
+@pytest.mark.slow  # a Hypothesis search, each example on two apps with writes and folds
 @rs.pair_examples(0.3)
 @given(
     history=st.lists(st.tuples(st.integers(0, 600), rs.event_spec), max_size=40),

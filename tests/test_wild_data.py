@@ -143,6 +143,7 @@ def check_timeline(body, params, chosen):
     assert sum(b["failed"] for b in body["timeline"]) == sum(e["status"] == "failed" for e in drawn)
 
 
+@pytest.mark.slow  # every combination of arguments over the wild rows
 def test_every_combination_of_analytics_arguments(wild):
     pair, data = wild
     answered = Counter()
