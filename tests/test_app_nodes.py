@@ -19,7 +19,8 @@ from .deploy_support import Gunicorn, Nginx, nodes_site
 from .live_support import NatsServer, omni_message, open_sse, publish
 from .rollup_support import Pair, assert_same
 from .test_install import flask_command, sidecar_io
-from .test_live_cluster import delivered, read_through, wait_until
+from .test_live_cluster import delivered, read_through
+from .waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +115,7 @@ def test_refreshes_started_on_both_nodes_run_one_at_a_time(database):
         for _ in range(2):  # one refresh per node, each with the node's settings
             argv, env = flask_command(database, "refresh")
             started.append(subprocess.Popen(argv, env=env, **sidecar_io()))
-        wait_until(lambda: any(p.poll() is not None for p in started), 60, "a refresh to end")
+        wait_until(lambda: any(p.poll() is not None for p in started), "a refresh to end")
         stopped = next(p for p in started if p.poll() is not None)
         running = next(p for p in started if p is not stopped)
         assert stopped.returncode == 0

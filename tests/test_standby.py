@@ -20,7 +20,7 @@ from .conftest import API_KEY, NOW, Clock, build_app
 from .rollup_support import SAMPLE_EVENT, event_row, urls, write
 from .standby_support import StandbyPair
 from .test_install import flask
-from .test_live_cluster import wait_until
+from .waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +105,7 @@ def test_a_standby_answers_as_the_primary_writes_nothing_and_shows_its_lag(pair)
     standby = build_app(pair.standby.url, **common)
     standby_rollups = standby.extensions["omni_dashboard"].rollups
     assert standby_rollups.active and standby_rollups.read_only()
-    wait_until(lambda: lag_of(standby) == 0, 30, "the standby to report no lag")
+    wait_until(lambda: lag_of(standby) == 0, "the standby to report no lag")
     assert_same_answers(primary, standby)
     assert standby_rollups._thread is not None  # a read asked for a refresh ...
     standby_rollups.wait(30)  # ... which looked, and wrote nothing
@@ -132,6 +132,6 @@ def test_a_standby_answers_as_the_primary_writes_nothing_and_shows_its_lag(pair)
 
     pair.on_standby("SELECT pg_wal_replay_resume()")
     pair.wait_for_replay()
-    wait_until(lambda: lag_of(standby) == 0, 30, "the standby to catch up")
+    wait_until(lambda: lag_of(standby) == 0, "the standby to catch up")
     assert_same_answers(primary, standby)
     assert pair.standby_complaints() == []
