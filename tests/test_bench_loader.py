@@ -1,5 +1,6 @@
 """The bench loader: the same rows whatever the number of connections that load them."""
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from bench import loader
@@ -27,6 +28,7 @@ def _rows(engine) -> dict:
         }
 
 
+@pytest.mark.slow  # the bench loader fills a database
 def test_one_or_two_connections_load_the_same_rows(own_pg_url, monkeypatch):
     """Ranges of 700 rows, loaded by one connection and then by two: the same events, logs
     and payloads (ids aside), and the events' primary key and indexes back in place. A

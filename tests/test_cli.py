@@ -80,6 +80,7 @@ def test_a_bad_setting_stops_with_a_message(tmp_path, monkeypatch):
     assert "nope" in str(info.value) and "installed providers" in str(info.value)
 
 
+@pytest.mark.slow  # rollups refreshed over days of history, seconds each
 def test_rollups_refresh_and_reset_from_the_command_line(tmp_path, monkeypatch, capsys):
     """seed resets, refresh rolls up to now - horizon, a second refresh finds nothing."""
     from omni_dashboard_plugin.rollups.kinds import state

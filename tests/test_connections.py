@@ -44,6 +44,7 @@ def _peaks(app, engine) -> dict[str, int]:
     return peaks
 
 
+@pytest.mark.slow  # a seeded database per case, seconds each
 @pytest.mark.parametrize(
     ("rollups", "isolation", "expected"),
     [

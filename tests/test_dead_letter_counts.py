@@ -186,6 +186,7 @@ def test_dropped_triggers_count_raw_until_a_refresh_puts_them_back(pair):
     assert _responses(pair.on) == _expected(statuses) == _responses(pair.off)
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_writers_during_folds_lose_nothing(pg_url):
     """PostgreSQL: writers insert and move dead letters in their own transactions while
     another connection folds the counts over and over; the counts stay exact."""
@@ -208,6 +209,7 @@ def test_writers_during_folds_lose_nothing(pg_url):
     assert sum(_oracle(pair.engine).values()) == 2 * 60 * 3
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_without_the_right_to_create_triggers_counts_are_raw(pg_url, caplog):
     """PostgreSQL: a database user that does not own dead_letter_events gets rollups
     without kept counts, a warning that says what to grant, and exact numbers."""
@@ -226,6 +228,7 @@ def test_without_the_right_to_create_triggers_counts_are_raw(pg_url, caplog):
         app.extensions["omni_host"].engine.dispose()
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_raw_setting_removes_the_triggers(db_url):
     """OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS=raw: start-up drops the triggers an earlier
     start made, and the counts are read raw (exact); a bad value stops start-up."""
@@ -247,6 +250,7 @@ def test_raw_setting_removes_the_triggers(db_url):
     rs.Pair(db_url)  # back to triggers for the module's other tests
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_a_writer_without_rights_on_the_counts_table_still_writes(pg_url):
     """PostgreSQL: the host's writer role may change dead letters (and only them): the
     triggers' function runs as the plugin's user, so its writes succeed and are counted."""

@@ -212,6 +212,7 @@ def own(app) -> dict:
     }
 
 
+@pytest.mark.slow  # streams over real HTTP until one overflows
 def test_stream_families_count_what_clients_got(tmp_path):
     """Real SSE streams on a served app: clients, deliveries, a reset for an unknown id,
     and an overflow of a client that reads nothing."""

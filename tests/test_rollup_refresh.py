@@ -168,6 +168,7 @@ def test_concurrent_refreshes_count_every_row_once(pair):
     rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
 
 
+@pytest.mark.slow  # rollups refreshed over days of history, seconds each
 def test_the_request_path_refreshes_stale_rollups_in_the_background(db_url):
     """With OMNI_DASHBOARD_ROLLUPS_REFRESH=request a read starts one background refresh."""
     pair = rs.Pair(db_url, OMNI_DASHBOARD_ROLLUPS_REFRESH="request")
@@ -237,6 +238,7 @@ def test_a_host_without_ddl_runs_with_rollups_off_or_is_told_how_to_fix_it(no_dd
         build_app(no_ddl_url, OMNI_DASHBOARD_ROLLUPS="on")
 
 
+@pytest.mark.slow  # rollups refreshed over days of history, seconds each
 def test_reads_stay_exact_when_the_refresher_clock_runs_ahead(pair):
     """A cron refresher three hours ahead rolls slots this process still reads raw."""
     history(pair, days=2, every_minutes=7)
@@ -247,6 +249,7 @@ def test_reads_stay_exact_when_the_refresher_clock_runs_ahead(pair):
     rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
 
 
+@pytest.mark.slow  # rollups refreshed over days of history, seconds each
 def test_retention_cutting_into_the_oldest_rolled_slot_is_read_raw(pair):
     """A retention job that deletes part of the oldest slot's rows, after the refresh that
     rolled it: that slot is read raw (its rolled rows hold the deleted ones); a cut on a
@@ -266,6 +269,7 @@ def test_retention_cutting_into_the_oldest_rolled_slot_is_read_raw(pair):
         assert first_whole_slot(conn, KINDS[0]) == slot_of(boundary) + 1
 
 
+@pytest.mark.slow  # rollups refreshed over days of history, seconds each
 def test_the_oldest_slot_is_counted_once_per_version_and_oldest_row(pg_url):
     """PostgreSQL: the oldest slot's rows are counted by the first read after a refresh
     and after each retention cut, not by every read (the count reads a slot's worth of
@@ -301,6 +305,7 @@ def test_the_oldest_slot_is_counted_once_per_version_and_oldest_row(pg_url):
     rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
 
 
+@pytest.mark.slow  # rollups refreshed over days of history, seconds each
 def test_totals_keep_one_row_per_key_across_refreshes(pair):
     """Refreshes add to a total table in place, NULL keys (a completed event's stage)
     included, so that it stays as small as the kind's distinct keys."""
@@ -352,6 +357,7 @@ def test_the_refresh_is_not_held_to_the_hosts_statement_timeout(pg_url, monkeypa
 NAMED = {"channel": "slack", "direction": "inbound"}
 
 
+@pytest.mark.slow  # rollups refreshed over days of history, seconds each
 def test_whole_hours_are_read_from_the_hour_tables(pair):
     """A 24-hour window reads its whole hours from the hour tables: a row slipped into
     them (which no write made) shows in the 24-hour counts; rolled back, the answers match
@@ -423,6 +429,7 @@ def test_install_drops_the_triggers_of_earlier_layouts(pair):
                 conn.execute(text("DROP FUNCTION IF EXISTS host_audit_insert()"))
 
 
+@pytest.mark.slow  # rollups refreshed over days of history, seconds each
 def test_an_instance_timeline_is_read_from_its_own_kind(pair):
     """The timeline and 24-hour counts of a dashboard narrowed to an instance come from
     `instance_slots` (a row per slot and channel of an instance, not per status and

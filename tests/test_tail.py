@@ -205,6 +205,7 @@ def _slipper(engine):
     return slip
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_requests_read_the_tail_tables(pair):
     """Every event number of the raw tail comes from the tail tables, each from the
     smallest that answers it: a row slipped into one (which no write made) shows in the
@@ -267,6 +268,7 @@ def _drop_triggers(engine) -> None:
             conn.execute(text(statement))
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_dropped_triggers_read_raw_until_a_refresh_puts_them_back(pair):
     """Triggers dropped by a migration: reads notice at once and read the tail raw (exact);
     the next refresh recreates them and seeds the tables again."""
@@ -287,6 +289,7 @@ def test_dropped_triggers_read_raw_until_a_refresh_puts_them_back(pair):
     rs.assert_same(pair, (at(100), at(0)), rs.INSTANCE_IDS[1])
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_a_release_that_keeps_other_tables_seeds_them_again(pair):
     """A trigger function of another release (here: one that keeps nothing) is replaced
     by the install, which forgets the tail: reads take it raw until the next refresh has
@@ -314,6 +317,7 @@ def test_a_release_that_keeps_other_tables_seeds_them_again(pair):
     rs.assert_same(pair, (at(100), at(0)), rs.INSTANCE_IDS[0])
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_writers_during_folds_and_seeds_lose_nothing(pg_url):
     """Writers insert, complete and delete events in their own transactions while another
     connection folds the tail over and over and now and then seeds it from scratch; the
@@ -353,6 +357,7 @@ def test_writers_during_folds_and_seeds_lose_nothing(pg_url):
     assert len(rounds) >= 5  # a seed happened while the writers wrote
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_without_the_right_to_create_triggers_the_tail_is_read_raw(pg_url, caplog):
     """A database user that does not own omni_events: rollups without a kept tail, a
     warning that says what to grant, and the same numbers as with rollups off."""
@@ -404,6 +409,7 @@ def test_a_writer_without_rights_on_the_tail_tables_still_writes(pair, pg_url):
     assert kept == _oracle(pair.engine, first) and kept[EDGES_TAIL.name]
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_raw_setting_removes_the_triggers(pg_url):
     """OMNI_DASHBOARD_ROLLUPS_TAIL=raw: start-up drops the triggers and the tail is read
     raw (exact); a bad value stops start-up naming the key."""
@@ -421,6 +427,7 @@ def test_raw_setting_removes_the_triggers(pg_url):
     rs.Pair(pg_url)  # back to triggers for the module's other tests
 
 
+@pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_reads_fold_the_tail_in_the_background(pg_url):
     """OMNI_DASHBOARD_ROLLUPS_REFRESH=request: caught up, a read still starts a background
     refresh when the tail is kept, and it folds the rows of many small writes into one per
