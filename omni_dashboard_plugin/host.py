@@ -23,7 +23,7 @@ accelerator's fields (docs/host-integration.md).
 
 import logging
 import weakref
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from flask import g
 from flask_smorest import abort
 from marshmallow import Schema
 
+from .caller import credentials_scope
 from .config import ConfigError, DashboardConfig
 from .facts import HostFacts
 from .live.feed import LiveFeed
@@ -63,7 +64,9 @@ class Dashboard:
     ``engine`` is the host's SQLAlchemy engine, ``endpoints`` the endpoints providers may
     extend, ``clock`` returns the naive-UTC ``now``, and ``facts`` returns the host's
     :class:`HostFacts` (health and engine state) for GET /api/v2/dashboard, which is only
-    served when the host gives it.
+    served when the host gives it. ``cache_scope`` returns, within a request, whose data
+    its answer is: a cached dashboard answer is only served to a request of the same scope
+    (default: every credential the request carries).
 
     It joins three Flask extensions, each with its own ``init_app``: ``registry``
     (plugins, providers, schemas), ``rollups`` (tables, readers, refresh) and ``live``
@@ -77,10 +80,12 @@ class Dashboard:
         *,
         clock: Callable[[], datetime] = utcnow,
         facts: Callable[[], HostFacts] | None = None,
+        cache_scope: Callable[[], Hashable] = credentials_scope,
         plugin_manager: pluggy.PluginManager | None = None,
     ):
         self.engine = engine
         self.facts = facts
+        self.cache_scope = cache_scope
         self.clock = clock
         self.registry = Registry(endpoints, plugin_manager or make_plugin_manager())
         self.rollups = Rollups(engine, clock)
