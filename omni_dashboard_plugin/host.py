@@ -46,6 +46,7 @@ from .rollups.service import Rollups
 from .sql.catalog import describe, lacking
 from .sql.snapshot import reads_one_snapshot, snapshot
 from .summary import TABLES as SUMMARY_TABLES
+from .window import inverted
 
 __all__ = ["EXTENSION_KEY", "Dashboard", "Endpoint", "HostFacts", "make_plugin_manager", "utcnow"]
 
@@ -218,6 +219,7 @@ class Dashboard:
         REPEATABLE READ or SERIALIZABLE one (then ``extend`` shares its reader), else a
         connection of its own."""
         args = args or {}
+        self._refuse_inverted(endpoint_id, args)
         g.omni_dashboard_base = endpoint_id
         accelerator = self.registry.accelerators.get(endpoint_id)
         narrowed = self._narrowed(endpoint_id, args)
@@ -239,6 +241,7 @@ class Dashboard:
         providers = self.providers_for(endpoint_id)
         if not providers:
             return base
+        self._refuse_inverted(endpoint_id, args)
         if self._narrowed(endpoint_id, args) and g.get("omni_dashboard_base") != endpoint_id:
             raise RuntimeError(
                 f"a filter argument of {endpoint_id!r} narrows the host's fields: compute them "
@@ -256,11 +259,7 @@ class Dashboard:
             try:
                 values = provider.compute(ctx)
             except InvalidArgument as exc:
-                abort(
-                    422,
-                    message=f"Invalid value for {exc.field}: {exc.message}",
-                    errors={"query": {exc.field: [exc.message]}},
-                )
+                _refuse(exc)
             required = {name for name, fld in provider.fields.items() if fld.required}
             if not required <= set(values) <= set(provider.fields):
                 raise RuntimeError(
@@ -270,6 +269,12 @@ class Dashboard:
             merged.update(values)
         return merged
 
+    def _refuse_inverted(self, endpoint_id: str, args: Mapping[str, Any]) -> None:
+        """422 naming ``since`` for a window that ends before it begins, when providers
+        extend the endpoint (without them the host answers as it always did)."""
+        if inverted(args) and self.providers_for(endpoint_id):
+            _refuse(InvalidArgument("since", "must not be after until"))
+
     def _narrowed(self, endpoint_id: str, args: Mapping[str, Any]) -> bool:
         """Whether ``args`` holds a filter argument of an enabled provider of the endpoint."""
         return any(
@@ -277,3 +282,12 @@ class Dashboard:
             for provider in self.providers_for(endpoint_id)
             for name in provider.narrows
         )
+
+
+def _refuse(exc: InvalidArgument) -> None:
+    """flask-smorest's 422 naming the argument, which the host's error handler renders."""
+    abort(
+        422,
+        message=f"Invalid value for {exc.field}: {exc.message}",
+        errors={"query": {exc.field: [exc.message]}},
+    )
