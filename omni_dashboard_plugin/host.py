@@ -119,7 +119,7 @@ class Dashboard:
             lacking=self.lacking,
         )
         self.live.meter = self.metrics
-        self.live.init_app(app)
+        self.live.init_app(app, off=self.registry.off)
         self._warn_lacking()
         app.extensions[EXTENSION_KEY] = self
 
