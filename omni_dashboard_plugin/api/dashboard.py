@@ -69,7 +69,7 @@ def build(dashboard) -> Blueprint:
             tuple(sorted((name, str(value)) for name, value in args.items())),
         )
         data, etag = cache.get(key, lambda: tagged(args))
-        headers = {"ETag": f'W/"{etag}"', "Cache-Control": "no-cache"}
+        headers = {"ETag": f'W/"{etag}"', "Cache-Control": "private, no-cache"}
         if request.if_none_match.contains_weak(etag):
             return Response(status=304, headers=headers)
         return data, 200, headers

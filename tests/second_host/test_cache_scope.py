@@ -76,6 +76,8 @@ def _app(tenants, **options):
 def _total(client, headers) -> int:
     response = client.get("/api/v2/dashboard", headers=headers)
     assert response.status_code == 200, response.get_data()
+    # A shared cache in front (a proxy, a CDN) must not keep it for others either.
+    assert response.headers["Cache-Control"] == "private, no-cache"
     return response.get_json()["events"]["total"]
 
 
