@@ -79,7 +79,10 @@ def answer_routing_errors(app, blueprints: set[str]) -> None:
         if error.code != 405 or not error.valid_methods:
             return False
         adapter = app.create_url_adapter(request)
-        endpoint, _ = adapter.match(method=next(iter(error.valid_methods)))
+        try:  # the rule the path matched, asked with a method it allows
+            endpoint, _ = adapter.match(method=next(iter(error.valid_methods)))
+        except HTTPException:  # a redirect (a slash): not one of the plugin's plain paths
+            return False
         return endpoint.split(".")[0] in blueprints
 
     @app.before_request
