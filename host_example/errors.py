@@ -1,8 +1,9 @@
-"""Omni's error envelope for every error response, and 503 when the database is down."""
+"""Omni's error envelope for every error response (the plugin's rendering of it, which its
+own routes use on any host), and 503 when the database is down."""
 
 import logging
 
-from flask import jsonify, request
+from flask import request
 from flask_smorest import Api
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import (
@@ -11,42 +12,11 @@ from werkzeug.exceptions import (
     ServiceUnavailable,
 )
 
+from omni_dashboard_plugin.api.errors import envelope
+
 from .schemas import ErrorSchema
 
 log = logging.getLogger(__name__)
-
-CODES = {
-    400: "VALIDATION_ERROR",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    414: "URI_TOO_LONG",
-    422: "VALIDATION_ERROR",
-    429: "RATE_LIMITED",
-    431: "HEADERS_TOO_LARGE",
-    500: "INTERNAL_ERROR",
-    503: "SERVICE_UNAVAILABLE",
-}
-
-
-def _field_messages(messages) -> dict:
-    """Flatten webargs' ``{location: {field: [msg]}}`` into ``{field: [msg]}``."""
-    details: dict = {}
-    for location, fields_ in (messages or {}).items():
-        if isinstance(fields_, dict):
-            details.update(fields_)
-        else:
-            details[location] = fields_
-    return details
-
-
-def error_body(code: int, message: str, details: dict | None = None) -> dict:
-    """``{"error": {"code", "message", "details"?}}``."""
-    error = {"code": CODES.get(code, "ERROR"), "message": message}
-    if details:
-        error["details"] = details
-    return {"error": error}
 
 
 class OmniApi(Api):
@@ -55,18 +25,7 @@ class OmniApi(Api):
     ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error):
-        data = getattr(error, "data", None) or {}
-        details = _field_messages(data.get("messages") or data.get("errors"))
-        if error.code in (400, 422) and details:
-            message = "Invalid request: " + ", ".join(sorted(details))
-        else:
-            message = data.get("message") or error.description or error.name
-        if error.code >= 500 and error.code != 503:
-            message = "Internal server error"
-        # werkzeug's own headers (Allow on 405, ...) except its HTML content type
-        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
-        headers.update(data.get("headers") or {})
-        return jsonify(error_body(error.code, message, details)), error.code, headers
+        return envelope(error)
 
 
 def register_database_errors(app) -> None:

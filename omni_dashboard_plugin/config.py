@@ -408,8 +408,9 @@ SETTINGS = (
         5,
         whole(0, 3600),
         (
-            "seconds a computed `GET /api/v2/dashboard` answer is reused for the same API key and "
-            "arguments (0 disables)"
+            "seconds a computed `GET /api/v2/dashboard` answer is reused for the same caller "
+            "(every credential the request carries: `Authorization`, `x-api-key`, `api_key`, "
+            "`Cookie`; or the host's `Dashboard(cache_scope=...)`) and arguments (0 disables)"
         ),
     ),
     Setting(

@@ -23,7 +23,7 @@ accelerator's fields (docs/host-integration.md).
 
 import logging
 import weakref
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from flask import g
 from flask_smorest import abort
 from marshmallow import Schema
 
+from .caller import credentials_scope
 from .config import ConfigError, DashboardConfig
 from .facts import HostFacts
 from .live.feed import LiveFeed
@@ -45,6 +46,7 @@ from .rollups.service import Rollups
 from .sql.catalog import describe, lacking
 from .sql.snapshot import reads_one_snapshot, snapshot
 from .summary import TABLES as SUMMARY_TABLES
+from .window import inverted
 
 __all__ = ["EXTENSION_KEY", "Dashboard", "Endpoint", "HostFacts", "make_plugin_manager", "utcnow"]
 
@@ -63,7 +65,9 @@ class Dashboard:
     ``engine`` is the host's SQLAlchemy engine, ``endpoints`` the endpoints providers may
     extend, ``clock`` returns the naive-UTC ``now``, and ``facts`` returns the host's
     :class:`HostFacts` (health and engine state) for GET /api/v2/dashboard, which is only
-    served when the host gives it.
+    served when the host gives it. ``cache_scope`` returns, within a request, whose data
+    its answer is: a cached dashboard answer is only served to a request of the same scope
+    (default: every credential the request carries).
 
     It joins three Flask extensions, each with its own ``init_app``: ``registry``
     (plugins, providers, schemas), ``rollups`` (tables, readers, refresh) and ``live``
@@ -77,10 +81,12 @@ class Dashboard:
         *,
         clock: Callable[[], datetime] = utcnow,
         facts: Callable[[], HostFacts] | None = None,
+        cache_scope: Callable[[], Hashable] = credentials_scope,
         plugin_manager: pluggy.PluginManager | None = None,
     ):
         self.engine = engine
         self.facts = facts
+        self.cache_scope = cache_scope
         self.clock = clock
         self.registry = Registry(endpoints, plugin_manager or make_plugin_manager())
         self.rollups = Rollups(engine, clock)
@@ -113,7 +119,7 @@ class Dashboard:
             lacking=self.lacking,
         )
         self.live.meter = self.metrics
-        self.live.init_app(app)
+        self.live.init_app(app, off=self.registry.off)
         self._warn_lacking()
         app.extensions[EXTENSION_KEY] = self
 
@@ -213,6 +219,7 @@ class Dashboard:
         REPEATABLE READ or SERIALIZABLE one (then ``extend`` shares its reader), else a
         connection of its own."""
         args = args or {}
+        self._refuse_inverted(endpoint_id, args)
         g.omni_dashboard_base = endpoint_id
         accelerator = self.registry.accelerators.get(endpoint_id)
         narrowed = self._narrowed(endpoint_id, args)
@@ -234,6 +241,7 @@ class Dashboard:
         providers = self.providers_for(endpoint_id)
         if not providers:
             return base
+        self._refuse_inverted(endpoint_id, args)
         if self._narrowed(endpoint_id, args) and g.get("omni_dashboard_base") != endpoint_id:
             raise RuntimeError(
                 f"a filter argument of {endpoint_id!r} narrows the host's fields: compute them "
@@ -251,11 +259,7 @@ class Dashboard:
             try:
                 values = provider.compute(ctx)
             except InvalidArgument as exc:
-                abort(
-                    422,
-                    message=f"Invalid value for {exc.field}: {exc.message}",
-                    errors={"query": {exc.field: [exc.message]}},
-                )
+                _refuse(exc)
             required = {name for name, fld in provider.fields.items() if fld.required}
             if not required <= set(values) <= set(provider.fields):
                 raise RuntimeError(
@@ -265,6 +269,12 @@ class Dashboard:
             merged.update(values)
         return merged
 
+    def _refuse_inverted(self, endpoint_id: str, args: Mapping[str, Any]) -> None:
+        """422 naming ``since`` for a window that ends before it begins, when providers
+        extend the endpoint (without them the host answers as it always did)."""
+        if inverted(args) and self.providers_for(endpoint_id):
+            _refuse(InvalidArgument("since", "must not be after until"))
+
     def _narrowed(self, endpoint_id: str, args: Mapping[str, Any]) -> bool:
         """Whether ``args`` holds a filter argument of an enabled provider of the endpoint."""
         return any(
@@ -272,3 +282,12 @@ class Dashboard:
             for provider in self.providers_for(endpoint_id)
             for name in provider.narrows
         )
+
+
+def _refuse(exc: InvalidArgument) -> None:
+    """flask-smorest's 422 naming the argument, which the host's error handler renders."""
+    abort(
+        422,
+        message=f"Invalid value for {exc.field}: {exc.message}",
+        errors={"query": {exc.field: [exc.message]}},
+    )

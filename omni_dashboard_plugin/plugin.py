@@ -3,9 +3,9 @@
 import logging
 
 from .api import dashboard as dashboard_api
+from .api import errors, stream_schemas
 from .api import metrics as metrics_api
 from .api import stream as stream_api
-from .api import stream_schemas
 from .hookspecs import hookimpl
 from .provider import Accelerator
 from .providers import automations, breakdowns, comparison, filters, rates, timeline
@@ -56,21 +56,24 @@ def omni_dashboard_accelerators():
 @hookimpl
 def omni_register_blueprints(app, api, dashboard):
     """The live feed routes, the Prometheus scrape route (unless its path is ``off``), and
-    GET /api/v2/dashboard when the host tells its facts and has its tables; none of them
-    with ``OMNI_DASHBOARD_PROVIDERS=none``."""
+    GET /api/v2/dashboard when the host tells its facts and has its tables, all answering
+    errors with Omni's envelope; none of them with ``OMNI_DASHBOARD_PROVIDERS=none``."""
     if dashboard.registry.off:
         return
     stream_schemas.register(api.spec)
-    api.register_blueprint(stream_api.build(dashboard))
-    stream_api.register_websocket(dashboard, app, api)
+    blueprints = [stream_api.build(dashboard)]
     if dashboard.config.metrics_path is not None:
-        api.register_blueprint(metrics_api.build(dashboard))
+        blueprints.append(metrics_api.build(dashboard))
     if dashboard.facts is None:
         log.warning("host passes no facts to Dashboard: GET /api/v2/dashboard is not served")
-        return
-    if dashboard.lacks(SUMMARY_TABLES):  # warned about at init_app, table by table
-        return
-    api.register_blueprint(dashboard_api.build(dashboard))
+    elif not dashboard.lacks(SUMMARY_TABLES):  # warned about at init_app, table by table
+        blueprints.append(dashboard_api.build(dashboard))
+    for blueprint in blueprints:
+        errors.answer_in_envelope(blueprint)
+        api.register_blueprint(blueprint)
+    websocket = stream_api.register_websocket(dashboard, app, api)
+    blueprints += [websocket] if websocket else []
+    errors.answer_routing_errors(app, {blueprint.name for blueprint in blueprints})
 
 
 @hookimpl

@@ -41,6 +41,13 @@ class EventWindow:
         return replace(self, since=since, until=until)
 
 
+def inverted(args) -> bool:
+    """Whether ``args`` hold a ``since`` after their ``until`` (an empty window, which
+    the providers refuse: docs/api.md)."""
+    since, until = _naive_utc(args.get("since")), _naive_utc(args.get("until"))
+    return since is not None and until is not None and since > until
+
+
 def _naive_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         return moment

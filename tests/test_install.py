@@ -59,12 +59,16 @@ def flask(url, *args, mode="on"):
 @pytest.mark.postgres
 def test_start_up_checks_and_the_operator_installs(fresh_url):
     # Creating the app makes no table of the plugin's, and with `on` it says what to run.
-    with pytest.raises(ConfigError, match=r"not installed .*flask omni-dashboard install"):
+    with pytest.raises(
+        ConfigError, match=r"not installed .*flask --app yourapp omni-dashboard install"
+    ):
         build_app(fresh_url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_INSTALL_PLUGIN_TABLES=False)
     assert plugin_tables(fresh_url) == set()
 
     refused = flask(fresh_url, "refresh")
-    assert refused.returncode != 0 and "flask omni-dashboard install" in refused.stderr
+    assert (
+        refused.returncode != 0 and "flask --app yourapp omni-dashboard install" in refused.stderr
+    )
 
     done = flask(fresh_url, "install")
     assert done.returncode == 0, done.stderr

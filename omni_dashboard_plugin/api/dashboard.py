@@ -46,11 +46,6 @@ def data_tag(data: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def presented_key() -> str:
-    """The API key of the request (Omni: x-api-key header or api_key argument)."""
-    return request.headers.get("x-api-key") or request.args.get("api_key") or ""
-
-
 def build(dashboard) -> Blueprint:
     """The dashboard blueprint for the enabled providers."""
     blp = Blueprint(
@@ -69,10 +64,12 @@ def build(dashboard) -> Blueprint:
 
     @blp.arguments(args_schema, location="query")
     def summary(_headers, args):  # the outer (headers) arguments come first
-        scope = hashlib.sha256(presented_key().encode()).hexdigest()
-        key = (scope, tuple(sorted((name, str(value)) for name, value in args.items())))
+        key = (
+            dashboard.cache_scope(),
+            tuple(sorted((name, str(value)) for name, value in args.items())),
+        )
         data, etag = cache.get(key, lambda: tagged(args))
-        headers = {"ETag": f'W/"{etag}"', "Cache-Control": "no-cache"}
+        headers = {"ETag": f'W/"{etag}"', "Cache-Control": "private, no-cache"}
         if request.if_none_match.contains_weak(etag):
             return Response(status=304, headers=headers)
         return data, 200, headers
@@ -83,8 +80,8 @@ def build(dashboard) -> Blueprint:
     same instant, read from one snapshot. instanceId and channel narrow every events number
     (instances, dead letters, automations and system stay whole); compare adds
     events.previous. Send the ETag back in If-None-Match to get 304
-    when nothing changed; answers are cached per API key and arguments for
-    OMNI_DASHBOARD_CACHE_SECONDS.
+    when nothing changed; answers are cached per caller (every credential the request
+    carries, unless the host scopes them) and arguments for OMNI_DASHBOARD_CACHE_SECONDS.
     """
     decorated = blp.arguments(ConditionalHeadersSchema, location="headers")(
         blp.alt_response(304, description="Not modified: the If-None-Match tag is current")(

@@ -18,6 +18,7 @@ from ..live.hub import END, Filters
 from ..live.sockets import bound_stalls, hang_up
 from ..live.sse import SseBody, next_items, opening_items
 from ..live.wake import WakingEvent
+from .errors import answer_in_envelope
 from .stream_schemas import STREAM_EVENT, websocket_path
 
 log = logging.getLogger(__name__)
@@ -107,15 +108,19 @@ def build(dashboard) -> Blueprint:
     return blp
 
 
-def register_websocket(dashboard, app, api) -> None:
-    """The WebSocket route, registered on ``app`` and described in ``api``'s document;
-    none without flask-sock (``pip install 'omni-dashboard-plugin[live]'``)."""
+def register_websocket(dashboard, app, api) -> flask.Blueprint | None:
+    """The WebSocket route, registered on ``app`` (errors in Omni's envelope) and described
+    in ``api``'s document; none without flask-sock (``pip install
+    'omni-dashboard-plugin[live]'``). Returns its blueprint."""
     if not installed("flask_sock"):
         log.info("no /api/v2/events/ws: flask-sock is not installed (the [live] extra)")
-        return
-    app.register_blueprint(build_websocket(dashboard, app))
+        return None
+    blueprint = build_websocket(dashboard, app)
+    answer_in_envelope(blueprint)
+    app.register_blueprint(blueprint)
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "events-ws.events_ws")
     websocket_path(api.spec, rule, query_schema(dashboard.config.stream.max_types))
+    return blueprint
 
 
 def build_websocket(dashboard, app) -> flask.Blueprint:

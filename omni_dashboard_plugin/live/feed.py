@@ -33,15 +33,19 @@ class LiveFeed:
     def __init__(self, meter: FeedMeter | None = None):
         self.settings = StreamSettings()
         self.meter = meter
+        self.off = False
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._hub: Hub | None = None
         self._bridge = None  # a NatsBridge when OMNI_NATS_URL is set
         self._writer: SocketWriter | None = None
 
-    def init_app(self, app) -> None:
+    def init_app(self, app, *, off: bool = False) -> None:
         """Read the stream settings from ``app.config`` and stop the feed (NATS bridge,
-        writer thread) when the process exits. Nothing starts before first use."""
+        writer thread) when the process exits. Nothing starts before first use; with
+        ``off`` (``OMNI_DASHBOARD_PROVIDERS=none``) nothing ever does, and
+        :meth:`publish` does nothing."""
+        self.off = off
         self.settings = StreamSettings.from_mapping(app.config)
         app.extensions[EXTENSION_KEY] = self
         atexit.register(_stop_at_exit, weakref.ref(self))
@@ -84,7 +88,10 @@ class LiveFeed:
         return self._writer
 
     def publish(self, subject: str, message: dict) -> None:
-        """Publish an Omni message: to NATS when configured, else to the in-process bus."""
+        """Publish an Omni message: to NATS when configured, else to the in-process bus;
+        nothing when the feed is off."""
+        if self.off:
+            return
         hub = self.hub()
         if self._bridge is None:
             try:

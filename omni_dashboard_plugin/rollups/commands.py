@@ -14,13 +14,14 @@ from flask.cli import AppGroup, ScriptInfo, pass_script_info
 from sqlalchemy import exc as sa_exc
 
 from ..sql.standby import ReadOnlyDatabase
-from .service import EXTENSION_KEY, INSTALL_HINT, Rollups, installing
+from .service import COMMAND, EXTENSION_KEY, INSTALL_HINT, Rollups, installing
 
 cli = AppGroup("omni-dashboard", help="The dashboard plugin's rollup tables.")
 
 
-def _rollups(info: ScriptInfo, *, installed: bool = False) -> Rollups:
-    """The app's rollups, checked without requiring the tables (unless ``installed``)."""
+def _rollups(info: ScriptInfo, *, wanted: bool = True, installed: bool = False) -> Rollups:
+    """The app's rollups, checked without requiring the tables; unless ``wanted`` is
+    false, rollups must be on here (and installed, with ``installed``)."""
     with installing():
         app = info.load_app()
         rollups = app.extensions.get(EXTENSION_KEY)
@@ -29,12 +30,10 @@ def _rollups(info: ScriptInfo, *, installed: bool = False) -> Rollups:
                 "this app does not use the dashboard plugin (no Dashboard.init_app ran)"
             )
         rollups.start()
-    if not rollups.wanted:
-        mode = rollups.settings.mode
+    if wanted and not rollups.wanted:
         raise click.ClickException(
-            f"rollups are off here (OMNI_DASHBOARD_ROLLUPS={mode} on "
-            f"{rollups.engine.dialect.name}, or no provider reads them); set "
-            "OMNI_DASHBOARD_ROLLUPS=on to use them"
+            f"rollups are off here ({rollups.off_reason}): set OMNI_DASHBOARD_ROLLUPS=on to "
+            f"use them; `{COMMAND} uninstall` drops their tables in any mode"
         )
     if installed and not rollups.active:
         raise click.ClickException(f"the rollup tables are not installed: {INSTALL_HINT}")
@@ -59,7 +58,7 @@ def install_command(info: ScriptInfo) -> None:
         rollups.check_writable()
     if not rollups.install():
         raise click.ClickException("the rollup tables could not be created (see the warning)")
-    click.echo("rollup tables installed; `flask omni-dashboard refresh` fills them")
+    click.echo(f"rollup tables installed; `{COMMAND} refresh` fills them")
 
 
 @cli.command("refresh", with_appcontext=False)
@@ -110,7 +109,14 @@ def reset_command(info: ScriptInfo) -> None:
 @cli.command("uninstall", with_appcontext=False)
 @pass_script_info
 def uninstall_command(info: ScriptInfo) -> None:
-    """Drop the dead-letter triggers and every table of the plugin."""
+    """Drop every object of the plugin (triggers, functions, tables), in any mode."""
     with _on_the_primary():
-        _rollups(info).uninstall()
-    click.echo("rollup tables and triggers dropped; set OMNI_DASHBOARD_ROLLUPS=off")
+        dropped = _rollups(info, wanted=False).uninstall()
+    for statement in dropped:
+        click.echo(statement)
+    click.echo(
+        "the plugin's tables, triggers and functions are dropped; set "
+        "OMNI_DASHBOARD_ROLLUPS=off (or the next install creates them again)"
+        if dropped
+        else "nothing of the plugin's was installed here"
+    )

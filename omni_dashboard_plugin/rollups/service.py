@@ -24,6 +24,7 @@ from . import dead_letter_counts, tail
 from .kinds import PREFIX, metadata
 from .reader import RawReader, RollupReader
 from .refresh import RefreshReport, refresh, reset
+from .removal import drop_plugin_objects
 from .state import horizon_slot, read_watermark, usable_range
 from .triggers import drop_older_layouts
 
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "omni_dashboard_rollups"
 # The request path starts at most one background refresh per process in this interval.
 REFRESH_INTERVAL_SECONDS = 30
-INSTALL_HINT = "run `flask omni-dashboard install` (or call Rollups.install() in your migrations)"
+# The operator's commands (yourapp: the app's import path, as for `flask run`).
+COMMAND = "flask --app yourapp omni-dashboard"
+INSTALL_HINT = f"run `{COMMAND} install` (or call Rollups.install() in your migrations)"
 # The host's tables the rollups read (their kinds' sources and parents, the dead letters).
 TABLES = tuple(host_tables.tables)
 _installing = contextvars.ContextVar("omni_dashboard_installing", default=False)
@@ -70,6 +73,7 @@ class Rollups:
         self._thread: threading.Thread | None = None
         self._last_start = float("-inf")
         self._guard = threading.Lock()
+        self._unused: str | None = None
 
     def init_app(self, app, *, used: bool = True, lacking: Collection[str] = ()) -> None:
         """Read the settings from ``app.config``; ``used=False`` (nothing of the plugin
@@ -84,12 +88,23 @@ class Rollups:
                 "them, or set OMNI_DASHBOARD_ROLLUPS=auto to run without rollups"
             )
         self.settings = settings if used and not missing else RollupSettings(mode="off")
+        self._unused = None
+        if not used:
+            self._unused = "nothing enabled reads them (OMNI_DASHBOARD_PROVIDERS=none?)"
+        elif missing:
+            self._unused = f"the database lacks {', '.join(missing)}, which they read"
         app.extensions[EXTENSION_KEY] = self
 
     @property
     def horizon(self) -> timedelta:
         """Rows younger than this are always read raw (``horizon_minutes``)."""
         return timedelta(minutes=self.settings.horizon_minutes)
+
+    @property
+    def off_reason(self) -> str:
+        """Why rollups are not wanted here (when :attr:`wanted` is false)."""
+        mode = self.settings.mode
+        return self._unused or f"OMNI_DASHBOARD_ROLLUPS={mode} on {self.engine.dialect.name}"
 
     @property
     def wanted(self) -> bool:
@@ -158,13 +173,15 @@ class Rollups:
                 "rollups are installed, refreshed and reset on the primary"
             )
 
-    def uninstall(self) -> None:
-        """Drop the triggers and every table of the plugin (rollups are off after)."""
+    def uninstall(self) -> list[str]:
+        """Drop every object of the plugin, whatever the settings: its triggers on the
+        host's tables, its functions and its tables, of any layout, as the catalog lists
+        them (rollups are off after). Returns the statements run."""
         self.check_writable()
-        dead_letter_counts.uninstall(self.engine)
-        tail.uninstall(self.engine)
-        metadata.drop_all(self.engine)
+        with self.engine.begin() as connection:
+            dropped = drop_plugin_objects(connection)
         self.active = self.keeps_dead_letters = False
+        return dropped
 
     def start(self) -> None:
         """Check that the tables are installed (no DDL; nothing to check after an

@@ -2,7 +2,7 @@
 
 import time
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from flask_smorest import Api
 from sqlalchemy import create_engine
 
@@ -17,6 +17,18 @@ ENDPOINTS = {
     "events.analytics": Endpoint(Analytics, AnalyticsArgs),
 }
 OPEN = ("/openapi.json", "/status")
+STREAMS = ("events-stream", "events-ws")  # the plugin's stream blueprints
+
+
+def presented_token() -> str | None:
+    """The bearer token; on the live feed's routes also the ``access_token`` argument
+    (a browser's EventSource sends no header)."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ")
+    if request.blueprint in STREAMS:
+        return request.args.get("access_token")
+    return None
 
 
 def create_app(
@@ -27,10 +39,16 @@ def create_app(
     settings: dict | None = None,
     plugin_manager=None,
     migrate: bool = False,
+    users: dict[str, str] | None = None,
+    engine=None,
+    cache_scope=None,
 ) -> Flask:
     """The team's API on ``database_url``; ``settings`` go to the Flask config (the
     plugin's ``OMNI_DASHBOARD_*`` among them). ``migrate`` creates the team's tables and the
-    plugin's, as its deploy step does."""
+    plugin's, as its deploy step does. ``users`` maps more bearer tokens to user names
+    (``g.user``; ``token``'s user is ``"team"``), ``engine`` replaces the one made from
+    ``database_url`` (a host whose users see different data), ``cache_scope`` goes to
+    ``Dashboard``."""
     app = Flask(__name__)
     app.config.update(
         API_TITLE="Team API",
@@ -40,7 +58,8 @@ def create_app(
         OPENAPI_JSON_PATH="openapi.json",
         **(settings or {}),
     )
-    engine = create_engine(database_url)
+    engine = engine or create_engine(database_url)
+    users = {token: "team", **(users or {})}
     if migrate:
         metadata.create_all(engine)
     booted = time.monotonic()
@@ -57,13 +76,17 @@ def create_app(
 
     @app.before_request
     def authenticate():
-        if request.path not in OPEN and request.headers.get("Authorization") != f"Bearer {token}":
+        if request.path in OPEN:
+            return None
+        g.user = users.get(presented_token())
+        if g.user is None:
             return jsonify(message="unauthorized"), 401
         return None
 
     api = Api(app)
+    scoped = {"cache_scope": cache_scope} if cache_scope else {}
     dashboard = Dashboard(
-        engine, ENDPOINTS, clock=clock, facts=facts, plugin_manager=plugin_manager
+        engine, ENDPOINTS, clock=clock, facts=facts, plugin_manager=plugin_manager, **scoped
     )
     dashboard.init_app(app)
     if migrate:

@@ -174,6 +174,28 @@ def _queries(parameters: set, instance_id) -> list[str]:
 
 
 @pytest.mark.parametrize("rollups", ["off", "on"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"channel": "discord"},
+        {"compare": "previous_period"},
+        {"until": (NOW - timedelta(days=2)).isoformat()},  # no offset: naive, as UTC
+    ],
+)
+def test_an_inverted_window_is_a_422_naming_since(world, rollups, query):
+    """``since`` after ``until`` is an empty window the providers refuse: 422 in the
+    host's envelope, naming ``since``, never a 200 with empty numbers nor a 500."""
+    app = world.app(ROLLUPS[rollups], OMNI_DASHBOARD_PROVIDERS="all")
+    window = {"since": _iso(NOW - timedelta(days=1)), "until": _iso(NOW - timedelta(days=2))}
+    status, kind, raw = world.get(app, f"{world.host.analytics}?{urlencode(window | query)}")
+    assert (status, kind) == (422, "application/json"), raw
+    body = _body(raw)
+    named = body["error"]["details"] if "error" in body else body["errors"]["query"]
+    assert list(named) == ["since"]
+
+
+@pytest.mark.parametrize("rollups", ["off", "on"])
 def test_every_200_carries_every_field_its_schema_requires(world, rollups):
     """For every GET route of the document, with and without each argument it declares:
     no 5xx, and a JSON 200 lacks no field its schema marks required (at any depth)."""

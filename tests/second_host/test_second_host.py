@@ -216,3 +216,23 @@ def test_a_missing_column_disables_what_reads_its_table(fresh, caplog):
     assert dashboard.registry.accelerators == {}
     paths = _every_route_answers(app, skip={"/events/analytics"})
     assert "/api/v2/dashboard" not in paths and "/events/analytics" in paths
+
+
+def test_publish_under_none_is_a_no_op(tmp_path):
+    """With ``OMNI_DASHBOARD_PROVIDERS=none`` the feed is off: ``live.publish`` returns
+    without starting a hub or a NATS connection (here to a server that is not there)."""
+    app = create_app(
+        f"sqlite:///{tmp_path / 'team.db'}",
+        token=KEY,
+        clock=lambda: NOW,
+        migrate=True,
+        settings={"OMNI_DASHBOARD_PROVIDERS": "none", "OMNI_NATS_URL": "nats://127.0.0.1:9"},
+    )
+    live = app.extensions["omni_dashboard"].live
+    try:
+        message = {"id": "m-1", "type": "message.received", "timestamp": 1773144000000}
+        assert live.publish("message.received.discord.i-1", message) is None
+        assert live._hub is None and live._bridge is None
+    finally:
+        live.stop()
+        app.extensions["omni_dashboard"].engine.dispose()
