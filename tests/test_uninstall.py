@@ -11,6 +11,9 @@ from sqlalchemy.dialects.postgresql import REGCLASS
 from .conftest import build_app
 from .test_install import flask_command
 
+# Every test runs the `flask` command in a subprocess, as an operator does.
+pytestmark = pytest.mark.slow
+
 MODES = {
     "providers none": {"OMNI_DASHBOARD_PROVIDERS": "none"},
     "rollups off": {"OMNI_DASHBOARD_ROLLUPS": "off"},
