@@ -31,6 +31,13 @@ class Earlier:
         return (self.shift + SLOT / 2) // SLOT
 
 
+def recent(args, now: datetime, length: timedelta) -> tuple[EventWindow, Earlier]:
+    """The last ``length`` before ``now`` with the filters of ``args``, and the earlier
+    window its ``compare`` argument names (the dashboard's ``events.previous``)."""
+    window = EventWindow.from_args({**args, "allTime": True}, now).between(now - length, None)
+    return window, earlier(window, args["compare"], now)
+
+
 def earlier(window: EventWindow, compare: str, now: datetime) -> Earlier:
     """The comparison window of ``window`` (which has a ``since``) at ``now``.
 

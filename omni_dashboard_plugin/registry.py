@@ -19,7 +19,7 @@ from marshmallow import Schema
 
 from . import hookspecs
 from .config import BY_KEY, ConfigError
-from .provider import Accelerator, Provider
+from .provider import Accelerator, DashboardPart, Provider
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,12 @@ class Registry:
     def providers_for(self, endpoint_id: str) -> list[Provider]:
         """Enabled providers of one endpoint, in configuration order."""
         return [p for p in self.enabled.values() if p.endpoint == endpoint_id]
+
+    def dashboard_parts(self) -> list[DashboardPart]:
+        """What the enabled providers add to GET /api/v2/dashboard, in the order the
+        plugins offer them."""
+        enabled = [self.enabled[name] for name in self.installed if name in self.enabled]
+        return [provider.dashboard for provider in enabled if provider.dashboard is not None]
 
     def response_schema(self, endpoint_id: str) -> type[Schema]:
         """The endpoint's response schema: the host's plus every enabled provider's fields."""

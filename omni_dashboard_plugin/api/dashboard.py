@@ -60,8 +60,9 @@ def build(dashboard) -> Blueprint:
         description="The whole operations dashboard in one request.",
     )
     cache = TtlCache(dashboard.config.cache_seconds)
-    schema = summary_schema(dashboard.registry.enabled)()
-    args_schema = arguments_schema(dashboard.registry.enabled)
+    parts = dashboard.registry.dashboard_parts()
+    schema = summary_schema(parts)()
+    args_schema = arguments_schema(parts)
 
     def tagged(args):
         data = schema.dump(compute_summary(dashboard, dashboard.facts(), args))
