@@ -11,10 +11,12 @@ events.previous and the ``compare`` argument).
 ``instanceId`` and ``channel`` narrow every ``events`` number to the matching events.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from .facts import HostFacts
+from .handle import DashboardHandle
 from .provider import DashboardPart, ProviderContext, Section
 from .queries.concurrent_read import ConcurrentRead
 from .queries.dead_letters import dead_letter_totals
@@ -30,7 +32,7 @@ FILTERS = ("instanceId", "channel")
 DAY = timedelta(hours=24)
 
 
-def compute_summary(dashboard, facts: HostFacts, args) -> dict:
+def compute_summary(dashboard: DashboardHandle, facts: HostFacts, args: Mapping) -> dict:
     """The summary as the individual endpoints would report it with default arguments
     (``args``: the dashboard's own, parsed)."""
     now = dashboard.clock()
@@ -47,7 +49,7 @@ def compute_summary(dashboard, facts: HostFacts, args) -> dict:
         )
         all_time = tally(reader, scope)
         day = tally(reader, scope.between(now - DAY, None), per_slot=True)
-        sections = {
+        sections: dict[str, dict[str, Any]] = {
             "events": {
                 "total": all_time.count,
                 "last24h": day.count,

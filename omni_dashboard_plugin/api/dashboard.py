@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from ..cache import TtlCache
+from ..handle import DashboardHandle
 from ..summary import compute_summary
 from .dashboard_schemas import arguments_schema, summary_schema
 
@@ -51,8 +52,11 @@ def presented_key() -> str:
     return request.headers.get("x-api-key") or request.args.get("api_key") or ""
 
 
-def build(dashboard) -> Blueprint:
-    """The dashboard blueprint for the enabled providers."""
+def build(dashboard: DashboardHandle) -> Blueprint:
+    """The dashboard blueprint for the enabled providers (of a host that gives its facts)."""
+    facts = dashboard.facts
+    if facts is None:
+        raise ValueError("GET /api/v2/dashboard needs the host's facts (Dashboard(facts=...))")
     blp = Blueprint(
         "dashboard",
         __name__,
@@ -65,7 +69,7 @@ def build(dashboard) -> Blueprint:
     args_schema = arguments_schema(parts)
 
     def tagged(args):
-        data = schema.dump(compute_summary(dashboard, dashboard.facts(), args))
+        data = schema.dump(compute_summary(dashboard, facts(), args))
         return data, data_tag(data)
 
     @blp.arguments(args_schema, location="query")

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 from collections import defaultdict
+from typing import Any
 
 import nats
 from nats.errors import Error as NatsError
@@ -75,10 +76,10 @@ class NatsBridge:
         self.replay_limit = replay_limit
         self.jetstream = jetstream
         self.streams: dict[str, str] = {}
-        self.client = None
+        self.client: Any = None  # the nats-py client, once connecting
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
+        self._stop = asyncio.Event()  # set (in the bridge's loop) by stop()
         self._thread: threading.Thread | None = None
         self._consumers: list = []
         self._resuming: asyncio.Task | None = None
@@ -91,7 +92,7 @@ class NatsBridge:
 
     def stop(self) -> None:
         """Close the NATS connection, end the thread and close its event loop."""
-        if self.loop is not None and self._stop is not None:
+        if self.loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop already ended
                 self.loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
@@ -112,7 +113,6 @@ class NatsBridge:
             loop.close()
 
     async def _main(self) -> None:
-        self._stop = asyncio.Event()
         delay = 0.2
         while not self._stop.is_set():
             try:
@@ -307,7 +307,7 @@ class NatsBridge:
         try:
             event = parse(subject, data)
         except MalformedMessage as exc:
-            self.hub.count("malformed")
+            self.hub.meter.malformed()
             log.debug("skipped malformed message on %s: %s", subject, exc)
             return
         self.hub.publish(event, stream, seq)
@@ -338,6 +338,8 @@ class NatsBridge:
 
         Raises :class:`ReplayTooOld` when they were removed or exceed the replay limit.
         """
+        if self.loop is None:
+            raise ConnectionError("the NATS bridge is not running")
         future = asyncio.run_coroutine_threadsafe(self._replay(cursor), self.loop)
         return future.result(timeout=REPLAY_SECONDS + 5)
 
