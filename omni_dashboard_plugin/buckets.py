@@ -79,7 +79,7 @@ def _day_starts(start: datetime, end: datetime, zone: ZoneInfo, limit: int | Non
     last_day = end.astimezone(zone).date()
     if limit is not None and (last_day - day).days + 1 > limit:
         raise TooManyBuckets(limit)
-    starts = []
+    starts: list[datetime] = []
     while day <= last_day:
         instant = _midnight(day, zone)
         if instant <= end and (not starts or instant > starts[-1]):

@@ -31,6 +31,13 @@ class Earlier:
         return (self.shift + SLOT / 2) // SLOT
 
 
+def recent(args, now: datetime, length: timedelta) -> tuple[EventWindow, Earlier]:
+    """The last ``length`` before ``now`` with the filters of ``args``, and the earlier
+    window its ``compare`` argument names (the dashboard's ``events.previous``)."""
+    window = EventWindow.from_args({**args, "allTime": True}, now).between(now - length, None)
+    return window, earlier(window, args["compare"], now)
+
+
 def earlier(window: EventWindow, compare: str, now: datetime) -> Earlier:
     """The comparison window of ``window`` (which has a ``since``) at ``now``.
 
@@ -38,12 +45,13 @@ def earlier(window: EventWindow, compare: str, now: datetime) -> Earlier:
     ends where ``window`` starts, half-open so that no event is in both. ``previous_week``:
     ``window`` 7 days earlier, its open ``until`` taken as ``now``.
     """
+    start = window.since
+    if start is None:
+        raise ValueError("an all-time window has no earlier period")
     end = window.until if window.until is not None else now
     if compare == PREVIOUS_PERIOD:
-        length = max(end - window.since, timedelta(0))
-        since = window.since - length
-        return Earlier(
-            window.between(since, window.since - RESOLUTION), length, since, window.since
-        )
-    since, until = window.since - WEEK, end - WEEK
+        length = max(end - start, timedelta(0))
+        since = start - length
+        return Earlier(window.between(since, start - RESOLUTION), length, since, start)
+    since, until = start - WEEK, end - WEEK
     return Earlier(window.between(since, until), WEEK, since, until)

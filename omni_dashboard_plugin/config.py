@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ALL = "all"
@@ -435,11 +435,12 @@ class _ReadByTable:
     def from_mapping(cls, config: Mapping):
         """Read and validate the class's keys (a bad value raises :class:`ConfigError`)."""
         values = {}
-        for item in fields(cls):
+        for item in fields(cast(Any, cls)):  # each subclass is a dataclass
             if "key" in item.metadata:
                 values[item.name] = BY_KEY[item.metadata["key"]].read(config)
             else:
-                values[item.name] = item.type.from_mapping(config)
+                group: Any = item.type  # a nested group: a _ReadByTable subclass
+                values[item.name] = group.from_mapping(config)
         return cls(**values)
 
 

@@ -34,13 +34,17 @@ from marshmallow import Schema
 
 from .caller import credentials_scope
 from .config import ConfigError, DashboardConfig
+from .extensions import refuse_registered, register
 from .facts import HostFacts
+from .live.feed import EXTENSION_KEY as LIVE_KEY
 from .live.feed import LiveFeed
 from .metrics.process import ProcessMetrics
 from .provider import InvalidArgument, Provider, ProviderContext
 from .queries.metric_values import TABLES as METRIC_TABLES
+from .registry import EXTENSION_KEY as REGISTRY_KEY
 from .registry import TABLES_DOC, Endpoint, Registry, make_plugin_manager
 from .rollups.reader import RawReader, RollupReader
+from .rollups.service import EXTENSION_KEY as ROLLUPS_KEY
 from .rollups.service import TABLES as ROLLUP_TABLES
 from .rollups.service import Rollups
 from .sql.catalog import describe, lacking
@@ -91,8 +95,9 @@ class Dashboard:
         self.registry = Registry(endpoints, plugin_manager or make_plugin_manager())
         self.rollups = Rollups(engine, clock)
         self.live = LiveFeed()
-        self.config: DashboardConfig | None = None
-        self.metrics: ProcessMetrics | None = None
+        # Both set by init_app.
+        self.config: DashboardConfig
+        self.metrics: ProcessMetrics
         # The host's tables the plugin reads that are missing or lack columns (what it lacks).
         self.lacking: dict[str, tuple[str, ...] | None] = {}
         self._readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -106,8 +111,11 @@ class Dashboard:
 
         Raises :class:`ConfigError` on a bad setting, an unknown provider name, a provider
         named explicitly that this host cannot serve, a field or argument name clash, or a
-        missing table under ``OMNI_DASHBOARD_MISSING_TABLES=error``.
+        missing table under ``OMNI_DASHBOARD_MISSING_TABLES=error``; ``RuntimeError`` when
+        the app has a dashboard (or one of its extensions) already.
         """
+        keys = (EXTENSION_KEY, REGISTRY_KEY, ROLLUPS_KEY, LIVE_KEY)
+        refuse_registered(app, keys, type(self).__name__)
         self.config = DashboardConfig.from_mapping(app.config)
         self.metrics = ProcessMetrics(nats=self.config.stream.nats_url is not None)
         self.lacking = {} if self.config.providers == () else self._check_tables()
@@ -121,7 +129,7 @@ class Dashboard:
         self.live.meter = self.metrics
         self.live.init_app(app, off=self.registry.off)
         self._warn_lacking()
-        app.extensions[EXTENSION_KEY] = self
+        register(app, EXTENSION_KEY, self)
 
     def lacks(self, tables: Collection[str]) -> bool:
         """Whether the database lacks one of ``tables`` (or a column the plugin reads)."""

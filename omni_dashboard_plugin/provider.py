@@ -39,6 +39,35 @@ class ProviderContext:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A field of the dashboard that holds one of its sections: an object whose fields the
+    enabled providers declare under ``name`` (``previous``: ``events.previous``), present
+    when one of them computed it. ``component`` names its OpenAPI schema."""
+
+    name: str
+    component: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DashboardPart:
+    """What a provider adds to GET /api/v2/dashboard.
+
+    ``fields`` maps a section of the summary to the marshmallow fields added there
+    (``events``, ``automations``, or ``previous``: ``events.previous``, the numbers of the
+    earlier windows, with ``compare``); a :class:`Section` field holds a section.
+    ``compute(ctx)`` returns their values by section, ``ctx.args`` holding the dashboard's
+    arguments (``instanceId`` and ``channel`` narrow every events number; ``previous`` is
+    computed only with ``compare``). ``arguments`` are the query arguments it adds to the
+    dashboard.
+    """
+
+    fields: Mapping[str, Mapping[str, ma_fields.Field | Section]]
+    compute: Callable[[ProviderContext], Mapping[str, Mapping[str, Any]]]
+    arguments: Mapping[str, ma_fields.Field] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Provider:
     """A named contribution of fields to one host endpoint.
 
@@ -55,6 +84,8 @@ class Provider:
 
     ``tables`` names the host's tables it reads (those of docs/host-integration.md): where
     one is missing, or lacks a column the plugin reads, the provider is not enabled.
+
+    ``dashboard`` is what it adds to GET /api/v2/dashboard, if anything.
     """
 
     name: str
@@ -65,6 +96,7 @@ class Provider:
     arguments: Mapping[str, ma_fields.Field] = field(default_factory=dict)
     narrows: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
+    dashboard: DashboardPart | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ def is_many(value) -> bool:
 
 
 @cache
-def _row_type(by: tuple[str, ...], by_slot: bool, measures: tuple[str, ...]) -> type:
+def _row_type(by: tuple[str, ...], by_slot: bool, measures: tuple[str, ...]) -> Any:
     """The named row of a question: its keys, ``slot`` when by slot, the kind's measures."""
     return namedtuple("Sums", [*by, *("slot",) * by_slot, *measures])
 
@@ -31,6 +31,9 @@ class Reader(ABC):
     A reader serves one response: it remembers each answer, so that parts of a response
     asking the same question (the 24-hour count, say) share one statement.
     """
+
+    # Whether :meth:`dead_letters` reads counts kept by triggers (no statement counts them).
+    keeps_dead_letters = False
 
     def __init__(self, connection: Connection):
         self.connection = connection

@@ -19,7 +19,8 @@ from marshmallow import Schema
 
 from . import hookspecs
 from .config import BY_KEY, ConfigError
-from .provider import Accelerator, Provider
+from .extensions import refuse_registered, register
+from .provider import Accelerator, DashboardPart, Provider
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,10 @@ class Registry:
         not enabled. ``none`` enables nothing, accelerators included.
 
         Raises :class:`ConfigError` on an unknown provider name, a provider named explicitly
-        that this host cannot serve, or a field or argument name clash.
+        that this host cannot serve, or a field or argument name clash; ``RuntimeError`` when
+        the app has a registry already.
         """
+        refuse_registered(app, (EXTENSION_KEY,), type(self).__name__)
         names = BY_KEY["OMNI_DASHBOARD_PROVIDERS"].read(app.config)
         self.off = names == ()
         self.installed = self._collect_providers()
@@ -103,11 +106,17 @@ class Registry:
                 if extra_args
                 else endpoint.arguments
             )
-        app.extensions[EXTENSION_KEY] = self
+        register(app, EXTENSION_KEY, self)
 
     def providers_for(self, endpoint_id: str) -> list[Provider]:
         """Enabled providers of one endpoint, in configuration order."""
         return [p for p in self.enabled.values() if p.endpoint == endpoint_id]
+
+    def dashboard_parts(self) -> list[DashboardPart]:
+        """What the enabled providers add to GET /api/v2/dashboard, in the order the
+        plugins offer them."""
+        enabled = [self.enabled[name] for name in self.installed if name in self.enabled]
+        return [provider.dashboard for provider in enabled if provider.dashboard is not None]
 
     def response_schema(self, endpoint_id: str) -> type[Schema]:
         """The endpoint's response schema: the host's plus every enabled provider's fields."""

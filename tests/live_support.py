@@ -275,3 +275,14 @@ class Served:
 
     def close(self):
         self.server.shutdown()
+
+
+def sample(meter, name: str, **labels) -> float:
+    """A sample of the plugin's per-process families (a ``ProcessMetrics``), read as a
+    scrape reads it: through a registry."""
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    registry.register(meter)
+    value = registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value

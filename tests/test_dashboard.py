@@ -96,9 +96,10 @@ def test_one_snapshot_even_when_rows_arrive_mid_request(db_url):
 
     def late_writer(ctx):
         add_events(engine, 7)  # committed by another connection, mid-summary
-        return breakdowns.compute(ctx)
+        return breakdowns.dashboard.compute(ctx)
 
-    dashboard.registry.enabled["breakdowns"] = dataclasses.replace(breakdowns, compute=late_writer)
+    part = dataclasses.replace(breakdowns.dashboard, compute=late_writer)
+    dashboard.registry.enabled["breakdowns"] = dataclasses.replace(breakdowns, dashboard=part)
     status, summary = get_json(app.test_client(), "/api/v2/dashboard")
     assert status == 200
     events = summary["events"]
@@ -198,9 +199,10 @@ def test_a_hundred_concurrent_pollers_cost_one_computation(db_url, monkeypatch):
     def slow_counted(ctx):
         calls.append(1)
         gate.wait(2)
-        return rates.compute(ctx)
+        return rates.dashboard.compute(ctx)
 
-    dashboard.registry.enabled["rates"] = dataclasses.replace(rates, compute=slow_counted)
+    part = dataclasses.replace(rates.dashboard, compute=slow_counted)
+    dashboard.registry.enabled["rates"] = dataclasses.replace(rates, dashboard=part)
     results = []
 
     def poll():

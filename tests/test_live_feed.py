@@ -16,6 +16,7 @@ from .live_support import (
     hub_sequenced,
     omni_message,
     publish,
+    sample,
     wait_for_hub,
     wait_for_port,
 )
@@ -217,7 +218,9 @@ def test_a_stalled_client_overflows_alone(served):
     stalled = hub.subscribe(Filters(), None)  # a client that never reads
     publish(nats.url, messages(40), pace=0.005)
     assert [e["data"]["id"] for e in fast.take(40)][-1] == "message.received-inst-1-39"
-    assert stalled.subscription.closed and hub.counters["overflowed"] == 1
+    meter = app.extensions["omni_dashboard"].metrics
+    assert stalled.subscription.closed
+    assert sample(meter, "omni_dashboard_stream_overflows_total") == 1
     got = next_items(stalled, 1)
     assert [i.name for i in got] == ["event.received"] * 8 + ["overflow"]
     assert got[-1].final and got[-1].id == got[-2].id
@@ -256,7 +259,8 @@ def test_malformed_messages_are_counted_and_skipped(served):
         "message.received-inst-1-0",
         "message.received-inst-1-1",
     ]
-    assert app.extensions["omni_dashboard"].live.hub().counters["malformed"] == 2
+    meter = app.extensions["omni_dashboard"].metrics
+    assert sample(meter, "omni_dashboard_stream_malformed_total") == 2
     conn.close()
 
 

@@ -8,9 +8,12 @@ from omni_dashboard_plugin.live.hub import Filters, Hub
 from omni_dashboard_plugin.live.messages import parse
 from omni_dashboard_plugin.live.sockets import CHUNKED
 from omni_dashboard_plugin.live.writer import SocketWriter
+from omni_dashboard_plugin.metrics.process import ProcessMetrics
 
-from .live_support import dechunk, omni_message, parse_events
+from .live_support import dechunk, omni_message, parse_events, sample
 from .waiting import CEILING, pace, wait_until
+
+OVERFLOWS = "omni_dashboard_stream_overflows_total"
 
 
 def tiny_pair():
@@ -46,7 +49,7 @@ def serving(sock, heartbeat=30.0, queue_size=50, send_timeout=30.0):
 
     ``outcome`` gets what :meth:`SocketWriter.serve` returned.
     """
-    hub = Hub(replay_size=10, queue_size=queue_size, max_clients=10)
+    hub = Hub(replay_size=10, queue_size=queue_size, max_clients=10, meter=ProcessMetrics(False))
     writer = SocketWriter(hub, heartbeat=heartbeat, send_timeout=send_timeout)
     start = hub.subscribe(Filters(), None)
     outcome = []
@@ -74,7 +77,7 @@ def test_a_stalled_socket_overflows_and_is_hung_up_on_at_once():
         pace(0.0005, "the writer fills the socket before the queue fills")
         if start.subscription.closed:
             break
-    assert start.subscription.closed and hub.counters["overflowed"] == 1
+    assert start.subscription.closed and sample(hub.meter, OVERFLOWS) == 1
     served.join(CEILING)  # hung up on without the client reading anything
     assert not served.is_alive() and outcome == [False]
     body, cut = dechunk(read_all(client_side).encode())
@@ -97,7 +100,7 @@ def test_a_socket_that_takes_nothing_for_the_send_timeout_is_hung_up_on():
         hub.publish(event(n))
     served.join(CEILING)
     assert not served.is_alive() and outcome == [False]
-    assert hub.counters["overflowed"] == 0 and hub.clients == 0
+    assert sample(hub.meter, OVERFLOWS) == 0 and hub.clients == 0
     writer.close()
 
 
@@ -176,5 +179,5 @@ def test_a_client_that_trickles_is_held_to_the_deadline_on_its_progress():
     served.join(20)  # a ceiling for hangs only
     stop.set()
     assert not served.is_alive() and outcome == [False]
-    assert hub.counters["overflowed"] == 0 and hub.clients == 0
+    assert sample(hub.meter, OVERFLOWS) == 0 and hub.clients == 0
     writer.close()

@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
@@ -294,3 +294,21 @@ def test_rollup_families(pair):
     assert after["omni_dashboard_rollups_watermark_lag_seconds"] == lag
     assert lag == Fraction(50 * 60 + rs.HORIZON.seconds)
     assert "omni_dashboard_rollups_watermark_lag_seconds" not in own(pair.off)
+
+
+def test_the_collector_describes_every_family_it_collects(pair):
+    """Registering describes the families without reading, so that a registry refuses a
+    name taken twice; every family a scrape yields is among them."""
+    pair.clear(NOW)
+    rs.write(pair.engine, events=[rs.event_row(NOW - timedelta(hours=5), rs.SAMPLE_EVENT)])
+    pair.rollups.refresh()
+    collector = DashboardCollector(pair.on.extensions["omni_dashboard"])
+    described = [family.name for family in collector.describe()]
+    collected = {family.name for family in collector.collect()}
+    assert "omni_dashboard_rollups_watermark_lag_seconds" in collected
+    assert collected <= set(described) and len(described) == len(set(described))
+    assert all(not family.samples for family in collector.describe())
+    registry = CollectorRegistry()
+    Counter("omni_events", "a family of the host's own", registry=registry)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        registry.register(collector)

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from ..cache import TtlCache
+from ..handle import DashboardHandle
 from ..summary import compute_summary
 from .dashboard_schemas import arguments_schema, summary_schema
 
@@ -46,8 +47,11 @@ def data_tag(data: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def build(dashboard) -> Blueprint:
-    """The dashboard blueprint for the enabled providers."""
+def build(dashboard: DashboardHandle) -> Blueprint:
+    """The dashboard blueprint for the enabled providers (of a host that gives its facts)."""
+    facts = dashboard.facts
+    if facts is None:
+        raise ValueError("GET /api/v2/dashboard needs the host's facts (Dashboard(facts=...))")
     blp = Blueprint(
         "dashboard",
         __name__,
@@ -55,11 +59,12 @@ def build(dashboard) -> Blueprint:
         description="The whole operations dashboard in one request.",
     )
     cache = TtlCache(dashboard.config.cache_seconds)
-    schema = summary_schema(dashboard.registry.enabled)()
-    args_schema = arguments_schema(dashboard.registry.enabled)
+    parts = dashboard.registry.dashboard_parts()
+    schema = summary_schema(parts)()
+    args_schema = arguments_schema(parts)
 
     def tagged(args):
-        data = schema.dump(compute_summary(dashboard, dashboard.facts(), args))
+        data = schema.dump(compute_summary(dashboard, facts(), args))
         return data, data_tag(data)
 
     @blp.arguments(args_schema, location="query")

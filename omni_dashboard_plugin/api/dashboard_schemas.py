@@ -1,62 +1,58 @@
-"""The schema of GET /api/v2/dashboard, built for the enabled providers."""
+"""The schema of GET /api/v2/dashboard, built from what the enabled providers declare."""
+
+from collections.abc import Iterable, Mapping
 
 from marshmallow import fields, validate
 
 from ..facts import STATUSES
-from ..schemas import (
-    OpenSchema,
-    breakdown_fields,
-    channel_argument,
-    compare_argument,
-    timeline_fields,
-    timezone_argument,
-)
+from ..provider import DashboardPart, Section
+from ..schemas import OpenSchema, channel_argument
+
+# The OpenAPI component of each section of the summary a provider may add fields to.
+COMPONENTS = {"events": "DashboardEventsSchema", "automations": "DashboardAutomationsSchema"}
 
 
-def _schema(name: str, members: dict) -> type[OpenSchema]:
-    return type(name, (OpenSchema,), members)
+def _schema(name: str, members: Mapping) -> type[OpenSchema]:
+    return type(name, (OpenSchema,), dict(members))
 
 
-def summary_schema(enabled) -> type[OpenSchema]:
-    """DashboardSummary with exactly the parts the enabled providers contribute."""
+def _core() -> dict[str, dict]:
+    """The fields of the sections the summary always holds."""
     count = fields.Integer
-    events = {
-        "total": count(required=True, metadata={"description": "totalEvents of event-ops"}),
-        "last24h": count(required=True),
-        "failed24h": count(
-            required=True, metadata={"description": "Events of the last 24 h with status failed"}
-        ),
-        "failureRate": fields.Float(required=True, metadata={"description": "percentage"}),
+    return {
+        "events": {
+            "total": count(required=True, metadata={"description": "totalEvents of event-ops"}),
+            "last24h": count(required=True),
+            "failed24h": count(
+                required=True,
+                metadata={"description": "Events of the last 24 h with status failed"},
+            ),
+            "failureRate": fields.Float(required=True, metadata={"description": "percentage"}),
+        },
+        "automations": {"running": fields.Boolean(required=True)},
     }
-    previous = {"last24h": count(required=True), "failed24h": count(required=True)}
-    if "rates" in enabled:
-        rates = {
-            "lastHour": count(required=True),
-            "perHour": fields.Float(required=True),
-            "perMinute": fields.Float(required=True),
-        }
-        events |= rates
-        previous |= rates
-    if "timeline" in enabled:
-        events["timeline"] = timeline_fields()["timeline"]
-        previous["timeline"] = timeline_fields()["timeline"]
-    if "breakdowns" in enabled:
-        events |= breakdown_fields("of the last 24 h")
-    if "comparison" in enabled:
-        events["previous"] = fields.Nested(
-            _schema("DashboardPreviousSchema", previous),
-            metadata={
-                "description": "With compare: the same numbers for the 24 h before the last "
-                "24 h and the hour before the last hour (previous_period), or for both 7 days "
-                "earlier (previous_week); the timeline's buckets match events.timeline's"
-            },
-        )
-    automations = {"running": fields.Boolean(required=True)}
-    if "automations" in enabled:
-        automations |= {
-            "totalExecutions": count(required=True),
-            "successRate": fields.Float(required=True),
-        }
+
+
+def _sections(parts: Iterable[DashboardPart]) -> dict[str, dict]:
+    """Every section's fields, a :class:`Section` field resolved to its nested schema."""
+    sections = _core()
+    for part in parts:
+        for section, declared in part.fields.items():
+            sections.setdefault(section, {}).update(declared)
+    for declared in sections.values():
+        for name, field in declared.items():
+            if isinstance(field, Section):
+                declared[name] = fields.Nested(
+                    _schema(field.component, sections.get(field.name, {})),
+                    metadata=dict(field.metadata),
+                )
+    return sections
+
+
+def summary_schema(parts: Iterable[DashboardPart]) -> type[OpenSchema]:
+    """DashboardSummary with exactly the fields the enabled providers contribute."""
+    sections = _sections(parts)
+    count = fields.Integer
     members = {
         "instances": fields.Nested(
             _schema(
@@ -71,7 +67,7 @@ def summary_schema(enabled) -> type[OpenSchema]:
             ),
             required=True,
         ),
-        "events": fields.Nested(_schema("DashboardEventsSchema", events), required=True),
+        "events": fields.Nested(_schema(COMPONENTS["events"], sections["events"]), required=True),
         "deadLetters": fields.Nested(
             _schema(
                 "DashboardDeadLettersSchema",
@@ -80,7 +76,7 @@ def summary_schema(enabled) -> type[OpenSchema]:
             required=True,
         ),
         "automations": fields.Nested(
-            _schema("DashboardAutomationsSchema", automations), required=True
+            _schema(COMPONENTS["automations"], sections["automations"]), required=True
         ),
         "system": fields.Nested(
             _schema(
@@ -103,17 +99,14 @@ def summary_schema(enabled) -> type[OpenSchema]:
     return _schema("DashboardSummarySchema", members)
 
 
-def arguments_schema(enabled) -> type[OpenSchema]:
-    """The filters; ``timezone`` when the timeline is enabled, ``compare`` when the
-    comparison is."""
+def arguments_schema(parts: Iterable[DashboardPart]) -> type[OpenSchema]:
+    """The filters, and the enabled providers' arguments."""
     members = {
         "instanceId": fields.UUID(
             metadata={"description": "Every events number of this instance's events only"}
         ),
         "channel": channel_argument(),
     }
-    if "timeline" in enabled:
-        members["timezone"] = timezone_argument()
-    if "comparison" in enabled:
-        members["compare"] = compare_argument("the last 24 h and the last hour")
+    for part in parts:
+        members |= part.arguments
     return _schema("DashboardQuerySchema", members)

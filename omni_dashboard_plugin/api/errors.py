@@ -40,19 +40,20 @@ def envelope(error: HTTPException):
     (``Allow`` on 405, ...) and flask-smorest's ``abort(..., headers=)``; a 5xx other than
     503 says no more than "Internal server error"."""
     data = getattr(error, "data", None) or {}
+    code = error.code or 500
     details = _details(data.get("messages") or data.get("errors"))
-    if error.code in (400, 422) and details:
+    if code in (400, 422) and details:
         message = "Invalid request: " + ", ".join(sorted(details))
     else:
         message = data.get("message") or error.description or error.name
-    if error.code >= 500 and error.code != 503:
+    if code >= 500 and code != 503:
         message = "Internal server error"
-    body = {"code": CODES.get(error.code, "ERROR"), "message": message}
+    body: dict[str, object] = {"code": CODES.get(code, "ERROR"), "message": message}
     if details:
         body["details"] = details
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
-    return jsonify({"error": body}), error.code, headers
+    return jsonify({"error": body}), code, headers
 
 
 def answer_in_envelope(blueprint) -> None:

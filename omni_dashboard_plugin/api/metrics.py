@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from ..handle import DashboardHandle
 from ..metrics.collector import DashboardCollector
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -21,7 +22,7 @@ RESPONSES = {
 }
 
 
-def build(dashboard) -> Blueprint:
+def build(dashboard: DashboardHandle) -> Blueprint:
     """The scrape route at ``OMNI_DASHBOARD_METRICS_PATH``."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DashboardCollector(dashboard))
@@ -39,7 +40,7 @@ def build(dashboard) -> Blueprint:
         One scrape reads one snapshot, from rollups when they are on: it costs what a
         dashboard request costs.
         """
-        encode, content_type = choose_encoder(request.headers.get("Accept"))
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
         return Response(encode(registry), content_type=content_type)
 
     return blp

@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from webargs.fields import DelimitedList
 
 from ..config import installed
+from ..handle import DashboardHandle
 from ..live import cursor as ids
 from ..live.handshake import handshake_errors
 from ..live.hub import END, Filters
@@ -62,7 +63,7 @@ def _filters(args) -> Filters:
     )
 
 
-def _subscribe(dashboard, args):
+def _subscribe(dashboard: DashboardHandle, args):
     hub = dashboard.live.hub()
     after = args.get("lastEventId") or request.headers.get("Last-Event-ID")
     start = hub.subscribe(_filters(args), after)
@@ -71,7 +72,7 @@ def _subscribe(dashboard, args):
     return hub, start
 
 
-def build(dashboard) -> Blueprint:
+def build(dashboard: DashboardHandle) -> Blueprint:
     """The SSE route (documented in OpenAPI)."""
     settings = dashboard.config.stream
     blp = Blueprint(
@@ -108,7 +109,7 @@ def build(dashboard) -> Blueprint:
     return blp
 
 
-def register_websocket(dashboard, app, api) -> flask.Blueprint | None:
+def register_websocket(dashboard: DashboardHandle, app, api) -> flask.Blueprint | None:
     """The WebSocket route, registered on ``app`` (errors in Omni's envelope) and described
     in ``api``'s document; none without flask-sock (``pip install
     'omni-dashboard-plugin[live]'``). Returns its blueprint."""
@@ -123,7 +124,7 @@ def register_websocket(dashboard, app, api) -> flask.Blueprint | None:
     return blueprint
 
 
-def build_websocket(dashboard, app) -> flask.Blueprint:
+def build_websocket(dashboard: DashboardHandle, app) -> flask.Blueprint:
     """The WebSocket route: the same events as JSON text frames ``{event, id, data}``."""
     settings = dashboard.config.stream
     schema = query_schema(settings.max_types)()
@@ -186,7 +187,12 @@ def _serve_websocket(ws, hub, start, settings) -> int:
             writing.clear()
 
     bound_stalls(ws.sock, settings.send_timeout)
-    start.subscription.on_overflow = lambda: writing.is_set() and hang_up(ws.sock)
+
+    def hang_up_mid_send() -> None:
+        if writing.is_set():
+            hang_up(ws.sock)
+
+    start.subscription.on_overflow = hang_up_mid_send
     for item in opening_items(hub, start):
         send(item)
     while ws.connected:

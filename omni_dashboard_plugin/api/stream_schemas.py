@@ -4,6 +4,8 @@ operation; it is described as the GET that upgrades, with its frames as the 101 
 
 from marshmallow import Schema, fields, validate
 
+from ..live.hub import REFETCH
+
 MODES = ("buffer", "jetstream")
 
 
@@ -42,7 +44,7 @@ class ResetDataSchema(Schema):
     """The data of ``reset``: events were missed; refetch the summary, then keep streaming."""
 
     reason = fields.String(required=True)
-    refetch = fields.String(required=True, metadata={"example": "/api/v2/dashboard"})
+    refetch = fields.String(required=True, metadata={"example": REFETCH})
 
 
 class OverflowDataSchema(Schema):

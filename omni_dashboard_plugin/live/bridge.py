@@ -16,6 +16,8 @@ import contextlib
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
 
 import nats
 from nats.errors import Error as NatsError
@@ -48,7 +50,17 @@ PINGS_UNANSWERED = 2
 # new leaders (nats-server waits 4 to 9 s before it does).
 RESUME_TIMEOUT = 1.0
 RETRY_PAUSE = 0.1
+# Until NATS first answers, connecting is tried again after 0.2 s, doubling up to 5 s.
+CONNECT_PAUSE, CONNECT_PAUSE_CEILING = 0.2, 5.0
 REPLAY_SECONDS = 25  # how long a replay keeps trying (a request thread waits for it)
+
+
+def backoff(first: float, ceiling: float) -> Iterator[float]:
+    """Pauses between attempts: ``first`` seconds, doubled after each, at most ``ceiling``."""
+    pause = first
+    while True:
+        yield pause
+        pause = min(pause * 2, ceiling)
 
 
 class NatsBridge:
@@ -75,10 +87,10 @@ class NatsBridge:
         self.replay_limit = replay_limit
         self.jetstream = jetstream
         self.streams: dict[str, str] = {}
-        self.client = None
+        self.client: Any = None  # the nats-py client, once connecting
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
+        self._stop = asyncio.Event()  # set (in the bridge's loop) by stop()
         self._thread: threading.Thread | None = None
         self._consumers: list = []
         self._resuming: asyncio.Task | None = None
@@ -91,7 +103,7 @@ class NatsBridge:
 
     def stop(self) -> None:
         """Close the NATS connection, end the thread and close its event loop."""
-        if self.loop is not None and self._stop is not None:
+        if self.loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop already ended
                 self.loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
@@ -112,8 +124,7 @@ class NatsBridge:
             loop.close()
 
     async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        delay = 0.2
+        pauses = backoff(CONNECT_PAUSE, CONNECT_PAUSE_CEILING)
         while not self._stop.is_set():
             try:
                 await self._connect_and_subscribe()
@@ -121,9 +132,7 @@ class NatsBridge:
             except RETRY_ERRORS as exc:
                 self.hub.set_nats_connected(False)
                 self._ready.set()
-                log.warning("NATS at %s: %s; retrying in %.1f s", self.url, exc, delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, 5)
+                await self._retry_after(f"NATS at {self.url}", exc, next(pauses))
         if not self._stop.is_set():
             self.hub.set_nats_connected(True)
             self._ready.set()
@@ -131,6 +140,14 @@ class NatsBridge:
         if self.client is not None:
             with contextlib.suppress(*RETRY_ERRORS):
                 await self.client.close()
+
+    async def _retry_after(
+        self, what: str, exc: BaseException, seconds: float, level: int = logging.WARNING
+    ) -> None:
+        """The one pause before an attempt is made again: log why, then wait ``seconds``
+        (less when the bridge stops)."""
+        log.log(level, "%s failed (%s); retrying in %.1f s", what, exc, seconds)
+        await self._sleep(seconds)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -273,8 +290,7 @@ class NatsBridge:
                     self.hub.set_nats_connected(True)
                     return
                 except RETRY_ERRORS as exc:
-                    log.warning("resubscribing to JetStream failed (%s); retrying", exc)
-                    await self._sleep(RETRY_PAUSE)
+                    await self._retry_after("resubscribing to JetStream", exc, RETRY_PAUSE)
         finally:
             if meanwhile is not None:
                 meanwhile.cancel()
@@ -307,7 +323,7 @@ class NatsBridge:
         try:
             event = parse(subject, data)
         except MalformedMessage as exc:
-            self.hub.count("malformed")
+            self.hub.meter.malformed()
             log.debug("skipped malformed message on %s: %s", subject, exc)
             return
         self.hub.publish(event, stream, seq)
@@ -338,6 +354,8 @@ class NatsBridge:
 
         Raises :class:`ReplayTooOld` when they were removed or exceed the replay limit.
         """
+        if self.loop is None:
+            raise ConnectionError("the NATS bridge is not running")
         future = asyncio.run_coroutine_threadsafe(self._replay(cursor), self.loop)
         return future.result(timeout=REPLAY_SECONDS + 5)
 
@@ -352,10 +370,9 @@ class NatsBridge:
                     self.client.jetstream(timeout=RESUME_TIMEOUT), cursor
                 )
             except RETRY_ERRORS as exc:
-                if loop.time() > gives_up:
+                if loop.time() > gives_up or self._stop.is_set():
                     raise
-                log.info("replaying from JetStream failed (%s); retrying", exc)
-                await asyncio.sleep(RETRY_PAUSE)
+                await self._retry_after("replaying from JetStream", exc, RETRY_PAUSE, logging.INFO)
 
     async def _read_missed(self, js, cursor: dict[str, int]) -> list[tuple]:
         found = []

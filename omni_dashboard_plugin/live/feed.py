@@ -12,11 +12,16 @@ import json
 import os
 import threading
 import weakref
+from typing import TYPE_CHECKING
 
 from ..config import StreamSettings
+from ..extensions import register
 from .hub import FeedMeter, Hub
 from .messages import MalformedMessage, parse
 from .writer import SocketWriter
+
+if TYPE_CHECKING:  # nats-py is the [live] extra's: imported on first use
+    from .bridge import NatsBridge
 
 EXTENSION_KEY = "omni_dashboard_live"
 
@@ -37,17 +42,19 @@ class LiveFeed:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._hub: Hub | None = None
-        self._bridge = None  # a NatsBridge when OMNI_NATS_URL is set
+        self._bridge: NatsBridge | None = None  # when OMNI_NATS_URL is set
         self._writer: SocketWriter | None = None
 
     def init_app(self, app, *, off: bool = False) -> None:
         """Read the stream settings from ``app.config`` and stop the feed (NATS bridge,
         writer thread) when the process exits. Nothing starts before first use; with
         ``off`` (``OMNI_DASHBOARD_PROVIDERS=none``) nothing ever does, and
-        :meth:`publish` does nothing."""
+        :meth:`publish` does nothing.
+        ``RuntimeError`` when the app has a live feed already.
+        """
         self.off = off
         self.settings = StreamSettings.from_mapping(app.config)
-        app.extensions[EXTENSION_KEY] = self
+        register(app, EXTENSION_KEY, self)
         atexit.register(_stop_at_exit, weakref.ref(self))
 
     def hub(self) -> Hub:
@@ -75,7 +82,10 @@ class LiveFeed:
                         bridge.start()
                     self._hub, self._bridge, self._writer = hub, bridge, None
                     self._pid = os.getpid()
-        return self._hub
+        current = self._hub
+        if current is None:  # stop() ran meanwhile, on another thread
+            raise RuntimeError("the live feed was stopped")
+        return current
 
     def writer(self) -> SocketWriter:
         """This process's SSE writer thread, started on first use."""
@@ -97,7 +107,7 @@ class LiveFeed:
             try:
                 hub.publish(parse(subject, message))
             except MalformedMessage:
-                hub.count("malformed")
+                hub.meter.malformed()
             return
         client, loop = self._bridge.client, self._bridge.loop
         if client is None or loop is None:

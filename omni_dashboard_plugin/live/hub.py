@@ -4,9 +4,10 @@ Every method is thread-safe: the NATS bridge (its asyncio thread) or an in-proce
 publisher calls :meth:`Hub.publish`; request threads subscribe and read their queue.
 """
 
+import logging
 import threading
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,14 @@ from .messages import FeedEvent
 
 BUFFER = "buffer"
 JETSTREAM = "jetstream"
+# Where a ``reset`` sends the client: the summary, then it keeps streaming.
+REFETCH = "/api/v2/dashboard"
+log = logging.getLogger(__name__)
+
+
+def reset_notice(reason: str) -> dict:
+    """The data of a ``reset`` event."""
+    return {"reason": reason, "refetch": REFETCH}
 
 
 class FeedMeter:
@@ -30,6 +39,18 @@ class FeedMeter:
 
     def reset_sent(self) -> None:
         """A client was told to refetch (``reset``)."""
+
+    def replayed(self) -> None:
+        """A client resumed from its last id with the events it missed."""
+
+    def replay_failed(self) -> None:
+        """A client's missed events could not be read from JetStream (it gets ``reset``)."""
+
+    def malformed(self) -> None:
+        """A NATS message was skipped: it is not an Omni event."""
+
+    def duplicate(self) -> None:
+        """A JetStream message was dropped: it was published already (redelivered)."""
 
     def clients(self, count: int) -> None:
         """The number of clients changed to ``count``."""
@@ -131,7 +152,6 @@ class Hub:
         self.epoch = "@" + uuid.uuid4().hex[:12]
         self.mode = BUFFER
         self.nats_connected: bool | None = False if nats else None
-        self.counters: Counter = Counter()
         self._lock = threading.Lock()
         self._cursor: ids.Cursor = {self.epoch: 0}
         self._buffer: deque = deque(maxlen=replay_size)
@@ -162,7 +182,7 @@ class Hub:
             self._buffer.clear()
             if reset is None:
                 return
-            notice = {"reason": reset, "refetch": "/api/v2/dashboard"}
+            notice = reset_notice(reset)
             for sub in list(self._subscribers):
                 if sub.arrived_during_replay is None:
                     sub.cursor, sub.caught_up = dict(self._cursor), True
@@ -180,14 +200,14 @@ class Hub:
         Buffer mode numbers it; JetStream mode passes its stream and sequence.
         """
         with self._lock:
-            if stream is None:
+            if stream is None or seq is None:
                 stream, seq = self.epoch, self._cursor[self.epoch] + 1
             elif seq <= self._cursor.get(stream, 0):
-                return  # JetStream redelivered it (a consumer recreated after an outage)
+                self.meter.duplicate()  # redelivered (a consumer recreated after an outage)
+                return
             self._cursor[stream] = seq
             if self.mode == BUFFER:
                 self._buffer.append((seq, event))
-            self.counters["published"] += 1
             shared = None
             for sub in list(self._subscribers):  # an overflow removes its subscriber
                 if sub.arrived_during_replay is not None:
@@ -222,7 +242,7 @@ class Hub:
             if gap:  # the gap takes a sequence number of its own
                 self._gap_after = self._cursor[self.epoch]
                 self._cursor[self.epoch] += 1
-            reset = {"reason": "the feed was interrupted", "refetch": "/api/v2/dashboard"}
+            reset = reset_notice("the feed was interrupted")
             for sub in list(self._subscribers):
                 if sub.arrived_during_replay is None:
                     self._put(sub, Item("status", sub.current_id(), self.status_data()))
@@ -248,7 +268,6 @@ class Hub:
         if len(sub.queue) < self.queue_size:
             sub.queue.put(item)
             sub.last_id = item.id
-            self.counters["delivered"] += 1
             self.meter.delivered()
             if item.name == "reset":
                 self.meter.reset_sent()
@@ -257,7 +276,6 @@ class Hub:
         # carrying the id of the last queued event, unless its socket is full: then it is
         # hung up on at once (``on_overflow``), and resumes from what it received.
         sub.closed = True
-        self.counters["overflowed"] += 1
         self.meter.overflowed()
         self._subscribers.remove(sub)
         self.meter.clients(len(self._subscribers))
@@ -308,9 +326,11 @@ class Hub:
             self._subscribers.append(sub)
             self.meter.clients(len(self._subscribers))
         if sub.arrived_during_replay is not None and self.replayer is not None:
-            self._finish_jetstream_replay(start)
+            self._finish_jetstream_replay(start, self.replayer)
         if start.reset:
             self.meter.reset_sent()
+        elif after:
+            self.meter.replayed()
         return start
 
     def _resume_point(self, after: str | None, start: Opening) -> ids.Cursor | None:
@@ -347,13 +367,19 @@ class Hub:
                     items.append(Item(event.name, sub.current_id(), event.data))
         return items
 
-    def _finish_jetstream_replay(self, start: Opening) -> None:
+    def _finish_jetstream_replay(self, start: Opening, replayer: Callable) -> None:
         sub = start.subscription
         try:
-            missed = self.replayer(dict(sub.cursor))
+            missed = replayer(dict(sub.cursor))
         except ReplayTooOld as exc:
             missed, start.reset = [], str(exc)
-        except Exception:  # NATS unreachable or slow: the client refetches instead
+        except Exception as exc:  # NATS unreachable or slow: the client refetches instead
+            log.warning(
+                "replaying a resuming client's missed events from JetStream failed: %r; "
+                "it gets reset and refetches the summary",
+                exc,
+            )
+            self.meter.replay_failed()
             missed, start.reset = [], "the missed events cannot be read from JetStream now"
         with self._lock:
             if start.reset:
@@ -364,7 +390,7 @@ class Hub:
                     if sub.filters.accept(event):
                         start.replay.append(Item(event.name, sub.current_id(), event.data))
             sub.last_id = start.replay[-1].id if start.replay else sub.current_id()
-            arrived, sub.arrived_during_replay = sub.arrived_during_replay, None
+            arrived, sub.arrived_during_replay = sub.arrived_during_replay or [], None
             for stream, seq, event in arrived:
                 self._offer(sub, stream, seq, event)
             sub.caught_up = sub.cursor == self._cursor
@@ -376,11 +402,6 @@ class Hub:
             if sub in self._subscribers:
                 self._subscribers.remove(sub)
                 self.meter.clients(len(self._subscribers))
-
-    def count(self, what: str) -> None:
-        """Count something the bridge skipped (malformed messages, ...)."""
-        with self._lock:
-            self.counters[what] += 1
 
 
 class ReplayTooOld(Exception):

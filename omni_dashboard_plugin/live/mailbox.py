@@ -44,7 +44,7 @@ class Mailbox:
                         self._ready.wait(timeout)
                 finally:
                     self._sleeping = self._woken = False
-        items = []
+        items: list = []
         popleft = self._items.popleft
         while self._items and len(items) < limit:
             items.append(popleft())

@@ -46,6 +46,10 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _object(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def parse(subject: str, body: bytes | str | dict) -> FeedEvent:
     """The feed event of one message; raises :class:`MalformedMessage`."""
     if isinstance(body, dict):
@@ -57,13 +61,13 @@ def parse(subject: str, body: bytes | str | dict) -> FeedEvent:
             raise MalformedMessage("not JSON") from exc
     if not isinstance(message, dict):
         raise MalformedMessage("not a JSON object")
-    event_type, message_id, stamp = message.get("type"), message.get("id"), message.get("timestamp")
-    if not _text(event_type) or not _text(message_id):
+    event_type, message_id = _text(message.get("type")), _text(message.get("id"))
+    stamp = message.get("timestamp")
+    if event_type is None or message_id is None:
         raise MalformedMessage("missing id or type")
     if not isinstance(stamp, int | float) or isinstance(stamp, bool):
         raise MalformedMessage("missing timestamp")
-    metadata = message.get("metadata") if isinstance(message.get("metadata"), dict) else {}
-    payload = message.get("payload") if isinstance(message.get("payload"), dict) else {}
+    metadata, payload = (_object(message.get(key)) for key in ("metadata", "payload"))
     subject_channel, subject_instance = _subject_parts(subject)
     channel = (
         _text(metadata.get("channelType")) or _text(payload.get("channelType")) or subject_channel

@@ -1,9 +1,10 @@
 """Server-Sent Events: the opening of a stream, and the WSGI body of one SSE response."""
 
+import socket
 import threading
 import time
 
-from .hub import Hub, Item, Opening
+from .hub import Hub, Item, Opening, reset_notice
 from .sockets import body_framing, bound_stalls, hang_up, raw_socket
 
 HEARTBEAT = ": heartbeat\n"  # a comment line alone: no block, so no parser dispatches it
@@ -15,8 +16,7 @@ def opening_items(hub: Hub, start: Opening) -> list[Item]:
     sub = start.subscription
     items = [Item("connected", start.begin_id, hub.status_data())]
     if start.reset:
-        reset = {"reason": start.reset, "refetch": "/api/v2/dashboard"}
-        items.append(Item("reset", sub.current_id(), reset))
+        items.append(Item("reset", sub.current_id(), reset_notice(start.reset)))
     return items + start.replay
 
 
@@ -50,7 +50,7 @@ class SseBody:
         self.environ = environ
         self.writer = writer
         self._writing = False
-        self._bounded = None
+        self._bounded: socket.socket | None = None
         self._lock = threading.Lock()
 
     def __iter__(self):

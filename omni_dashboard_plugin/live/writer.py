@@ -149,7 +149,8 @@ class SocketWriter:
         if stream.pending:
             # The socket is full: an overflowed client, or one that has kept bytes waiting
             # for the send timeout, is hung up on; otherwise wait for it to drain.
-            if stream.start.subscription.closed or now - stream.stalled_since >= self.send_timeout:
+            stalled = now if stream.stalled_since is None else stream.stalled_since
+            if stream.start.subscription.closed or now - stalled >= self.send_timeout:
                 self._close(stream, clean=False)
             return
         if stream.closing or (stream.ends is not None and now >= stream.ends):

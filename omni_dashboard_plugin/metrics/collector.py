@@ -6,17 +6,67 @@ A host with its own registry registers it there instead of serving the plugin's 
     registry.register(DashboardCollector(dashboard))
 """
 
+from typing import Any
+
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    Metric,
 )
 
 from ..grid import slot_time
-from ..queries.metric_values import MetricValues, metric_values
+from ..handle import DashboardHandle
+from ..queries.metric_values import MetricValues, ProcessingHistogram, metric_values
 from ..rollups.state import read_watermark
 from ..sql.snapshot import snapshot
 from ..sql.standby import replay_lag
+
+# Every family the collector's own samples go in: its type, help text and labels.
+FAMILIES: dict[str, tuple[type, str, tuple[str, ...] | None]] = {
+    "omni_events": (
+        CounterMetricFamily,
+        "Stored message events (all-time), by status, channel and direction",
+        ("status", "channel", "direction"),
+    ),
+    "omni_event_processing_seconds": (
+        HistogramMetricFamily,
+        "Processing time of the stored events that have one",
+        None,
+    ),
+    "omni_dead_letters": (GaugeMetricFamily, "Dead letters by status", ("status",)),
+    "omni_automation_executions": (
+        CounterMetricFamily,
+        "Automation log entries (all-time) by status",
+        ("status",),
+    ),
+    "omni_automation_actions": (
+        CounterMetricFamily,
+        "Actions the automations executed (all-time)",
+        None,
+    ),
+    "omni_instances": (
+        GaugeMetricFamily,
+        "Channel instances by channel and state",
+        ("channel", "state"),
+    ),
+    "omni_dashboard_standby_lag_seconds": (
+        GaugeMetricFamily,
+        "How far the hot standby this server reads is behind its primary",
+        None,
+    ),
+    "omni_dashboard_rollups_watermark_lag_seconds": (
+        GaugeMetricFamily,
+        "How far the rolled-up history ends before now",
+        None,
+    ),
+}
+
+
+def family(name: str, **values) -> Any:  # the type FAMILIES names for it
+    """The family ``name`` of :data:`FAMILIES`, with ``values`` (none: to describe it)."""
+    kind, documentation, labels = FAMILIES[name]
+    return kind(name, documentation, labels=labels, **values)
 
 
 def _label(value) -> str:
@@ -27,77 +77,67 @@ def _seconds(ms: int) -> str:
     return format(ms / 1000, "g")
 
 
-def _event_families(values: MetricValues) -> list:
-    events = CounterMetricFamily(
-        "omni_events",
-        "Stored message events (all-time), by status, channel and direction",
-        labels=("status", "channel", "direction"),
-    )
-    for key, n in sorted(values.events.items(), key=lambda item: tuple(map(_label, item[0]))):
+def _event_families(counts: dict, histogram: ProcessingHistogram) -> list:
+    events = family("omni_events")
+    for key, n in sorted(counts.items(), key=lambda item: tuple(map(_label, item[0]))):
         events.add_metric([_label(part) for part in key], n)
-    histogram = values.processing
     buckets = [(_seconds(bound), n) for bound, n in sorted(histogram.at_or_below.items())]
-    processing = HistogramMetricFamily(
+    processing = family(
         "omni_event_processing_seconds",
-        "Processing time of the stored events that have one",
         buckets=[*buckets, ("+Inf", histogram.count)],
         sum_value=histogram.sum_ms / 1000,
     )
     return [events, processing]
 
 
-def _dead_letter_families(values: MetricValues) -> list:
-    dead = GaugeMetricFamily("omni_dead_letters", "Dead letters by status", labels=("status",))
-    for status, n in sorted(values.dead_letters.items(), key=lambda item: _label(item[0])):
+def _dead_letter_families(counts: dict) -> list:
+    dead = family("omni_dead_letters")
+    for status, n in sorted(counts.items(), key=lambda item: _label(item[0])):
         dead.add_metric([_label(status)], n)
     return [dead]
 
 
-def _automation_families(values: MetricValues) -> list:
-    executions = CounterMetricFamily(
-        "omni_automation_executions",
-        "Automation log entries (all-time) by status",
-        labels=("status",),
-    )
-    for status, n in sorted(values.automation_executions.items(), key=lambda i: _label(i[0])):
+def _automation_families(counts: dict, actions_executed: int) -> list:
+    executions = family("omni_automation_executions")
+    for status, n in sorted(counts.items(), key=lambda i: _label(i[0])):
         executions.add_metric([_label(status)], n)
-    actions = CounterMetricFamily(
-        "omni_automation_actions", "Actions the automations executed (all-time)"
-    )
-    actions.add_metric([], values.automation_actions)
+    actions = family("omni_automation_actions")
+    actions.add_metric([], actions_executed)
     return [executions, actions]
 
 
-def _instance_families(values: MetricValues) -> list:
-    instances = GaugeMetricFamily(
-        "omni_instances", "Channel instances by channel and state", labels=("channel", "state")
-    )
-    for (channel, state), n in sorted(values.instances.items(), key=lambda i: _label(i[0][0])):
+def _instance_families(counts: dict) -> list:
+    instances = family("omni_instances")
+    for (channel, state), n in sorted(counts.items(), key=lambda i: _label(i[0][0])):
         instances.add_metric([_label(channel), state], n)
     return [instances]
 
 
 def data_families(values: MetricValues) -> list:
     """The families of Omni's data (but those of a table the database lacks)."""
-    parts = (
-        (values.events, _event_families),
-        (values.dead_letters, _dead_letter_families),
-        (values.automation_executions, _automation_families),
-        (values.instances, _instance_families),
-    )
-    return [family for value, build in parts if value is not None for family in build(values)]
+    families = []
+    if values.events is not None and values.processing is not None:
+        families += _event_families(values.events, values.processing)
+    if values.dead_letters is not None:
+        families += _dead_letter_families(values.dead_letters)
+    if values.automation_executions is not None and values.automation_actions is not None:
+        families += _automation_families(values.automation_executions, values.automation_actions)
+    if values.instances is not None:
+        families += _instance_families(values.instances)
+    return families
 
 
 class DashboardCollector:
     """Collects Omni's numbers and the plugin's own for ``dashboard`` (a configured
     :class:`omni_dashboard_plugin.host.Dashboard`)."""
 
-    def __init__(self, dashboard):
+    def __init__(self, dashboard: DashboardHandle):
         self.dashboard = dashboard
 
-    def describe(self):
-        """No samples are read to describe the families (registering reads nothing)."""
-        return []
+    def describe(self) -> list[Metric]:
+        """Every family :meth:`collect` may yield, without samples: a registry catches a
+        name taken twice. Registering reads nothing."""
+        return [*(family(name) for name in FAMILIES), *self.dashboard.metrics.describe()]
 
     def collect(self):
         """Every family, from one snapshot of the database at one ``now``."""
@@ -109,20 +149,10 @@ class DashboardCollector:
             mark = read_watermark(connection) if dashboard.rollups.active else None
             behind = replay_lag(connection)
         if behind is not None:
-            families.append(
-                GaugeMetricFamily(
-                    "omni_dashboard_standby_lag_seconds",
-                    "How far the hot standby this server reads is behind its primary",
-                    value=behind,
-                )
-            )
+            families.append(family("omni_dashboard_standby_lag_seconds", value=behind))
         if mark is not None:
-            lag = GaugeMetricFamily(
-                "omni_dashboard_rollups_watermark_lag_seconds",
-                "How far the rolled-up history ends before now",
-                value=(now - slot_time(mark.watermark_slot)).total_seconds(),
-            )
-            families.append(lag)
+            lag = (now - slot_time(mark.watermark_slot)).total_seconds()
+            families.append(family("omni_dashboard_rollups_watermark_lag_seconds", value=lag))
         yield from families
         if dashboard.config.stream.nats_url:
             dashboard.live.hub()  # the NATS bridge of this process reports its state

@@ -51,6 +51,19 @@ class ProcessMetrics(FeedMeter):
         self.stream_resets = _counter(
             f"{stream}resets", "Live-feed clients told to refetch (reset events)"
         )
+        self.stream_replays = _counter(
+            f"{stream}replays", "Live-feed clients resumed with the events they missed replayed"
+        )
+        self.stream_replay_failures = _counter(
+            f"{stream}replay_failures",
+            "Resuming live-feed clients whose missed events JetStream could not give (reset)",
+        )
+        self.stream_malformed = _counter(
+            f"{stream}malformed", "NATS messages the live feed skipped as not Omni events"
+        )
+        self.stream_duplicates = _counter(
+            f"{stream}duplicates", "JetStream messages dropped as already published (redelivered)"
+        )
         self.nats = Gauge(
             "omni_dashboard_nats_connected",
             "1 while the live feed's NATS connection is up (every process's, with several)",
@@ -68,10 +81,14 @@ class ProcessMetrics(FeedMeter):
             self.stream_deliveries,
             self.stream_overflows,
             self.stream_resets,
+            self.stream_replays,
+            self.stream_replay_failures,
+            self.stream_malformed,
+            self.stream_duplicates,
             *((self.nats,) if nats else ()),
             self.refresh_seconds,
         )
-        self.names = frozenset(metric._name for metric in self._metrics)
+        self.names = frozenset(family.name for family in self.describe())
 
     def delivered(self) -> None:
         self.stream_deliveries.inc()
@@ -81,6 +98,18 @@ class ProcessMetrics(FeedMeter):
 
     def reset_sent(self) -> None:
         self.stream_resets.inc()
+
+    def replayed(self) -> None:
+        self.stream_replays.inc()
+
+    def replay_failed(self) -> None:
+        self.stream_replay_failures.inc()
+
+    def malformed(self) -> None:
+        self.stream_malformed.inc()
+
+    def duplicate(self) -> None:
+        self.stream_duplicates.inc()
 
     def clients(self, count: int) -> None:
         self.stream_clients.set(count)

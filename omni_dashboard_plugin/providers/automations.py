@@ -1,6 +1,8 @@
 """Execution aggregates from automation_logs on GET /automation-metrics."""
 
-from ..provider import Provider, ProviderContext
+from marshmallow import fields
+
+from ..provider import DashboardPart, Provider, ProviderContext
 from ..queries.automations import automation_totals
 from ..rounding import rounded_mean
 from ..schemas import automation_fields
@@ -21,6 +23,12 @@ def compute(ctx: ProviderContext) -> dict:
     }
 
 
+def dashboard(ctx: ProviderContext) -> dict:
+    """automations.totalExecutions and successRate."""
+    stats = compute(ctx)
+    return {"automations": {name: stats[name] for name in ("totalExecutions", "successRate")}}
+
+
 PROVIDER = Provider(
     "automations",
     "automation-metrics",
@@ -28,4 +36,13 @@ PROVIDER = Provider(
     compute,
     __doc__,
     tables=("automation_logs",),
+    dashboard=DashboardPart(
+        {
+            "automations": {
+                "totalExecutions": fields.Integer(required=True),
+                "successRate": fields.Float(required=True),
+            }
+        },
+        dashboard,
+    ),
 )

@@ -1,8 +1,9 @@
 """Channel and direction breakdowns on GET /events/analytics."""
 
 from collections import Counter
+from dataclasses import replace
 
-from ..provider import Provider, ProviderContext
+from ..provider import DashboardPart, Provider, ProviderContext
 from ..queries.events import breakdown_rows
 from ..reading import Reader
 from ..schemas import breakdown_fields
@@ -25,6 +26,17 @@ def compute(ctx: ProviderContext) -> dict:
     return breakdown(ctx.reader, EventWindow.from_args(ctx.args, ctx.now))
 
 
+def dashboard(ctx: ProviderContext) -> dict:
+    """events.byChannel and byDirection of the last 24 h."""
+    return {"events": compute(replace(ctx, args={**ctx.args, "allTime": False}))}
+
+
 PROVIDER = Provider(
-    "breakdowns", "events.analytics", breakdown_fields(), compute, __doc__, tables=("omni_events",)
+    "breakdowns",
+    "events.analytics",
+    breakdown_fields(),
+    compute,
+    __doc__,
+    tables=("omni_events",),
+    dashboard=DashboardPart({"events": breakdown_fields("of the last 24 h")}, dashboard),
 )

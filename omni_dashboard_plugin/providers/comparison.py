@@ -1,26 +1,22 @@
 """The ``compare`` argument of GET /events/analytics: the same numbers for an earlier window."""
 
-from ..buckets import fill
-from ..comparison import Earlier, earlier
-from ..provider import InvalidArgument, Provider, ProviderContext
+from datetime import timedelta
+
+from marshmallow import fields
+
+from ..comparison import earlier, recent
+from ..provider import DashboardPart, InvalidArgument, Provider, ProviderContext, Section
 from ..queries.analytics import status_totals
-from ..queries.events import slot_counts
+from ..queries.events import tally
 from ..schemas import compare_argument, comparison_fields
 from ..window import EventWindow
 from .breakdowns import breakdown
-from .timeline import layout
+from .timeline import compared_timeline
 
 
 def iso(moment) -> str:
     """A naive-UTC instant as ISO 8601 with milliseconds and ``Z`` (as JavaScript writes it)."""
     return moment.isoformat(timespec="milliseconds") + "Z"
-
-
-def compared_timeline(ctx: ProviderContext, window: EventWindow, before: Earlier) -> list[dict]:
-    """The timeline of ``before``'s window on the buckets of ``window``'s timeline."""
-    buckets = layout(ctx, window, slot_counts(ctx.reader, window))
-    slots = slot_counts(ctx.reader, before.window)
-    return fill(buckets.starts, slots, buckets.zone, shift=before.slots)
 
 
 def compute(ctx: ProviderContext) -> dict:
@@ -54,6 +50,25 @@ def compute(ctx: ProviderContext) -> dict:
     }
 
 
+def dashboard(ctx: ProviderContext) -> dict:
+    """With ``compare``: events.previous, holding the earlier window's 24-hour counts (and
+    what the other providers add to it)."""
+    if not ctx.args.get("compare"):
+        return {}
+    _, day = recent(ctx.args, ctx.now, timedelta(hours=24))
+    counts = tally(ctx.reader, day.window, per_slot=True)
+    return {"previous": {"last24h": counts.count, "failed24h": counts.failed}}
+
+
+PREVIOUS = Section(
+    "previous",
+    "DashboardPreviousSchema",
+    metadata={
+        "description": "With compare: the same numbers for the 24 h before the last "
+        "24 h and the hour before the last hour (previous_period), or for both 7 days "
+        "earlier (previous_week); the timeline's buckets match events.timeline's"
+    },
+)
 PROVIDER = Provider(
     "comparison",
     "events.analytics",
@@ -62,4 +77,15 @@ PROVIDER = Provider(
     __doc__,
     arguments={"compare": compare_argument("an earlier window")},
     tables=("omni_events",),
+    dashboard=DashboardPart(
+        {
+            "events": {"previous": PREVIOUS},
+            "previous": {
+                "last24h": fields.Integer(required=True),
+                "failed24h": fields.Integer(required=True),
+            },
+        },
+        dashboard,
+        arguments={"compare": compare_argument("the last 24 h and the last hour")},
+    ),
 )

@@ -1,12 +1,13 @@
 """The zero-filled, time-zone-aligned timeline on GET /events/analytics."""
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from ..buckets import DAILY, HOURLY, TooManyBuckets, bucket_after, bucket_starts, fill
+from ..comparison import Earlier, recent
 from ..grid import aware_slot_time
-from ..provider import InvalidArgument, Provider, ProviderContext
+from ..provider import DashboardPart, InvalidArgument, Provider, ProviderContext
 from ..queries.events import slot_counts
 from ..schemas import granularity_argument, timeline_fields, timezone_argument
 from ..window import EventWindow
@@ -115,6 +116,25 @@ def compute(ctx: ProviderContext) -> dict:
     }
 
 
+def compared_timeline(ctx: ProviderContext, window: EventWindow, before: Earlier) -> list[dict]:
+    """The timeline of ``before``'s window on the buckets of ``window``'s timeline."""
+    buckets = layout(ctx, window, slot_counts(ctx.reader, window))
+    slots = slot_counts(ctx.reader, before.window)
+    return fill(buckets.starts, slots, buckets.zone, shift=before.slots)
+
+
+def dashboard(ctx: ProviderContext) -> dict:
+    """events.timeline of the last 24 h, and with ``compare`` the earlier window's on the
+    same buckets."""
+    ctx = replace(ctx, args={**ctx.args, "allTime": False})
+    values = {"events": {"timeline": compute(ctx)["timeline"]}}
+    if ctx.args.get("compare"):
+        values["previous"] = {
+            "timeline": compared_timeline(ctx, *recent(ctx.args, ctx.now, timedelta(hours=24)))
+        }
+    return values
+
+
 PROVIDER = Provider(
     "timeline",
     "events.analytics",
@@ -123,4 +143,12 @@ PROVIDER = Provider(
     __doc__,
     arguments={"granularity": granularity_argument(), "timezone": timezone_argument()},
     tables=("omni_events",),
+    dashboard=DashboardPart(
+        {
+            "events": {"timeline": timeline_fields()["timeline"]},
+            "previous": {"timeline": timeline_fields()["timeline"]},
+        },
+        dashboard,
+        arguments={"timezone": timezone_argument()},
+    ),
 )

@@ -1,6 +1,8 @@
 """Dead letters per status: as the triggers of ``..rollups.dead_letter_counts`` keep them
 when the reader has them, else counted over the status index."""
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from ..reading import Reader
@@ -33,9 +35,10 @@ def dead_letters_and_total(reader: Reader, statuses: tuple[str, ...]) -> tuple[d
     if kept is not None:
         return {s: kept.get(s, 0) for s in statuses}, sum(kept.values())
     status = dead_letter_events.c.status
-    *counts, total = reader.connection.execute(
+    row: Any = reader.connection.execute(
         select(*(_count(status == s) for s in statuses), _count())
     ).one()
+    *counts, total = row
     return dict(zip(statuses, (int(n) for n in counts), strict=True)), int(total)
 
 
@@ -54,7 +57,7 @@ def dead_letters_by_status(reader: Reader) -> dict[str, int]:
     counts, total = dead_letters_and_total(reader, DEAD_LETTER_STATUSES)
     if total != sum(counts.values()):
         status = dead_letter_events.c.status
-        others = connection.execute(
+        others: Any = connection.execute(
             select(status, func.count()).where(status.not_in(DEAD_LETTER_STATUSES)).group_by(status)
         )
         counts.update({key: int(n) for key, n in others})

@@ -59,7 +59,8 @@ def percentile_95(reader: Reader) -> int | None:
     position = Fraction(95, 100) * (total - 1)
     low_rank = position.numerator // position.denominator
     ranks = [low_rank, min(low_rank + 1, total - 1)]
-    below, chosen, seen = 0, [], 0
+    chosen: list[int] = []
+    below, seen = 0, 0
     for row in buckets:
         if any(below <= rank < below + row.n for rank in ranks):
             seen = seen if chosen else below  # the rank of the first chosen bucket's first value

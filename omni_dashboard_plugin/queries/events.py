@@ -19,7 +19,7 @@ from ..window import EventWindow
 class Tally(NamedTuple):
     """Events of a window, and those of them with status ``failed``."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, which no caller wants
     failed: int
 
 

@@ -34,6 +34,7 @@ from sqlalchemy import exc as sa_exc
 
 from ..sql.tables import dead_letter_events
 from .kinds import PREFIX, metadata
+from .locks import DEAD_LETTER_INSTALL as _INSTALL_LOCK
 from .triggers import StatementTriggers, schema_of
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,6 @@ BEGIN
 END
 """
 # Installers of several processes take turns (function and triggers are replaced whole).
-_INSTALL_LOCK = 0x6F6D6E69_646C6300  # "omnidlc\0"
 
 
 def _drops(dialect: str) -> list[str]:

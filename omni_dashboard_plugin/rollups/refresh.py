@@ -31,12 +31,10 @@ from ..grid import SLOTS_PER_DAY, slot_of, slot_time
 from ..sql.snapshot import unlimited
 from . import dead_letter_counts, tail
 from .kinds import BY_NAME, KINDS, TAILS, state
+from .locks import REFRESH as LOCK_KEY
 from .plan import LEVELS, split
 from .source import by_slot
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
-
-# pg_try_advisory_xact_lock key: "omnidash" in ASCII.
-LOCK_KEY = 0x6F6D6E6964617368
 
 
 @dataclass(frozen=True)

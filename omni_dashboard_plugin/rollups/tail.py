@@ -29,6 +29,7 @@ from ..grid import SLOT_SECONDS, SLOTS_PER_DAY
 from ..sql.constructs import slot_index, slot_start
 from ..sql.tables import omni_events
 from .kinds import PREFIX, TAILS, state
+from .locks import TAIL_INSTALL as _INSTALL_LOCK
 from .source import by_slot
 from .triggers import StatementTriggers, schema_of
 
@@ -39,7 +40,6 @@ TRIGGERS = StatementTriggers(f"{PREFIX}tail_keep", omni_events.name, f"{PREFIX}t
 # Slots kept before the watermark: a read that took an older watermark still finds its own.
 KEPT_BEFORE = SLOTS_PER_DAY
 # Installers of several processes take turns (function and triggers are replaced whole).
-_INSTALL_LOCK = 0x6F6D6E69_7461696C  # "omnitail"
 
 
 def _on_transition(kind, rows: str):
