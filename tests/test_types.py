@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # a process, and tens of seconds of checking
 def test_mypy_passes_on_the_plugin():
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "omni_dashboard_plugin"],
