@@ -94,7 +94,8 @@ def test_an_unhandled_exception_is_a_500_envelope_without_a_trace(hosts, monkeyp
         raise RuntimeError("secret detail of a bug")
 
     enabled = dashboard.registry.enabled
-    monkeypatch.setitem(enabled, "rates", replace(enabled["rates"], compute=broken))
+    part = replace(enabled["rates"].dashboard, compute=broken)
+    monkeypatch.setitem(enabled, "rates", replace(enabled["rates"], dashboard=part))
     status, _, body = _ask(hosts[0], "GET", "/api/v2/dashboard")
     assert status == 500
     assert body == b'{"error":{"code":"INTERNAL_ERROR","message":"Internal server error"}}\n'
