@@ -34,7 +34,7 @@ from sqlalchemy import exc as sa_exc
 
 from ..sql.tables import dead_letter_events
 from .kinds import PREFIX, metadata
-from .triggers import StatementTriggers, schema_of
+from .triggers import Triggers, schema_of
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ counts = Table(
     Column("status", String(20)),
     Column("n", BigInteger, nullable=False),
 )
-PG_TRIGGERS = StatementTriggers(
-    f"{PREFIX}dead_letter_counts_keep", SOURCE, f"{PREFIX}dead_letter_counts"
-)
+PG_TRIGGERS = Triggers(f"{PREFIX}dead_letter_counts_keep", SOURCE, f"{PREFIX}dead_letter_counts")
 SQLITE_TRIGGERS = {
     "insert": ("INSERT", "", ["(NEW.status, 1)"]),
     "update": (

@@ -1,8 +1,8 @@
-"""PostgreSQL statement-level triggers that keep a plugin table as a host table changes.
+"""PostgreSQL triggers that keep a plugin table as a host table changes.
 
-One trigger per operation (a trigger with transition tables has one event), all calling
-one function that runs as its owner (the plugin's user: the host's writers need no grant
-on the plugin's tables), so its tables are named with their schema.
+One trigger per operation (a trigger with transition tables has one event), calling
+functions that run as their owner (the plugin's user: the host's writers need no grant
+on the plugin's tables), so their tables are named with their schema.
 """
 
 from dataclasses import dataclass
@@ -27,12 +27,24 @@ _FUNCTION = (
 
 
 @dataclass(frozen=True)
-class StatementTriggers:
-    """The triggers ``{prefix}_{operation}`` on ``source`` calling the function ``name``."""
+class Triggers:
+    """The triggers ``{prefix}_{operation}`` on ``source``. ``clauses`` pairs each
+    operation with what follows ``AFTER OPERATION ON source`` in its definition; by
+    default every operation of :data:`TRANSITIONS`, statement-level, calling the function
+    ``name``."""
 
     name: str
     source: str
     prefix: str
+    clauses: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def operations(self) -> dict[str, str]:
+        """Each operation's clause."""
+        return dict(self.clauses) or {
+            op: f"{transition} FOR EACH STATEMENT EXECUTE FUNCTION {self.name}()"
+            for op, transition in TRANSITIONS.items()
+        }
 
     def trigger(self, operation: str) -> str:
         """The name of the operation's trigger."""
@@ -40,14 +52,15 @@ class StatementTriggers:
 
     def drops(self) -> list[str]:
         """DROP TRIGGER IF EXISTS of every operation."""
-        return [f"DROP TRIGGER IF EXISTS {self.trigger(op)} ON {self.source}" for op in TRANSITIONS]
+        return [
+            f"DROP TRIGGER IF EXISTS {self.trigger(op)} ON {self.source}" for op in self.operations
+        ]
 
     def creates(self) -> list[str]:
         """CREATE TRIGGER of every operation (after :meth:`drops`)."""
         return [
-            f"CREATE TRIGGER {self.trigger(op)} AFTER {op.upper()} ON {self.source} "
-            f"{transition} FOR EACH STATEMENT EXECUTE FUNCTION {self.name}()"
-            for op, transition in TRANSITIONS.items()
+            f"CREATE TRIGGER {self.trigger(op)} AFTER {op.upper()} ON {self.source} {clause}"
+            for op, clause in self.operations.items()
         ]
 
     def in_place(self):
@@ -55,19 +68,20 @@ class StatementTriggers:
         catalog = table("pg_trigger", column("tgrelid"), column("tgname"), column("tgenabled"))
         found = select(func.count()).where(
             catalog.c.tgrelid == func.to_regclass(self.source),
-            catalog.c.tgname.in_([self.trigger(op) for op in TRANSITIONS]),
+            catalog.c.tgname.in_([self.trigger(op) for op in self.operations]),
             catalog.c.tgenabled != "D",
         )
-        return found.scalar_subquery() == len(TRANSITIONS)
+        return found.scalar_subquery() == len(self.operations)
 
-    def keep_function_current(self, connection, body: str) -> bool:
-        """Create the function, or replace it when its body is not ``body``; whether it
-        did either."""
+    def keep_function_current(self, connection, body: str, name: str | None = None) -> bool:
+        """Create the function ``name`` (default: :attr:`name`), or replace it when its
+        body is not ``body``; whether it did either."""
+        name = name or self.name
         catalog = table("pg_proc", column("proname"), column("prosrc"))
-        found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == self.name))
+        found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == name))
         if found.scalar() == body:
             return False
-        connection.execute(DDL(_FUNCTION.format(function=self.name, body=body)))
+        connection.execute(DDL(_FUNCTION.format(function=name, body=body)))
         return True
 
 
