@@ -1,7 +1,7 @@
 """What the plugin costs the host's writers: Omni's write pattern with its triggers on and off.
 
     python -m bench.writes --database-url postgresql://root@127.0.0.1/omni_bench_1000000 \
-        --writers 1,4,16 --seconds 8 --blocks 6 --write
+        --writers 1,4,16 --seconds 4 --blocks 12 --write
 
 Omni stores each event with a single-row ``INSERT`` and then moves it with single-row
 ``UPDATE`` s (received -> processing -> completed, then delivered: 1 to 3 updates, 2 on
@@ -154,6 +154,8 @@ def _prepare(url: str) -> None:
     rollups = app.extensions["omni_dashboard"].rollups
     rollups.install()
     rollups.refresh()
+    for engine in (app.extensions["omni_host"].engine, rollups.engine):
+        engine.dispose()  # their sessions' statistics flushed before the blocks
 
 
 def run(url: str, counts: list[int], seconds: float, blocks: int) -> dict:
@@ -165,6 +167,7 @@ def run(url: str, counts: list[int], seconds: float, blocks: int) -> dict:
     cur = admin.cursor()
     cur.execute("ALTER DATABASE " + make_url(url).database + " SET track_functions = 'pl'")
     found: dict = {}
+    time.sleep(1.5)
     try:
         for writers in counts:
             for block in range(blocks):
@@ -237,8 +240,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--writers", default="1,4,16", help="writer counts, comma-separated")
-    parser.add_argument("--seconds", type=float, default=8, help="length of one block")
-    parser.add_argument("--blocks", type=int, default=6, help="blocks per writer count")
+    parser.add_argument("--seconds", type=float, default=4, help="length of one block")
+    parser.add_argument("--blocks", type=int, default=12, help="blocks per writer count")
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.writers.split(",")]
