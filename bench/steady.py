@@ -3,17 +3,22 @@
     python -m bench.steady --database-url postgresql://root@127.0.0.1/omni_bench_10000000 \
         --minutes 10 --rate 200 --write
 
+    python -m bench.steady --database-url postgresql://root@127.0.0.1/omni_bench_10000000 \
+        --minutes 5 --rate 2000 --single-row-writers 8 --refresh-seconds 2 --write
+
 On a database loaded by ``bench.rollups`` (its clock, ``NOW``, is where the data ends), the
 clock runs from ``NOW`` in real time. A writer process inserts ``--rate`` events a second
 (half of the inbound ones arrive ``received`` and are completed 2 to 60 seconds later, as
-Omni's pipeline does, within the rollups' horizon) and moves a dead letter now and then. A
-refresh thread rolls up what closed every ``--refresh-seconds`` (15: what
-``flask omni-dashboard refresh --every 15`` does beside a host in cron mode), on a
-connection of its own, whose PostgreSQL backend's CPU time is read from /proc. Meanwhile
-the main thread times the calls round-robin. Every ``--checkpoint-seconds`` the writer
-pauses, the clock stops, and every call is compared with rollups on and off (they must be
-equal); then all resume. At the end the rows the writer added are deleted again, so that
-``bench.rollups --reuse`` still finds the database it loaded.
+Omni's pipeline does, within the rollups' horizon) in batches and moves a dead letter now
+and then; with ``--single-row-writers N``, N processes write as Omni does instead, one row
+per statement and transaction (see :class:`SingleRowWriter`). A refresh thread rolls up
+what closed every ``--refresh-seconds`` (15: what ``flask omni-dashboard refresh --every
+15`` does beside a host in cron mode), on a connection of its own, whose PostgreSQL
+backend's CPU time is read from /proc. Meanwhile the main thread times the calls
+round-robin. Every ``--checkpoint-seconds`` the writer pauses, the clock stops, and every
+call is compared with rollups on and off (they must be equal); then all resume. At the end
+the rows the writer added are deleted again, so that ``bench.rollups --reuse`` still finds
+the database it loaded.
 """
 
 import argparse
@@ -84,6 +89,7 @@ class Writer(multiprocessing.Process):
         self._open: list = []  # (due instant, id) of events still `received`
         self._dead: list = []
         self._random = random.Random(7)
+        self.cleans = True  # deletes what the writers wrote, at the end
 
     def run(self) -> None:
         engine = make_engine(self.url)
@@ -101,9 +107,12 @@ class Writer(multiprocessing.Process):
             tick += 1
             due += 0.1  # a schedule, not a pause: a slow batch is caught up
             time.sleep(max(0.0, due - time.monotonic()))
-        with engine.begin() as conn:
-            conn.execute(delete(omni_events).where(omni_events.c.received_at > NOW))
-            conn.execute(delete(dead_letter_events).where(dead_letter_events.c.id.in_(self._dead)))
+        if self.cleans:
+            with engine.begin() as conn:
+                conn.execute(delete(omni_events).where(omni_events.c.received_at > NOW))
+                conn.execute(
+                    delete(dead_letter_events).where(dead_letter_events.c.id.in_(self._dead))
+                )
         engine.dispose()
         self.idle.set()
 
@@ -194,6 +203,7 @@ class SingleRowWriter(Writer):
         super().__init__(url, clock, rate // writers)
         self.name, self.index = f"bench-writer-{index}", index
         self._random = random.Random(7 + index)
+        self.cleans = index == 0  # once the others have stopped (Writers.finish)
 
     def _tick(self, engine, tick: int) -> None:
         now = self.clock()
@@ -308,7 +318,8 @@ class Writers:
             process.resume()
 
     def finish(self) -> None:
-        for process in self.processes:
+        """Stop them, the one that deletes what they wrote last."""
+        for process in sorted(self.processes, key=lambda p: p.cleans):
             process.finish()
 
 
