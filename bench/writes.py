@@ -22,11 +22,13 @@ first); the events written are dated after the loaded ones and deleted at the en
 
 import argparse
 import multiprocessing
+import os
 import platform
 import statistics
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -53,6 +55,7 @@ UPDATES = (
     "agent_latency_ms = %s, total_latency_ms = %s WHERE id = %s",
     "UPDATE omni_events SET delivered_at = %s WHERE id = %s",
 )
+TICKS = os.sysconf("SC_CLK_TCK")
 PAYLOAD = '{"key": {"remoteJid": "chat@s.whatsapp.net", "fromMe": false}, "pushName": "bench"}'
 
 
@@ -60,13 +63,16 @@ def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _write(dsn, seconds, start, out, seed) -> None:
+def _write(dsn, seconds, start, out, seed, flush) -> None:
     """One writer: events back to back for ``seconds`` after ``start`` is set; puts
     (per-event seconds, statements) on ``out``."""
-    conn = psycopg.connect(dsn, autocommit=True)
+    conn = psycopg.connect(dsn, autocommit=True, options=f"-c synchronous_commit={flush}")
     cur = conn.cursor()
+    cur.execute("SELECT pg_backend_pid()")
+    backend = cur.fetchone()[0]
     latencies, statements, n = [], 0, 0
     start.wait()
+    cpu = _cpu_seconds(backend)
     ends = time.monotonic() + seconds
     while time.monotonic() < ends:
         key, n = uuid.uuid4(), n + 1
@@ -94,8 +100,16 @@ def _write(dsn, seconds, start, out, seed) -> None:
             cur.execute(UPDATES[2], (at, key))
         latencies.append(time.perf_counter() - began)
         statements += 1 + moves
+    cpu = _cpu_seconds(backend) - cpu
     conn.close()
-    out.put((latencies, statements))
+    out.put((latencies, statements, cpu))
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a PostgreSQL backend, from /proc (the server runs
+    on this machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def _plugin_triggers(cur, enabled: bool) -> None:
@@ -126,11 +140,11 @@ def _counters(cur) -> tuple[int, int, int]:
     return wal, rows, int(cur.fetchone()[0])
 
 
-def _block(dsn, writers: int, seconds: float) -> dict:
+def _block(dsn, writers: int, seconds: float, flush: str) -> dict:
     context = multiprocessing.get_context("fork")
     start, out = context.Event(), context.Queue()
     procs = [
-        context.Process(target=_write, args=(dsn, seconds, start, out, n), daemon=True)
+        context.Process(target=_write, args=(dsn, seconds, start, out, n, flush), daemon=True)
         for n in range(writers)
     ]
     for proc in procs:
@@ -140,11 +154,12 @@ def _block(dsn, writers: int, seconds: float) -> dict:
     results = [out.get() for _ in procs]
     for proc in procs:
         proc.join()
-    latencies = [s for found, _ in results for s in found]
+    latencies = [s for found, _, _ in results for s in found]
     return {
         "latencies": latencies,
         "events": len(latencies),
-        "statements": sum(n for _, n in results),
+        "statements": sum(n for _, n, _ in results),
+        "cpu": sum(cpu for _, _, cpu in results),
         "rate": len(latencies) / seconds,
     }
 
@@ -159,7 +174,7 @@ def _prepare(url: str) -> None:
         engine.dispose()  # their sessions' statistics flushed before the blocks
 
 
-def run(url: str, counts: list[int], seconds: float, blocks: int) -> dict:
+def run(url: str, counts: list[int], seconds: float, blocks: int, flush: str = "on") -> dict:
     """{(writers, on): {"latencies", "events", "statements", "rate" (list per block),
     "wal", "rows", "calls"}}."""
     dsn = _dsn(url)
@@ -175,13 +190,21 @@ def run(url: str, counts: list[int], seconds: float, blocks: int) -> dict:
                 on = (block + writers) % 2 == 0
                 _plugin_triggers(cur, on)
                 before = _counters(cur)
-                result = _block(dsn, writers, seconds)
+                result = _block(dsn, writers, seconds, flush)
                 time.sleep(0.6)  # the writers' statistics flushed
                 after = _counters(cur)
                 into = found.setdefault(
                     (writers, on),
-                    {"latencies": [], "events": 0, "statements": 0, "rate": [], "wal": []},
+                    {
+                        "latencies": [],
+                        "events": 0,
+                        "statements": 0,
+                        "cpu": 0.0,
+                        "rate": [],
+                        "wal": [],
+                    },
                 )
+                into["cpu"] += result["cpu"]
                 into["latencies"] += result["latencies"]
                 into["events"] += result["events"]
                 into["statements"] += result["statements"]
@@ -206,17 +229,18 @@ def run(url: str, counts: list[int], seconds: float, blocks: int) -> dict:
     return found
 
 
-def report(found: dict, counts, seconds, blocks) -> list[str]:
+def report(found: dict, counts, seconds, blocks, flush) -> list[str]:
     lines = [
         f"{blocks} blocks of {seconds:g} s per writer count, plugin on and off alternating; "
-        f"each writer a process with one connection, every statement its own transaction; "
+        f"each writer a process with one connection, every statement its own transaction "
+        f"(synchronous_commit {flush}); "
         f"an event is a single-row INSERT and 1 to 3 single-row UPDATEs (2 on average); "
         f"PostgreSQL 15, {platform.machine()}, 2 cores shared with the writers.",
         "",
         "| writers | plugin | p50 per event (ms) | p99 per event (ms) | events/s | "
-        "host statements / event | plugin trigger calls / event | plugin rows / event | "
-        "WAL bytes / event |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "server CPU / event (ms) | host statements / event | plugin trigger calls / event | "
+        "plugin rows / event | WAL bytes / event |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     summary = []
     for writers in counts:
@@ -226,16 +250,19 @@ def report(found: dict, counts, seconds, blocks) -> list[str]:
             p50 = percentile(r["latencies"], 0.5) * 1000
             p99 = percentile(r["latencies"], 0.99) * 1000
             rate = statistics.mean(r["rate"])
-            row[on] = (p50, rate)
+            cpu = r["cpu"] / r["events"] * 1000
+            row[on] = (p50, rate, cpu)
             lines.append(
                 f"| {writers} | {'on' if on else 'off'} | {p50:.2f} | {p99:.2f} | {rate:,.0f} | "
-                f"{r['statements'] / r['events']:.2f} | {r['calls'] / r['events']:.2f} | "
+                f"{cpu:.3f} | {r['statements'] / r['events']:.2f} | "
+                f"{r['calls'] / r['events']:.2f} | "
                 f"{r['rows'] / r['events']:.2f} | {statistics.median(r['wal']):,.0f} |"
             )
-        (p_off, r_off), (p_on, r_on) = row[False], row[True]
+        (p_off, r_off, c_off), (p_on, r_on, c_on) = row[False], row[True]
         summary.append(
             f"- {writers} writer{'s' * (writers > 1)}: p50 per event {p_on / p_off:.2f}x "
-            f"with the plugin on, events/s {(r_on / r_off - 1) * 100:+.0f} %"
+            f"with the plugin on, events/s {(r_on / r_off - 1) * 100:+.0f} %, server CPU per "
+            f"event {c_on / c_off:.2f}x"
         )
     return [*lines, "", *summary]
 
@@ -246,11 +273,20 @@ def main(argv=None):
     parser.add_argument("--writers", default="1,4,16", help="writer counts, comma-separated")
     parser.add_argument("--seconds", type=float, default=4, help="length of one block")
     parser.add_argument("--blocks", type=int, default=12, help="blocks per writer count")
+    parser.add_argument(
+        "--synchronous-commit",
+        choices=("on", "off"),
+        default="on",
+        help="the writers' synchronous_commit: off takes the disk's flushes (shared with "
+        "whatever else the machine does) out of the timing, leaving the CPU cost",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.writers.split(",")]
-    found = run(args.database_url, counts, args.seconds, args.blocks)
-    publish("writes", report(found, counts, args.seconds, args.blocks), args.write)
+    flush = args.synchronous_commit
+    found = run(args.database_url, counts, args.seconds, args.blocks, flush)
+    section = "writes" if flush == "on" else "writes-no-flush"
+    publish(section, report(found, counts, args.seconds, args.blocks, flush), args.write)
 
 
 if __name__ == "__main__":

@@ -59,24 +59,37 @@ from .triggers import Triggers, schema_of
 log = logging.getLogger(__name__)
 
 STATE_NAME = "tail"
-LOG_FUNCTION = f"{PREFIX}tail_log"
+INSERT_FUNCTION = f"{PREFIX}tail_log"
+UPDATE_FUNCTION = f"{PREFIX}tail_log_update"
 BULK_FUNCTION = f"{PREFIX}tail_log_bulk"
 # The dim the host changes on rows of any age: deleting an instance sets its events' NULL.
 _CASCADED = "instance_id"
 _CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in TAIL_COLUMNS)
+_SAME_PARENT = f"OLD.{_CASCADED} IS NOT DISTINCT FROM NEW.{_CASCADED}"
 TRIGGERS = Triggers(
-    LOG_FUNCTION,
+    INSERT_FUNCTION,
     omni_events.name,
     f"{PREFIX}tail_log",
     (
-        ("insert", f"FOR EACH ROW EXECUTE FUNCTION {LOG_FUNCTION}()"),
-        ("update", f"FOR EACH ROW WHEN ({_CHANGED}) EXECUTE FUNCTION {LOG_FUNCTION}()"),
+        ("insert", "insert", f"FOR EACH ROW EXECUTE FUNCTION {INSERT_FUNCTION}()"),
         (
+            "update",
+            "update",
+            f"FOR EACH ROW WHEN ({_SAME_PARENT} AND ({_CHANGED})) "
+            f"EXECUTE FUNCTION {UPDATE_FUNCTION}()",
+        ),
+        (
+            "cascade",
+            "update",
+            f"FOR EACH ROW WHEN (NOT ({_SAME_PARENT})) EXECUTE FUNCTION {BULK_FUNCTION}()",
+        ),
+        (
+            "delete",
             "delete",
             "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
             f"EXECUTE FUNCTION {BULK_FUNCTION}()",
         ),
-        ("truncate", f"FOR EACH STATEMENT EXECUTE FUNCTION {BULK_FUNCTION}()"),
+        ("truncate", "truncate", f"FOR EACH STATEMENT EXECUTE FUNCTION {BULK_FUNCTION}()"),
     ),
 )
 # Slots kept before the watermark: a read that took an older watermark still finds its own.
@@ -165,9 +178,9 @@ def _slot_of(row: str) -> str:
 
 
 @functools.cache
-def _bodies(schema: str) -> dict[str, str]:
-    """The triggers' functions' bodies by name (compiled once per schema: every refresh
-    checks them)."""
+def _bodies(schema: str) -> dict[str, tuple[str, bool]]:
+    """The triggers' functions by name: (body, whether it sets the search path); compiled
+    once per schema (every refresh checks them)."""
     target = f'"{schema}".{tail_log.name}'
     names = ", ".join(["sign", *TAIL_COLUMNS])
     first = f"(SELECT start_slot FROM \"{schema}\".{state.name} WHERE name = '{STATE_NAME}')"
@@ -175,34 +188,42 @@ def _bodies(schema: str) -> dict[str, str]:
     def values(sign: int, row: str) -> str:
         return f"({sign}, " + ", ".join(f"{row}.{c}" for c in TAIL_COLUMNS) + ")"
 
-    per_row = f"""
+    # The row functions run on every host write: they name nothing through the search
+    # path (their table is qualified, their values need no operator), so they go without
+    # setting it on every call (see Triggers.keep_function_current).
+    inserted = f"""
 BEGIN
-  IF TG_OP = 'UPDATE' AND OLD.{_CASCADED} IS DISTINCT FROM NEW.{_CASCADED}
-     AND greatest({_slot_of("OLD")}, {_slot_of("NEW")}) < {first} THEN
-    RETURN NULL;
-  END IF;
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO {target} ({names}) VALUES {values(1, "NEW")};
-  ELSE
-    INSERT INTO {target} ({names}) VALUES {values(-1, "OLD")}, {values(1, "NEW")};
-  END IF;
+  INSERT INTO {target} ({names}) VALUES {values(1, "NEW")};
+  RETURN NULL;
+END
+"""
+    updated = f"""
+BEGIN
+  INSERT INTO {target} ({names}) VALUES {values(-1, "OLD")}, {values(1, "NEW")};
   RETURN NULL;
 END
 """
     kept = " ".join(f'DELETE FROM "{schema}".{kind.table("kept").name};' for kind in TAILS)
     copied = ", ".join(f"old_rows.{c}" for c in TAIL_COLUMNS)
+    cascaded = f"greatest({_slot_of('OLD')}, {_slot_of('NEW')}) >= {first}"
     per_statement = f"""
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     DELETE FROM {target}; {kept}
-  ELSE
+  ELSIF TG_OP = 'DELETE' THEN
     INSERT INTO {target} ({names}) SELECT -1, {copied} FROM old_rows
     WHERE NOT coalesce({_slot_of("old_rows")} < {first}, false);
+  ELSIF coalesce({cascaded}, true) THEN
+    INSERT INTO {target} ({names}) VALUES {values(-1, "OLD")}, {values(1, "NEW")};
   END IF;
   RETURN NULL;
 END
 """
-    return {LOG_FUNCTION: per_row, BULK_FUNCTION: per_statement}
+    return {
+        INSERT_FUNCTION: (inserted, False),
+        UPDATE_FUNCTION: (updated, False),
+        BULK_FUNCTION: (per_statement, True),
+    }
 
 
 def _earlier_objects(connection) -> list[str]:
@@ -227,7 +248,7 @@ def _earlier_objects(connection) -> list[str]:
         select(procs.c.proname).where(
             here,
             procs.c.proname.like(like, escape="\\"),
-            procs.c.proname.not_in([LOG_FUNCTION, BULK_FUNCTION]),
+            procs.c.proname.not_in([INSERT_FUNCTION, UPDATE_FUNCTION, BULK_FUNCTION]),
         )
     ).scalars()
     drops += [f"DROP FUNCTION IF EXISTS {name}()" for name in names]
@@ -256,8 +277,9 @@ def install(engine) -> bool:
             for statement in (sql for kind in TAILS for sql in view_sql(kind)):
                 connection.execute(DDL(statement))
             replaced = False
-            for name, body in _bodies(schema_of(connection)).items():
-                replaced = TRIGGERS.keep_function_current(connection, body, name) or replaced
+            for name, (body, fixed) in _bodies(schema_of(connection)).items():
+                current = TRIGGERS.keep_function_current(connection, body, name, fixed_path=fixed)
+                replaced = current or replaced
             in_place = connection.execute(select(TRIGGERS.in_place())).scalar()
             if not in_place:
                 for statement in TRIGGERS.drops() + TRIGGERS.creates():

@@ -22,27 +22,29 @@ TRANSITIONS = {
 }
 _FUNCTION = (
     "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
-    "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $${body}$$"
+    "SECURITY DEFINER{path} AS $${body}$$"
 )
+_FIXED_PATH = " SET search_path = pg_catalog, pg_temp"
 
 
 @dataclass(frozen=True)
 class Triggers:
-    """The triggers ``{prefix}_{operation}`` on ``source``. ``clauses`` pairs each
-    operation with what follows ``AFTER OPERATION ON source`` in its definition; by
-    default every operation of :data:`TRANSITIONS`, statement-level, calling the function
-    ``name``."""
+    """The triggers ``{prefix}_{name}`` on ``source``. ``clauses`` holds each one's name,
+    event and what follows ``AFTER EVENT ON source`` in its definition; by default one per
+    operation of :data:`TRANSITIONS`, statement-level, calling the function ``name``."""
 
     name: str
     source: str
     prefix: str
-    clauses: tuple[tuple[str, str], ...] = ()
+    clauses: tuple[tuple[str, str, str], ...] = ()
 
     @property
-    def operations(self) -> dict[str, str]:
-        """Each operation's clause."""
-        return dict(self.clauses) or {
-            op: f"{transition} FOR EACH STATEMENT EXECUTE FUNCTION {self.name}()"
+    def operations(self) -> dict[str, tuple[str, str]]:
+        """Each trigger's (event, clause) by its name's suffix."""
+        if self.clauses:
+            return {name: (event, clause) for name, event, clause in self.clauses}
+        return {
+            op: (op, f"{transition} FOR EACH STATEMENT EXECUTE FUNCTION {self.name}()")
             for op, transition in TRANSITIONS.items()
         }
 
@@ -59,8 +61,8 @@ class Triggers:
     def creates(self) -> list[str]:
         """CREATE TRIGGER of every operation (after :meth:`drops`)."""
         return [
-            f"CREATE TRIGGER {self.trigger(op)} AFTER {op.upper()} ON {self.source} {clause}"
-            for op, clause in self.operations.items()
+            f"CREATE TRIGGER {self.trigger(op)} AFTER {event.upper()} ON {self.source} {clause}"
+            for op, (event, clause) in self.operations.items()
         ]
 
     def in_place(self):
@@ -73,15 +75,21 @@ class Triggers:
         )
         return found.scalar_subquery() == len(self.operations)
 
-    def keep_function_current(self, connection, body: str, name: str | None = None) -> bool:
+    def keep_function_current(
+        self, connection, body: str, name: str | None = None, *, fixed_path: bool = True
+    ) -> bool:
         """Create the function ``name`` (default: :attr:`name`), or replace it when its
-        body is not ``body``; whether it did either."""
+        body is not ``body``; whether it did either. ``fixed_path``: it runs with the
+        search path ``pg_catalog, pg_temp`` (set and reset on every call); only a body
+        that names nothing through the search path (no operator, function or table not
+        qualified by its schema) may go without."""
         name = name or self.name
         catalog = table("pg_proc", column("proname"), column("prosrc"))
         found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == name))
         if found.scalar() == body:
             return False
-        connection.execute(DDL(_FUNCTION.format(function=name, body=body)))
+        path = _FIXED_PATH if fixed_path else ""
+        connection.execute(DDL(_FUNCTION.format(function=name, body=body, path=path)))
         return True
 
 
