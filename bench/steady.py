@@ -3,17 +3,22 @@
     python -m bench.steady --database-url postgresql://root@127.0.0.1/omni_bench_10000000 \
         --minutes 10 --rate 200 --write
 
+    python -m bench.steady --database-url postgresql://root@127.0.0.1/omni_bench_10000000 \
+        --minutes 5 --rate 2000 --single-row-writers 8 --refresh-seconds 2 --write
+
 On a database loaded by ``bench.rollups`` (its clock, ``NOW``, is where the data ends), the
 clock runs from ``NOW`` in real time. A writer process inserts ``--rate`` events a second
 (half of the inbound ones arrive ``received`` and are completed 2 to 60 seconds later, as
-Omni's pipeline does, within the rollups' horizon) and moves a dead letter now and then. A
-refresh thread rolls up what closed every ``--refresh-seconds`` (15: what
-``flask omni-dashboard refresh --every 15`` does beside a host in cron mode), on a
-connection of its own, whose PostgreSQL backend's CPU time is read from /proc. Meanwhile
-the main thread times the calls round-robin. Every ``--checkpoint-seconds`` the writer
-pauses, the clock stops, and every call is compared with rollups on and off (they must be
-equal); then all resume. At the end the rows the writer added are deleted again, so that
-``bench.rollups --reuse`` still finds the database it loaded.
+Omni's pipeline does, within the rollups' horizon) in batches and moves a dead letter now
+and then; with ``--single-row-writers N``, N processes write as Omni does instead, one row
+per statement and transaction (see :class:`SingleRowWriter`). A refresh thread rolls up
+what closed every ``--refresh-seconds`` (15: what ``flask omni-dashboard refresh --every
+15`` does beside a host in cron mode), on a connection of its own, whose PostgreSQL
+backend's CPU time is read from /proc. Meanwhile the main thread times the calls
+round-robin. Every ``--checkpoint-seconds`` the writer pauses, the clock stops, and every
+call is compared with rollups on and off (they must be equal); then all resume. At the end
+the rows the writer added are deleted again, so that ``bench.rollups --reuse`` still finds
+the database it loaded.
 """
 
 import argparse
@@ -38,7 +43,7 @@ from .harness import KEY, NOW, bench_app, percentile
 from .report import publish
 from .rollups import CALLS, _body
 
-TIMED = CALLS[:4]
+TIMED = [*CALLS[:4], CALLS[5]]  # and one scrape
 INSTANCES = [uuid.UUID(int=n + 1) for n in range(10)]  # the loader's ten
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -84,6 +89,7 @@ class Writer(multiprocessing.Process):
         self._open: list = []  # (due instant, id) of events still `received`
         self._dead: list = []
         self._random = random.Random(7)
+        self.cleans = True  # deletes what the writers wrote, at the end
 
     def run(self) -> None:
         engine = make_engine(self.url)
@@ -96,17 +102,23 @@ class Writer(multiprocessing.Process):
                 continue
             self.idle.clear()
             started = time.monotonic()
-            with engine.begin() as conn:
-                self._write(conn, tick)
+            self._tick(engine, tick)
             self.busy_seconds.value += time.monotonic() - started
             tick += 1
             due += 0.1  # a schedule, not a pause: a slow batch is caught up
             time.sleep(max(0.0, due - time.monotonic()))
-        with engine.begin() as conn:
-            conn.execute(delete(omni_events).where(omni_events.c.received_at > NOW))
-            conn.execute(delete(dead_letter_events).where(dead_letter_events.c.id.in_(self._dead)))
+        if self.cleans:
+            with engine.begin() as conn:
+                conn.execute(delete(omni_events).where(omni_events.c.received_at > NOW))
+                conn.execute(
+                    delete(dead_letter_events).where(dead_letter_events.c.id.in_(self._dead))
+                )
         engine.dispose()
         self.idle.set()
+
+    def _tick(self, engine, tick: int) -> None:
+        with engine.begin() as conn:
+            self._write(conn, tick)
 
     def _write(self, conn, tick: int) -> None:
         now = self.clock()
@@ -122,6 +134,9 @@ class Writer(multiprocessing.Process):
             )
             self._open = [(at, key) for at, key in self._open if at > now]
             self.completed.value += len(due)
+        self._move_dead_letters(conn, tick, now)
+
+    def _move_dead_letters(self, conn, tick: int, now) -> None:
         if tick % 30 == 0:  # every 3 s: a new dead letter, or one of ours resolved
             if self._dead and tick % 60 == 0:
                 key = self._dead[self._random.randrange(len(self._dead))]
@@ -162,7 +177,7 @@ class Writer(multiprocessing.Process):
         }
 
     def pause(self) -> None:
-        """Stop after the current batch and wait until it is committed."""
+        """Stop after the current tick and wait until it is committed."""
         self.idle.clear()
         self.running.clear()
         self.idle.wait()
@@ -175,6 +190,62 @@ class Writer(multiprocessing.Process):
         self.done.set()
         self.running.set()
         self.join()
+
+
+class SingleRowWriter(Writer):
+    """Omni's own write pattern, one of ``writers`` processes writing ``rate / writers``
+    events a second: every statement a single row in its own transaction. An inbound event
+    is inserted ``received`` and moved to ``processing`` at once, half of them then to
+    ``completed`` 2 to 60 seconds later (the rest stay ``processing``); an outbound one is inserted
+    ``completed``. The first process also moves the dead letters."""
+
+    def __init__(self, url: str, clock: RunningClock, rate: int, index: int, writers: int):
+        super().__init__(url, clock, rate // writers)
+        self.name, self.index = f"bench-writer-{index}", index
+        self._random = random.Random(7 + index)
+        self.cleans = index == 0  # once the others have stopped (Writers.finish)
+
+    def _tick(self, engine, tick: int) -> None:
+        now = self.clock()
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.autocommit = True
+            cursor = raw.cursor()
+            for _ in range(self.rate // 10):
+                row = {
+                    k: str(v) if isinstance(v, uuid.UUID) else v
+                    for k, v in self._event(now).items()
+                }
+                if row["direction"] == "inbound":
+                    row["status"], row["processing_time_ms"] = "received", None
+                cursor.execute(_SINGLE_INSERT, row)
+                if row["status"] == "received":
+                    cursor.execute(_SINGLE_MOVE, {"id": row["id"]})
+                self.written.value += 1
+            due = [key for at, key in self._open if at <= now]
+            for key in due:
+                cursor.execute(_SINGLE_COMPLETE, {"id": str(key), "now": now})
+            self._open = [(at, key) for at, key in self._open if at > now]
+            self.completed.value += len(due)
+            raw.driver_connection.autocommit = False
+        finally:
+            raw.close()
+        if self.index == 0:
+            with engine.begin() as conn:
+                self._move_dead_letters(conn, tick, now)
+
+
+_SINGLE_INSERT = (
+    "INSERT INTO omni_events (id, channel, instance_id, event_type, direction, content_type, "
+    "status, received_at, processing_time_ms, created_at) VALUES (%(id)s, %(channel)s, "
+    "%(instance_id)s, %(event_type)s, %(direction)s, %(content_type)s, %(status)s, "
+    "%(received_at)s, %(processing_time_ms)s, %(created_at)s)"
+)
+_SINGLE_MOVE = "UPDATE omni_events SET status = 'processing' WHERE id = %(id)s"
+_SINGLE_COMPLETE = (
+    "UPDATE omni_events SET status = 'completed', processed_at = %(now)s, "
+    "processing_time_ms = 250 WHERE id = %(id)s"
+)
 
 
 def _backend_cpu_seconds(engine) -> float:
@@ -222,6 +293,36 @@ class Refresher(threading.Thread):
             )
 
 
+class Writers:
+    """Writer processes started, paused, resumed and finished together; their counts summed."""
+
+    def __init__(self, processes: list[Writer]):
+        self.processes = processes
+
+    def total(self, counter: str) -> float:
+        return sum(getattr(p, counter).value for p in self.processes)
+
+    def start(self) -> None:
+        for process in self.processes:
+            process.start()
+
+    def pause(self) -> None:
+        for process in self.processes:
+            process.idle.clear()
+            process.running.clear()
+        for process in self.processes:
+            process.idle.wait()
+
+    def resume(self) -> None:
+        for process in self.processes:
+            process.resume()
+
+    def finish(self) -> None:
+        """Stop them, the one that deletes what they wrote last."""
+        for process in sorted(self.processes, key=lambda p: p.cleans):
+            process.finish()
+
+
 def _checkpoint(apps: dict, clock, writer) -> int:
     """Writer paused and clock stopped: the number of calls that differ on and off."""
     writer.pause()
@@ -238,6 +339,13 @@ def main(argv=None):
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=int, default=200, help="events written per second")
+    parser.add_argument(
+        "--single-row-writers",
+        type=int,
+        default=0,
+        help="write as Omni does, one row per statement and transaction, from this many "
+        "processes (default: one process inserting batches)",
+    )
     parser.add_argument("--refresh-seconds", type=float, default=15)
     parser.add_argument("--checkpoint-seconds", type=float, default=120)
     parser.add_argument("--horizon-minutes", type=int, default=30)
@@ -256,7 +364,13 @@ def main(argv=None):
         ),
         "off": bench_app(args.database_url, **common),
     }
-    writer = Writer(args.database_url, clock, args.rate)
+    if args.single_row_writers:
+        n = args.single_row_writers
+        writer = Writers(
+            [SingleRowWriter(args.database_url, clock, args.rate, i, n) for i in range(n)]
+        )
+    else:
+        writer = Writers([Writer(args.database_url, clock, args.rate)])
     horizon = timedelta(minutes=args.horizon_minutes)
     refresher = Refresher(args.database_url, clock, horizon, args.refresh_seconds)
     differences, checkpoints = 0, 0
@@ -300,13 +414,21 @@ def main(argv=None):
 
     runs = refresher.runs
     cpu = sum(run["cpu"] for run in runs)
-    written = int(writer.written.value)
+    written = int(writer.total("written"))
+    pattern = (
+        f"{len(writer.processes)} writer processes inserted {written:,} events one row per "
+        f"statement and transaction ({written / running:.0f}/s, each busy "
+        f"{writer.total('busy_seconds') / len(writer.processes) / running * 100:.0f} % of "
+        "the time), moved the inbound ones to processing at once and completed "
+        if args.single_row_writers
+        else f"a writer process inserted {written:,} events in batches ({written / running:.0f}"
+        f"/s, busy {writer.total('busy_seconds') / running * 100:.0f} % of the time), completed "
+    )
     lines = [
         f"{running / 60:.1f} minutes of ingest (and {paused:.0f} s of checkpoints) on "
-        f"`{refresher.engine.url.database}`; a writer process inserted {written:,} events "
-        f"({written / running:.0f}/s, busy {writer.busy_seconds.value / running * 100:.0f} % "
-        f"of the time), completed {int(writer.completed.value):,} of them 2 to 60 s after "
-        f"they arrived, and changed {int(writer.dead_moves.value)} dead letters; the refresh "
+        f"`{refresher.engine.url.database}`; {pattern}{int(writer.total('completed')):,} of "
+        f"them 2 to 60 s after they arrived, and changed {int(writer.total('dead_moves'))} dead "
+        "letters; the refresh "
         f"ran every {args.refresh_seconds:.0f} s "
         f"(horizon {args.horizon_minutes} min); Flask test client in-process, PostgreSQL 15, "
         "2 cores.",

@@ -68,7 +68,8 @@ def install_command(info: ScriptInfo) -> None:
     default=None,
     metavar="SECONDS",
     help="Run on, a refresh every SECONDS (a sidecar; a refresh fails only for its turn). "
-    "Folding the kept tail every 10 to 30 s keeps reads under ingest fast.",
+    "Folding the tail's log every 2 to 30 s (the more writes, the oftener) keeps reads "
+    "under ingest fast.",
 )
 @pass_script_info
 def refresh_command(info: ScriptInfo, every: float | None) -> None:

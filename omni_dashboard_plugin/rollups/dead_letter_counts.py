@@ -35,7 +35,7 @@ from sqlalchemy import exc as sa_exc
 from ..sql.tables import dead_letter_events
 from .kinds import PREFIX, metadata
 from .locks import DEAD_LETTER_INSTALL as _INSTALL_LOCK
-from .triggers import StatementTriggers, schema_of
+from .triggers import Triggers, schema_of
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,7 @@ counts = Table(
     Column("status", String(20)),
     Column("n", BigInteger, nullable=False),
 )
-PG_TRIGGERS = StatementTriggers(
-    f"{PREFIX}dead_letter_counts_keep", SOURCE, f"{PREFIX}dead_letter_counts"
-)
+PG_TRIGGERS = Triggers(f"{PREFIX}dead_letter_counts_keep", SOURCE, f"{PREFIX}dead_letter_counts")
 SQLITE_TRIGGERS = {
     "insert": ("INSERT", "", ["(NEW.status, 1)"]),
     "update": (

@@ -8,8 +8,21 @@ slot, the dimensions it groups by and the measures it sums. Every measure is add
 
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Uuid, case, func
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Uuid,
+    case,
+    func,
+)
 from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import iterate
 
 from ..sql.constructs import json_array_length, sum_where
 from ..sql.tables import automation_logs, automations, event_payloads, instances, omni_events
@@ -20,6 +33,8 @@ from .plan import LEVELS
 LAYOUT = 5
 PREFIX = f"omni_dashboard_r{LAYOUT}_"
 metadata = MetaData()
+# The views of the tail kinds (PostgreSQL only; created by .tail, not by metadata.create_all).
+views = MetaData()
 
 state = Table(
     f"{PREFIX}rollup_state",
@@ -71,8 +86,8 @@ class Kind:
     range, so the bucket leads; a dim after it that a read filters on is matched in the
     index, and only the matching rows are fetched.
 
-    ``tail`` is a kind (same source and rows, a superset of the dims and measures) whose
-    table triggers keep as the source changes (:mod:`.tail`): it answers the raw tail.
+    ``tail`` is a kind (same source and rows, a superset of the dims and measures) that
+    triggers keep as the source changes (:mod:`.tail`): it answers the raw tail.
 
     ``cascade`` and ``set_null`` map a dim to the parent key it references, following the
     foreign key's ON DELETE action: deleting a parent deletes the source rows of any age
@@ -98,14 +113,15 @@ class Kind:
     def table(self, level: str) -> Table:
         """The rollup table of ``level``: 'slot', 'hour', 'day', or 'total' (cumulative kinds:
         one row per dims over a stored slot range, for reads that span everything); a tail
-        kind's only table is 'tail'."""
+        kind's are 'kept' (the rows its refresh folded) and 'tail', the view that reads (and
+        writes, into 'kept') them together with the log's (see .tail)."""
         return _TABLES[(self.name, level)]
 
     @property
     def levels(self) -> tuple[str, ...]:
         """The levels this kind keeps."""
         if any(self is kind for kind in TAILS):
-            return ("tail",)
+            return ("kept",)
         rolled = ("slot", *(level for level, _ in reversed(LEVELS)))
         return (*rolled, "total") if self.cumulative else rolled
 
@@ -339,6 +355,31 @@ BY_NAME = {kind.name: kind for kind in KINDS}
 TAILS = (*EVENT_TAILS, LATENCY_COARSE_TAIL, LATENCY_TAIL)
 
 
+def _read_columns(kinds) -> list[str]:
+    """The names of the source columns that the kinds' time, dims, measures and filter read."""
+    names: list[str] = []
+    for kind in kinds:
+        expressions = [kind.time, *kind.dims.values(), *kind.measures.values()]
+        expressions += [kind.where] if kind.where is not None else []
+        for expression in expressions:
+            for element in iterate(expression):
+                is_source = isinstance(element, Column) and element.table is kind.source
+                if is_source and element.name not in names:
+                    names.append(element.name)
+    return names
+
+
+# What the tail's triggers append per changed row (see .tail): the columns the tail kinds
+# read, and the sign (+1 a row that is now there, -1 one that is no longer).
+TAIL_COLUMNS = _read_columns(TAILS)
+tail_log = Table(
+    f"{PREFIX}tail_log",
+    metadata,
+    Column("sign", SmallInteger, nullable=False),
+    *(Column(name, E.c[name].type) for name in TAIL_COLUMNS),
+)
+
+
 def _column_type(expression):
     kind = expression.type
     return Uuid() if isinstance(kind, Uuid) else kind.__class__() if kind else Integer()
@@ -346,9 +387,14 @@ def _column_type(expression):
 
 def _build_tables() -> dict:
     tables = {}
+    for kind in TAILS:
+        columns = [Column("bucket", BigInteger, nullable=False)]
+        columns += [Column(d, _column_type(expr)) for d, expr in kind.dims.items()]
+        columns += [Column(m, BigInteger, nullable=False) for m in kind.measures]
+        tables[(kind.name, "tail")] = Table(f"{PREFIX}{kind.name}", views, *columns)
     for kind in KINDS + TAILS:
         for level in kind.levels:
-            name = f"{PREFIX}{kind.name}" if level == "tail" else f"{PREFIX}{kind.name}_{level}"
+            name = f"{PREFIX}{kind.name}_{level}"
             columns = [Column(d, _column_type(expr)) for d, expr in kind.dims.items()]
             columns += [Column(m, BigInteger, nullable=False) for m in kind.measures]
             if level == "total":

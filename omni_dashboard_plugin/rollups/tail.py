@@ -1,76 +1,145 @@
-"""The raw tail kept by triggers on ``omni_events`` (PostgreSQL), so no read scans recent rows.
+"""The raw tail kept for reads (PostgreSQL): a log the host's writes append to, folded by
+the refresh, so that no read scans recent rows.
 
 The rows after the rolled slots are young: they keep arriving and changing status, so they
 are not rolled up, and reading them raw costs the write rate times the horizon on every
-request. Instead, statement triggers on ``omni_events`` add, in the same transaction as
-every insert, update and delete, the signed change of each tail kind's measures by slot
-and dims to the kind's table (a TRUNCATE empties it). Any snapshot therefore sees tail
-rows that sum, slot by slot, to exactly the raw rows it sees, from the slot that the
-``tail`` row of the state table names on.
+request. Instead, triggers on ``omni_events`` copy, in the writer's transaction, the
+columns the tail kinds read of every changed row into one narrow, unindexed table, the
+log, with a sign: a row-level trigger appends the new row (+1) of an INSERT, and the old
+(-1) and new (+1) rows of an UPDATE that changes one of those columns (its WHEN clause
+passes over any other update without calling the function); a statement-level trigger
+appends the deleted rows (-1) of a DELETE but those before the kept slots (retention), and
+a TRUNCATE empties the log and the kept rows. That is one narrow insert per host
+statement, where grouping the changes by slot and dims for each read family would cost
+the writer five grouped inserts into indexed tables.
 
-The refresh, once caught up, seeds the tables from the raw rows after the watermark (the
-first time after the triggers were created, in one statement per table, so a concurrent
-writer's change is counted by either the seed or its trigger, never both); later it folds
-them into one row per slot and dims and drops slots more than a day before the watermark
-(a read that started before a refresh still finds the slots it reads).
+Each tail kind reads a view: the rows the refresh kept, plus the log's rows summed by slot,
+dims and sign. Any snapshot therefore sees rows that sum, slot by slot, to exactly the raw
+rows it sees, from the slot that the ``tail`` row of the state table names on.
+
+The refresh, once caught up, seeds the kept tables from the raw rows after the watermark
+(the first time after the triggers were created, emptying the log in the same statement, so
+a concurrent writer's change is counted by either the seed or the log, never both); later,
+in one statement, it moves the log into the kept tables, one row per slot and dims, and
+drops slots more than a day before the watermark (a read that started before a refresh
+still finds the slots it reads).
 """
 
 import functools
 import logging
 
-from sqlalchemy import DDL, Column, delete, func, insert, or_, select, union_all, update
-from sqlalchemy import column as sql_column
+from sqlalchemy import (
+    DDL,
+    Column,
+    case,
+    column,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    union_all,
+    update,
+)
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import table as sql_table
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import functions
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from ..grid import SLOT_SECONDS, SLOTS_PER_DAY
 from ..sql.constructs import slot_index, slot_start
 from ..sql.tables import omni_events
-from .kinds import PREFIX, TAILS, state
+from .kinds import PREFIX, TAIL_COLUMNS, TAILS, state, tail_log
 from .locks import TAIL_INSTALL as _INSTALL_LOCK
 from .source import by_slot
-from .triggers import StatementTriggers, schema_of
+from .triggers import Triggers, schema_of
 
 log = logging.getLogger(__name__)
 
 STATE_NAME = "tail"
-TRIGGERS = StatementTriggers(f"{PREFIX}tail_keep", omni_events.name, f"{PREFIX}tail")
+INSERT_FUNCTION = f"{PREFIX}tail_log"
+UPDATE_FUNCTION = f"{PREFIX}tail_log_update"
+BULK_FUNCTION = f"{PREFIX}tail_log_bulk"
+# The dim the host changes on rows of any age: deleting an instance sets its events' NULL.
+_CASCADED = "instance_id"
+_CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in TAIL_COLUMNS)
+_SAME_PARENT = f"OLD.{_CASCADED} IS NOT DISTINCT FROM NEW.{_CASCADED}"
+TRIGGERS = Triggers(
+    INSERT_FUNCTION,
+    omni_events.name,
+    f"{PREFIX}tail_log",
+    (
+        ("insert", "insert", f"FOR EACH ROW EXECUTE FUNCTION {INSERT_FUNCTION}()"),
+        (
+            "update",
+            "update",
+            f"FOR EACH ROW WHEN ({_SAME_PARENT} AND ({_CHANGED})) "
+            f"EXECUTE FUNCTION {UPDATE_FUNCTION}()",
+        ),
+        (
+            "cascade",
+            "update",
+            f"FOR EACH ROW WHEN (NOT ({_SAME_PARENT})) EXECUTE FUNCTION {BULK_FUNCTION}()",
+        ),
+        (
+            "delete",
+            "delete",
+            "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION {BULK_FUNCTION}()",
+        ),
+        ("truncate", "truncate", f"FOR EACH STATEMENT EXECUTE FUNCTION {BULK_FUNCTION}()"),
+    ),
+)
 # Slots kept before the watermark: a read that took an older watermark still finds its own.
 KEPT_BEFORE = SLOTS_PER_DAY
-# Installers of several processes take turns (function and triggers are replaced whole).
 
 
-def _on_transition(kind, rows: str):
-    """The kind's expressions over the transition table ``rows`` instead of its source."""
-    transition = sql_table(rows, *(sql_column(c.name, c.type) for c in kind.source.c))
+def _on(kind, rows):
+    """A function turning the kind's expressions over its source into ones over ``rows``
+    (a selectable with the source's columns of the same names)."""
 
     def swap(element):
         if isinstance(element, Column) and element.table is kind.source:
-            return transition.c[element.name]
+            return rows.c[element.name]
         return None
 
-    return transition, lambda expression: replacement_traverse(expression, {}, swap)
+    return lambda expression: replacement_traverse(expression, {}, swap)
 
 
-def _changes(kind, rows: str, sign: int):
-    """SELECT bucket, dims, ``sign`` * measures of the transition table ``rows``."""
-    transition, on = _on_transition(kind, rows)
-    start = slot_start(on(kind.time), SLOT_SECONDS)
-    dims = [on(expr) for expr in kind.dims.values()]
+def _per_row(measure):
+    """A count or sum measure's value for one row: count(*) is 1, count(x) is 1 where x is
+    not NULL, sum(x) is x (the kinds' measures are counts and sums, see .kinds)."""
+
+    def swap(element):
+        if isinstance(element, functions.count):
+            (argument,) = element.clauses
+            if getattr(argument, "name", None) == "*":
+                return literal(1)
+            return case((argument.is_not(None), 1), else_=0)
+        if isinstance(element, functions.sum):
+            (argument,) = element.clauses
+            return argument
+        return None
+
+    return replacement_traverse(measure, {}, swap)
+
+
+def _changes(kind, rows):
+    """SELECT bucket, dims, signed measures of each of the log rows ``rows``."""
+    on = _on(kind, rows)
     query = select(
-        slot_index(start).label("bucket"),
-        *(dim.label(d) for dim, d in zip(dims, kind.dims, strict=True)),
-        *((on(expr) if sign > 0 else -on(expr)).label(m) for m, expr in kind.measures.items()),
-    ).select_from(transition)
-    if kind.where is not None:
-        query = query.where(on(kind.where))
-    return query.group_by(start, *dims)
+        slot_index(slot_start(on(kind.time), SLOT_SECONDS)).label("bucket"),
+        *(on(expr).label(d) for d, expr in kind.dims.items()),
+        *((rows.c.sign * on(_per_row(expr))).label(m) for m, expr in kind.measures.items()),
+    )
+    return query.where(on(kind.where)) if kind.where is not None else query
 
 
-def _summed(kind, rows, table):
-    """INSERT INTO ``table`` the rows of ``rows`` summed by bucket and dims (none all 0)."""
+def _summed(kind, rows, target):
+    """INSERT INTO ``target`` the rows of ``rows`` summed by bucket and dims (none all 0)."""
     dims = [rows.c[d] for d in kind.dims]
     sums = [func.sum(rows.c[m]) for m in kind.measures]
     folded = (
@@ -78,52 +147,144 @@ def _summed(kind, rows, table):
         .group_by(rows.c.bucket, *dims)
         .having(or_(*(total != 0 for total in sums)))
     )
-    return insert(table).from_select(["bucket", *kind.dims, *kind.measures], folded)
+    return insert(target).from_select(["bucket", *kind.dims, *kind.measures], folded)
 
 
-def _keep_sql(kind, operation: str, schema: str) -> str:
-    """The trigger function's statement that adds an operation's changes to the kind's table."""
-    parts = []
-    if operation in ("insert", "update"):
-        parts.append(_changes(kind, "new_rows", 1))
-    if operation in ("delete", "update"):
-        parts.append(_changes(kind, "old_rows", -1))
-    rows = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("changes")
-    table = kind.table("tail")
-    statement = _summed(kind, rows, table)
-    sql = str(
+def _pg(statement) -> str:
+    return str(
         statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     )
-    return sql.replace(f"INSERT INTO {table.name} ", f'INSERT INTO "{schema}".{table.name} ', 1)
+
+
+def view_sql(kind) -> list[str]:
+    """CREATE the view a tail kind reads, its kept rows and the log's by slot and dims, and
+    its rule: rows inserted into the view go to the kept table."""
+    kept, view = kind.table("kept"), kind.table("tail").name
+    columns = ["bucket", *kind.dims, *kind.measures]
+    rows = union_all(select(*(kept.c[c] for c in columns)), _changes(kind, tail_log))
+    new = ", ".join(f"NEW.{c}" for c in columns)
+    return [
+        f"CREATE OR REPLACE VIEW {view} AS {_pg(rows)}",
+        f"CREATE OR REPLACE RULE {view}_insert AS ON INSERT TO {view} "
+        f"DO INSTEAD INSERT INTO {kept.name} ({', '.join(columns)}) VALUES ({new})",
+    ]
+
+
+def _slot_of(row: str) -> str:
+    """The slot index of a trigger's ``row`` (NEW, OLD or a transition table's)."""
+    time = literal_column(f"{row}.{omni_events.c.received_at.name}")
+    return _pg(slot_index(slot_start(time, SLOT_SECONDS)))
 
 
 @functools.cache
-def _body(schema: str) -> str:
-    """The trigger function's body (compiled once per schema: every refresh checks it)."""
-    empty = " ".join(f'DELETE FROM "{schema}".{kind.table("tail").name};' for kind in TAILS)
-    branches = [f"IF TG_OP = 'TRUNCATE' THEN\n    {empty}"]
-    for operation in ("insert", "update", "delete"):
-        statements = "\n    ".join(f"{_keep_sql(kind, operation, schema)};" for kind in TAILS)
-        branches.append(f"ELSIF TG_OP = '{operation.upper()}' THEN\n    {statements}")
-    return "\nBEGIN\n  " + "\n  ".join(branches) + "\n  END IF;\n  RETURN NULL;\nEND\n"
+def _bodies(schema: str) -> dict[str, tuple[str, bool]]:
+    """The triggers' functions by name: (body, whether it sets the search path); compiled
+    once per schema (every refresh checks them)."""
+    target = f'"{schema}".{tail_log.name}'
+    names = ", ".join(["sign", *TAIL_COLUMNS])
+    first = f"(SELECT start_slot FROM \"{schema}\".{state.name} WHERE name = '{STATE_NAME}')"
+
+    def values(sign: int, row: str) -> str:
+        return f"({sign}, " + ", ".join(f"{row}.{c}" for c in TAIL_COLUMNS) + ")"
+
+    # The row functions run on every host write: they name nothing through the search
+    # path (their table is qualified, their values need no operator), so they go without
+    # setting it on every call (see Triggers.keep_function_current).
+    inserted = f"""
+BEGIN
+  INSERT INTO {target} ({names}) VALUES {values(1, "NEW")};
+  RETURN NULL;
+END
+"""
+    updated = f"""
+BEGIN
+  INSERT INTO {target} ({names}) VALUES {values(-1, "OLD")}, {values(1, "NEW")};
+  RETURN NULL;
+END
+"""
+    kept = " ".join(f'DELETE FROM "{schema}".{kind.table("kept").name};' for kind in TAILS)
+    copied = ", ".join(f"old_rows.{c}" for c in TAIL_COLUMNS)
+    cascaded = f"greatest({_slot_of('OLD')}, {_slot_of('NEW')}) >= {first}"
+    per_statement = f"""
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    DELETE FROM {target}; {kept}
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO {target} ({names}) SELECT -1, {copied} FROM old_rows
+    WHERE NOT coalesce({_slot_of("old_rows")} < {first}, false);
+  ELSIF coalesce({cascaded}, true) THEN
+    INSERT INTO {target} ({names}) VALUES {values(-1, "OLD")}, {values(1, "NEW")};
+  END IF;
+  RETURN NULL;
+END
+"""
+    return {
+        INSERT_FUNCTION: (inserted, False),
+        UPDATE_FUNCTION: (updated, False),
+        BULK_FUNCTION: (per_statement, True),
+    }
+
+
+def _earlier_objects(connection) -> list[str]:
+    """DROP statements for what an earlier release of this layout kept the tail with: its
+    triggers on omni_events and functions named like the tail's, and tables where the views
+    go."""
+    like = f"{PREFIX}tail%".replace("_", "\\_")
+    drops = []
+    catalog = table("pg_trigger", column("tgrelid"), column("tgname"))
+    current = [TRIGGERS.trigger(op) for op in TRIGGERS.operations]
+    names = connection.execute(
+        select(catalog.c.tgname).where(
+            catalog.c.tgrelid == func.to_regclass(omni_events.name),
+            catalog.c.tgname.like(like, escape="\\"),
+            catalog.c.tgname.not_in(current),
+        )
+    ).scalars()
+    drops += [f"DROP TRIGGER IF EXISTS {name} ON {omni_events.name}" for name in names]
+    procs = table("pg_proc", column("proname"), column("pronamespace"))
+    here = procs.c.pronamespace == func.to_regnamespace(func.current_schema())
+    names = connection.execute(
+        select(procs.c.proname).where(
+            here,
+            procs.c.proname.like(like, escape="\\"),
+            procs.c.proname.not_in([INSERT_FUNCTION, UPDATE_FUNCTION, BULK_FUNCTION]),
+        )
+    ).scalars()
+    drops += [f"DROP FUNCTION IF EXISTS {name}()" for name in names]
+    classes = table("pg_class", column("oid"), column("relkind"))
+    for kind in TAILS:
+        name = kind.table("tail").name
+        found = select(classes.c.relkind).where(classes.c.oid == func.to_regclass(name))
+        if connection.execute(found).scalar() == "r":
+            drops.append(f"DROP TABLE {name}")
+    return drops
 
 
 def install(engine) -> bool:
-    """Create the triggers (PostgreSQL), unless they are in place; the next refresh seeds
-    the tables. False (and a warning) elsewhere or when the database user may not create
-    them: the tail is then read raw."""
+    """Create the views, functions and triggers (PostgreSQL), unless they are in place,
+    replacing what an earlier release kept the tail with; the next refresh seeds the kept
+    tables. False (and a warning) elsewhere or when the database user may not create them:
+    the tail is then read raw."""
     if engine.dialect.name != "postgresql":
         return False
     try:
         with engine.begin() as connection:
             connection.execute(select(func.pg_advisory_xact_lock(_INSTALL_LOCK)))
-            replaced = TRIGGERS.keep_function_current(connection, _body(schema_of(connection)))
+            earlier = _earlier_objects(connection)
+            for statement in earlier:
+                connection.execute(DDL(statement))
+            for statement in (sql for kind in TAILS for sql in view_sql(kind)):
+                connection.execute(DDL(statement))
+            replaced = False
+            for name, (body, fixed) in _bodies(schema_of(connection)).items():
+                current = TRIGGERS.keep_function_current(connection, body, name, fixed_path=fixed)
+                replaced = current or replaced
             in_place = connection.execute(select(TRIGGERS.in_place())).scalar()
             if not in_place:
                 for statement in TRIGGERS.drops() + TRIGGERS.creates():
                     connection.execute(DDL(statement))
-            if replaced or not in_place:
-                # What changed while there were no triggers, or the function kept other
+            if earlier or replaced or not in_place:
+                # What changed while there were no triggers, or the functions kept other
                 # tables (another release's), is not in the tables: seed them again.
                 connection.execute(delete(state).where(state.c.name == STATE_NAME))
         return True
@@ -138,13 +299,16 @@ def install(engine) -> bool:
 
 
 def uninstall(engine) -> None:
-    """Drop the triggers, if any (``OMNI_DASHBOARD_ROLLUPS_TAIL=raw``)."""
+    """Drop the triggers and views, if any (``OMNI_DASHBOARD_ROLLUPS_TAIL=raw``, and
+    before the tables go)."""
     if engine.dialect.name != "postgresql":
         return
     try:
         with engine.begin() as connection:
             for statement in TRIGGERS.drops():
                 connection.execute(DDL(statement))
+            for kind in TAILS:
+                connection.execute(DDL(f"DROP VIEW IF EXISTS {kind.table('tail').name}"))
             connection.execute(delete(state).where(state.c.name == STATE_NAME))
     except sa_exc.DBAPIError as exc:
         log.warning("the tail triggers could not be dropped: %s", exc.orig)
@@ -158,9 +322,35 @@ def usable(connection):
     return or_(state.c.name != STATE_NAME, TRIGGERS.in_place())
 
 
+def _moved(watermark: int, start: int | None):
+    """One statement that empties the log into the kept tables: seeded from the raw rows
+    from ``watermark`` on when ``start`` is None (the log's rows are in them), else the
+    log's rows of slots from a day before the watermark on folded with the kept rows of
+    their slots."""
+    low = watermark - KEPT_BEFORE
+    logged = delete(tail_log).returning(*tail_log.c).cte("logged")
+    slot = slot_index(slot_start(logged.c.received_at, SLOT_SECONDS))
+    touched = select(slot.label("bucket")).distinct().cte("touched")
+    statements = [logged, touched]
+    for n, kind in enumerate(TAILS):
+        kept = kind.table("kept")
+        gone = delete(kept)
+        if start is not None:  # the slots the log changes (the others are folded already)
+            gone = gone.where(kept.c.bucket >= low, kept.c.bucket.in_(select(touched.c.bucket)))
+        gone = gone.returning(*kept.c).cte(f"gone_{n}")
+        if start is None:
+            rows = by_slot(kind, watermark, None).subquery()
+        else:
+            changes = _changes(kind, logged).subquery()
+            recent = select(changes).where(changes.c.bucket >= low)
+            rows = union_all(select(gone), recent).subquery()
+        statements += [gone, _summed(kind, rows, kept).returning(literal(1)).cte(f"kept_{n}")]
+    return select(literal(1)).add_cte(*statements)
+
+
 def keep(connection, watermark: int) -> None:
-    """Inside the refresh's transaction, caught up at ``watermark``: seed the tables, or
-    fold them and drop old slots; forget them when the triggers are gone."""
+    """Inside the refresh's transaction, caught up at ``watermark``: seed the kept tables,
+    or fold the log into them and drop old slots; forget them when the triggers are gone."""
     if connection.dialect.name != "postgresql":
         return
     named = state.c.name == STATE_NAME
@@ -168,20 +358,14 @@ def keep(connection, watermark: int) -> None:
         connection.execute(delete(state).where(named))
         return
     start = connection.execute(select(state.c.start_slot).where(named)).scalar()
-    for kind in TAILS:
-        table = kind.table("tail")
-        # One statement, one snapshot: the rows it deletes are the rows it replaces.
-        gone = delete(table)
-        if start is not None:
-            gone = gone.where(table.c.bucket >= watermark - KEPT_BEFORE)
-        gone = gone.returning(*table.c).cte("gone")
-        rows = by_slot(kind, watermark, None).subquery() if start is None else gone
-        connection.execute(_summed(kind, rows, table).add_cte(gone))
-        if start is not None:
-            connection.execute(delete(table).where(table.c.bucket < watermark - KEPT_BEFORE))
+    # One statement, one snapshot: the log rows it deletes are the ones it keeps.
+    connection.execute(_moved(watermark, start))
     if start is None:
         values = {"name": STATE_NAME, "start_slot": watermark, "watermark_slot": watermark}
         connection.execute(insert(state).values(**values))
-    else:
-        first = max(start, watermark - KEPT_BEFORE)
-        connection.execute(update(state).where(named).values(start_slot=first))
+        return
+    for kind in TAILS:
+        kept = kind.table("kept")
+        connection.execute(delete(kept).where(kept.c.bucket < watermark - KEPT_BEFORE))
+    first = max(start, watermark - KEPT_BEFORE)
+    connection.execute(update(state).where(named).values(start_slot=first))

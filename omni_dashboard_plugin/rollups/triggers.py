@@ -1,8 +1,8 @@
-"""PostgreSQL statement-level triggers that keep a plugin table as a host table changes.
+"""PostgreSQL triggers that keep a plugin table as a host table changes.
 
-One trigger per operation (a trigger with transition tables has one event), all calling
-one function that runs as its owner (the plugin's user: the host's writers need no grant
-on the plugin's tables), so its tables are named with their schema.
+One trigger per operation (a trigger with transition tables has one event), calling
+functions that run as their owner (the plugin's user: the host's writers need no grant
+on the plugin's tables), so their tables are named with their schema.
 """
 
 from dataclasses import dataclass
@@ -22,17 +22,31 @@ TRANSITIONS = {
 }
 _FUNCTION = (
     "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
-    "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $${body}$$"
+    "SECURITY DEFINER{path} AS $${body}$$"
 )
+_FIXED_PATH = " SET search_path = pg_catalog, pg_temp"
 
 
 @dataclass(frozen=True)
-class StatementTriggers:
-    """The triggers ``{prefix}_{operation}`` on ``source`` calling the function ``name``."""
+class Triggers:
+    """The triggers ``{prefix}_{name}`` on ``source``. ``clauses`` holds each one's name,
+    event and what follows ``AFTER EVENT ON source`` in its definition; by default one per
+    operation of :data:`TRANSITIONS`, statement-level, calling the function ``name``."""
 
     name: str
     source: str
     prefix: str
+    clauses: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def operations(self) -> dict[str, tuple[str, str]]:
+        """Each trigger's (event, clause) by its name's suffix."""
+        if self.clauses:
+            return {name: (event, clause) for name, event, clause in self.clauses}
+        return {
+            op: (op, f"{transition} FOR EACH STATEMENT EXECUTE FUNCTION {self.name}()")
+            for op, transition in TRANSITIONS.items()
+        }
 
     def trigger(self, operation: str) -> str:
         """The name of the operation's trigger."""
@@ -40,14 +54,15 @@ class StatementTriggers:
 
     def drops(self) -> list[str]:
         """DROP TRIGGER IF EXISTS of every operation."""
-        return [f"DROP TRIGGER IF EXISTS {self.trigger(op)} ON {self.source}" for op in TRANSITIONS]
+        return [
+            f"DROP TRIGGER IF EXISTS {self.trigger(op)} ON {self.source}" for op in self.operations
+        ]
 
     def creates(self) -> list[str]:
         """CREATE TRIGGER of every operation (after :meth:`drops`)."""
         return [
-            f"CREATE TRIGGER {self.trigger(op)} AFTER {op.upper()} ON {self.source} "
-            f"{transition} FOR EACH STATEMENT EXECUTE FUNCTION {self.name}()"
-            for op, transition in TRANSITIONS.items()
+            f"CREATE TRIGGER {self.trigger(op)} AFTER {event.upper()} ON {self.source} {clause}"
+            for op, (event, clause) in self.operations.items()
         ]
 
     def in_place(self):
@@ -55,19 +70,26 @@ class StatementTriggers:
         catalog = table("pg_trigger", column("tgrelid"), column("tgname"), column("tgenabled"))
         found = select(func.count()).where(
             catalog.c.tgrelid == func.to_regclass(self.source),
-            catalog.c.tgname.in_([self.trigger(op) for op in TRANSITIONS]),
+            catalog.c.tgname.in_([self.trigger(op) for op in self.operations]),
             catalog.c.tgenabled != "D",
         )
-        return found.scalar_subquery() == len(TRANSITIONS)
+        return found.scalar_subquery() == len(self.operations)
 
-    def keep_function_current(self, connection, body: str) -> bool:
-        """Create the function, or replace it when its body is not ``body``; whether it
-        did either."""
+    def keep_function_current(
+        self, connection, body: str, name: str | None = None, *, fixed_path: bool = True
+    ) -> bool:
+        """Create the function ``name`` (default: :attr:`name`), or replace it when its
+        body is not ``body``; whether it did either. ``fixed_path``: it runs with the
+        search path ``pg_catalog, pg_temp`` (set and reset on every call); only a body
+        that names nothing through the search path (no operator, function or table not
+        qualified by its schema) may go without."""
+        name = name or self.name
         catalog = table("pg_proc", column("proname"), column("prosrc"))
-        found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == self.name))
+        found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == name))
         if found.scalar() == body:
             return False
-        connection.execute(DDL(_FUNCTION.format(function=self.name, body=body)))
+        path = _FIXED_PATH if fixed_path else ""
+        connection.execute(DDL(_FUNCTION.format(function=name, body=body, path=path)))
         return True
 
 

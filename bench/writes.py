@@ -1,0 +1,293 @@
+"""What the plugin costs the host's writers: Omni's write pattern with its triggers on and off.
+
+    python -m bench.writes --database-url postgresql://root@127.0.0.1/omni_bench_1000000 \
+        --writers 1,4,16 --seconds 4 --blocks 12 --write
+
+Omni stores each event with a single-row ``INSERT`` and then moves it with single-row
+``UPDATE`` s (received -> processing -> completed, then delivered: 1 to 3 updates, 2 on
+average), each statement its own committed transaction. Writer processes (one connection
+each, ``--writers`` of them at a time) do exactly that as fast as they can, for
+``--seconds`` per block; the blocks alternate the plugin's write-path work on and off
+(its triggers on ``omni_events`` enabled or disabled, nothing else changes), ``--blocks``
+per writer count, on the same database in one run, so both see the same machine. Per
+writer count and mode: the per-event p50 and p99 (insert to the last update's commit),
+the events per second sustained, and, from the database's counters over the blocks, the
+statements the host sent and the plugin's trigger calls, the rows the plugin wrote and
+the WAL bytes (``pg_current_wal_lsn()`` before and after; the server's, so other
+sessions' writes count too: the median block is reported) per event.
+
+On a database loaded by ``bench.rollups`` (the rollups are installed and caught up
+first); the events written are dated after the loaded ones and deleted at the end.
+"""
+
+import argparse
+import multiprocessing
+import os
+import platform
+import statistics
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from host_example.tables import CHANNELS
+from omni_dashboard_plugin.rollups import tail
+from omni_dashboard_plugin.rollups.kinds import PREFIX, state
+from omni_dashboard_plugin.rollups.triggers import PLUGIN_PATTERN
+
+from .harness import NOW, bench_app, percentile
+from .report import publish
+
+INSTANCES = [uuid.UUID(int=n + 1) for n in range(10)]  # the loader's ten
+INSERT = (
+    "INSERT INTO omni_events (id, external_id, channel, instance_id, event_type, direction, "
+    "content_type, text_content, chat_id, status, received_at, created_at, raw_payload) "
+    "VALUES (%s, %s, %s, %s, 'message.received', 'inbound', 'text', %s, %s, 'received', "
+    "%s, %s, %s)"
+)
+# The moves of an event, in order; an event makes the first 1, 2 or 3 of them.
+UPDATES = (
+    "UPDATE omni_events SET status = 'processing' WHERE id = %s",
+    "UPDATE omni_events SET status = 'completed', processed_at = %s, processing_time_ms = %s, "
+    "agent_latency_ms = %s, total_latency_ms = %s WHERE id = %s",
+    "UPDATE omni_events SET delivered_at = %s WHERE id = %s",
+)
+TICKS = os.sysconf("SC_CLK_TCK")
+PAYLOAD = '{"key": {"remoteJid": "chat@s.whatsapp.net", "fromMe": false}, "pushName": "bench"}'
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _write(dsn, seconds, start, out, seed, flush) -> None:
+    """One writer: events back to back for ``seconds`` after ``start`` is set; puts
+    (per-event seconds, statements) on ``out``."""
+    conn = psycopg.connect(dsn, autocommit=True, options=f"-c synchronous_commit={flush}")
+    cur = conn.cursor()
+    cur.execute("SELECT pg_backend_pid()")
+    backend = cur.fetchone()[0]
+    latencies, statements, n = [], 0, 0
+    start.wait()
+    cpu = _cpu_seconds(backend)
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        key, n = uuid.uuid4(), n + 1
+        moves = 1 + (n + seed) % 3
+        at = NOW + timedelta(hours=1, microseconds=n)  # after the loaded rows
+        began = time.perf_counter()
+        cur.execute(
+            INSERT,
+            (
+                key,
+                f"ext-{key}",
+                CHANNELS[n % 5],
+                INSTANCES[n % 10],
+                "hello " * 12,
+                f"chat-{n % 500}",
+                at,
+                at,
+                PAYLOAD,
+            ),
+        )
+        cur.execute(UPDATES[0], (key,))
+        if moves > 1:
+            cur.execute(UPDATES[1], (at, 40 + n % 900, 300 + n % 2000, 340 + n % 2900, key))
+        if moves > 2:
+            cur.execute(UPDATES[2], (at, key))
+        latencies.append(time.perf_counter() - began)
+        statements += 1 + moves
+    cpu = _cpu_seconds(backend) - cpu
+    conn.close()
+    out.put((latencies, statements, cpu))
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a PostgreSQL backend, from /proc (the server runs
+    on this machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _plugin_triggers(cur, enabled: bool) -> None:
+    cur.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'omni_events'::regclass "
+        "AND tgname LIKE %s AND NOT tgisinternal",
+        (PLUGIN_PATTERN,),
+    )
+    for (name,) in cur.fetchall():
+        state = "ENABLE" if enabled else "DISABLE"
+        cur.execute(f"ALTER TABLE omni_events {state} TRIGGER {name}")
+
+
+def _counters(cur) -> tuple[int, int, int]:
+    """(WAL position, rows inserted into the plugin's tables, the plugin's function calls)."""
+    cur.execute("SELECT pg_stat_clear_snapshot()")
+    cur.execute("SELECT pg_current_wal_lsn() - '0/0'")
+    wal = int(cur.fetchone()[0])
+    cur.execute(
+        "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables WHERE relname LIKE %s",
+        (PREFIX.replace("_", "\\_") + "%",),
+    )
+    rows = int(cur.fetchone()[0])
+    cur.execute(
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE funcname LIKE %s",
+        (PLUGIN_PATTERN,),
+    )
+    return wal, rows, int(cur.fetchone()[0])
+
+
+def _block(dsn, writers: int, seconds: float, flush: str) -> dict:
+    context = multiprocessing.get_context("fork")
+    start, out = context.Event(), context.Queue()
+    procs = [
+        context.Process(target=_write, args=(dsn, seconds, start, out, n, flush), daemon=True)
+        for n in range(writers)
+    ]
+    for proc in procs:
+        proc.start()
+    time.sleep(0.5)  # connected
+    start.set()
+    results = [out.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    latencies = [s for found, _, _ in results for s in found]
+    return {
+        "latencies": latencies,
+        "events": len(latencies),
+        "statements": sum(n for _, n, _ in results),
+        "cpu": sum(cpu for _, _, cpu in results),
+        "rate": len(latencies) / seconds,
+    }
+
+
+def _prepare(url: str) -> None:
+    """Rollups installed and caught up, the tail kept, as under a host in production."""
+    app = bench_app(url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_DASHBOARD_ROLLUPS_REFRESH="cron")
+    rollups = app.extensions["omni_dashboard"].rollups
+    rollups.install()
+    rollups.refresh()
+    for engine in (app.extensions["omni_host"].engine, rollups.engine):
+        engine.dispose()  # their sessions' statistics flushed before the blocks
+
+
+def run(url: str, counts: list[int], seconds: float, blocks: int, flush: str = "on") -> dict:
+    """{(writers, on): {"latencies", "events", "statements", "rate" (list per block),
+    "wal", "rows", "calls"}}."""
+    dsn = _dsn(url)
+    _prepare(url)
+    admin = psycopg.connect(dsn, autocommit=True)
+    cur = admin.cursor()
+    cur.execute("ALTER DATABASE " + make_url(url).database + " SET track_functions = 'pl'")
+    found: dict = {}
+    time.sleep(1.5)
+    try:
+        for writers in counts:
+            for block in range(blocks):
+                on = (block + writers) % 2 == 0
+                _plugin_triggers(cur, on)
+                before = _counters(cur)
+                result = _block(dsn, writers, seconds, flush)
+                time.sleep(0.6)  # the writers' statistics flushed
+                after = _counters(cur)
+                into = found.setdefault(
+                    (writers, on),
+                    {
+                        "latencies": [],
+                        "events": 0,
+                        "statements": 0,
+                        "cpu": 0.0,
+                        "rate": [],
+                        "wal": [],
+                    },
+                )
+                into["cpu"] += result["cpu"]
+                into["latencies"] += result["latencies"]
+                into["events"] += result["events"]
+                into["statements"] += result["statements"]
+                into["rate"].append(result["rate"])
+                into["wal"].append((after[0] - before[0]) / result["events"])
+                into["rows"] = into.get("rows", 0) + after[1] - before[1]
+                into["calls"] = into.get("calls", 0) + after[2] - before[2]
+                print(
+                    f"  {writers:>2} writers, plugin {'on ' if on else 'off'}: "
+                    f"{result['rate']:7.0f} events/s, p50 "
+                    f"{percentile(result['latencies'], 0.5) * 1000:.2f} ms",
+                    flush=True,
+                )
+    finally:
+        _plugin_triggers(cur, True)
+        # The blocks without triggers changed rows the kept tail missed: the next refresh
+        # seeds it again.
+        cur.execute("DELETE FROM " + state.name + " WHERE name = %s", (tail.STATE_NAME,))
+        cur.execute("ALTER DATABASE " + make_url(url).database + " RESET track_functions")
+        cur.execute("DELETE FROM omni_events WHERE received_at > %s", (NOW,))
+        admin.close()
+    return found
+
+
+def report(found: dict, counts, seconds, blocks, flush) -> list[str]:
+    lines = [
+        f"{blocks} blocks of {seconds:g} s per writer count, plugin on and off alternating; "
+        f"each writer a process with one connection, every statement its own transaction "
+        f"(synchronous_commit {flush}); "
+        f"an event is a single-row INSERT and 1 to 3 single-row UPDATEs (2 on average); "
+        f"PostgreSQL 15, {platform.machine()}, 2 cores shared with the writers.",
+        "",
+        "| writers | plugin | p50 per event (ms) | p99 per event (ms) | events/s | "
+        "server CPU / event (ms) | host statements / event | plugin trigger calls / event | "
+        "plugin rows / event | WAL bytes / event |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    summary = []
+    for writers in counts:
+        row = {}
+        for on in (False, True):
+            r = found[(writers, on)]
+            p50 = percentile(r["latencies"], 0.5) * 1000
+            p99 = percentile(r["latencies"], 0.99) * 1000
+            rate = statistics.mean(r["rate"])
+            cpu = r["cpu"] / r["events"] * 1000
+            row[on] = (p50, rate, cpu)
+            lines.append(
+                f"| {writers} | {'on' if on else 'off'} | {p50:.2f} | {p99:.2f} | {rate:,.0f} | "
+                f"{cpu:.3f} | {r['statements'] / r['events']:.2f} | "
+                f"{r['calls'] / r['events']:.2f} | "
+                f"{r['rows'] / r['events']:.2f} | {statistics.median(r['wal']):,.0f} |"
+            )
+        (p_off, r_off, c_off), (p_on, r_on, c_on) = row[False], row[True]
+        summary.append(
+            f"- {writers} writer{'s' * (writers > 1)}: p50 per event {p_on / p_off:.2f}x "
+            f"with the plugin on, events/s {(r_on / r_off - 1) * 100:+.0f} %, server CPU per "
+            f"event {c_on / c_off:.2f}x"
+        )
+    return [*lines, "", *summary]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--writers", default="1,4,16", help="writer counts, comma-separated")
+    parser.add_argument("--seconds", type=float, default=4, help="length of one block")
+    parser.add_argument("--blocks", type=int, default=12, help="blocks per writer count")
+    parser.add_argument(
+        "--synchronous-commit",
+        choices=("on", "off"),
+        default="on",
+        help="the writers' synchronous_commit: off takes the disk's flushes (shared with "
+        "whatever else the machine does) out of the timing, leaving the CPU cost",
+    )
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    args = parser.parse_args(argv)
+    counts = [int(n) for n in args.writers.split(",")]
+    flush = args.synchronous_commit
+    found = run(args.database_url, counts, args.seconds, args.blocks, flush)
+    section = "writes" if flush == "on" else "writes-no-flush"
+    publish(section, report(found, counts, args.seconds, args.blocks, flush), args.write)
+
+
+if __name__ == "__main__":
+    main()
