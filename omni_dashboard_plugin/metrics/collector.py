@@ -23,6 +23,16 @@ def _label(value) -> str:
     return "" if value is None else str(value)
 
 
+def _by_labels(counts: dict) -> list[tuple[tuple[str, ...], int]]:
+    """``counts`` (keyed by a tuple of values) by label values, sorted: a NULL value is the
+    empty label, so its count adds to the empty value's."""
+    merged: dict[tuple[str, ...], int] = {}
+    for key, n in counts.items():
+        labels = tuple(map(_label, key))
+        merged[labels] = merged.get(labels, 0) + n
+    return sorted(merged.items())
+
+
 def _seconds(ms: int) -> str:
     return format(ms / 1000, "g")
 
@@ -33,8 +43,8 @@ def _event_families(values: MetricValues) -> list:
         "Stored message events (all-time), by status, channel and direction",
         labels=("status", "channel", "direction"),
     )
-    for key, n in sorted(values.events.items(), key=lambda item: tuple(map(_label, item[0]))):
-        events.add_metric([_label(part) for part in key], n)
+    for labels, n in _by_labels(values.events):
+        events.add_metric(list(labels), n)
     histogram = values.processing
     buckets = [(_seconds(bound), n) for bound, n in sorted(histogram.at_or_below.items())]
     processing = HistogramMetricFamily(
@@ -48,8 +58,8 @@ def _event_families(values: MetricValues) -> list:
 
 def _dead_letter_families(values: MetricValues) -> list:
     dead = GaugeMetricFamily("omni_dead_letters", "Dead letters by status", labels=("status",))
-    for status, n in sorted(values.dead_letters.items(), key=lambda item: _label(item[0])):
-        dead.add_metric([_label(status)], n)
+    for labels, n in _by_labels({(status,): n for status, n in values.dead_letters.items()}):
+        dead.add_metric(list(labels), n)
     return [dead]
 
 
@@ -59,8 +69,9 @@ def _automation_families(values: MetricValues) -> list:
         "Automation log entries (all-time) by status",
         labels=("status",),
     )
-    for status, n in sorted(values.automation_executions.items(), key=lambda i: _label(i[0])):
-        executions.add_metric([_label(status)], n)
+    executed = {(status,): n for status, n in values.automation_executions.items()}
+    for labels, n in _by_labels(executed):
+        executions.add_metric(list(labels), n)
     actions = CounterMetricFamily(
         "omni_automation_actions", "Actions the automations executed (all-time)"
     )
@@ -72,8 +83,8 @@ def _instance_families(values: MetricValues) -> list:
     instances = GaugeMetricFamily(
         "omni_instances", "Channel instances by channel and state", labels=("channel", "state")
     )
-    for (channel, state), n in sorted(values.instances.items(), key=lambda i: _label(i[0][0])):
-        instances.add_metric([_label(channel), state], n)
+    for labels, n in _by_labels(values.instances):
+        instances.add_metric(list(labels), n)
     return [instances]
 
 
