@@ -107,10 +107,10 @@ def parse_route_path(value, key: str) -> str | None:
     text = str(value).strip()
     if text.lower() == "off":
         return None
-    if not _PATH.fullmatch(text):
+    if not _PATH.fullmatch(text) or {".", ".."} & set(text.split("/")):
         raise ConfigError(
             f"{key}={value!r} is not a URL path; use one such as '{METRICS_PATH}' "
-            "(segments of letters, digits and ._~-) or 'off'"
+            "(segments of letters, digits and ._~-, none of them '.' or '..') or 'off'"
         )
     return text
 
@@ -229,7 +229,9 @@ SETTINGS = (
             "Where the Prometheus scrape route is served ([prometheus](prometheus.md)); keep it "
             "under a path the host protects with its API key. `off` serves no route (a host can "
             "register `DashboardCollector` in its own registry instead). Anything but a path of "
-            "plain segments (letters, digits, `._~-`) is a start-up error."
+            "plain segments (letters, digits, `._~-`; no `.` or `..` segment) is a start-up "
+            "error, and so is a path another route of the app (the host's or the plugin's, "
+            "such as `/api/v2/dashboard`) serves: the error names that route."
         ),
     ),
     Setting(
