@@ -15,13 +15,13 @@ from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 
 from ..config import ConfigError, RollupSettings
 from ..sql.standby import ReadOnlyDatabase, read_only
 from ..sql.tables import metadata as host_tables
 from . import dead_letter_counts, tail
-from .kinds import PREFIX, metadata
+from .kinds import PREFIX, metadata, state
 from .reader import RawReader, RollupReader
 from .refresh import RefreshReport, refresh, reset
 from .state import horizon_slot, read_watermark, usable_range
@@ -47,6 +47,24 @@ def installing():
         yield
     finally:
         _installing.reset(token)
+
+
+_GONE = object()
+
+
+def _read_watermark_if_installed(connection):
+    """:func:`read_watermark`, or ``_GONE`` when the state table was dropped under the app
+    (an uninstall): PostgreSQL is asked first (a failed statement would abort the request's
+    transaction), SQLite answers with an error that leaves it usable."""
+    if connection.dialect.name == "postgresql":
+        found = connection.execute(select(func.to_regclass(state.name))).scalar()
+        return _GONE if found is None else read_watermark(connection)
+    try:
+        return read_watermark(connection)
+    except sa_exc.OperationalError as exc:
+        if "no such table" not in str(exc.orig):
+            raise
+        return _GONE
 
 
 class Rollups:
@@ -222,7 +240,12 @@ class Rollups:
             self._check(strict=False)
         if not self.active:
             return RawReader(connection)
-        mark = read_watermark(connection)
+        mark = _read_watermark_if_installed(connection)
+        if mark is _GONE:
+            log.warning("rollup tables gone (uninstalled?), reads use raw rows until they are back")
+            self.active = self.keeps_dead_letters = False
+            self._next_check = time.monotonic() + REFRESH_INTERVAL_SECONDS
+            return RawReader(connection)
         # Behind, or a kept tail to fold (at most every REFRESH_INTERVAL_SECONDS).
         if self.settings.refresh == "request" and (
             mark is None
