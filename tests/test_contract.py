@@ -1,5 +1,6 @@
 """The host contract end to end, with providers defined here (as a third party would)."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -277,8 +278,30 @@ def test_host_facts_refuse_values_outside_the_contract(name, value):
     """HostFacts takes the values docs/host-integration.md states, and names the field of
     any other."""
     assert HostFacts(**{**GOOD_FACTS, "status": "degraded", "db_latency": 3}).status == "degraded"
-    with pytest.raises(ValueError, match=rf"HostFacts\.{name}="):
+    with pytest.raises(
+        ValueError, match=rf"HostFacts\.{name}=.*: (use one of|an integer|a boolean)"
+    ):
         HostFacts(**{**GOOD_FACTS, name: value})
+
+
+def _raises():
+    raise OSError("the health probe's socket closed")
+
+
+@pytest.mark.parametrize(
+    ("facts", "logged"),
+    [
+        (lambda: dict(GOOD_FACTS), "returned dict, not a HostFacts"),
+        (_raises, "facts callable raised"),
+    ],
+)
+def test_facts_that_fail_are_a_503_envelope_and_a_logged_cause(db_url, caplog, facts, logged):
+    app = build_app(db_url)
+    app.extensions["omni_dashboard"].facts = facts
+    status, body = get_json(app.test_client(), "/api/v2/dashboard")
+    assert status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE", body
+    assert "Traceback" not in json.dumps(body)
+    assert logged in caplog.text
 
 
 @pytest.mark.parametrize("host_computes", [True, False])

@@ -52,6 +52,12 @@ def installing():
 _GONE = object()
 
 
+def _missing_tables(missing: list[str]) -> str:
+    """How many of the plugin's tables are missing, and the first of them."""
+    shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    return f"{len(missing)} of {len(metadata.tables)} missing: {shown}"
+
+
 def _read_watermark_if_installed(connection):
     """:func:`read_watermark`, or ``_GONE`` when the state table was dropped under the app
     (an uninstall): PostgreSQL is asked first (a failed statement would abort the request's
@@ -208,9 +214,9 @@ class Rollups:
         if missing and strict:
             if self.settings.mode == "on":
                 raise ConfigError(
-                    f"OMNI_DASHBOARD_ROLLUPS=on, but the rollup tables are not installed "
-                    f"({', '.join(missing)}): {INSTALL_HINT}, or set OMNI_DASHBOARD_ROLLUPS=auto "
-                    "to run without them until then"
+                    f"OMNI_DASHBOARD_ROLLUPS=on, but the rollup tables are not installed: "
+                    f"{INSTALL_HINT}, or set OMNI_DASHBOARD_ROLLUPS=auto to run without them "
+                    f"until then ({_missing_tables(missing)})"
                 )
             log.warning("rollups off until they are installed: %s", INSTALL_HINT)
         self.active = not missing
