@@ -153,7 +153,7 @@ class StoredList(fields.List):
 
 class AutomationLogSchema(Schema):
     id = fields.UUID(required=True)
-    automationId = fields.UUID(required=True, attribute="automation_id")
+    automationId = fields.UUID(required=True, allow_none=True, attribute="automation_id")
     eventId = fields.String(required=True, attribute="event_id")
     status = fields.String(required=True, validate=validate.OneOf(AUTOMATION_LOG_STATUSES))
     conditionsMatched = fields.Boolean(required=True, attribute="conditions_matched")

@@ -29,7 +29,8 @@ def _raw(config: Mapping, key: str, default):
 
 
 def parse_provider_names(value, key: str = "OMNI_DASHBOARD_PROVIDERS") -> tuple[str, ...] | None:
-    """``None`` means every installed provider; an empty tuple means none."""
+    """``None`` means every installed provider; an empty tuple means none (``all`` and
+    ``none`` in any case). Nothing at all (an empty value) is an error: say which."""
     if isinstance(value, list | tuple | set | frozenset):
         names = [str(v).strip() for v in value]
     else:
@@ -39,7 +40,13 @@ def parse_provider_names(value, key: str = "OMNI_DASHBOARD_PROVIDERS") -> tuple[
         if text.lower() == "none":
             return ()
         names = [part.strip() for part in text.split(",")]
-    return tuple(dict.fromkeys(name for name in names if name))
+    found = tuple(dict.fromkeys(name for name in names if name))
+    if not found:
+        raise ConfigError(
+            f"{key}={value!r} names no provider: set it to 'all' (the default), 'none' or a "
+            "comma list of provider names"
+        )
+    return found
 
 
 def parse_timezone(value, key: str = "OMNI_DASHBOARD_TIMEZONE") -> str:
@@ -107,10 +114,10 @@ def parse_route_path(value, key: str) -> str | None:
     text = str(value).strip()
     if text.lower() == "off":
         return None
-    if not _PATH.fullmatch(text):
+    if not _PATH.fullmatch(text) or {".", ".."} & set(text.split("/")):
         raise ConfigError(
             f"{key}={value!r} is not a URL path; use one such as '{METRICS_PATH}' "
-            "(segments of letters, digits and ._~-) or 'off'"
+            "(segments of letters, digits and ._~-, none of them '.' or '..') or 'off'"
         )
     return text
 
@@ -181,13 +188,14 @@ SETTINGS = (
         "all",
         parse_provider_names,
         (
-            "Providers to enable: `all`, `none`, or a comma list of names "
+            "Providers to enable: `all`, `none` (either in any case), or a comma list of names "
             "(`rates,timeline,breakdowns,automations,filters,comparison`; `filters` adds `channel` "
             "to `/events/analytics`, `comparison` adds `compare` there and on the dashboard). "
             "`all` is every installed provider the host can serve (its endpoint served, its "
             "tables present, a filter's host fields computable); start-up logs a warning for "
             "each one left out, and why. A name that is unknown, or that the host cannot serve, "
-            "is a start-up error saying why. Disabled providers' fields and arguments vanish from "
+            "is a start-up error saying why, and so is an empty value. Disabled providers' "
+            "fields and arguments vanish from "
             "responses and `/openapi.json`; `none` adds nothing at all: no field, no route, no "
             "rollups, so that the document and every response are the host's own."
         ),
@@ -229,7 +237,9 @@ SETTINGS = (
             "Where the Prometheus scrape route is served ([prometheus](prometheus.md)); keep it "
             "under a path the host protects with its API key. `off` serves no route (a host can "
             "register `DashboardCollector` in its own registry instead). Anything but a path of "
-            "plain segments (letters, digits, `._~-`) is a start-up error."
+            "plain segments (letters, digits, `._~-`; no `.` or `..` segment) is a start-up "
+            "error, and so is a path another route of the app (the host's or the plugin's, "
+            "such as `/api/v2/dashboard`) serves: the error names that route."
         ),
     ),
     Setting(

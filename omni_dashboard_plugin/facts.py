@@ -39,6 +39,7 @@ class HostFacts:
                 isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
             ):
                 continue
+            wanted = "an integer" if kind is int else "a boolean"
             raise ValueError(
-                f"HostFacts.{name}={value!r}: a {kind.__name__}" + (" or None" if optional else "")
+                f"HostFacts.{name}={value!r}: {wanted}" + (" or None" if optional else "")
             )

@@ -77,6 +77,14 @@ def omni_register_blueprints(app, api, dashboard):
 
 
 @hookimpl
+def omni_app_started(app, dashboard):
+    """Stop start-up when the scrape route's path is another route's too (every route is
+    registered by now)."""
+    if not dashboard.registry.off and dashboard.config.metrics_path is not None:
+        metrics_api.check_not_shadowing(app, dashboard.config.metrics_path)
+
+
+@hookimpl
 def omni_app_stopping(app, dashboard):
     """Stop this process's NATS bridge."""
     dashboard.live.stop()

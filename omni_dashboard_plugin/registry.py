@@ -30,10 +30,16 @@ TABLES_DOC = "docs/host-integration.md, 'The tables the plugin reads'"
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An endpoint the host lets providers extend: its response and argument schemas."""
+    """An endpoint the host lets providers extend: its response and argument schemas.
+
+    ``host_computes=True``: the plugin never computes the host's payload of it (no
+    accelerator stands in, not even when its fields equal Omni's), as for a payload scoped
+    to the caller; the providers' fields it adds stay database-wide.
+    """
 
     response: type[Schema]
     arguments: type[Schema] | None = None
+    host_computes: bool = False
 
 
 def make_plugin_manager(
@@ -151,6 +157,12 @@ class Registry:
                 reason = self._unfit(endpoint_id, accelerator, lacking)
                 if reason is None:
                     found[endpoint_id] = accelerator
+                    log.info(
+                        "the plugin computes %s's payload in place of the host's function while "
+                        "rollups serve reads and under a filter argument (database-wide numbers; "
+                        "Endpoint(..., host_computes=True) keeps the host's own)",
+                        endpoint_id,
+                    )
                     continue
                 self.declined[endpoint_id] = reason
                 log.info(
@@ -164,6 +176,8 @@ class Registry:
     def _unfit(self, endpoint_id: str, accelerator: Accelerator, lacking: set[str]) -> str | None:
         """Why ``accelerator`` cannot stand in for the host's payload, or ``None``."""
         endpoint = self.endpoints[endpoint_id]
+        if endpoint.host_computes:
+            return "the host computes it itself (Endpoint(..., host_computes=True))"
         host = field_names(endpoint.response)
         reasons = []
         if extra := sorted(host - accelerator.fields):

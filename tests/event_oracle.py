@@ -29,7 +29,8 @@ window = in_window
 def breakdowns(events):
     direction = Counter(e["direction"] for e in events)
     return {
-        "byChannel": dict(Counter(e["channel"] for e in events)),
+        # A NULL channel is counted in every number but byChannel.
+        "byChannel": dict(Counter(e["channel"] for e in events if e["channel"] is not None)),
         "byDirection": {"inbound": direction["inbound"], "outbound": direction["outbound"]},
     }
 

@@ -131,11 +131,13 @@ def actions(logs) -> int:
 
 def prometheus_samples(events, logs, dead_letters, instances):
     """The data families' samples: ``{(sample name, sorted labels): value}``, with ``le``
-    as a float."""
+    as a float; a NULL label value is the empty one (Prometheus' absent label), summed with
+    the rows whose value is empty."""
     samples = {}
 
     def put(name, value, **labels):
-        samples[(name, tuple(sorted(labels.items())))] = float(value)
+        key = (name, tuple(sorted((k, "" if v is None else v) for k, v in labels.items())))
+        samples[key] = samples.get(key, 0.0) + float(value)
 
     for (status, channel, direction), n in Counter(
         (e["status"], e["channel"], e["direction"]) for e in events

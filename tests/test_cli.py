@@ -80,6 +80,16 @@ def test_a_bad_setting_stops_with_a_message(tmp_path, monkeypatch):
     assert "nope" in str(info.value) and "installed providers" in str(info.value)
 
 
+@pytest.mark.parametrize("empty", ["", " ", ",", " , "])
+def test_an_empty_provider_list_stops_with_a_message(tmp_path, monkeypatch, empty):
+    """Not a silent ``none``: the message says what to write."""
+    monkeypatch.setenv("OMNI_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("OMNI_DASHBOARD_PROVIDERS", empty)
+    with pytest.raises(SystemExit) as info:
+        main(["plugins"])
+    assert "OMNI_DASHBOARD_PROVIDERS" in str(info.value) and "'none'" in str(info.value)
+
+
 @pytest.mark.slow  # rollups refreshed over days of history, seconds each
 def test_rollups_refresh_and_reset_from_the_command_line(tmp_path, monkeypatch, capsys):
     """seed resets, refresh rolls up to now - horizon, a second refresh finds nothing."""

@@ -1,14 +1,20 @@
 """The host contract end to end, with providers defined here (as a third party would)."""
 
-import pytest
-from marshmallow import fields, validate
-from sqlalchemy import func, select
+import json
+from datetime import timedelta
 
+import pytest
+from flask import Flask
+from marshmallow import fields, validate
+from sqlalchemy import create_engine, func, select
+
+from host_example.schemas import AnalyticsQuerySchema, EventAnalyticsSchema
 from host_example.seed import SeedPlan
 from host_example.tables import omni_events
 from omni_dashboard_plugin.config import ConfigError
 from omni_dashboard_plugin.facts import HostFacts
 from omni_dashboard_plugin.hookspecs import hookimpl
+from omni_dashboard_plugin.host import Dashboard, Endpoint
 from omni_dashboard_plugin.provider import InvalidArgument, Provider
 
 from .conftest import NOW, build_app, get_json
@@ -272,5 +278,53 @@ def test_host_facts_refuse_values_outside_the_contract(name, value):
     """HostFacts takes the values docs/host-integration.md states, and names the field of
     any other."""
     assert HostFacts(**{**GOOD_FACTS, "status": "degraded", "db_latency": 3}).status == "degraded"
-    with pytest.raises(ValueError, match=rf"HostFacts\.{name}="):
+    with pytest.raises(
+        ValueError, match=rf"HostFacts\.{name}=.*: (use one of|an integer|a boolean)"
+    ):
         HostFacts(**{**GOOD_FACTS, name: value})
+
+
+def _raises():
+    raise OSError("the health probe's socket closed")
+
+
+@pytest.mark.parametrize(
+    ("facts", "logged"),
+    [
+        (lambda: dict(GOOD_FACTS), "returned dict, not a HostFacts"),
+        (_raises, "facts callable raised"),
+    ],
+)
+def test_facts_that_fail_are_a_503_envelope_and_a_logged_cause(db_url, caplog, facts, logged):
+    app = build_app(db_url)
+    app.extensions["omni_dashboard"].facts = facts
+    status, body = get_json(app.test_client(), "/api/v2/dashboard")
+    assert status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE", body
+    assert "Traceback" not in json.dumps(body)
+    assert logged in caplog.text
+
+
+@pytest.mark.parametrize("host_computes", [True, False])
+def test_a_host_that_scopes_its_payload_keeps_it_with_rollups_on(db_url, data, host_computes):
+    """``Endpoint(host_computes=True)``: the host's per-caller numbers, not the plugin's
+    database-wide ones, though its fields are Omni's and rollups serve reads."""
+    engine = create_engine(db_url)
+    app = Flask(__name__)
+    app.config.update(OMNI_DASHBOARD_ROLLUPS="on")
+    endpoint = Endpoint(EventAnalyticsSchema, AnalyticsQuerySchema, host_computes=host_computes)
+    dashboard = Dashboard(engine, {"events.analytics": endpoint}, clock=lambda: NOW)
+    dashboard.init_app(app)
+    dashboard.rollups.install()
+    dashboard.started(app)
+    dashboard.rollups.refresh()
+    caller = data.events[0]["instance_id"]  # the instance the caller may see
+    since = NOW - timedelta(hours=24)
+    window = [e for e in data.events if e["received_at"] >= since]
+    mine = [e for e in window if e["instance_id"] == caller]
+    assert 0 < len(mine) < len(window)
+    with app.test_request_context(), engine.connect() as conn:
+        payload = dashboard.base(
+            "events.analytics", lambda: {"totalMessages": len(mine)}, connection=conn, now=NOW
+        )
+    engine.dispose()
+    assert payload["totalMessages"] == (len(mine) if host_computes else len(window))

@@ -7,13 +7,16 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
+from host_example.seed import SeedPlan
 from omni_dashboard_plugin.config import ConfigError
 from omni_dashboard_plugin.rollups import dead_letter_counts, service
 from omni_dashboard_plugin.rollups.kinds import metadata
+from omni_dashboard_plugin.rollups.refresh import LOCK_KEY
 
-from .conftest import API_KEY, build_app
+from .conftest import API_KEY, NOW, build_app
+from .data import seeded
 
 pytestmark = pytest.mark.slow  # the flask command in processes of its own
 
@@ -58,11 +61,16 @@ def flask(url, *args, mode="on"):
 
 @pytest.mark.postgres
 def test_start_up_checks_and_the_operator_installs(fresh_url):
-    # Creating the app makes no table of the plugin's, and with `on` it says what to run.
-    with pytest.raises(
-        ConfigError, match=r"not installed .*flask --app yourapp omni-dashboard install"
-    ):
+    # Creating the app makes no table of the plugin's, and with `on` it says what to run
+    # first, then how many tables are missing (not every name).
+    count = len(metadata.tables)
+    with pytest.raises(ConfigError) as refused:
         build_app(fresh_url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_INSTALL_PLUGIN_TABLES=False)
+    assert re.fullmatch(
+        r"OMNI_DASHBOARD_ROLLUPS=on, but the rollup tables are not installed: run `flask "
+        rf"omni-dashboard install` .*\({count} of {count} missing: (\w+, ){{3}}\.\.\.\)",
+        str(refused.value),
+    )
     assert plugin_tables(fresh_url) == set()
 
     refused = flask(fresh_url, "refresh")
@@ -117,6 +125,57 @@ def test_auto_picks_up_an_install_without_a_restart(fresh_url, monkeypatch):
         client.get("/api/v2/event-ops/metrics", headers={"x-api-key": API_KEY}).status_code == 200
     )
     assert rollups.active and rollups.keeps_dead_letters
+
+
+@pytest.mark.postgres
+def test_an_uninstall_under_a_running_app_turns_its_reads_raw(fresh_url):
+    """The tables dropped while an ``auto`` app serves: its next reads are raw and exact
+    (they equal an app with rollups off), not a 500, with no re-check interval to wait."""
+    engine = create_engine(fresh_url)
+    seeded(engine, SeedPlan(events=200, days=2, now=NOW))
+    engine.dispose()
+    on = build_app(fresh_url, OMNI_DASHBOARD_ROLLUPS="auto", OMNI_DASHBOARD_CACHE_SECONDS=0)
+    off = build_app(fresh_url, OMNI_DASHBOARD_CACHE_SECONDS=0)
+    rollups = on.extensions["omni_dashboard"].rollups
+    rollups.refresh()
+    paths = (
+        "/api/v2/dashboard",
+        "/api/v2/dashboard/metrics",
+        "/api/v2/event-ops/metrics",
+        "/api/v2/events/analytics?channel=discord&allTime=true",
+    )
+
+    def answers(app):
+        found = []
+        for path in paths:
+            response = app.test_client().get(path, headers={"x-api-key": API_KEY})
+            body = response.get_json() if response.is_json else response.get_data(as_text=True)
+            if path == "/api/v2/dashboard" and response.status_code == 200:
+                body.pop("system")
+            if path.endswith("/dashboard/metrics"):  # the data families only
+                body = [line for line in body.splitlines() if "omni_dashboard_" not in line]
+            found.append((response.status_code, body))
+        return found
+
+    assert rollups.active and answers(on) == answers(off)
+    assert flask(fresh_url, "uninstall", mode="auto").returncode == 0
+    assert answers(on) == answers(off)
+    assert all(status == 200 for status, _ in answers(on)) and not rollups.active
+
+
+@pytest.mark.postgres
+def test_reset_while_another_process_refreshes_says_so_in_one_line(fresh_url):
+    assert flask(fresh_url, "install").returncode == 0
+    engine = create_engine(fresh_url)
+    with engine.connect() as holder:  # a refresh in another process holds the lock
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
+        refused = flask(fresh_url, "reset")
+    engine.dispose()
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines() == [
+        "Error: another process is refreshing the rollups; try again later (nothing was reset)"
+    ]
+    assert flask(fresh_url, "reset").returncode == 0
 
 
 def test_install_refuses_where_rollups_are_off(tmp_path):

@@ -180,9 +180,19 @@ def test_the_path_setting(tmp_path):
     assert off.test_client().get(PATH, headers={"x-api-key": API_KEY}).status_code == 404
     paths = off.test_client().get("/openapi.json").get_json()["paths"]
     assert not [p for p in paths if "metrics" in p and "dashboard" in p]
-    for bad in ("metrics", "/api/v2/<x>", "/a b", "/a//b"):
+    for bad in ("metrics", "/api/v2/<x>", "/a b", "/a//b", "/api/v2/x/../m", "/api/v2/./m"):
         with pytest.raises(ConfigError, match=r"OMNI_DASHBOARD_METRICS_PATH.*'off'"):
             build_app(url, OMNI_DASHBOARD_METRICS_PATH=bad)
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [("/api/v2/dashboard", "dashboard.summary"), ("/api/v2/health", "health.health")],
+)
+def test_a_path_another_route_serves_stops_start_up(tmp_path, path, route):
+    """The plugin's own route or the host's: one of the two would never be reached."""
+    with pytest.raises(ConfigError, match=rf"METRICS_PATH='{path}' .*'{route}'.*'off'"):
+        build_app(f"sqlite:///{tmp_path / 's.db'}", OMNI_DASHBOARD_METRICS_PATH=path)
 
 
 def test_openapi_documents_the_scrape(tmp_path):

@@ -1,8 +1,9 @@
 """Data from the wild: the rows a real Omni database ends up holding and the generated data
 never does. Clocks years ahead or behind, backfills from long ago, rows exactly on every
 edge a window, slot, hour, day or DST change has, NULL in every nullable column the plugin
-reads, events of deleted instances, empty, non-ASCII and hostile strings, JSON that is not
-the documented array.
+reads (an event's channel and a log's automation_id too, which Omni's tables hold NOT NULL
+and a host's may not), events of deleted instances, empty, non-ASCII and hostile strings,
+JSON that is not the documented array.
 
 :func:`load` writes them into Omni's tables (the reference host's) and returns them as
 dicts for the plain-Python oracles.
@@ -144,7 +145,7 @@ class Wild:
 
     @property
     def channels(self) -> list:
-        return sorted({e["channel"] for e in self.events})
+        return sorted({e["channel"] for e in self.events if e["channel"] is not None})
 
 
 def _cycle(pool, k):
@@ -159,7 +160,7 @@ def _events() -> list:
         rows.append(
             {
                 "id": uuid.UUID(int=k + 1),
-                "channel": _cycle(CHANNELS, k),
+                "channel": _cycle((*CHANNELS, None), k),
                 "instance_id": _cycle(INSTANCES, k),
                 "event_type": "message.received",
                 "direction": _cycle(DIRECTIONS, k // 3),
@@ -179,7 +180,7 @@ def _logs() -> list:
     return [
         {
             "id": uuid.UUID(int=10_000 + k),
-            "automation_id": AUTOMATION,
+            "automation_id": _cycle((AUTOMATION, AUTOMATION, None), k),
             "event_id": _cycle(("e", "", "ü" * 36), k),
             "status": _cycle(LOG_STATUSES, k),
             "conditions_matched": bool(k % 2),

@@ -2,12 +2,14 @@
 
 import hashlib
 import json
+import logging
 
 from flask import Response, request
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
 from ..cache import TtlCache
+from ..facts import HostFacts
 from ..handle import DashboardHandle
 from ..summary import compute_summary
 from .dashboard_schemas import arguments_schema, summary_schema
@@ -29,6 +31,7 @@ ETAG_HEADER = {
         "schema": {"type": "string"},
     }
 }
+log = logging.getLogger(__name__)
 # Measurements of the moment, not data: an unchanged system keeps its tag without them.
 UNTAGGED = {"system": ("uptime", "dbLatency")}
 
@@ -45,6 +48,24 @@ def data_tag(data: dict) -> str:
     }
     text = json.dumps(tagged, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def host_facts(facts) -> HostFacts:
+    """What the host's ``facts`` callable returns; when it raises, or returns anything but
+    a :class:`HostFacts`, the cause is logged and the client gets a 503 envelope."""
+    try:
+        found = facts()
+    except Exception:
+        log.exception("GET /api/v2/dashboard: the host's facts callable raised")
+        abort(503, message="The host's health facts are unavailable; retry later.")
+    if not isinstance(found, HostFacts):
+        log.error(
+            "GET /api/v2/dashboard: the host's facts callable returned %s, not a HostFacts "
+            "(docs/host-integration.md)",
+            type(found).__name__,
+        )
+        abort(503, message="The host's health facts are unavailable; retry later.")
+    return found
 
 
 def build(dashboard: DashboardHandle) -> Blueprint:
@@ -64,7 +85,7 @@ def build(dashboard: DashboardHandle) -> Blueprint:
     args_schema = arguments_schema(parts)
 
     def tagged(args):
-        data = schema.dump(compute_summary(dashboard, facts(), args))
+        data = schema.dump(compute_summary(dashboard, host_facts(facts), args))
         return data, data_tag(data)
 
     @blp.arguments(args_schema, location="query")

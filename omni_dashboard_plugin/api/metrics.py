@@ -4,9 +4,14 @@ from flask import Response, request
 from flask_smorest import Blueprint
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map
 
+from ..config import ConfigError
 from ..handle import DashboardHandle
 from ..metrics.collector import DashboardCollector
+
+ENDPOINT = "dashboard-metrics.metrics"
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -44,3 +49,18 @@ def build(dashboard: DashboardHandle) -> Blueprint:
         return Response(encode(registry), content_type=content_type)
 
     return blp
+
+
+def check_not_shadowing(app, path: str) -> None:
+    """Stop start-up when another route of ``app`` (the host's or the plugin's) answers
+    GET ``path`` too: one of the two would never be reached."""
+    others = Map([rule.empty() for rule in app.url_map.iter_rules() if rule.endpoint != ENDPOINT])
+    try:
+        endpoint, _ = others.bind("localhost").match(path, method="GET")
+    except HTTPException:  # no other route serves GET there (or it redirects elsewhere)
+        return
+    raise ConfigError(
+        f"OMNI_DASHBOARD_METRICS_PATH={path!r} is also the path of the route {endpoint!r}: "
+        "choose a path no other route serves (the default is /api/v2/dashboard/metrics) "
+        "or 'off'"
+    )

@@ -73,14 +73,24 @@ def _label(value) -> str:
     return "" if value is None else str(value)
 
 
+def _by_labels(counts: dict) -> list[tuple[tuple[str, ...], int]]:
+    """``counts`` (keyed by a tuple of values) by label values, sorted: a NULL value is the
+    empty label, so its count adds to the empty value's."""
+    merged: dict[tuple[str, ...], int] = {}
+    for key, n in counts.items():
+        labels = tuple(map(_label, key))
+        merged[labels] = merged.get(labels, 0) + n
+    return sorted(merged.items())
+
+
 def _seconds(ms: int) -> str:
     return format(ms / 1000, "g")
 
 
 def _event_families(counts: dict, histogram: ProcessingHistogram) -> list:
     events = family("omni_events")
-    for key, n in sorted(counts.items(), key=lambda item: tuple(map(_label, item[0]))):
-        events.add_metric([_label(part) for part in key], n)
+    for labels, n in _by_labels(counts):
+        events.add_metric(list(labels), n)
     buckets = [(_seconds(bound), n) for bound, n in sorted(histogram.at_or_below.items())]
     processing = family(
         "omni_event_processing_seconds",
@@ -92,15 +102,15 @@ def _event_families(counts: dict, histogram: ProcessingHistogram) -> list:
 
 def _dead_letter_families(counts: dict) -> list:
     dead = family("omni_dead_letters")
-    for status, n in sorted(counts.items(), key=lambda item: _label(item[0])):
-        dead.add_metric([_label(status)], n)
+    for labels, n in _by_labels({(status,): n for status, n in counts.items()}):
+        dead.add_metric(list(labels), n)
     return [dead]
 
 
 def _automation_families(counts: dict, actions_executed: int) -> list:
     executions = family("omni_automation_executions")
-    for status, n in sorted(counts.items(), key=lambda i: _label(i[0])):
-        executions.add_metric([_label(status)], n)
+    for labels, n in _by_labels({(status,): n for status, n in counts.items()}):
+        executions.add_metric(list(labels), n)
     actions = family("omni_automation_actions")
     actions.add_metric([], actions_executed)
     return [executions, actions]
@@ -108,8 +118,8 @@ def _automation_families(counts: dict, actions_executed: int) -> list:
 
 def _instance_families(counts: dict) -> list:
     instances = family("omni_instances")
-    for (channel, state), n in sorted(counts.items(), key=lambda i: _label(i[0][0])):
-        instances.add_metric([_label(channel), state], n)
+    for labels, n in _by_labels(counts):
+        instances.add_metric(list(labels), n)
     return [instances]
 
 

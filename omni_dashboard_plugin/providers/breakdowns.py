@@ -15,7 +15,8 @@ def breakdown(reader: Reader, window: EventWindow) -> dict:
     by_channel: Counter = Counter()
     by_direction = {"inbound": 0, "outbound": 0}
     for row in breakdown_rows(reader, window):
-        by_channel[row.channel] += row.n
+        if row.channel is not None:  # a NULL channel is no channel's
+            by_channel[row.channel] += row.n
         if row.direction in by_direction:
             by_direction[row.direction] += row.n
     return {"byChannel": dict(by_channel), "byDirection": by_direction}

@@ -14,6 +14,7 @@ from flask.cli import AppGroup, ScriptInfo, pass_script_info
 from sqlalchemy import exc as sa_exc
 
 from ..sql.standby import ReadOnlyDatabase
+from .refresh import RefreshBusy
 from .service import COMMAND, EXTENSION_KEY, INSTALL_HINT, Rollups, installing
 
 cli = AppGroup("omni-dashboard", help="The dashboard plugin's rollup tables.")
@@ -103,7 +104,10 @@ def _report(report) -> None:
 def reset_command(info: ScriptInfo) -> None:
     """Drop the rolled rows (after history was rewritten); the next refresh starts over."""
     with _on_the_primary():
-        _rollups(info, installed=True).reset()
+        try:
+            _rollups(info, installed=True).reset()
+        except RefreshBusy as exc:
+            raise click.ClickException(f"{exc} (nothing was reset)") from exc
     click.echo("rollups reset; the next refresh rolls everything up again")
 
 

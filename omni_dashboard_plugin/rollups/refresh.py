@@ -51,6 +51,10 @@ class RefreshReport:
         return None if self.watermark_slot is None else slot_time(self.watermark_slot)
 
 
+class RefreshBusy(RuntimeError):
+    """Another process holds the refresh lock."""
+
+
 def _locked(connection) -> bool:
     """Open the chunk's transaction; False when another process is refreshing.
 
@@ -257,7 +261,7 @@ def reset(engine) -> None:
     """Drop every rolled row and the watermark; the next refresh starts from scratch."""
     with engine.connect() as connection:
         if not _locked(connection):
-            raise RuntimeError("another process is refreshing the rollups; try again later")
+            raise RefreshBusy("another process is refreshing the rollups; try again later")
         for kind in KINDS + TAILS:
             for level in kind.levels:
                 connection.execute(delete(kind.table(level)))

@@ -15,13 +15,13 @@ from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 
 from ..config import ConfigError, RollupSettings
 from ..sql.standby import ReadOnlyDatabase, read_only
 from ..sql.tables import metadata as host_tables
 from . import dead_letter_counts, tail
-from .kinds import PREFIX, metadata
+from .kinds import PREFIX, metadata, state
 from .reader import RawReader, RollupReader
 from .refresh import RefreshReport, refresh, reset
 from .removal import drop_plugin_objects
@@ -50,6 +50,30 @@ def installing():
         yield
     finally:
         _installing.reset(token)
+
+
+_GONE = object()
+
+
+def _missing_tables(missing: list[str]) -> str:
+    """How many of the plugin's tables are missing, and the first of them."""
+    shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    return f"{len(missing)} of {len(metadata.tables)} missing: {shown}"
+
+
+def _read_watermark_if_installed(connection):
+    """:func:`read_watermark`, or ``_GONE`` when the state table was dropped under the app
+    (an uninstall): PostgreSQL is asked first (a failed statement would abort the request's
+    transaction), SQLite answers with an error that leaves it usable."""
+    if connection.dialect.name == "postgresql":
+        found = connection.execute(select(func.to_regclass(state.name))).scalar()
+        return _GONE if found is None else read_watermark(connection)
+    try:
+        return read_watermark(connection)
+    except sa_exc.OperationalError as exc:
+        if "no such table" not in str(exc.orig):
+            raise
+        return _GONE
 
 
 class Rollups:
@@ -207,9 +231,9 @@ class Rollups:
         if missing and strict:
             if self.settings.mode == "on":
                 raise ConfigError(
-                    f"OMNI_DASHBOARD_ROLLUPS=on, but the rollup tables are not installed "
-                    f"({', '.join(missing)}): {INSTALL_HINT}, or set OMNI_DASHBOARD_ROLLUPS=auto "
-                    "to run without them until then"
+                    f"OMNI_DASHBOARD_ROLLUPS=on, but the rollup tables are not installed: "
+                    f"{INSTALL_HINT}, or set OMNI_DASHBOARD_ROLLUPS=auto to run without them "
+                    f"until then ({_missing_tables(missing)})"
                 )
             log.warning("rollups off until they are installed: %s", INSTALL_HINT)
         self.active = not missing
@@ -239,7 +263,12 @@ class Rollups:
             self._check(strict=False)
         if not self.active:
             return RawReader(connection)
-        mark = read_watermark(connection)
+        mark = _read_watermark_if_installed(connection)
+        if mark is _GONE:
+            log.warning("rollup tables gone (uninstalled?), reads use raw rows until they are back")
+            self.active = self.keeps_dead_letters = False
+            self._next_check = time.monotonic() + REFRESH_INTERVAL_SECONDS
+            return RawReader(connection)
         # Behind, or a kept tail to fold (at most every REFRESH_INTERVAL_SECONDS).
         if self.settings.refresh == "request" and (
             mark is None

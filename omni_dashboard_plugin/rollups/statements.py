@@ -153,7 +153,11 @@ def _build(question: Question, parts: list[Part], prefix: str = "p"):
         if by_slot:
             keys.append(table.c.bucket.label(SLOT_LABEL))
         conditions = _rolled_conditions(kind, table, where)
-        conditions += [table.c[d].in_(select(key)) for d, key in kind.cascade.items()]
+        # A NULL dim references no parent: no delete removes its source rows.
+        conditions += [
+            or_(table.c[d].is_(None), table.c[d].in_(select(key)))
+            for d, key in kind.cascade.items()
+        ]
         if part.source != "total":
             conditions += [table.c.bucket >= low, table.c.bucket < high]
         measures = [(table.c[m] * part.sign).label(m) for m in kind.measures]
