@@ -43,6 +43,7 @@ from ..sql.snapshot import unlimited
 from . import dead_letter_counts, tail
 from .kinds import BY_NAME, KINDS, TAILS, state
 from .plan import LEVELS, split
+from .rehearsal import rehearse
 from .source import by_slot
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
 from .statements import built
@@ -50,7 +51,7 @@ from .statements import built
 # pg_try_advisory_xact_lock key: "omnidash" in ASCII.
 LOCK_KEY = 0x6F6D6E6964617368
 # SQLite: the rows of each source one chunk (one hold of the write lock) rolls at most.
-SQLITE_CHUNK_ROWS = 2000
+SQLITE_CHUNK_ROWS = 500
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,17 @@ def _chunk_end(connection, low: int, target: int, chunk_slots: int, rows: int | 
     return high
 
 
+def _floor_div(column, width: int):
+    """``floor(column / width)`` in SQL, also for buckets before 1970 (integer division
+    truncates toward zero in SQLite and PostgreSQL)."""
+    return (column - (column % width + width) % width) // width
+
+
 def _summed(kind, table, width: int = 1):
     """SELECT bucket, dims, sums of the kind's measures over ``table``'s rows of buckets
     ``[:low, :high)``, per bucket of a level ``width`` times coarser."""
     dims = [table.c[d] for d in kind.dims]
-    bucket = table.c.bucket if width == 1 else table.c.bucket // width
+    bucket = table.c.bucket if width == 1 else _floor_div(table.c.bucket, width)
     query = select(bucket, *dims, *(func.sum(table.c[m]) for m in kind.measures)).where(
         table.c.bucket >= bindparam("low"), table.c.bucket < bindparam("high")
     )
@@ -288,8 +295,10 @@ def _additions(kind, shape: tuple, sign: int, dialect: str):
 
 
 def _add_to_total(connection, kind, low: int, high: int, sign: int) -> None:
-    """Add ``sign`` times the rolled rows of slots ``[low, high)`` to the kind's total."""
-    ranges = split(low, high)
+    """Add ``sign`` times the rolled rows of slots ``[low, high)`` to the kind's total: a
+    chunk's (``sign`` 1) from its slot rows, a range that retention removed (-1, often
+    long) from days, hours and slots."""
+    ranges = split(low, high, by_slot=sign > 0)
     shape = tuple((level, len(pieces)) for level, pieces in ranges)
     dialect = connection.dialect.name
     statements = _statement(
@@ -349,6 +358,17 @@ def refresh_chunk(connection, target: int, chunk_slots: int, rows: int | None = 
     return high
 
 
+def _rehearsed_chunk(connection, target: int, rows: int | None) -> None:
+    """The statements of a chunk that completes a day before ``target``, and its totals."""
+    low = (target // SLOTS_PER_DAY - 1) * SLOTS_PER_DAY
+    _chunk_end(connection, low, target, SLOTS_PER_DAY, rows)
+    _roll_slots(connection, low, low + SLOTS_PER_DAY)
+    _roll_whole(connection, low, low + SLOTS_PER_DAY, low)
+    for kind in KINDS:
+        if kind.cumulative:
+            _add_to_total(connection, kind, low, low + SLOTS_PER_DAY, 1)
+
+
 def writers_turn(held: float) -> float:
     """Seconds a SQLite refresh sleeps after holding the write lock ``held`` seconds, so that
     a writer waiting meanwhile takes it: SQLite's busy handler tries again after 1 to 25 ms
@@ -376,6 +396,8 @@ def refresh(
         target = min(target, slot_of(until))
     sqlite = engine.dialect.name == "sqlite"
     rows = SQLITE_CHUNK_ROWS if sqlite else None
+    if sqlite:  # compile the statements before a chunk holds the write lock
+        rehearse(engine, lambda connection: _rehearsed_chunk(connection, target, rows))
     chunks, mark, held = 0, None, 0.0
     while max_chunks is None or chunks < max_chunks:
         if chunks and sqlite:
