@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, delete, insert, select, text, update
+from sqlalchemy import create_engine, delete, event, insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from host_example.tables import (
@@ -410,3 +410,20 @@ def alongside(writers, step) -> list:
     stop.set()
     stepping.join()
     return errors
+
+
+@contextmanager
+def statements(engine, matches):
+    """Yield a list that collects the statements run on ``engine`` meanwhile for which
+    ``matches(statement)`` holds."""
+    found = []
+
+    def record(conn, cursor, statement, *args):
+        if matches(statement):
+            found.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield found
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

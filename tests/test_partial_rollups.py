@@ -1,11 +1,9 @@
 """Reads while the rollups lag (a first refresh under way, one stopped midway): exact, and
 read like rollups off after the rolled slots, not through the shared edges."""
 
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from omni_dashboard_plugin.grid import slot_of
 from omni_dashboard_plugin.rollups import refresh as module
@@ -23,20 +21,9 @@ def pair(db_url):
     return rs.Pair(db_url)
 
 
-@contextmanager
 def edge_reads(engine):
-    """Yield a list that collects the statements reading shared edges meanwhile."""
-    found = []
-
-    def record(conn, cursor, statement, *args):
-        if f"AS {EDGE_LABEL}" in statement:
-            found.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield found
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    """Collect the statements that read shared edges meanwhile."""
+    return rs.statements(engine, lambda statement: f"AS {EDGE_LABEL}" in statement)
 
 
 def test_a_refresh_stopped_midway_reads_its_window_raw_after_the_rolled_slots(pair, monkeypatch):

@@ -4,13 +4,12 @@ transactions short enough that the host's writers never time out waiting for the
 import random
 import threading
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, event, exc, insert
+from sqlalchemy import create_engine, exc, insert
 
 from host_example.tables import omni_events
 from omni_dashboard_plugin.grid import SLOTS_PER_DAY, slot_of
@@ -29,21 +28,15 @@ def pair(db_url):
     return rs.Pair(db_url)
 
 
-@contextmanager
 def refresh_transactions(engine):
-    """Yield a list that collects the refresh's chunk transactions meanwhile (the statement
-    that opens each: SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock)."""
-    found = []
-
-    def record(conn, cursor, statement, *args):
-        if statement.startswith("BEGIN IMMEDIATE") or "pg_try_advisory_xact_lock" in statement:
-            found.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield found
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    """Collect the refresh's chunk transactions meanwhile (the statement that opens each:
+    SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock)."""
+    return rs.statements(
+        engine,
+        lambda statement: (
+            statement.startswith("BEGIN IMMEDIATE") or "pg_try_advisory_xact_lock" in statement
+        ),
+    )
 
 
 def _day_groups(moments) -> int:
