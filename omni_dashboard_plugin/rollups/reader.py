@@ -16,10 +16,17 @@ from .plan import plan, split
 from .state import RolledRange, first_whole_slot
 from .statements import Part, Question, run, run_with_edges
 
-# Edges are shared while the raw tail after the rolled slots spans at most this many
-# slots (the rollups keep up); a longer one (a first refresh under way, or one stopped
-# midway) would be read grouped by every dim and slot, many more rows than any question's.
-SHARED_TAIL_SLOTS = SLOTS_PER_DAY
+# The rollups lag when the raw tail after the rolled slots spans more than this many slots
+# (a first refresh under way, one stopped midway): see :func:`lags`.
+LAGGING_TAIL_SLOTS = SLOTS_PER_DAY
+
+
+def lags(rolled: RolledRange, now: datetime) -> bool:
+    """Whether reads at ``now`` should read raw rows only: while the rollups lag, the raw
+    tail is long, and reading it beside the rolled slots costs more than rollups off (its
+    edges grouped by every dim and slot, days of them; counts that PostgreSQL answers from
+    a small index when they span the whole table, a scan of the table's rows otherwise)."""
+    return slot_of(now) - rolled.end > LAGGING_TAIL_SLOTS
 
 
 class RawReader(Reader):
@@ -62,11 +69,6 @@ class RollupReader(RawReader):
     are read once per kind and ``where``, by slot, and shared by every question of the
     response (and by the kinds that name the same ``edges_from``).
 
-    While the rollups lag (the raw tail spans more than ``SHARED_TAIL_SLOTS``: a first
-    refresh under way, one stopped midway) no edges are shared: each question reads its own
-    raw rows, those of its window after the rolled slots, grouped by its keys as with
-    rollups off, and the rolled slots for the rest.
-
     ``totals`` (cumulative kind name -> stored slot range) may be given only when every
     statement of the reader sees one snapshot: a total table then answers a long range,
     corrected by the day and slot rows where the ranges differ.
@@ -89,8 +91,6 @@ class RollupReader(RawReader):
         # The tail tables answer the raw tail when they keep every slot from its start.
         self.tail = tail if tail is not None and tail <= rolled.end else None
         self.now = now
-        # Whether questions share the kinds' edges (see the class docstring).
-        self.shares_edges = now is None or slot_of(now) - rolled.end <= SHARED_TAIL_SLOTS
         self._lows: dict = {}
         self._edges: dict = {}
 
@@ -116,7 +116,7 @@ class RollupReader(RawReader):
     def _sum_parts(self, question: Question) -> list:
         start, end = self._range(question.kind)
         parts = self._parts(question, start, end)
-        if start >= end or not (self.shares_edges and question.kind.shares_edges):
+        if start >= end or not question.kind.shares_edges:
             return self._run(question, parts)
         head, tail = slot_time(start), slot_time(end)
         spans, rest = [], []
