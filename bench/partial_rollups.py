@@ -173,8 +173,8 @@ def main(argv=None):
             rollups.reset()
             command = [sys.executable, "-c", OLDER_REFRESH, args.before_code, url, str(horizon)]
             _killed_after(args.before_seconds, lambda: subprocess.Popen(command))
-            first, reached = _watermark(engine)
-            before = (reached - first) / SLOTS_PER_DAY / args.before_seconds  # days a second
+            first, walked = _watermark(engine)
+            before = (walked - first) / SLOTS_PER_DAY / args.before_seconds  # days a second
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM omni_events WHERE id = :id"), {"id": ancient_id})
