@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, delete, insert, select, text, update
+from sqlalchemy import create_engine, delete, event, insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from host_example.tables import (
@@ -156,9 +156,10 @@ class Pair:
             return read_watermark(conn)
 
 
-def assert_same(pair, window, instance):
-    """Every dashboard-facing response is byte-identical with rollups on and off."""
-    for url in urls(window, instance):
+def assert_same(pair, window, instance, keep=lambda url: True):
+    """Every dashboard-facing response (those of :func:`urls` that ``keep`` keeps) is
+    byte-identical with rollups on and off."""
+    for url in filter(keep, urls(window, instance)):
         on, off = pair.get(pair.on, url), pair.get(pair.off, url)
         if url.startswith("/api/v2/dashboard"):  # measured latency differs between two calls
             on, off = (json.dumps({**json.loads(body), "system": None}) for body in (on, off))
@@ -410,3 +411,20 @@ def alongside(writers, step) -> list:
     stop.set()
     stepping.join()
     return errors
+
+
+@contextmanager
+def statements(engine, matches):
+    """Yield a list that collects the statements run on ``engine`` meanwhile for which
+    ``matches(statement)`` holds."""
+    found = []
+
+    def record(conn, cursor, statement, *args):
+        if matches(statement):
+            found.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield found
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -7,7 +7,7 @@ is written once against :meth:`RawReader.sums` and runs on either.
 from datetime import datetime
 from operator import add
 
-from ..grid import RESOLUTION, slot_of, slot_time
+from ..grid import RESOLUTION, SLOTS_PER_DAY, slot_of, slot_time
 from ..reading import Reader, is_many
 from ..sql.snapshot import without_parallel_workers
 from . import dead_letter_counts
@@ -15,6 +15,18 @@ from .kinds import Kind
 from .plan import plan, split
 from .state import RolledRange, first_whole_slot
 from .statements import Part, Question, run, run_with_edges
+
+# The rollups lag when the raw tail after the rolled slots spans more than this many slots
+# (a first refresh under way, one stopped midway): see :func:`lags`.
+LAGGING_TAIL_SLOTS = SLOTS_PER_DAY
+
+
+def lags(rolled: RolledRange, now: datetime) -> bool:
+    """Whether reads at ``now`` should read raw rows only: while the rollups lag, the raw
+    tail is long, and reading it beside the rolled slots costs more than rollups off (its
+    edges grouped by every dim and slot, days of them; counts that PostgreSQL answers from
+    a small index when they span the whole table, a scan of the table's rows otherwise)."""
+    return slot_of(now) - rolled.end > LAGGING_TAIL_SLOTS
 
 
 class RawReader(Reader):

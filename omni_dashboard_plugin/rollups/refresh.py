@@ -1,13 +1,23 @@
 """Incremental refresh: roll closed slots up to the horizon, one transaction per chunk.
 
-Each chunk (at most one UTC day, never crossing midnight) deletes and re-inserts its slot
-rows, rolls up the hours and the day the chunk completes, and advances the watermark, all in
-one transaction. A refresh killed midway therefore leaves either the whole chunk or
-none of it, and running refresh again (or in several processes at once) never counts a
-row twice: PostgreSQL serializes refreshers with a transaction-level advisory lock,
-SQLite with ``BEGIN IMMEDIATE``.
+Each chunk deletes and re-inserts its slot rows, rolls up the hours and days the chunk
+completes, and advances the watermark, all in one transaction. A refresh killed midway
+therefore leaves either the whole chunk or none of it, and running refresh again (or in
+several processes at once) never counts a row twice: PostgreSQL serializes refreshers with
+a transaction-level advisory lock, SQLite with ``BEGIN IMMEDIATE``.
+
+A chunk runs from the watermark to the end of the UTC day (of the ``chunk_slots`` group)
+holding the next source row, which index probes find: an empty stretch, the decades
+between an ancient row and the rest, say, costs no chunk of its own, so the cost follows
+the rows and the slots that hold them, not the calendar. On SQLite, whose writers take
+turns, a chunk also stops before the ``SQLITE_CHUNK_ROWS`` + 1-th row of any source (one
+slot at least), and the refresh sleeps between its transactions long enough for a host
+writer waiting on its busy timeout to take the lock.
+
+Every statement is built once per shape, with the bounds as parameters.
 """
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -16,6 +26,7 @@ from sqlalchemy import (
     String,
     Uuid,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -33,8 +44,13 @@ from . import dead_letter_counts, tail
 from .kinds import BY_NAME, KINDS, TAILS, state
 from .locks import REFRESH as LOCK_KEY
 from .plan import LEVELS, split
+from .rehearsal import rehearse
 from .source import by_slot
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
+from .statements import built
+
+# SQLite: the rows of each source one chunk (one hold of the write lock) rolls at most.
+SQLITE_CHUNK_ROWS = 500
 
 
 @dataclass(frozen=True)
@@ -72,34 +88,133 @@ def _locked(connection) -> bool:
     )
 
 
+def _statement(key: tuple, build, *args):
+    """The refresh's statement for ``key``, built once by ``build(*args)`` (see
+    :func:`.statements.built`)."""
+    return built(("refresh", *key), lambda: build(*args))
+
+
+def _sources() -> tuple:
+    """One kind per source table and time column (each source's rows, by their time)."""
+    found: dict = {}
+    for kind in KINDS:
+        found.setdefault((kind.source.name, kind.time.name), kind)
+    return tuple(found.values())
+
+
+SOURCES = _sources()
+
+
 def _first_slot(connection, target: int) -> int:
     """Where rolling starts: the slot of the oldest row of any source, at most ``target``."""
-    sources = {(kind.source.name, kind.time.name): kind for kind in KINDS}.values()
-    found = [oldest_slot(connection, kind) for kind in sources]
+    found = [oldest_slot(connection, kind) for kind in SOURCES]
     return min([slot for slot in found if slot is not None] + [target])
 
 
-def _summed(kind, table, low: int, high: int, width: int = 1):
+def _next_row(kind):
+    """SELECT the time of the source's first row at or after ``:since``."""
+    return select(func.min(kind.time)).where(kind.time >= bindparam("since"))
+
+
+def _row_at_offset(kind):
+    """SELECT the time of the source's ``:rows`` + 1-th row at or after ``:since``."""
+    return (
+        select(kind.time)
+        .where(kind.time >= bindparam("since"))
+        .order_by(kind.time)
+        .limit(1)
+        .offset(bindparam("rows"))
+    )
+
+
+def _next_row_slot(connection, low: int) -> int | None:
+    """The first slot from ``low`` on that holds a row of any source (an index probe per
+    source), or ``None``."""
+    found = []
+    for kind in SOURCES:
+        statement = _statement(("next", kind.name), _next_row, kind)
+        moment = connection.execute(statement, {"since": slot_time(low)}).scalar()
+        if moment is not None:
+            found.append(slot_of(moment))
+    return min(found, default=None)
+
+
+def _row_bound(connection, low: int, rows: int) -> int | None:
+    """The first slot that holds the ``rows`` + 1-th row from ``low`` on of some source
+    (the slots before it hold at most ``rows`` rows of each), or ``None``."""
+    found = []
+    for kind in SOURCES:
+        statement = _statement(("row bound", kind.name), _row_at_offset, kind)
+        moment = connection.execute(statement, {"since": slot_time(low), "rows": rows}).scalar()
+        if moment is not None:
+            found.append(slot_of(moment))
+    return min(found, default=None)
+
+
+def _chunk_end(connection, low: int, target: int, chunk_slots: int, rows: int | None) -> int:
+    """Where the chunk from ``low`` ends: at the end of the ``chunk_slots`` group holding the
+    next row (``target`` when no row comes before it), and with ``rows`` before the slot
+    of the ``rows`` + 1-th row of a source, one slot at least."""
+    first = _next_row_slot(connection, low)
+    if first is None or first >= target:
+        return target
+    high = min(target, (first // chunk_slots + 1) * chunk_slots)
+    if rows is not None:
+        bound = _row_bound(connection, low, rows)
+        if bound is not None:
+            high = min(high, max(bound, first + 1))
+    return high
+
+
+def _floor_div(column, width: int):
+    """``floor(column / width)`` in SQL, also for buckets before 1970 (integer division
+    truncates toward zero in SQLite and PostgreSQL)."""
+    return (column - (column % width + width) % width) // width
+
+
+def _summed(kind, table, width: int = 1):
     """SELECT bucket, dims, sums of the kind's measures over ``table``'s rows of buckets
-    ``[low, high)``, per bucket of a level ``width`` times coarser."""
+    ``[:low, :high)``, per bucket of a level ``width`` times coarser."""
     dims = [table.c[d] for d in kind.dims]
-    bucket = table.c.bucket if width == 1 else table.c.bucket // width
+    bucket = table.c.bucket if width == 1 else _floor_div(table.c.bucket, width)
     query = select(bucket, *dims, *(func.sum(table.c[m]) for m in kind.measures)).where(
-        table.c.bucket >= low, table.c.bucket < high
+        table.c.bucket >= bindparam("low"), table.c.bucket < bindparam("high")
     )
     return query.group_by(bucket, *dims)
 
 
+def _clear(table):
+    """DELETE the rows of buckets ``[:low, :high)``."""
+    return delete(table).where(
+        table.c.bucket >= bindparam("low"), table.c.bucket < bindparam("high")
+    )
+
+
+def _filled(kind, table, source):
+    """INSERT the rows of ``source`` (bucket, dims, measures) into ``table``."""
+    return insert(table).from_select(["bucket", *kind.dims, *kind.measures], source)
+
+
+def _slot_rows(kind, table):
+    """INSERT into ``table`` the kind's slot rows of ``[:low, :high)``: from its source rows
+    (of ``[:since, :before)``), or summed from the slot rows of the kind it is rolled from."""
+    if kind.rolled_from is None:
+        return _filled(kind, table, by_slot(kind, bindparam("since"), bindparam("before")))
+    return _filled(kind, table, _summed(kind, BY_NAME[kind.rolled_from].table("slot")))
+
+
 def _roll_slots(connection, low: int, high: int) -> None:
+    bounds = {"low": low, "high": high, "since": slot_time(low), "before": slot_time(high)}
     for kind in KINDS:
         table = kind.table("slot")
-        connection.execute(delete(table).where(table.c.bucket >= low, table.c.bucket < high))
-        if kind.rolled_from is None:
-            source = by_slot(kind, low, high)
-        else:
-            source = _summed(kind, BY_NAME[kind.rolled_from].table("slot"), low, high)
-        names = ["bucket", *kind.dims, *kind.measures]
-        connection.execute(insert(table).from_select(names, source))
+        connection.execute(_statement(("clear", kind.name, "slot"), _clear, table), bounds)
+        connection.execute(_statement(("slot", kind.name), _slot_rows, kind, table), bounds)
+
+
+def _level_rows(kind, level: str, finer: str, width: int):
+    """INSERT into the kind's ``level`` table its ``finer`` rows of ``[:low, :high)``
+    summed per ``level`` bucket (``width`` of them)."""
+    return _filled(kind, kind.table(level), _summed(kind, kind.table(finer), width))
 
 
 def _roll_level(connection, level: str, finer: str, low: int, high: int, width: int) -> None:
@@ -107,10 +222,10 @@ def _roll_level(connection, level: str, finer: str, low: int, high: int, width: 
     ``level`` bucket holds ``width`` of them)."""
     for kind in KINDS:
         table = kind.table(level)
-        connection.execute(delete(table).where(table.c.bucket >= low, table.c.bucket < high))
-        source = _summed(kind, kind.table(finer), low * width, high * width, width)
-        names = ["bucket", *kind.dims, *kind.measures]
-        connection.execute(insert(table).from_select(names, source))
+        cleared = _statement(("clear", kind.name, level), _clear, table)
+        connection.execute(cleared, {"low": low, "high": high})
+        statement = _statement((level, kind.name, width), _level_rows, kind, level, finer, width)
+        connection.execute(statement, {"low": low * width, "high": high * width})
 
 
 def _roll_whole(connection, low: int, high: int, start: int) -> None:
@@ -125,17 +240,22 @@ def _roll_whole(connection, low: int, high: int, start: int) -> None:
         finer, finer_width = level, width
 
 
-def _signed_sums(kind, low: int, high: int, sign: int):
-    """SELECT dims, sign * sums of the rolled rows of slots ``[low, high)``."""
-    parts = []
-    for level, ranges in split(low, high):
+def _signed_sums(kind, shape: tuple, sign: int):
+    """SELECT dims, sign * sums of the rolled rows of the bucket ranges ``[:r<n>_low,
+    :r<n>_high)`` of each level of ``shape`` (``(level, number of ranges)`` pairs)."""
+    parts, n = [], 0
+    for level, count in shape:
         table = kind.table(level)
-        for a, b in ranges:
+        for _ in range(count):
             parts.append(
                 select(
                     *(table.c[d] for d in kind.dims), *(table.c[m] for m in kind.measures)
-                ).where(table.c.bucket >= a, table.c.bucket < b)
+                ).where(
+                    table.c.bucket >= bindparam(f"r{n}_low"),
+                    table.c.bucket < bindparam(f"r{n}_high"),
+                )
             )
+            n += 1
     rows = union_all(*parts).subquery()
     dims = [rows.c[d] for d in kind.dims]
     return (
@@ -152,26 +272,47 @@ def _blank(column):
     return UUID(int=0) if isinstance(column.type, Uuid) else 0
 
 
-def _same(stored, added):
-    """``stored IS NOT DISTINCT FROM added`` as an equality PostgreSQL can hash-join on
-    (it compares IS NOT DISTINCT FROM row by row: a refresh from scratch took twice as
-    long over the latency total)."""
+def _same(stored, added, dialect: str):
+    """``stored IS NOT DISTINCT FROM added``. SQLite's ``IS`` uses the total's index; on
+    PostgreSQL, as an equality it can hash-join on (it compares IS NOT DISTINCT FROM row by
+    row: a refresh from scratch took twice as long over the latency total)."""
+    if dialect == "sqlite":
+        return stored.is_not_distinct_from(added)
     filled = [func.coalesce(side, literal(_blank(stored), stored.type)) for side in (stored, added)]
     return and_(filled[0] == filled[1], stored.is_(None) == added.is_(None))
 
 
-def _add_to_total(connection, kind, source) -> None:
-    """Add the rows of ``source`` (dims, measures) to the kind's total table: update the
-    rows of keys already there, insert the others. Keys match NULL to NULL (a failed
-    event's stage, say, is often NULL), which an ON CONFLICT upsert would not do."""
+def _additions(kind, shape: tuple, sign: int, dialect: str):
+    """UPDATE and INSERT that add the rows of :func:`_signed_sums` to the kind's total
+    table: the rows of keys already there are updated, the others inserted. Keys match
+    NULL to NULL (a failed event's stage, say, is often NULL), which an ON CONFLICT upsert
+    would not do."""
     table = kind.table("total")
-    sums = source.subquery()
-    same_key = [_same(table.c[d], sums.c[d]) for d in kind.dims]
-    connection.execute(
+    sums = _signed_sums(kind, shape, sign).subquery()
+    same_key = [_same(table.c[d], sums.c[d], dialect) for d in kind.dims]
+    updated = (
         update(table).where(*same_key).values({m: table.c[m] + sums.c[m] for m in kind.measures})
     )
     missing = select(sums).where(~select(table).where(*same_key).exists())
-    connection.execute(insert(table).from_select([*kind.dims, *kind.measures], missing))
+    return updated, insert(table).from_select([*kind.dims, *kind.measures], missing)
+
+
+def _add_to_total(connection, kind, low: int, high: int, sign: int) -> None:
+    """Add ``sign`` times the rolled rows of slots ``[low, high)`` to the kind's total: a
+    chunk's (``sign`` 1) from its slot rows, a range that retention removed (-1, often
+    long) from days, hours and slots."""
+    ranges = split(low, high, by_slot=sign > 0)
+    shape = tuple((level, len(pieces)) for level, pieces in ranges)
+    dialect = connection.dialect.name
+    statements = _statement(
+        ("total", kind.name, dialect, shape, sign), _additions, kind, shape, sign, dialect
+    )
+    bounds = [bound for _, pieces in ranges for bound in pieces]
+    values = {
+        f"r{n}_{end}": b[i] for n, b in enumerate(bounds) for i, end in enumerate(("low", "high"))
+    }
+    for statement in statements:
+        connection.execute(statement, values)
 
 
 def _roll_totals(connection, low: int, high: int, start: int, spans: dict) -> None:
@@ -187,9 +328,9 @@ def _roll_totals(connection, low: int, high: int, start: int, spans: dict) -> No
             oldest[source] = oldest_slot(connection, kind)
         cut = last if oldest[source] is None else min(last, oldest[source] + 1)
         if first < cut:
-            _add_to_total(connection, kind, _signed_sums(kind, first, cut, -1))
+            _add_to_total(connection, kind, first, cut, -1)
             first = cut
-        _add_to_total(connection, kind, _signed_sums(kind, low, high, 1))
+        _add_to_total(connection, kind, low, high, 1)
         values = {"start_slot": first, "watermark_slot": high}
         if kind.name in spans:
             connection.execute(update(state).where(state.c.name == name).values(**values))
@@ -197,9 +338,10 @@ def _roll_totals(connection, low: int, high: int, start: int, spans: dict) -> No
             connection.execute(insert(state).values(name=name, **values))
 
 
-def refresh_chunk(connection, target: int, chunk_slots: int) -> int | None:
+def refresh_chunk(connection, target: int, chunk_slots: int, rows: int | None = None) -> int | None:
     """Roll one chunk inside the caller's transaction; the new watermark, or ``None`` when
-    the watermark already reached ``target``."""
+    the watermark already reached ``target``. ``rows`` bounds the rows of each source that
+    the chunk rolls (see :func:`_chunk_end`)."""
     mark = read_watermark(connection)
     if mark is None:
         first = _first_slot(connection, target)
@@ -211,12 +353,30 @@ def refresh_chunk(connection, target: int, chunk_slots: int) -> int | None:
         low, start, spans = mark.watermark_slot, mark.start_slot, mark.totals
     if low >= target:
         return None
-    high = min(target, (low // chunk_slots + 1) * chunk_slots)
+    high = _chunk_end(connection, low, target, chunk_slots, rows)
     _roll_slots(connection, low, high)
     _roll_whole(connection, low, high, start)
     _roll_totals(connection, low, high, start, spans)
     connection.execute(update(state).where(state.c.name == STATE_NAME).values(watermark_slot=high))
     return high
+
+
+def _rehearsed_chunk(connection, target: int, rows: int | None) -> None:
+    """The statements of a chunk that completes a day before ``target``, and its totals."""
+    low = (target // SLOTS_PER_DAY - 1) * SLOTS_PER_DAY
+    _chunk_end(connection, low, target, SLOTS_PER_DAY, rows)
+    _roll_slots(connection, low, low + SLOTS_PER_DAY)
+    _roll_whole(connection, low, low + SLOTS_PER_DAY, low)
+    for kind in KINDS:
+        if kind.cumulative:
+            _add_to_total(connection, kind, low, low + SLOTS_PER_DAY, 1)
+
+
+def writers_turn(held: float) -> float:
+    """Seconds a SQLite refresh sleeps after holding the write lock ``held`` seconds, so that
+    a writer waiting meanwhile takes it: SQLite's busy handler tries again after 1 to 25 ms
+    while it has waited under 103 ms, after 50 ms under 228 ms, then every 100 ms."""
+    return min(0.15, max(0.04, held * 0.6))
 
 
 def refresh(
@@ -237,18 +397,26 @@ def refresh(
     target = horizon_slot(now, horizon)
     if until is not None:
         target = min(target, slot_of(until))
-    chunks, mark = 0, None
+    sqlite = engine.dialect.name == "sqlite"
+    rows = SQLITE_CHUNK_ROWS if sqlite else None
+    if sqlite:  # compile the statements before a chunk holds the write lock
+        rehearse(engine, lambda connection: _rehearsed_chunk(connection, target, rows))
+    chunks, mark, held = 0, None, 0.0
     while max_chunks is None or chunks < max_chunks:
+        if chunks and sqlite:
+            time.sleep(writers_turn(held))
         with engine.connect() as connection:
             if not _locked(connection):
                 connection.rollback()
                 return RefreshReport(chunks, mark, busy=True)
+            began = time.monotonic()
             unlimited(connection)  # maintenance, not a request: no host statement limit
-            high = refresh_chunk(connection, target, chunk_slots)
+            high = refresh_chunk(connection, target, chunk_slots, rows)
             if high is None:  # caught up: fold the rows the triggers added too
                 dead_letter_counts.compact(connection)
                 tail.keep(connection, read_watermark(connection).watermark_slot)
             connection.commit()
+            held = time.monotonic() - began
         if high is None:
             break
         chunks, mark = chunks + 1, high

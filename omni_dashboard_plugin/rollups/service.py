@@ -22,7 +22,7 @@ from ..sql.standby import ReadOnlyDatabase, read_only
 from ..sql.tables import metadata as host_tables
 from . import dead_letter_counts, tail
 from .kinds import PREFIX, metadata, state
-from .reader import RawReader, RollupReader
+from .reader import RawReader, RollupReader, lags
 from .refresh import RefreshReport, refresh, reset
 from .removal import drop_plugin_objects
 from .state import horizon_slot, read_watermark, usable_range
@@ -276,12 +276,13 @@ class Rollups:
             or mark.tail is not None
         ):
             self._refresh_in_background()
-        if mark is None:
+        rolled = None if mark is None else usable_range(mark, now, self.horizon)
+        if rolled is None or lags(rolled, now):  # not yet, or far behind: as rollups off
             return RawReader(connection, dead_letters=self.keeps_dead_letters)
         totals = mark.totals if snapshot else None
         return RollupReader(
             connection,
-            usable_range(mark, now, self.horizon),
+            rolled,
             totals,
             dead_letters=self.keeps_dead_letters,
             tail=mark.tail,

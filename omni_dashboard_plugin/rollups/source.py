@@ -6,14 +6,17 @@ from ..grid import SLOT_SECONDS, slot_time
 from ..sql.constructs import slot_index, slot_start
 
 
-def by_slot(kind, low: int, high: int | None):
+def by_slot(kind, low, high):
     """SELECT slot, dims, measures of the source rows of slots ``[low, high)`` (``None``:
     open), by slot (inserted in that order, a range of slots lies on few pages). The
-    grouping is a subquery so that PostgreSQL hashes the raw rows and sorts only the groups."""
+    grouping is a subquery so that PostgreSQL hashes the raw rows and sorts only the groups.
+
+    ``low`` and ``high`` are slots, or bound parameters that hold their first instants (a
+    statement built once for every range)."""
     start = slot_start(kind.time, SLOT_SECONDS)
-    conditions = [kind.time >= slot_time(low)]
+    conditions = [kind.time >= _instant(low)]
     if high is not None:
-        conditions.append(kind.time < slot_time(high))
+        conditions.append(kind.time < _instant(high))
     if kind.where is not None:
         conditions.append(kind.where)
     grouped = (
@@ -28,3 +31,8 @@ def by_slot(kind, low: int, high: int | None):
         .subquery()
     )
     return select(grouped).order_by(grouped.c.bucket)
+
+
+def _instant(bound):
+    """The first instant of a slot, or the bound parameter that holds it."""
+    return slot_time(bound) if isinstance(bound, int) else bound
