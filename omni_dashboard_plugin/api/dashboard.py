@@ -70,8 +70,7 @@ def host_facts(facts) -> HostFacts:
 
 def build(dashboard: DashboardHandle) -> Blueprint:
     """The dashboard blueprint for the enabled providers (of a host that gives its facts)."""
-    facts = dashboard.facts
-    if facts is None:
+    if dashboard.facts is None:
         raise ValueError("GET /api/v2/dashboard needs the host's facts (Dashboard(facts=...))")
     blp = Blueprint(
         "dashboard",
@@ -85,7 +84,7 @@ def build(dashboard: DashboardHandle) -> Blueprint:
     args_schema = arguments_schema(parts)
 
     def tagged(args):
-        data = schema.dump(compute_summary(dashboard, host_facts(facts), args))
+        data = schema.dump(compute_summary(dashboard, host_facts(dashboard.facts), args))
         return data, data_tag(data)
 
     @blp.arguments(args_schema, location="query")
