@@ -45,7 +45,7 @@ def _day_groups(moments) -> int:
     return len({slot_of(m) // SLOTS_PER_DAY for m in moments if slot_of(m) < target})
 
 
-@rs.pair_examples(6)
+@rs.pair_examples(0.06)  # six at full strength: each example refreshes two apps
 @given(
     ancient=st.lists(
         st.tuples(
