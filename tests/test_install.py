@@ -67,8 +67,9 @@ def test_start_up_checks_and_the_operator_installs(fresh_url):
     with pytest.raises(ConfigError) as refused:
         build_app(fresh_url, OMNI_DASHBOARD_ROLLUPS="on", OMNI_INSTALL_PLUGIN_TABLES=False)
     assert re.fullmatch(
-        r"OMNI_DASHBOARD_ROLLUPS=on, but the rollup tables are not installed: run `flask "
-        rf"omni-dashboard install` .*\({count} of {count} missing: (\w+, ){{3}}\.\.\.\)",
+        r"OMNI_DASHBOARD_ROLLUPS=on, but the rollup tables are not installed: run "
+        r"`flask --app yourapp omni-dashboard install` "
+        rf".*\({count} of {count} missing: (\w+, ){{3}}\.\.\.\)",
         str(refused.value),
     )
     assert plugin_tables(fresh_url) == set()
