@@ -4,6 +4,7 @@ Independent of omni_dashboard_plugin: buckets come from walking wall clocks minu
 minute, not from the 15-minute grid the plugin uses.
 """
 
+import functools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -50,6 +51,13 @@ def buckets(first, last, zone_name, granularity):
     A bucket is a run of minutes with the same local date (daily) or the same local wall
     hour and offset (hourly); its label is the local time of its first minute.
     """
+    return list(_buckets(first, last, zone_name, granularity))
+
+
+@functools.lru_cache(maxsize=4096)
+def _buckets(first, last, zone_name, granularity):
+    """:func:`buckets` as a tuple, computed once per arguments (minute by minute, it is the
+    oracle's slowest step, and the tests ask for the same windows again and again)."""
     zone = ZoneInfo(zone_name)
     first = first.replace(tzinfo=UTC)
     last = last.replace(tzinfo=UTC)
@@ -61,7 +69,7 @@ def buckets(first, last, zone_name, granularity):
             runs.append((key, cursor))
         cursor += MINUTE
     holding_first = max(i for i, (_, start) in enumerate(runs) if start <= first)
-    return [(key, start.astimezone(zone).isoformat()) for key, start in runs[holding_first:]]
+    return tuple((key, start.astimezone(zone).isoformat()) for key, start in runs[holding_first:])
 
 
 def bucket_end(last, zone_name, granularity):

@@ -14,6 +14,8 @@ from omni_dashboard_plugin.rollups.statements import EDGE_LABEL
 from . import rollup_support as rs
 from .conftest import NOW
 
+pytestmark = pytest.mark.slow  # refreshes stopped midway over days of history
+
 SPEC = {**rs.SAMPLE_EVENT, "status": "completed"}
 WINDOW = (NOW - timedelta(days=3), NOW - timedelta(days=1))
 

@@ -17,6 +17,9 @@ from omni_dashboard_plugin.grid import SLOTS_PER_DAY, slot_of
 from . import rollup_support as rs
 from .conftest import NOW
 
+# Slow: refreshes over rows spread across centuries, and a writer beside one.
+pytestmark = pytest.mark.slow
+
 ANCIENT = datetime(1, 1, 1)
 WINDOW = (NOW - timedelta(days=2), NOW - timedelta(hours=3))
 # Recent history: an event, a log and a payload every 97 minutes over two days.

@@ -15,6 +15,9 @@ from . import rollup_support as rs
 from .conftest import NOW
 from .test_tail import _kept, _oracle, _start
 
+# Slow: the triggers over every kind of write, and an install migrating them.
+pytestmark = pytest.mark.slow
+
 E = omni_events
 
 

@@ -12,6 +12,8 @@ from .app import create_app
 from .data import NOW, dataset
 from .hosts import KEY, _write_team
 
+pytestmark = pytest.mark.slow  # a database per user, seeded for each test
+
 # Long enough that every request of a test falls within it: a miss is never an expiry.
 CACHED = {"OMNI_DASHBOARD_ROLLUPS": "off", "OMNI_DASHBOARD_CACHE_SECONDS": 3600}
 USERS = {"token-of-ann": "ann", "token-of-bob": "bob", "token-of-ann-2": "ann"}

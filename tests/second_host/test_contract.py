@@ -15,6 +15,9 @@ from .conftest import ROLLUPS_OFF, ROLLUPS_ON
 from .data import NOW, analytics, by_channel, in_window
 from .spec import missing_required, superset_problems
 
+# Slow: every host on both databases, rollups on and off: seeds four databases.
+pytestmark = pytest.mark.slow
+
 ROLLUPS = {"off": ROLLUPS_OFF, "on": ROLLUPS_ON}
 PLUGIN_ROUTES = (
     "/api/v2/dashboard",

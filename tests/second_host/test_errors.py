@@ -15,6 +15,9 @@ from .app import create_app
 from .data import NOW
 from .hosts import KEY
 
+# Slow: the second host's apps and databases, built for each case.
+pytestmark = pytest.mark.slow
+
 HEADERS = {"Authorization": f"Bearer {KEY}"}
 # (method, path): the plugin's route or a path beneath one, the code and Omni's envelope.
 PLUGIN_ERRORS = [

@@ -19,6 +19,9 @@ from .hosts import KEY
 from .schemas import Analytics, AnalyticsArgs, Metrics
 from .spec import missing_required
 
+# Slow: seeds the second host's databases on both drivers.
+pytestmark = pytest.mark.slow
+
 HEADERS = {"Authorization": f"Bearer {KEY}"}
 # The providers of the endpoints the second host serves, named (not ``all``).
 SERVED = "rates,timeline,breakdowns,filters,comparison"
