@@ -7,9 +7,12 @@ every later question of the same shape, with the bounds as parameters.
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
+    ColumnElement,
     Select,
     and_,
     bindparam,
@@ -61,8 +64,8 @@ class Part:
     ``total`` table; each counted with ``sign``."""
 
     source: str
-    low: object = None
-    high: object = None
+    low: datetime | int | None = None
+    high: datetime | int | None = None
     inclusive: bool = False
     sign: int = 1
 
@@ -122,7 +125,7 @@ def _raw_rows(question: Question, part: Part, name: str) -> Select:
     if part.low is not None:
         conditions.append(kind.time >= bindparam(f"{name}_low"))
     if part.high is not None:
-        high = bindparam(f"{name}_high")
+        high: BindParameter[datetime] = bindparam(f"{name}_high")
         conditions.append(kind.time <= high if part.inclusive else kind.time < high)
     conditions += _where_conditions(kind.dims, question.where, "w_")
     if kind.where is not None:
@@ -138,8 +141,10 @@ def _raw_rows(question: Question, part: Part, name: str) -> Select:
 def _tail_rows(question: Question, part: Part, name: str) -> Select:
     """The tail view's rows of the buckets from ``part.low`` on: like raw rows, grouped by
     slot already (no parent to follow: see .tail)."""
-    table = question.kind.tail.table("tail")
-    keys = [table.c[d] for d in question.by]
+    tail = question.kind.tail
+    assert tail is not None  # a reader reads the tail only of a kind that keeps one
+    table = tail.table("tail")
+    keys: list[ColumnElement[Any]] = [table.c[d] for d in question.by]
     if question.by_slot:
         keys.append(table.c.bucket.label(SLOT_LABEL))
     conditions = [
