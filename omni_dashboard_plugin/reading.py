@@ -9,12 +9,12 @@ from collections import namedtuple
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy.engine import Connection
 
 
-def is_many(value) -> bool:
+def is_many(value: object) -> TypeGuard[list | tuple | set | frozenset]:
     """Whether a ``where`` value is a collection (matched with IN)."""
     return isinstance(value, list | tuple | set | frozenset)
 

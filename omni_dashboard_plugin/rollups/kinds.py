@@ -363,8 +363,11 @@ def _read_columns(kinds) -> list[str]:
         expressions += [kind.where] if kind.where is not None else []
         for expression in expressions:
             for element in iterate(expression):
-                is_source = isinstance(element, Column) and element.table is kind.source
-                if is_source and element.name not in names:
+                if (
+                    isinstance(element, Column)
+                    and element.table is kind.source
+                    and element.name not in names
+                ):
                     names.append(element.name)
     return names
 

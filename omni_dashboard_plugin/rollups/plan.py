@@ -71,7 +71,7 @@ def plan(
     last = end if until is None else min(end, slot_of(until + RESOLUTION))
     if first >= last:
         return Plan(None, (), ((since, until, True),))
-    raw = []
+    raw: list[tuple[datetime | None, datetime | None, bool]] = []
     if since is None or since < slot_time(first):
         raw.append((since, slot_time(first), False))
     if until is None or until >= slot_time(last):

@@ -144,6 +144,7 @@ class RollupReader(RawReader):
                 self._tailed(source, edge_parts),
             )
             edges = self._cached_edges(kind, where)
+            assert edges is not None  # just read
         return _combine(question, found, edges, spans)
 
     def _run(self, question: Question, parts: list[Part]) -> list:
@@ -152,12 +153,11 @@ class RollupReader(RawReader):
     def _keeps_tail(self, kind: Kind) -> bool:
         return self.tail is not None and kind.tail is not None
 
-    def _ends_late(self, question: Question, start: datetime) -> bool:
-        """Whether the tail tables answer the raw tail from ``start`` to ``question.until``
+    def _ends_late(self, kind: Kind, start: datetime, until: datetime) -> bool:
+        """Whether the kind's tail tables answer the raw tail from ``start`` to ``until``
         for less than a raw scan: the rows after until, subtracted, span less time."""
-        until = question.until
         late = self.now is None or self.now - until <= until - start
-        return late and self._keeps_tail(question.kind)
+        return late and self._keeps_tail(kind)
 
     def _tailed(self, kind: Kind, parts: list[Part]) -> list[Part]:
         """``parts`` with the open raw tail read from the kind's tail table, when kept."""
@@ -193,7 +193,11 @@ class RollupReader(RawReader):
         window = plan(question.since, question.until, start, end)
         parts = []
         for low, high, inclusive in window.raw:
-            if low == slot_time(end) and high is not None and self._ends_late(question, low):
+            if (
+                low == slot_time(end)
+                and high is not None
+                and self._ends_late(question.kind, low, high)
+            ):
                 # The tail table keeps whole slots: all of them, less the rows after until.
                 parts.append(Part("raw", low, None))
                 parts.append(Part("raw", high + RESOLUTION * inclusive, None, sign=-1))
@@ -211,10 +215,10 @@ class RollupReader(RawReader):
             signed = [(span[0], rolled[0], -1), (span[1], rolled[1], 1)]
         else:
             signed = [(*rolled, 1)] if rolled else []
-        for low, high, sign in signed:
-            if low > high:
-                low, high, sign = high, low, -sign
-            for level, ranges in split(low, high, by_slot=question.by_slot):
+        for first, last, sign in signed:
+            if first > last:
+                first, last, sign = last, first, -sign
+            for level, ranges in split(first, last, by_slot=question.by_slot):
                 parts += [Part(level, a, b, sign=sign) for a, b in ranges]
         return parts
 
@@ -238,6 +242,8 @@ def _edge_span(part: Part, head: datetime, tail: datetime) -> tuple[float, float
     if part.source != "raw" or part.sign < 0:
         return None
     low, high = part.low, part.high
+    # A raw part's bounds are instants (a rolled part's are bucket numbers).
+    assert not isinstance(low, int) and not isinstance(high, int)
     if low is not None and not _aligned(low):
         return None
     first = float("-inf") if low is None else slot_of(low)

@@ -317,7 +317,7 @@ def _add_to_total(connection, kind, low: int, high: int, sign: int) -> None:
 
 def _roll_totals(connection, low: int, high: int, start: int, spans: dict) -> None:
     """Add slots ``[low, high)`` to each total; first drop what retention removed."""
-    oldest = {}
+    oldest: dict[tuple[str, str], int | None] = {}
     for kind in KINDS:
         if not kind.cumulative:
             continue
@@ -326,7 +326,8 @@ def _roll_totals(connection, low: int, high: int, start: int, spans: dict) -> No
         source = (kind.source.name, kind.time.name)
         if source not in oldest:
             oldest[source] = oldest_slot(connection, kind)
-        cut = last if oldest[source] is None else min(last, oldest[source] + 1)
+        slot = oldest[source]
+        cut = last if slot is None else min(last, slot + 1)
         if first < cut:
             _add_to_total(connection, kind, first, cut, -1)
             first = cut
@@ -414,7 +415,9 @@ def refresh(
             high = refresh_chunk(connection, target, chunk_slots, rows)
             if high is None:  # caught up: fold the rows the triggers added too
                 dead_letter_counts.compact(connection)
-                tail.keep(connection, read_watermark(connection).watermark_slot)
+                caught_up = read_watermark(connection)
+                assert caught_up is not None  # refresh_chunk stored it
+                tail.keep(connection, caught_up.watermark_slot)
             connection.commit()
             held = time.monotonic() - began
         if high is None:

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import URL, func, literal_column, select
 
 from ..grid import slot_of
 from ..sql.constructs import slot_end, slot_index, slot_start
@@ -101,9 +101,11 @@ def first_whole_slot(connection, kind, version: str | None = None) -> int | None
     if version is not None:
         oldest_of = built(("oldest", first.name), lambda: select(func.min(first.time)))
         oldest = connection.execute(oldest_of).scalar()
+        if oldest is None:
+            return None
         known = _WHOLE.get((connection.engine.url, first.name))
-        if oldest is None or (known and known[:2] == (oldest, version)):
-            return None if oldest is None else known[2]
+        if known and known[:2] == (oldest, version):
+            return known[2]
     statement = built(("oldest slot", first.name), lambda: _oldest_slot_check(first))
     oldest, now_in_slot, rolled = connection.execute(statement).one()
     if oldest is None:
@@ -115,7 +117,7 @@ def first_whole_slot(connection, kind, version: str | None = None) -> int | None
 
 
 # first_whole_slot's last answer per database and source: (oldest row's time, version, answer).
-_WHOLE: dict = {}
+_WHOLE: dict[tuple[URL, str], tuple[datetime, str, int]] = {}
 
 
 def horizon_slot(now: datetime, horizon: timedelta) -> int:

@@ -7,9 +7,13 @@ every later question of the same shape, with the bounds as parameters.
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
+    ColumnElement,
+    Select,
     and_,
     bindparam,
     case,
@@ -60,8 +64,8 @@ class Part:
     ``total`` table; each counted with ``sign``."""
 
     source: str
-    low: object = None
-    high: object = None
+    low: datetime | int | None = None
+    high: datetime | int | None = None
     inclusive: bool = False
     sign: int = 1
 
@@ -108,65 +112,89 @@ def _rolled_conditions(kind: Kind, table, where) -> list:
     return conditions
 
 
-def _build(question: Question, parts: list[Part], prefix: str = "p"):
-    """The statement for the question's shape and these parts' shapes."""
-    kind, by, by_slot, where = question.kind, question.by, question.by_slot, question.where
-    branches = []
-    for n, part in enumerate(parts):
-        low, high = bindparam(f"{prefix}{n}_low"), bindparam(f"{prefix}{n}_high")
-        if part.source == "raw":
-            keys = [kind.dims[d].label(d) for d in by]
-            groups = list(keys)
-            if by_slot:
-                start = slot_start(kind.time, SLOT_SECONDS)
-                keys.append(slot_index(start).label(SLOT_LABEL))
-                groups.append(start)
-            conditions = []
-            if part.low is not None:
-                conditions.append(kind.time >= low)
-            if part.high is not None:
-                conditions.append(kind.time <= high if part.inclusive else kind.time < high)
-            conditions += _where_conditions(kind.dims, where, "w_")
-            if kind.where is not None:
-                conditions.append(kind.where)
-            measures = [
-                (expr if part.sign == 1 else expr * part.sign).label(m)
-                for m, expr in kind.measures.items()
-            ]
-            branch = select(*keys, *measures).select_from(kind.source)
-            branch = branch.where(and_(true(), *conditions))
-            branches.append(branch.group_by(*groups) if groups else branch)
-            continue
-        if part.source == "tail":
-            # Like raw rows, grouped by slot already (no parent to follow: see .tail).
-            table = kind.tail.table("tail")
-            keys = [table.c[d] for d in by]
-            if by_slot:
-                keys.append(table.c.bucket.label(SLOT_LABEL))
-            conditions = [table.c.bucket >= low, *_where_conditions(table.c, where, "w_")]
-            measures = [table.c[m] for m in kind.measures]
-            branches.append(select(*keys, *measures).where(and_(*conditions)))
-            continue
-        table = kind.table(part.source)
-        columns = _following_deletes(kind, table)
-        keys = [columns[d].label(d) for d in by]
-        if by_slot:
-            keys.append(table.c.bucket.label(SLOT_LABEL))
-        conditions = _rolled_conditions(kind, table, where)
-        # A NULL dim references no parent: no delete removes its source rows.
+def _raw_rows(question: Question, part: Part, name: str) -> Select:
+    """The source's rows of ``part``'s time range, summed by the question's keys."""
+    kind = question.kind
+    keys = [kind.dims[d].label(d) for d in question.by]
+    groups = list(keys)
+    if question.by_slot:
+        start = slot_start(kind.time, SLOT_SECONDS)
+        keys.append(slot_index(start).label(SLOT_LABEL))
+        groups.append(start)
+    conditions = []
+    if part.low is not None:
+        conditions.append(kind.time >= bindparam(f"{name}_low"))
+    if part.high is not None:
+        high: BindParameter[datetime] = bindparam(f"{name}_high")
+        conditions.append(kind.time <= high if part.inclusive else kind.time < high)
+    conditions += _where_conditions(kind.dims, question.where, "w_")
+    if kind.where is not None:
+        conditions.append(kind.where)
+    measures = [
+        (expr if part.sign == 1 else expr * part.sign).label(m) for m, expr in kind.measures.items()
+    ]
+    branch = select(*keys, *measures).select_from(kind.source)
+    branch = branch.where(and_(true(), *conditions))
+    return branch.group_by(*groups) if groups else branch
+
+
+def _tail_rows(question: Question, part: Part, name: str) -> Select:
+    """The tail view's rows of the buckets from ``part.low`` on: like raw rows, grouped by
+    slot already (no parent to follow: see .tail)."""
+    tail = question.kind.tail
+    assert tail is not None  # a reader reads the tail only of a kind that keeps one
+    table = tail.table("tail")
+    keys: list[ColumnElement[Any]] = [table.c[d] for d in question.by]
+    if question.by_slot:
+        keys.append(table.c.bucket.label(SLOT_LABEL))
+    conditions = [
+        table.c.bucket >= bindparam(f"{name}_low"),
+        *_where_conditions(table.c, question.where, "w_"),
+    ]
+    measures = [table.c[m] for m in question.kind.measures]
+    return select(*keys, *measures).where(and_(*conditions))
+
+
+def _rolled_rows(question: Question, part: Part, name: str) -> Select:
+    """The rows of the rollup table ``part.source``: a level's buckets in ``[low, high)``,
+    or the whole total table."""
+    kind = question.kind
+    table = kind.table(part.source)
+    columns = _following_deletes(kind, table)
+    keys = [columns[d].label(d) for d in question.by]
+    if question.by_slot:
+        keys.append(table.c.bucket.label(SLOT_LABEL))
+    conditions = _rolled_conditions(kind, table, question.where)
+    # A NULL dim references no parent: no delete removes its source rows.
+    conditions += [
+        or_(table.c[d].is_(None), table.c[d].in_(select(key))) for d, key in kind.cascade.items()
+    ]
+    if part.source != "total":
         conditions += [
-            or_(table.c[d].is_(None), table.c[d].in_(select(key)))
-            for d, key in kind.cascade.items()
+            table.c.bucket >= bindparam(f"{name}_low"),
+            table.c.bucket < bindparam(f"{name}_high"),
         ]
-        if part.source != "total":
-            conditions += [table.c.bucket >= low, table.c.bucket < high]
-        measures = [(table.c[m] * part.sign).label(m) for m in kind.measures]
-        branches.append(select(*keys, *measures).where(and_(true(), *conditions)))
+    measures = [(table.c[m] * part.sign).label(m) for m in kind.measures]
+    return select(*keys, *measures).where(and_(true(), *conditions))
+
+
+# How each source of a part is read (any other source is a rollup table).
+_READINGS = {"raw": _raw_rows, "tail": _tail_rows}
+
+
+def _build(question: Question, parts: list[Part], prefix: str = "p") -> Select:
+    """The statement for the question's shape and these parts' shapes: each part's rows,
+    summed by the question's keys."""
+    branches = [
+        _READINGS.get(part.source, _rolled_rows)(question, part, f"{prefix}{n}")
+        for n, part in enumerate(parts)
+    ]
     rows = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery()
-    keys = [rows.c[d] for d in by] + ([rows.c[SLOT_LABEL]] if by_slot else [])
+    keys = [rows.c[d] for d in question.by] + ([rows.c[SLOT_LABEL]] if question.by_slot else [])
     # Integers from the database itself (PostgreSQL sums bigints as numeric).
     totals = [
-        cast(func.coalesce(func.sum(rows.c[m]), 0), BigInteger).label(m) for m in kind.measures
+        cast(func.coalesce(func.sum(rows.c[m]), 0), BigInteger).label(m)
+        for m in question.kind.measures
     ]
     query = select(*keys, *totals)
     return query.group_by(*keys) if keys else query.select_from(rows)

@@ -27,10 +27,13 @@ still finds the slots it reads).
 
 import functools
 import logging
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     DDL,
     Column,
+    ColumnClause,
     case,
     column,
     delete,
@@ -47,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import functions
-from sqlalchemy.sql.visitors import replacement_traverse
+from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from ..grid import SLOT_SECONDS, SLOTS_PER_DAY
 from ..sql.constructs import slot_index, slot_start
@@ -101,7 +104,7 @@ def _on(kind, rows):
     """A function turning the kind's expressions over its source into ones over ``rows``
     (a selectable with the source's columns of the same names)."""
 
-    def swap(element):
+    def swap(element: ExternallyTraversible, **kw: Any) -> ExternallyTraversible | None:
         if isinstance(element, Column) and element.table is kind.source:
             return rows.c[element.name]
         return None
@@ -113,7 +116,7 @@ def _per_row(measure):
     """A count or sum measure's value for one row: count(*) is 1, count(x) is 1 where x is
     not NULL, sum(x) is x (the kinds' measures are counts and sums, see .kinds)."""
 
-    def swap(element):
+    def swap(element: ExternallyTraversible, **kw: Any) -> ExternallyTraversible | None:
         if isinstance(element, functions.count):
             (argument,) = element.clauses
             if getattr(argument, "name", None) == "*":
@@ -172,7 +175,7 @@ def view_sql(kind) -> list[str]:
 
 def _slot_of(row: str) -> str:
     """The slot index of a trigger's ``row`` (NEW, OLD or a transition table's)."""
-    time = literal_column(f"{row}.{omni_events.c.received_at.name}")
+    time: ColumnClause[datetime] = literal_column(f"{row}.{omni_events.c.received_at.name}")
     return _pg(slot_index(slot_start(time, SLOT_SECONDS)))
 
 
@@ -334,10 +337,12 @@ def _moved(watermark: int, start: int | None):
     statements = [logged, touched]
     for n, kind in enumerate(TAILS):
         kept = kind.table("kept")
-        gone = delete(kept)
+        deleted = delete(kept)
         if start is not None:  # the slots the log changes (the others are folded already)
-            gone = gone.where(kept.c.bucket >= low, kept.c.bucket.in_(select(touched.c.bucket)))
-        gone = gone.returning(*kept.c).cte(f"gone_{n}")
+            deleted = deleted.where(
+                kept.c.bucket >= low, kept.c.bucket.in_(select(touched.c.bucket))
+            )
+        gone = deleted.returning(*kept.c).cte(f"gone_{n}")
         if start is None:
             rows = by_slot(kind, watermark, None).subquery()
         else:

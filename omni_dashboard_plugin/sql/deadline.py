@@ -113,7 +113,7 @@ class Deadline:
         self.connect_timeout = max(2, int(seconds / 2))
         self.dialect = engine.dialect
         self.stuck = False
-        self._connect_args = None
+        self._connect_args: tuple[tuple, dict] | None = None
         self._reset()
         for name in ON_CURSOR:
             self._wrap(name, lambda cursor: cursor.connection)
@@ -121,7 +121,13 @@ class Deadline:
             self._wrap(name, lambda connection: getattr(connection, "dbapi_connection", connection))
         event.listen(engine, "do_connect", self._connect)
         owner = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (d := owner()) and d._reset())
+
+        def reset_in_child() -> None:
+            deadline = owner()
+            if deadline is not None:
+                deadline._reset()
+
+        os.register_at_fork(after_in_child=reset_in_child)
 
     def _reset(self) -> None:
         """Fresh state (at start, and in a forked child, where no thread of it runs)."""
@@ -266,7 +272,7 @@ class Deadline:
             return UNKNOWN
         if self._probes is None:
             self._probes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omni-db-probe")
-        pending = self._probes.submit(self._probe, pids)
+        pending = self._probes.submit(self._probe, self._connect_args, pids)
         try:
             return pending.result(timeout=self.probe_budget)
         except FutureTimeout:
@@ -275,8 +281,8 @@ class Deadline:
             log.info("database probe refused: %s", exc)
             return UNKNOWN
 
-    def _probe(self, pids: list[int]) -> dict:
-        cargs, cparams = self._connect_args
+    def _probe(self, connect_args: tuple[tuple, dict], pids: list[int]) -> dict:
+        cargs, cparams = connect_args
         connection = self.dialect.loaded_dbapi.connect(*cargs, **cparams)
         try:
             connection.autocommit = True
