@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, select, text
 
 from host_example.seed import SeedPlan, seed
 from host_example.tables import instances
+from omni_dashboard_plugin.rollups.kinds import state
 
 from .conftest import API_KEY, build_app
 from .deploy_support import Gunicorn, Nginx, nodes_site
@@ -107,10 +108,12 @@ def test_refreshes_started_on_both_nodes_run_one_at_a_time(database):
     now = datetime.utcnow().replace(microsecond=0)
     engine = create_engine(database.replace("postgresql://", "postgresql+psycopg2://"))
     seed(engine, SeedPlan(events=4000, days=6, now=now))
-    # The first refresher to take the lock waits on the events (a long first chunk),
-    # so that the other finds the refresh running.
+    # The first refresher to take the lock waits on the watermark, its chunk's first read
+    # (a long first chunk), so that the other finds the refresh running. Not on the events:
+    # the start-up check reads their columns, and both processes would wait there until the
+    # host's statement timeout (30 s) ended it.
     with engine.connect() as lock:
-        lock.execute(text("LOCK TABLE omni_events IN ACCESS EXCLUSIVE MODE"))
+        lock.execute(text(f"LOCK TABLE {state.name} IN ACCESS EXCLUSIVE MODE"))
         started = []
         for _ in range(2):  # one refresh per node, each with the node's settings
             argv, env = flask_command(database, "refresh")

@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+from omni_dashboard_plugin.live import bridge
+
 from .conftest import API_KEY, build_app
 from .live_support import (
     Served,
@@ -439,7 +441,11 @@ def test_stream_lifetime_ends_the_stream_and_resume_continues(served):
 
 @pytest.mark.parametrize("writer", ["auto"])  # the replay path does not depend on the writer
 @pytest.mark.parametrize("served", [{"jetstream": True}], indirect=True)
-def test_jetstream_resume_while_nats_is_down_resets_instead_of_failing(served):
+def test_jetstream_resume_while_nats_is_down_resets_instead_of_failing(served, monkeypatch):
+    # The replay tries JetStream again for REPLAY_SECONDS (25 s: a cluster electing leaders)
+    # before it gives up; 2 s still sees it try again (each try at most RESUME_TIMEOUT, 1 s)
+    # and give up, without waiting out the production ceiling.
+    monkeypatch.setattr(bridge, "REPLAY_SECONDS", 2)
     server, _, nats = served
     reader, conn, _ = connect(server)
     publish(nats.url, messages(2))
