@@ -5,7 +5,7 @@ install over the statement-level triggers of the previous release migrating in p
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, event, func, insert, select, text, update
 
 from host_example.tables import instances, omni_events
 from omni_dashboard_plugin.rollups import tail
@@ -143,3 +143,28 @@ def test_install_migrates_the_statement_triggers_of_the_previous_release(pair):
     rs.write(pair.engine, events=[rs.event_row(at(2), rs.SAMPLE_EVENT)])
     assert _kept(pair.engine, first) == _oracle(pair.engine, first)
     rs.assert_same(pair, (at(300), at(0)), rs.INSTANCE_IDS[0])
+
+
+def test_a_refresh_replaces_no_view_that_is_current(pair):
+    """Every refresh checks the tail's objects; it replaces a view (an exclusive lock that
+    readers of the view wait for) only when its definition is not this release's."""
+    pair.rollups.refresh()
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    views = [kind.table("tail").name for kind in TAILS]
+    event.listen(pair.engine, "before_cursor_execute", seen)
+    try:
+        pair.rollups.refresh()
+        assert not [s for s in statements if "VIEW" in s.upper()]
+        with pair.engine.begin() as conn:
+            conn.execute(text(f"COMMENT ON VIEW {views[0]} IS 'an earlier release'"))
+        pair.rollups.refresh()
+    finally:
+        event.remove(pair.engine, "before_cursor_execute", seen)
+    replaced = [s for s in statements if s.startswith("CREATE OR REPLACE VIEW")]
+    assert [s.split()[4] for s in replaced] == [views[0]]
+    first = _start(pair.engine)
+    assert _kept(pair.engine, first) == _oracle(pair.engine, first)

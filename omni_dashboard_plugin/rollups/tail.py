@@ -26,6 +26,7 @@ still finds the slots it reads).
 """
 
 import functools
+import hashlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -173,6 +174,21 @@ def view_sql(kind) -> list[str]:
     ]
 
 
+def _keep_view_current(connection, kind) -> None:
+    """Create or replace the kind's view and rule unless they are those of this release:
+    a digest of their definition is kept as the view's comment, so that a refresh, which
+    checks them every time, takes no lock on a view that readers are reading."""
+    statements = view_sql(kind)
+    digest = hashlib.sha256("\n".join(statements).encode()).hexdigest()[:32]
+    view = kind.table("tail").name
+    described = func.obj_description(func.to_regclass(view), "pg_class")
+    if connection.execute(select(described)).scalar() == digest:
+        return
+    for statement in statements:
+        connection.execute(DDL(statement))
+    connection.execute(DDL(f"COMMENT ON VIEW {view} IS '{digest}'"))
+
+
 def _slot_of(row: str) -> str:
     """The slot index of a trigger's ``row`` (NEW, OLD or a transition table's)."""
     time: ColumnClause[datetime] = literal_column(f"{row}.{omni_events.c.received_at.name}")
@@ -276,8 +292,8 @@ def install(engine) -> bool:
             earlier = _earlier_objects(connection)
             for statement in earlier:
                 connection.execute(DDL(statement))
-            for statement in (sql for kind in TAILS for sql in view_sql(kind)):
-                connection.execute(DDL(statement))
+            for kind in TAILS:
+                _keep_view_current(connection, kind)
             replaced = False
             for name, (body, fixed) in _bodies(schema_of(connection)).items():
                 current = TRIGGERS.keep_function_current(connection, body, name, fixed_path=fixed)
