@@ -9,7 +9,10 @@ average), each statement its own committed transaction. Writer processes (one co
 each, ``--writers`` of them at a time) do exactly that as fast as they can, for
 ``--seconds`` per block; the blocks alternate the plugin's write-path work on and off
 (its triggers on ``omni_events`` enabled or disabled, nothing else changes), ``--blocks``
-per writer count, on the same database in one run, so both see the same machine. Per
+per writer count, on the same database in one run, so both see the same machine. With
+``--floor`` a third mode joins the rotation: the plugin's triggers off and, in their place,
+triggers of the same definitions (events, ``WHEN`` clauses) calling a PL/pgSQL function
+that does nothing: what any row trigger costs before it does any work. Per
 writer count and mode: the per-event p50 and p99 (insert to the last update's commit),
 the events per second sustained, and, from the database's counters over the blocks, the
 statements the host sent and the plugin's trigger calls, the rows the plugin wrote and
@@ -24,6 +27,7 @@ import argparse
 import multiprocessing
 import os
 import platform
+import re
 import statistics
 import time
 import uuid
@@ -56,6 +60,10 @@ UPDATES = (
     "UPDATE omni_events SET delivered_at = %s WHERE id = %s",
 )
 TICKS = os.sysconf("SC_CLK_TCK")
+# The floor's function, and what its triggers' names start with.
+FLOOR = "bench_floor"
+MODES = ("off", "on", "floor")
+FLOOR_PATTERN = "bench\\_floor\\_%"
 PAYLOAD = '{"key": {"remoteJid": "chat@s.whatsapp.net", "fromMe": false}, "pushName": "bench"}'
 
 
@@ -112,15 +120,46 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def _plugin_triggers(cur, enabled: bool) -> None:
+def _triggers(cur, pattern: str, enabled: bool) -> None:
     cur.execute(
         "SELECT tgname FROM pg_trigger WHERE tgrelid = 'omni_events'::regclass "
         "AND tgname LIKE %s AND NOT tgisinternal",
-        (PLUGIN_PATTERN,),
+        (pattern,),
     )
     for (name,) in cur.fetchall():
         state = "ENABLE" if enabled else "DISABLE"
         cur.execute(f"ALTER TABLE omni_events {state} TRIGGER {name}")
+
+
+def _mode(cur, mode: str) -> None:
+    """Enable the plugin's triggers ("on"), none ("off") or the floor's ("floor")."""
+    _triggers(cur, PLUGIN_PATTERN, mode == "on")
+    _triggers(cur, FLOOR_PATTERN, mode == "floor")
+
+
+def _create_floor(cur) -> None:
+    """Triggers defined as the plugin's (events, WHEN clauses, statement or row level),
+    disabled, each calling a PL/pgSQL function that does nothing."""
+    cur.execute(
+        f"CREATE OR REPLACE FUNCTION {FLOOR}() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$BEGIN RETURN NULL; END$$"
+    )
+    cur.execute(
+        "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+        "WHERE tgrelid = 'omni_events'::regclass AND tgname LIKE %s AND NOT tgisinternal",
+        (PLUGIN_PATTERN,),
+    )
+    for name, definition in cur.fetchall():
+        floor = f"{FLOOR}_{name.removeprefix(PREFIX)}"
+        definition = definition.replace(f"TRIGGER {name} ", f"TRIGGER {floor} ", 1)
+        definition = re.sub(r"EXECUTE FUNCTION \S+\(\)", f"EXECUTE FUNCTION {FLOOR}()", definition)
+        cur.execute(f"DROP TRIGGER IF EXISTS {floor} ON omni_events")
+        cur.execute(definition)
+        cur.execute(f"ALTER TABLE omni_events DISABLE TRIGGER {floor}")
+
+
+def _drop_floor(cur) -> None:
+    cur.execute(f"DROP FUNCTION IF EXISTS {FLOOR}() CASCADE")
 
 
 def _counters(cur) -> tuple[int, int, int]:
@@ -134,8 +173,9 @@ def _counters(cur) -> tuple[int, int, int]:
     )
     rows = int(cur.fetchone()[0])
     cur.execute(
-        "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE funcname LIKE %s",
-        (PLUGIN_PATTERN,),
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions "
+        "WHERE funcname LIKE %s OR funcname = %s",
+        (PLUGIN_PATTERN, FLOOR),
     )
     return wal, rows, int(cur.fetchone()[0])
 
@@ -174,27 +214,32 @@ def _prepare(url: str) -> None:
         engine.dispose()  # their sessions' statistics flushed before the blocks
 
 
-def run(url: str, counts: list[int], seconds: float, blocks: int, flush: str = "on") -> dict:
-    """{(writers, on): {"latencies", "events", "statements", "rate" (list per block),
-    "wal", "rows", "calls"}}."""
+def run(
+    url: str, counts: list[int], seconds: float, blocks: int, flush: str = "on", floor=False
+) -> dict:
+    """{(writers, mode): {"latencies", "events", "statements", "rate" (list per block),
+    "wal", "rows", "calls"}}; the modes are "off" and "on", and "floor" with ``floor``."""
     dsn = _dsn(url)
     _prepare(url)
     admin = psycopg.connect(dsn, autocommit=True)
     cur = admin.cursor()
+    modes = MODES if floor else MODES[:2]
+    if floor:
+        _create_floor(cur)
     cur.execute("ALTER DATABASE " + make_url(url).database + " SET track_functions = 'pl'")
     found: dict = {}
     time.sleep(1.5)
     try:
         for writers in counts:
             for block in range(blocks):
-                on = (block + writers) % 2 == 0
-                _plugin_triggers(cur, on)
+                mode = modes[(block + writers) % len(modes)]
+                _mode(cur, mode)
                 before = _counters(cur)
                 result = _block(dsn, writers, seconds, flush)
                 time.sleep(0.6)  # the writers' statistics flushed
                 after = _counters(cur)
                 into = found.setdefault(
-                    (writers, on),
+                    (writers, mode),
                     {
                         "latencies": [],
                         "events": 0,
@@ -213,13 +258,14 @@ def run(url: str, counts: list[int], seconds: float, blocks: int, flush: str = "
                 into["rows"] = into.get("rows", 0) + after[1] - before[1]
                 into["calls"] = into.get("calls", 0) + after[2] - before[2]
                 print(
-                    f"  {writers:>2} writers, plugin {'on ' if on else 'off'}: "
+                    f"  {writers:>2} writers, {mode:>5}: "
                     f"{result['rate']:7.0f} events/s, p50 "
                     f"{percentile(result['latencies'], 0.5) * 1000:.2f} ms",
                     flush=True,
                 )
     finally:
-        _plugin_triggers(cur, True)
+        _drop_floor(cur)
+        _mode(cur, "on")
         # The blocks without triggers changed rows the kept tail missed: the next refresh
         # seeds it again.
         cur.execute("DELETE FROM " + state.name + " WHERE name = %s", (tail.STATE_NAME,))
@@ -230,8 +276,16 @@ def run(url: str, counts: list[int], seconds: float, blocks: int, flush: str = "
 
 
 def report(found: dict, counts, seconds, blocks, flush) -> list[str]:
+    modes = [m for m in MODES if (counts[0], m) in found]
+    rotation = (
+        "plugin on and off alternating"
+        if len(modes) == 2
+        else (
+            "plugin off, on, and its triggers calling a function that does nothing (floor) in turn"
+        )
+    )
     lines = [
-        f"{blocks} blocks of {seconds:g} s per writer count, plugin on and off alternating; "
+        f"{blocks} blocks of {seconds:g} s per writer count, {rotation}; "
         f"each writer a process with one connection, every statement its own transaction "
         f"(synchronous_commit {flush}); "
         f"an event is a single-row INSERT and 1 to 3 single-row UPDATEs (2 on average); "
@@ -245,25 +299,27 @@ def report(found: dict, counts, seconds, blocks, flush) -> list[str]:
     summary = []
     for writers in counts:
         row = {}
-        for on in (False, True):
-            r = found[(writers, on)]
+        for mode in modes:
+            r = found[(writers, mode)]
             p50 = percentile(r["latencies"], 0.5) * 1000
             p99 = percentile(r["latencies"], 0.99) * 1000
             rate = statistics.mean(r["rate"])
             cpu = r["cpu"] / r["events"] * 1000
-            row[on] = (p50, rate, cpu)
+            row[mode] = (p50, rate, cpu)
             lines.append(
-                f"| {writers} | {'on' if on else 'off'} | {p50:.2f} | {p99:.2f} | {rate:,.0f} | "
+                f"| {writers} | {mode} | {p50:.2f} | {p99:.2f} | {rate:,.0f} | "
                 f"{cpu:.3f} | {r['statements'] / r['events']:.2f} | "
                 f"{r['calls'] / r['events']:.2f} | "
                 f"{r['rows'] / r['events']:.2f} | {statistics.median(r['wal']):,.0f} |"
             )
-        (p_off, r_off, c_off), (p_on, r_on, c_on) = row[False], row[True]
-        summary.append(
-            f"- {writers} writer{'s' * (writers > 1)}: p50 per event {p_on / p_off:.2f}x "
-            f"with the plugin on, events/s {(r_on / r_off - 1) * 100:+.0f} %, server CPU per "
-            f"event {c_on / c_off:.2f}x"
-        )
+        p_off, r_off, c_off = row["off"]
+        for mode in modes[1:]:
+            p, r, c = row[mode]
+            summary.append(
+                f"- {writers} writer{'s' * (writers > 1)}: p50 per event {p / p_off:.2f}x "
+                f"{'with the plugin on' if mode == 'on' else 'with the floor'}, events/s "
+                f"{(r / r_off - 1) * 100:+.0f} %, server CPU per event {c / c_off:.2f}x"
+            )
     return [*lines, "", *summary]
 
 
@@ -280,11 +336,17 @@ def main(argv=None):
         help="the writers' synchronous_commit: off takes the disk's flushes (shared with "
         "whatever else the machine does) out of the timing, leaving the CPU cost",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="add blocks with triggers of the plugin's definitions calling a function that "
+        "does nothing: what any row trigger costs",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.writers.split(",")]
     flush = args.synchronous_commit
-    found = run(args.database_url, counts, args.seconds, args.blocks, flush)
+    found = run(args.database_url, counts, args.seconds, args.blocks, flush, args.floor)
     section = "writes" if flush == "on" else "writes-no-flush"
     publish(section, report(found, counts, args.seconds, args.blocks, flush), args.write)
 

@@ -118,17 +118,18 @@ def test_the_second_host_passes_on_the_installed_wheel(tmp_path):
     assert 'psycopg[binary]>=3.1; extra == "postgres"' in requires
     assert 'psycopg2-binary>=2.9; extra == "postgres"' in requires
 
+    # Nothing of the checkout on the path: pip would take it for the installed package.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)])
+    _run([sys.executable, "-m", "venv", str(venv)], env=env)
     python = str(venv / "bin" / "python")
-    _run([python, "-m", "pip", "install", "-q", f"{wheel}[postgres]", "pytest"])
+    _run([python, "-m", "pip", "install", "-q", f"{wheel}[postgres]", "pytest"], env=env)
     run = tmp_path / "run"
     shutil.copytree(
         ROOT / "tests" / "second_host",
         run / "second_host",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     found = _run(
         [python, "-c", "import omni_dashboard_plugin as p; print(p.__file__)"], cwd=run, env=env
     )
