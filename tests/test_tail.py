@@ -1,6 +1,7 @@
 """The raw tail kept by triggers on omni_events (PostgreSQL): exact after any write, read
 instead of the recent rows, safe beside concurrent writers, folds and seeds."""
 
+import itertools
 import json
 import logging
 from collections import defaultdict
@@ -28,6 +29,7 @@ from omni_dashboard_plugin.rollups.state import read_watermark
 
 from . import rollup_support as rs
 from .conftest import NOW, build_app
+from .waiting import deadline_in, expired
 
 E = omni_events
 DIMS = ("instance_id", "channel", "direction", "status", "error_stage", "content_type")
@@ -326,10 +328,18 @@ def test_writers_during_folds_and_seeds_lose_nothing(pg_url):
     pair.clear(NOW)
     pair.rollups.refresh()
 
+    rounds = []
+    deadline = deadline_in()
+
     def writer(seed):
+        """Writes at least 40 rounds, and on until the refresh has seeded the tail again
+        (its fifth round) and folded after it, however slow the machine."""
         spec = {**rs.SAMPLE_EVENT, "status": "received", "instance": seed}
         own = E.c.instance_id == rs.INSTANCE_IDS[seed]  # no two writers wait on one row
-        for i in range(40):
+        for i in itertools.count():
+            if i >= 40 and len(rounds) >= 6:
+                break
+            assert not expired(deadline), f"{len(rounds)} refreshes: hung?"
             _apply(pair, "insert", [(i % 50 - 5, spec)] * 4)
             with pair.engine.begin() as conn:
                 received = own & (E.c.status == "received")
@@ -338,8 +348,6 @@ def test_writers_during_folds_and_seeds_lose_nothing(pg_url):
                 if i % 7 == 0:
                     first = select(E.c.id).where(own).order_by(E.c.id).limit(2)
                     conn.execute(delete(E).where(E.c.id.in_(first.scalar_subquery())))
-
-    rounds = []
 
     def refresh():
         if len(rounds) % 5 == 4:  # forget the tail: the next refresh seeds it again
@@ -354,7 +362,7 @@ def test_writers_during_folds_and_seeds_lose_nothing(pg_url):
     assert first is not None
     assert _kept(pair.engine, first) == _oracle(pair.engine, first)
     assert sum(n[0] for n in _oracle(pair.engine, first)[EDGES_TAIL.name].values()) > 0
-    assert len(rounds) >= 5  # a seed happened while the writers wrote
+    assert len(rounds) >= 6  # a seed, and a fold after it, while the writers wrote
 
 
 @pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
