@@ -13,7 +13,7 @@ def _commands():
 def test_readme_starts_with_the_demo_and_the_test_command():
     demo, tests = _commands()[:2]
     assert "pip install -e . -e ./host_example" in demo and "omni-host run" in demo
-    assert tests.endswith("pytest") and "[test]" in tests
+    assert tests.endswith("pytest -n auto") and "[test]" in tests
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
