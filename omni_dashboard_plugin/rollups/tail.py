@@ -174,12 +174,19 @@ def view_sql(kind) -> list[str]:
     ]
 
 
+@functools.cache
+def _view_definition(name: str) -> tuple[tuple[str, ...], str]:
+    """The statements creating the tail kind ``name``'s view and rule, and their digest;
+    compiled once (every refresh checks them)."""
+    statements = tuple(view_sql(next(kind for kind in TAILS if kind.name == name)))
+    return statements, hashlib.sha256("\n".join(statements).encode()).hexdigest()[:32]
+
+
 def _keep_view_current(connection, kind) -> None:
     """Create or replace the kind's view and rule unless they are those of this release:
     a digest of their definition is kept as the view's comment, so that a refresh, which
     checks them every time, takes no lock on a view that readers are reading."""
-    statements = view_sql(kind)
-    digest = hashlib.sha256("\n".join(statements).encode()).hexdigest()[:32]
+    statements, digest = _view_definition(kind.name)
     view = kind.table("tail").name
     described = func.obj_description(func.to_regclass(view), "pg_class")
     if connection.execute(select(described)).scalar() == digest:
