@@ -402,6 +402,19 @@ SETTINGS = (
         ),
     ),
     Setting(
+        "OMNI_DASHBOARD_ROLLUPS_TAIL_MARGIN_SECONDS",
+        10,
+        whole(0, 600),
+        (
+            "With `OMNI_DASHBOARD_ROLLUPS_TAIL=triggers`: a write to an event received less "
+            "than this long ago (by the database's clock) costs the writer no trigger call, and "
+            "reads take such events from `omni_events` through its `received_at` index; a "
+            "write to an older event appends to the tail's log. Longer: fewer writes pay a "
+            "call, reads scan more rows (the write rate times the margin plus the time between "
+            "refreshes). 0 to 600; every node must use the same value (the install records it)"
+        ),
+    ),
+    Setting(
         "OMNI_DASHBOARD_STATEMENT_TIMEOUT_MS",
         5000,
         whole(0, 3_600_000),
@@ -487,6 +500,7 @@ class RollupSettings(_ReadByTable):
     refresh: str = setting("OMNI_DASHBOARD_ROLLUPS_REFRESH")
     dead_letters: str = setting("OMNI_DASHBOARD_ROLLUPS_DEAD_LETTERS")
     tail: str = setting("OMNI_DASHBOARD_ROLLUPS_TAIL")
+    tail_margin_seconds: int = setting("OMNI_DASHBOARD_ROLLUPS_TAIL_MARGIN_SECONDS")
 
     def wanted_on(self, dialect: str) -> bool:
         """Whether ``mode`` asks for rollups on a database of ``dialect``."""

@@ -266,7 +266,7 @@ def test_requests_read_the_tail_tables(pair):
 def _drop_triggers(engine) -> None:
     """What a migration that recreates omni_events does to the triggers."""
     with engine.begin() as conn:
-        for statement in tail.TRIGGERS.drops():
+        for statement in tail.NAMED.drops():
             conn.execute(text(statement))
 
 
@@ -303,7 +303,7 @@ def test_a_release_that_keeps_other_tables_seeds_them_again(pair):
     with pair.engine.begin() as conn:
         conn.execute(
             text(
-                f"CREATE OR REPLACE FUNCTION {tail.TRIGGERS.name}() RETURNS trigger "
+                f"CREATE OR REPLACE FUNCTION {tail.NAMED.name}() RETURNS trigger "
                 "LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$"
             )
         )
@@ -424,7 +424,7 @@ def test_raw_setting_removes_the_triggers(pg_url):
     rs.Pair(pg_url)
     raw = rs.Pair(pg_url, fresh=False, OMNI_DASHBOARD_ROLLUPS_TAIL="raw")
     with raw.engine.connect() as conn:
-        assert not conn.execute(select(tail.TRIGGERS.in_place())).scalar()
+        assert not conn.execute(select(tail.NAMED.in_place())).scalar()
     raw.clear(NOW)
     rs.write(raw.engine, events=[rs.event_row(NOW - timedelta(minutes=3), rs.SAMPLE_EVENT)])
     raw.rollups.refresh()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import (
     BigInteger,
     Column,
+    DateTime,
     Index,
     Integer,
     MetaData,
@@ -380,6 +381,23 @@ tail_log = Table(
     metadata,
     Column("sign", SmallInteger, nullable=False),
     *(Column(name, E.c[name].type) for name in TAIL_COLUMNS),
+)
+# The tail's cut (see .tail): events received before it are kept (the kept rows and the log),
+# events from it on are read from omni_events; one row, written by the install (the margin
+# its triggers were created with) and moved by each fold.
+tail_cut = Table(
+    f"{PREFIX}tail_cut",
+    metadata,
+    Column("margin_seconds", Integer, nullable=False),
+    Column("cut", DateTime),
+)
+# What the database's clock read before a transaction id was handed out: every later id's
+# writes happen after that moment (see .tail).
+tail_marks = Table(
+    f"{PREFIX}tail_marks",
+    metadata,
+    Column("xid", BigInteger, nullable=False),
+    Column("clock", DateTime, nullable=False),
 )
 
 

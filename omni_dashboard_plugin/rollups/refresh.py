@@ -402,6 +402,7 @@ def refresh(
     rows = SQLITE_CHUNK_ROWS if sqlite else None
     if sqlite:  # compile the statements before a chunk holds the write lock
         rehearse(engine, lambda connection: _rehearsed_chunk(connection, target, rows))
+    tail.mark(engine)  # a moment the fold that ends this refresh (or a later one) moves the cut to
     chunks, mark, held = 0, None, 0.0
     while max_chunks is None or chunks < max_chunks:
         if chunks and sqlite:

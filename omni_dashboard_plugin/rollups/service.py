@@ -249,7 +249,7 @@ class Rollups:
             dead_letter_counts.uninstall(self.engine)
             self.keeps_dead_letters = False
         if self.settings.tail == "triggers":
-            tail.install(self.engine)
+            tail.install(self.engine, self.settings.tail_margin_seconds)
         else:
             tail.uninstall(self.engine)
 

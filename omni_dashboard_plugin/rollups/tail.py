@@ -33,9 +33,14 @@ from typing import Any
 
 from sqlalchemy import (
     DDL,
+    BigInteger,
     Column,
     ColumnClause,
+    DateTime,
+    Text,
+    and_,
     case,
+    cast,
     column,
     delete,
     func,
@@ -53,10 +58,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import functions
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
-from ..grid import SLOT_SECONDS, SLOTS_PER_DAY
+from ..grid import SLOT_SECONDS, SLOTS_PER_DAY, slot_time
 from ..sql.constructs import slot_index, slot_start
 from ..sql.tables import omni_events
-from .kinds import PREFIX, TAIL_COLUMNS, TAILS, state, tail_log
+from .kinds import PREFIX, TAIL_COLUMNS, TAILS, state, tail_cut, tail_log, tail_marks
 from .locks import TAIL_INSTALL as _INSTALL_LOCK
 from .source import by_slot
 from .triggers import Triggers, schema_of
@@ -69,34 +74,47 @@ UPDATE_FUNCTION = f"{PREFIX}tail_log_update"
 BULK_FUNCTION = f"{PREFIX}tail_log_bulk"
 # The dim the host changes on rows of any age: deleting an instance sets its events' NULL.
 _CASCADED = "instance_id"
-_CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in TAIL_COLUMNS)
-_SAME_PARENT = f"OLD.{_CASCADED} IS NOT DISTINCT FROM NEW.{_CASCADED}"
-TRIGGERS = Triggers(
-    INSERT_FUNCTION,
-    omni_events.name,
-    f"{PREFIX}tail_log",
-    (
-        ("insert", "insert", f"FOR EACH ROW EXECUTE FUNCTION {INSERT_FUNCTION}()"),
+# The clock the margin is measured by: the database's, as a UTC timestamp like Omni's
+# columns, whatever the time zone of the writer's session.
+_CLOCK = "(clock_timestamp() AT TIME ZONE 'UTC')"
+
+
+def triggers(margin_seconds: int = 0) -> Triggers:
+    """The triggers on omni_events: a row trigger per insert and update of an event received
+    ``margin_seconds`` or more before the database's clock (no call for a younger one: its
+    WHEN clause is a single comparison), a statement trigger per delete and truncate. Their
+    names do not depend on the margin."""
+    aged = f"< {_CLOCK} - interval '{margin_seconds} seconds'"
+    received = omni_events.c.received_at.name
+    return Triggers(
+        INSERT_FUNCTION,
+        omni_events.name,
+        f"{PREFIX}tail_aged",
         (
-            "update",
-            "update",
-            f"FOR EACH ROW WHEN ({_SAME_PARENT} AND ({_CHANGED})) "
-            f"EXECUTE FUNCTION {UPDATE_FUNCTION}()",
+            (
+                "insert",
+                "insert",
+                f"FOR EACH ROW WHEN (NEW.{received} {aged}) EXECUTE FUNCTION {INSERT_FUNCTION}()",
+            ),
+            (
+                "update",
+                "update",
+                f"FOR EACH ROW WHEN (least(OLD.{received}, NEW.{received}) {aged}) "
+                f"EXECUTE FUNCTION {UPDATE_FUNCTION}()",
+            ),
+            (
+                "delete",
+                "delete",
+                "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+                f"EXECUTE FUNCTION {BULK_FUNCTION}()",
+            ),
+            ("truncate", "truncate", f"FOR EACH STATEMENT EXECUTE FUNCTION {BULK_FUNCTION}()"),
         ),
-        (
-            "cascade",
-            "update",
-            f"FOR EACH ROW WHEN (NOT ({_SAME_PARENT})) EXECUTE FUNCTION {BULK_FUNCTION}()",
-        ),
-        (
-            "delete",
-            "delete",
-            "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
-            f"EXECUTE FUNCTION {BULK_FUNCTION}()",
-        ),
-        ("truncate", "truncate", f"FOR EACH STATEMENT EXECUTE FUNCTION {BULK_FUNCTION}()"),
-    ),
-)
+    )
+
+
+# The triggers by name (what a read checks is in place).
+NAMED = triggers()
 # Slots kept before the watermark: a read that took an older watermark still finds its own.
 KEPT_BEFORE = SLOTS_PER_DAY
 
@@ -161,11 +179,16 @@ def _pg(statement) -> str:
 
 
 def view_sql(kind) -> list[str]:
-    """CREATE the view a tail kind reads, its kept rows and the log's by slot and dims, and
-    its rule: rows inserted into the view go to the kept table."""
+    """CREATE the view a tail kind reads, and its rule: rows inserted into the view go to the
+    kept table. Before the cut, its kept rows and the log's; from the cut on, omni_events'
+    rows by slot and dims (through its received_at index): one statement reads the cut and
+    the rows on both sides of it in one snapshot."""
     kept, view = kind.table("kept"), kind.table("tail").name
     columns = ["bucket", *kind.dims, *kind.measures]
-    rows = union_all(select(*(kept.c[c] for c in columns)), _changes(kind, tail_log))
+    cut = select(tail_cut.c.cut).scalar_subquery()
+    logged = _changes(kind, tail_log).where(tail_log.c.received_at < cut)
+    recent = by_slot(kind, cut, None).order_by(None)
+    rows = union_all(select(*(kept.c[c] for c in columns)), logged, recent)
     new = ", ".join(f"NEW.{c}" for c in columns)
     return [
         f"CREATE OR REPLACE VIEW {view} AS {_pg(rows)}",
@@ -213,8 +236,8 @@ def _bodies(schema: str) -> dict[str, tuple[str, bool]]:
     def values(sign: int, row: str) -> str:
         return f"({sign}, " + ", ".join(f"{row}.{c}" for c in TAIL_COLUMNS) + ")"
 
-    # The row functions run on every host write: they name nothing through the search
-    # path (their table is qualified, their values need no operator), so they go without
+    # The insert function runs on every write of an aged event: it names nothing through the
+    # search path (its table is qualified, its values need no operator), so it goes without
     # setting it on every call (see Triggers.keep_function_current).
     inserted = f"""
 BEGIN
@@ -222,31 +245,38 @@ BEGIN
   RETURN NULL;
 END
 """
+    olds, news = (", ".join(f"{row}.{c}" for c in TAIL_COLUMNS) for row in ("OLD", "NEW"))
+    kept = " ".join(f'DELETE FROM "{schema}".{kind.table("kept").name};' for kind in TAILS)
+    copied = ", ".join(f"old_rows.{c}" for c in TAIL_COLUMNS)
+    cascaded = f"greatest({_slot_of('OLD')}, {_slot_of('NEW')}) >= {first}"
+    # Deleting an instance sets its events' instance_id NULL, of every age: only those of
+    # the kept slots are logged (the rolled ones follow the delete by themselves). Any other
+    # update is logged when it changes one of the columns the tail reads.
     updated = f"""
 BEGIN
+  IF OLD.{_CASCADED} IS DISTINCT FROM NEW.{_CASCADED} THEN
+    IF NOT coalesce({cascaded}, true) THEN RETURN NULL; END IF;
+  ELSIF ROW({olds}) IS NOT DISTINCT FROM ROW({news}) THEN
+    RETURN NULL;
+  END IF;
   INSERT INTO {target} ({names}) VALUES {values(-1, "OLD")}, {values(1, "NEW")};
   RETURN NULL;
 END
 """
-    kept = " ".join(f'DELETE FROM "{schema}".{kind.table("kept").name};' for kind in TAILS)
-    copied = ", ".join(f"old_rows.{c}" for c in TAIL_COLUMNS)
-    cascaded = f"greatest({_slot_of('OLD')}, {_slot_of('NEW')}) >= {first}"
     per_statement = f"""
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     DELETE FROM {target}; {kept}
-  ELSIF TG_OP = 'DELETE' THEN
+  ELSE
     INSERT INTO {target} ({names}) SELECT -1, {copied} FROM old_rows
     WHERE NOT coalesce({_slot_of("old_rows")} < {first}, false);
-  ELSIF coalesce({cascaded}, true) THEN
-    INSERT INTO {target} ({names}) VALUES {values(-1, "OLD")}, {values(1, "NEW")};
   END IF;
   RETURN NULL;
 END
 """
     return {
         INSERT_FUNCTION: (inserted, False),
-        UPDATE_FUNCTION: (updated, False),
+        UPDATE_FUNCTION: (updated, True),
         BULK_FUNCTION: (per_statement, True),
     }
 
@@ -258,7 +288,7 @@ def _earlier_objects(connection) -> list[str]:
     like = f"{PREFIX}tail%".replace("_", "\\_")
     drops = []
     catalog = table("pg_trigger", column("tgrelid"), column("tgname"))
-    current = [TRIGGERS.trigger(op) for op in TRIGGERS.operations]
+    current = [NAMED.trigger(op) for op in NAMED.operations]
     names = connection.execute(
         select(catalog.c.tgname).where(
             catalog.c.tgrelid == func.to_regclass(omni_events.name),
@@ -286,13 +316,14 @@ def _earlier_objects(connection) -> list[str]:
     return drops
 
 
-def install(engine) -> bool:
-    """Create the views, functions and triggers (PostgreSQL), unless they are in place,
-    replacing what an earlier release kept the tail with; the next refresh seeds the kept
-    tables. False (and a warning) elsewhere or when the database user may not create them:
-    the tail is then read raw."""
+def install(engine, margin_seconds: int) -> bool:
+    """Create the views, functions and triggers (PostgreSQL), unless they are in place with
+    this margin, replacing what an earlier release kept the tail with; the next refresh
+    seeds the kept tables. False (and a warning) elsewhere or when the database user may
+    not create them: the tail is then read raw."""
     if engine.dialect.name != "postgresql":
         return False
+    wanted = triggers(margin_seconds)
     try:
         with engine.begin() as connection:
             connection.execute(select(func.pg_advisory_xact_lock(_INSTALL_LOCK)))
@@ -303,16 +334,19 @@ def install(engine) -> bool:
                 _keep_view_current(connection, kind)
             replaced = False
             for name, (body, fixed) in _bodies(schema_of(connection)).items():
-                current = TRIGGERS.keep_function_current(connection, body, name, fixed_path=fixed)
+                current = wanted.keep_function_current(connection, body, name, fixed_path=fixed)
                 replaced = current or replaced
-            in_place = connection.execute(select(TRIGGERS.in_place())).scalar()
+            in_place = connection.execute(select(wanted.current())).scalar()
             if not in_place:
-                for statement in TRIGGERS.drops() + TRIGGERS.creates():
+                for statement in wanted.drops() + wanted.creates_described():
                     connection.execute(DDL(statement))
-            if earlier or replaced or not in_place:
+            recorded = connection.execute(select(tail_cut.c.margin_seconds)).scalars().all()
+            if earlier or replaced or not in_place or recorded != [margin_seconds]:
                 # What changed while there were no triggers, or the functions kept other
                 # tables (another release's), is not in the tables: seed them again.
                 connection.execute(delete(state).where(state.c.name == STATE_NAME))
+                connection.execute(delete(tail_cut))
+                connection.execute(insert(tail_cut).values(margin_seconds=margin_seconds))
         return True
     except sa_exc.DBAPIError as exc:
         log.warning(
@@ -331,11 +365,12 @@ def uninstall(engine) -> None:
         return
     try:
         with engine.begin() as connection:
-            for statement in TRIGGERS.drops():
+            for statement in NAMED.drops():
                 connection.execute(DDL(statement))
             for kind in TAILS:
                 connection.execute(DDL(f"DROP VIEW IF EXISTS {kind.table('tail').name}"))
             connection.execute(delete(state).where(state.c.name == STATE_NAME))
+            connection.execute(delete(tail_cut))
     except sa_exc.DBAPIError as exc:
         log.warning("the tail triggers could not be dropped: %s", exc.orig)
 
@@ -345,49 +380,96 @@ def usable(connection):
     in place (a host migration that recreated omni_events drops them)."""
     if connection.dialect.name != "postgresql":
         return state.c.name != STATE_NAME
-    return or_(state.c.name != STATE_NAME, TRIGGERS.in_place())
+    return or_(state.c.name != STATE_NAME, NAMED.in_place())
+
+
+def _running():
+    """The oldest transaction id still running in the statement's snapshot, as bigint."""
+    xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
+    return cast(cast(xmin, Text), BigInteger)
+
+
+def mark(engine) -> None:
+    """Record the database's clock, then a transaction id handed out after it (PostgreSQL,
+    while the triggers are in place): a transaction with a later id writes after that
+    moment, so once none older runs, no write the triggers passed over is older than the
+    moment less the margin. Two statements in a transaction without an id yet, so the
+    clock is read first."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as connection:
+        clock = connection.execute(select(literal_column(_CLOCK))).scalar()
+        xid = cast(cast(func.pg_current_xact_id(), Text), BigInteger)
+        marked = select(literal(clock, DateTime()), xid).where(NAMED.in_place())
+        connection.execute(insert(tail_marks).from_select(["clock", "xid"], marked))
 
 
 def _moved(watermark: int, start: int | None):
-    """One statement that empties the log into the kept tables: seeded from the raw rows
-    from ``watermark`` on when ``start`` is None (the log's rows are in them), else the
-    log's rows of slots from a day before the watermark on folded with the kept rows of
-    their slots."""
+    """One statement (one snapshot) that empties the log into the kept tables and moves the
+    cut: to the newest mark older than every running transaction, less the margin (never
+    back). Seeded (``start`` None) from omni_events' rows from ``watermark`` to the new cut
+    (the log's rows are in them); else the log's rows before the old cut, of slots from a
+    day before the watermark on, and omni_events' rows between the old and the new cut,
+    folded with the kept rows of their slots; the log's rows from the old cut on are
+    dropped (omni_events' rows answer for them)."""
     low = watermark - KEPT_BEFORE
+    begin = literal(slot_time(watermark), DateTime())
+    newest = select(func.max(tail_marks.c.clock)).where(tail_marks.c.xid < _running())
+    margin = tail_cut.c.margin_seconds * literal_column("interval '1 second'")
+    old = begin if start is None else func.coalesce(tail_cut.c.cut, begin)
+    moved = func.greatest(old, newest.scalar_subquery() - margin)
+    cuts = select(old.label("old"), moved.label("new")).cte("cuts")
+    old_cut, new_cut = select(cuts.c.old).scalar_subquery(), select(cuts.c.new).scalar_subquery()
+    stored = update(tail_cut).values(cut=new_cut).returning(literal(1)).cte("stored")
     logged = delete(tail_log).returning(*tail_log.c).cte("logged")
-    slot = slot_index(slot_start(logged.c.received_at, SLOT_SECONDS))
+    before = select(logged).where(logged.c.received_at < old_cut).subquery()
+    slot = slot_index(slot_start(before.c.received_at, SLOT_SECONDS))
     touched = select(slot.label("bucket")).distinct().cte("touched")
-    statements = [logged, touched]
+    statements = [cuts, stored, logged, touched]
     for n, kind in enumerate(TAILS):
         kept = kind.table("kept")
+        recent = by_slot(kind, old_cut, new_cut).order_by(None).cte(f"recent_{n}")
         deleted = delete(kept)
-        if start is not None:  # the slots the log changes (the others are folded already)
+        if start is not None:  # the slots that change (the others are folded already)
             deleted = deleted.where(
-                kept.c.bucket >= low, kept.c.bucket.in_(select(touched.c.bucket))
+                kept.c.bucket >= low,
+                or_(
+                    kept.c.bucket.in_(select(touched.c.bucket)),
+                    kept.c.bucket.in_(select(recent.c.bucket)),
+                ),
             )
         gone = deleted.returning(*kept.c).cte(f"gone_{n}")
         if start is None:
-            rows = by_slot(kind, watermark, None).subquery()
+            rows = select(recent).subquery()
         else:
-            changes = _changes(kind, logged).subquery()
-            recent = select(changes).where(changes.c.bucket >= low)
-            rows = union_all(select(gone), recent).subquery()
-        statements += [gone, _summed(kind, rows, kept).returning(literal(1)).cte(f"kept_{n}")]
+            changes = _changes(kind, before).subquery()
+            earlier = select(changes).where(changes.c.bucket >= low)
+            rows = union_all(select(gone), earlier, select(recent)).subquery()
+        statements += [
+            recent,
+            gone,
+            _summed(kind, rows, kept).returning(literal(1)).cte(f"kept_{n}"),
+        ]
     return select(literal(1)).add_cte(*statements)
 
 
 def keep(connection, watermark: int) -> None:
     """Inside the refresh's transaction, caught up at ``watermark``: seed the kept tables,
-    or fold the log into them and drop old slots; forget them when the triggers are gone."""
+    or fold the log into them and drop old slots; forget them when the triggers are gone
+    (or the install did not record the margin)."""
     if connection.dialect.name != "postgresql":
         return
     named = state.c.name == STATE_NAME
-    if not connection.execute(select(TRIGGERS.in_place())).scalar():
+    recorded = select(func.count()).select_from(tail_cut).scalar_subquery() == 1
+    if not connection.execute(select(and_(NAMED.in_place(), recorded))).scalar():
         connection.execute(delete(state).where(named))
         return
     start = connection.execute(select(state.c.start_slot).where(named)).scalar()
-    # One statement, one snapshot: the log rows it deletes are the ones it keeps.
+    # One statement, one snapshot: the log rows it deletes are the ones it keeps, and the
+    # rows it reads from omni_events those its new cut leaves to the kept tables.
     connection.execute(_moved(watermark, start))
+    newest = select(func.max(tail_marks.c.clock)).where(tail_marks.c.xid < _running())
+    connection.execute(delete(tail_marks).where(tail_marks.c.clock < newest.scalar_subquery()))
     if start is None:
         values = {"name": STATE_NAME, "start_slot": watermark, "watermark_slot": watermark}
         connection.execute(insert(state).values(**values))

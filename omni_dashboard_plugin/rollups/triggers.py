@@ -5,6 +5,7 @@ functions that run as their owner (the plugin's user: the host's writers need no
 on the plugin's tables), so their tables are named with their schema.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import DDL, Text, and_, cast, column, func, select, table
@@ -74,6 +75,30 @@ class Triggers:
             catalog.c.tgenabled != "D",
         )
         return found.scalar_subquery() == len(self.operations)
+
+    def creates_described(self) -> list[str]:
+        """:meth:`creates`, then a comment on the first trigger naming a digest of their
+        definitions (see :meth:`current`)."""
+        creates = self.creates()
+        digest = hashlib.sha256("\n".join(creates).encode()).hexdigest()[:32]
+        first = self.trigger(next(iter(self.operations)))
+        return [*creates, f"COMMENT ON TRIGGER {first} ON {self.source} IS '{digest}'"]
+
+    def current(self):
+        """A scalar subquery: whether every trigger is in place, created by
+        :meth:`creates_described` with these definitions."""
+        *_, described = self.creates_described()
+        digest = described.rsplit(" IS ", 1)[1].strip("'")
+        catalog = table("pg_trigger", column("oid"), column("tgrelid"), column("tgname"))
+        comment = (
+            select(func.obj_description(catalog.c.oid, "pg_trigger"))
+            .where(
+                catalog.c.tgrelid == func.to_regclass(self.source),
+                catalog.c.tgname == self.trigger(next(iter(self.operations))),
+            )
+            .scalar_subquery()
+        )
+        return and_(self.in_place(), comment == digest)
 
     def keep_function_current(
         self, connection, body: str, name: str | None = None, *, fixed_path: bool = True

@@ -1,0 +1,179 @@
+"""The tail's cut (PostgreSQL): a write to an event younger than the margin calls no trigger
+function and is read from omni_events; a fold never moves the cut past a write it did not
+see, however long the writer's transaction stays open; writers of young and aged events
+beside folds lose nothing."""
+
+import itertools
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import delete, func, insert, literal_column, select, update
+
+from host_example.tables import omni_events
+from omni_dashboard_plugin.rollups.kinds import EDGES_TAIL, tail_cut, tail_log
+
+from . import rollup_support as rs
+from .test_tail import _kept, _oracle, _start
+from .waiting import deadline_in, expired, wait_until
+
+# Slow: triggers installed with another margin, folds waiting on the database's clock.
+pytestmark = pytest.mark.slow
+
+E = omni_events
+MARGIN = "OMNI_DASHBOARD_ROLLUPS_TAIL_MARGIN_SECONDS"
+
+
+def _clock(engine) -> datetime:
+    """The database's clock, naive UTC (what the triggers' margin is measured by)."""
+    with engine.connect() as conn:
+        return conn.execute(select(literal_column("clock_timestamp() AT TIME ZONE 'UTC'"))).scalar()
+
+
+def _cut(engine) -> datetime | None:
+    with engine.connect() as conn:
+        return conn.execute(select(tail_cut.c.cut)).scalar()
+
+
+def _logged(conn) -> int:
+    return conn.execute(select(func.count()).select_from(tail_log)).scalar()
+
+
+def _exact(pair, now, instance=0) -> None:
+    first = _start(pair.engine)
+    assert first is not None
+    assert _kept(pair.engine, first) == _oracle(pair.engine, first)
+    window = (now - timedelta(hours=3), now + timedelta(minutes=1))
+    rs.assert_same(pair, window, rs.INSTANCE_IDS[instance])
+
+
+def _cut_reaches(pair, moment: datetime) -> datetime:
+    """Refresh until the cut is at ``moment`` or later (a transaction elsewhere in the
+    cluster may hold it back for a while); the cut."""
+
+    def reached():
+        pair.rollups.refresh()
+        cut = _cut(pair.engine)
+        return cut if cut is not None and cut >= moment else None
+
+    return wait_until(reached, f"the tail's cut to reach {moment}")
+
+
+def test_young_writes_call_nothing_and_aged_ones_are_logged(pg_url):
+    """An insert and status moves of an event younger than the margin append nothing to the
+    log (no trigger function ran) and show at once; one of an event older than the margin
+    is logged as before; every read is exact before and after the folds."""
+    pair = rs.Pair(pg_url, **{MARGIN: 60})
+    now = _clock(pair.engine)
+    pair.clear(now)  # the app's clock is the database's: its horizon and the margin agree
+    spec = {**rs.SAMPLE_EVENT, "instance": 1}
+    history = [rs.event_row(now - timedelta(minutes=m), spec) for m in range(2, 200, 7)]
+    rs.write(pair.engine, events=history)
+    _cut_reaches(pair, now - timedelta(seconds=60))
+    _exact(pair, now, 1)
+    young = rs.event_row(now - timedelta(seconds=1), {**spec, "status": "received"})
+    with pair.engine.begin() as conn:
+        conn.execute(insert(E).values(**young))
+        conn.execute(update(E).where(E.c.id == young["id"]).values(status="processing"))
+        done = {"status": "completed", "processing_time_ms": 321, "agent_latency_ms": 99}
+        conn.execute(update(E).where(E.c.id == young["id"]).values(**done))
+        assert _logged(conn) == 0
+    _exact(pair, now, 1)
+    aged = rs.event_row(now - timedelta(minutes=5), {**spec, "status": "received"})
+    with pair.engine.begin() as conn:
+        conn.execute(insert(E).values(**aged))
+        conn.execute(update(E).where(E.c.id == aged["id"]).values(status="failed"))
+        # A status move of an event before the cut (the history's) is logged too.
+        older = history[1]["id"]
+        conn.execute(update(E).where(E.c.id == older).values(status="failed"))
+        assert _logged(conn) == 1 + 2 + 2
+    _exact(pair, now, 1)
+    # Aged, yet after the cut (folds have not moved it since): logged, and read from
+    # omni_events, not twice.
+    cut = _cut(pair.engine)
+    after = rs.event_row(cut + timedelta(seconds=0.5), {**spec, "status": "received"})
+    aged_at = after["received_at"] + timedelta(seconds=60)
+    wait_until(lambda: _clock(pair.engine) > aged_at, "an event after the cut to age")
+    with pair.engine.begin() as conn:
+        before = _logged(conn)
+        conn.execute(insert(E).values(**after))
+        conn.execute(update(E).where(E.c.id == after["id"]).values(status="failed"))
+        assert _logged(conn) == before + 3
+    assert _cut(pair.engine) == cut
+    _exact(pair, now, 1)
+    pair.rollups.refresh()
+    _exact(pair, now, 1)
+
+
+def test_the_cut_waits_for_a_writer_that_has_not_committed(pg_url):
+    """A writer moves a young event (no log row) and keeps its transaction open past the
+    margin: folds meanwhile leave the cut before that event, so its old status is not
+    folded into the kept rows; once it commits, the reads show the new status."""
+    pair = rs.Pair(pg_url, **{MARGIN: 1})
+    now = _clock(pair.engine)
+    pair.clear(now)
+    # Dated ahead, so that it is still young when the writer moves it on a slow machine.
+    row = rs.event_row(now + timedelta(seconds=4), {**rs.SAMPLE_EVENT, "status": "received"})
+    rs.write(pair.engine, events=[row])
+    pair.rollups.refresh()
+    with pair.engine.connect() as writer:
+        done = {"status": "completed", "processing_time_ms": 77, "agent_latency_ms": 5}
+        writer.execute(update(E).where(E.c.id == row["id"]).values(**done))
+        assert _logged(writer) == 0  # young: no trigger function ran
+        aged = row["received_at"] + timedelta(seconds=1.5)
+        wait_until(lambda: _clock(pair.engine) > aged, "the event to age past the margin")
+        for _ in range(3):
+            pair.rollups.refresh()
+            cut = _cut(pair.engine)
+            assert cut is not None and cut <= row["received_at"]
+        writer.commit()
+    _exact(pair, now)
+    _cut_reaches(pair, row["received_at"] + timedelta(microseconds=1))
+    _exact(pair, now)
+
+
+def test_writers_of_young_and_aged_events_beside_folds_lose_nothing(pg_url):
+    """Writers insert events dated from a few seconds before the database's clock to one
+    after it, move and delete them, each statement committed, while folds move the cut
+    across them (a margin of 1 s); the tail stays exact."""
+    pair = rs.Pair(pg_url, **{MARGIN: 1})
+    now = _clock(pair.engine)
+    pair.clear(now)
+    pair.rollups.refresh()
+    rounds, deadline = [], deadline_in()
+
+    def writer(seed):
+        """Writes at least 40 rounds, and on until the cut has moved 6 times."""
+        draw = random.Random(seed)
+        spec = {**rs.SAMPLE_EVENT, "status": "received", "instance": seed}
+        own = E.c.instance_id == rs.INSTANCE_IDS[seed]
+        for i in itertools.count():
+            if i >= 40 and len(set(rounds)) >= 6:
+                break
+            assert not expired(deadline), f"{len(set(rounds))} cuts: hung?"
+            at = datetime.now(timezone.utc).replace(tzinfo=None)
+            row = rs.event_row(at + timedelta(seconds=draw.uniform(-4, 1)), spec)
+            with pair.engine.begin() as conn:
+                conn.execute(insert(E).values(**row))
+            with pair.engine.begin() as conn:
+                conn.execute(update(E).where(E.c.id == row["id"]).values(status="processing"))
+            with pair.engine.begin() as conn:
+                received = own & (E.c.status == "processing") & (E.c.id != row["id"])
+                done = {"status": "completed", "processing_time_ms": i}
+                conn.execute(update(E).where(received).values(**done))
+            if i % 7 == 0:
+                with pair.engine.begin() as conn:
+                    first = select(E.c.id).where(own).order_by(E.c.id).limit(1)
+                    conn.execute(delete(E).where(E.c.id.in_(first.scalar_subquery())))
+
+    def refresh():
+        pair.rollups.refresh()
+        rounds.append(_cut(pair.engine))
+
+    errors = rs.alongside([lambda seed=seed: writer(seed) for seed in (1, 2)], refresh)
+    assert not errors
+    _exact(pair, now, 1)
+    first = _start(pair.engine)
+    assert sum(n[0] for n in _oracle(pair.engine, first)[EDGES_TAIL.name].values()) > 0
+    pair.rollups.refresh()
+    _exact(pair, now, 2)
