@@ -31,7 +31,7 @@ import re
 import statistics
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -71,9 +71,10 @@ def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _write(dsn, seconds, start, out, seed, flush) -> None:
-    """One writer: events back to back for ``seconds`` after ``start`` is set; puts
-    (per-event seconds, statements) on ``out``."""
+def _write(dsn, seconds, start, out, seed, flush, ago) -> None:
+    """One writer: events back to back for ``seconds`` after ``start`` is set, each received
+    ``ago`` before the clock (Omni's ``received_at`` is the moment it stores the event: 0);
+    puts (per-event seconds, statements) on ``out``."""
     conn = psycopg.connect(dsn, autocommit=True, options=f"-c synchronous_commit={flush}")
     cur = conn.cursor()
     cur.execute("SELECT pg_backend_pid()")
@@ -85,7 +86,7 @@ def _write(dsn, seconds, start, out, seed, flush) -> None:
     while time.monotonic() < ends:
         key, n = uuid.uuid4(), n + 1
         moves = 1 + (n + seed) % 3
-        at = NOW + timedelta(hours=1, microseconds=n)  # after the loaded rows
+        at = datetime.now(UTC).replace(tzinfo=None) - ago  # after the loaded rows
         began = time.perf_counter()
         cur.execute(
             INSERT,
@@ -180,11 +181,11 @@ def _counters(cur) -> tuple[int, int, int]:
     return wal, rows, int(cur.fetchone()[0])
 
 
-def _block(dsn, writers: int, seconds: float, flush: str) -> dict:
+def _block(dsn, writers: int, seconds: float, flush: str, ago: timedelta) -> dict:
     context = multiprocessing.get_context("fork")
     start, out = context.Event(), context.Queue()
     procs = [
-        context.Process(target=_write, args=(dsn, seconds, start, out, n, flush), daemon=True)
+        context.Process(target=_write, args=(dsn, seconds, start, out, n, flush, ago), daemon=True)
         for n in range(writers)
     ]
     for proc in procs:
@@ -215,7 +216,13 @@ def _prepare(url: str) -> None:
 
 
 def run(
-    url: str, counts: list[int], seconds: float, blocks: int, flush: str = "on", floor=False
+    url: str,
+    counts: list[int],
+    seconds: float,
+    blocks: int,
+    flush: str = "on",
+    floor=False,
+    ago: timedelta = timedelta(0),
 ) -> dict:
     """{(writers, mode): {"latencies", "events", "statements", "rate" (list per block),
     "wal", "rows", "calls"}}; the modes are "off" and "on", and "floor" with ``floor``."""
@@ -235,7 +242,7 @@ def run(
                 mode = modes[(block + writers) % len(modes)]
                 _mode(cur, mode)
                 before = _counters(cur)
-                result = _block(dsn, writers, seconds, flush)
+                result = _block(dsn, writers, seconds, flush, ago)
                 time.sleep(0.6)  # the writers' statistics flushed
                 after = _counters(cur)
                 into = found.setdefault(
@@ -275,7 +282,7 @@ def run(
     return found
 
 
-def report(found: dict, counts, seconds, blocks, flush) -> list[str]:
+def report(found: dict, counts, seconds, blocks, flush, ago: timedelta) -> list[str]:
     modes = [m for m in MODES if (counts[0], m) in found]
     rotation = (
         "plugin on and off alternating"
@@ -288,7 +295,8 @@ def report(found: dict, counts, seconds, blocks, flush) -> list[str]:
         f"{blocks} blocks of {seconds:g} s per writer count, {rotation}; "
         f"each writer a process with one connection, every statement its own transaction "
         f"(synchronous_commit {flush}); "
-        f"an event is a single-row INSERT and 1 to 3 single-row UPDATEs (2 on average); "
+        f"an event is a single-row INSERT and 1 to 3 single-row UPDATEs (2 on average), "
+        f"received {ago.total_seconds():g} s before the database's clock; "
         f"PostgreSQL 15, {platform.machine()}, 2 cores shared with the writers.",
         "",
         "| writers | plugin | p50 per event (ms) | p99 per event (ms) | events/s | "
@@ -342,13 +350,24 @@ def main(argv=None):
         help="add blocks with triggers of the plugin's definitions calling a function that "
         "does nothing: what any row trigger costs",
     )
+    parser.add_argument(
+        "--received-ago",
+        type=float,
+        default=0,
+        help="seconds between an event's received_at and the clock when it is written (0, "
+        "as Omni; more than the tail's margin: every write is to an aged event, the "
+        "plugin's triggers call their function on each)",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.writers.split(",")]
     flush = args.synchronous_commit
-    found = run(args.database_url, counts, args.seconds, args.blocks, flush, args.floor)
+    ago = timedelta(seconds=args.received_ago)
+    found = run(args.database_url, counts, args.seconds, args.blocks, flush, args.floor, ago)
     section = "writes" if flush == "on" else "writes-no-flush"
-    publish(section, report(found, counts, args.seconds, args.blocks, flush), args.write)
+    section += "-aged" if ago else ""
+    lines = report(found, counts, args.seconds, args.blocks, flush, ago)
+    publish(section, lines, args.write)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ beside folds lose nothing."""
 
 import itertools
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, func, insert, literal_column, select, update
@@ -151,7 +151,7 @@ def test_writers_of_young_and_aged_events_beside_folds_lose_nothing(pg_url):
             if i >= 40 and len(set(rounds)) >= 6:
                 break
             assert not expired(deadline), f"{len(set(rounds))} cuts: hung?"
-            at = datetime.now(timezone.utc).replace(tzinfo=None)
+            at = datetime.now(UTC).replace(tzinfo=None)
             row = rs.event_row(at + timedelta(seconds=draw.uniform(-4, 1)), spec)
             with pair.engine.begin() as conn:
                 conn.execute(insert(E).values(**row))
