@@ -395,7 +395,8 @@ SETTINGS = (
         (
             "While rollups are on, PostgreSQL: `triggers` keeps the events of the raw tail (the "
             "slots after the rolled ones) by slot with triggers on `omni_events`, so that a read "
-            "never scans recent rows, however fast they arrive (needs ownership of the table or "
+            "scans only the rows of the last seconds (the margin, below), however fast they "
+            "arrive (needs ownership of the table or "
             "`TRIGGER` on it, else a warning and raw reads; see [rollups](rollups.md)); `raw` "
             "reads the tail's rows on every request (a cost of the write rate times the horizon) "
             "and drops the triggers an earlier install created"

@@ -1,28 +1,33 @@
-"""The raw tail kept for reads (PostgreSQL): a log the host's writes append to, folded by
-the refresh, so that no read scans recent rows.
+"""The raw tail kept for reads (PostgreSQL): events after a cut read from omni_events, events
+before it kept by the refresh and a log that writes to aged events append to.
 
 The rows after the rolled slots are young: they keep arriving and changing status, so they
 are not rolled up, and reading them raw costs the write rate times the horizon on every
-request. Instead, triggers on ``omni_events`` copy, in the writer's transaction, the
-columns the tail kinds read of every changed row into one narrow, unindexed table, the
-log, with a sign: a row-level trigger appends the new row (+1) of an INSERT, and the old
-(-1) and new (+1) rows of an UPDATE that changes one of those columns (its WHEN clause
-passes over any other update without calling the function); a statement-level trigger
-appends the deleted rows (-1) of a DELETE but those before the kept slots (retention), and
-a TRUNCATE empties the log and the kept rows. That is one narrow insert per host
-statement, where grouping the changes by slot and dims for each read family would cost
-the writer five grouped inserts into indexed tables.
+request. They are split at a moment, the cut, a few seconds before now. Events received from
+the cut on are read from omni_events through its received_at index. Events before it are
+kept: the refresh folds them into kept tables, one row per slot and dims of each read
+family, and triggers on omni_events log, in the writer's transaction, a change to an *aged*
+event (received at least the margin before the database's clock): a row trigger appends the
+new row (+1) of such an insert and the old (-1) and new (+1) rows of such an update that
+changes a column the tail kinds read; a statement trigger appends the deleted rows (-1) of
+a DELETE but those before the kept slots (retention), and a TRUNCATE empties the log and
+the kept rows. The row triggers' WHEN clause is that one comparison, so a write to a young
+event, Omni's every insert and status move, calls no function.
 
-Each tail kind reads a view: the rows the refresh kept, plus the log's rows summed by slot,
-dims and sign. Any snapshot therefore sees rows that sum, slot by slot, to exactly the raw
-rows it sees, from the slot that the ``tail`` row of the state table names on.
+Each tail kind reads a view: the kept rows, the log's rows of events before the cut, and
+omni_events' rows from the cut on, reading the cut in the same statement. Any snapshot
+therefore sees rows that sum, slot by slot, to exactly the raw rows it sees, from the slot
+that the ``tail`` row of the state table names on.
 
-The refresh, once caught up, seeds the kept tables from the raw rows after the watermark
-(the first time after the triggers were created, emptying the log in the same statement, so
-a concurrent writer's change is counted by either the seed or the log, never both); later,
-in one statement, it moves the log into the kept tables, one row per slot and dims, and
-drops slots more than a day before the watermark (a read that started before a refresh
-still finds the slots it reads).
+Each refresh first records a mark: the clock, then a transaction id handed out after it. The
+refresh, once caught up, moves the cut to the newest mark older than every running
+transaction, less the margin (a transaction with a later id passed over only events received
+after that), folding omni_events' rows between the old and the new cut and the log's rows
+before the old cut into the kept tables, in one statement; the first time after the
+triggers were created it seeds the kept tables from the raw rows after the watermark instead,
+emptying the log in the same statement (so a concurrent writer's change is counted by
+either the seed or the log, never both). Slots more than a day before the watermark are
+dropped (a read that started before a refresh still finds the slots it reads).
 """
 
 import functools
