@@ -86,7 +86,7 @@ def _write(dsn, seconds, start, out, seed, flush, ago) -> None:
     while time.monotonic() < ends:
         key, n = uuid.uuid4(), n + 1
         moves = 1 + (n + seed) % 3
-        at = datetime.now(UTC).replace(tzinfo=None) - ago  # after the loaded rows
+        at = datetime.now(UTC).replace(tzinfo=None) - ago  # the loaded rows end at NOW, before
         began = time.perf_counter()
         cur.execute(
             INSERT,

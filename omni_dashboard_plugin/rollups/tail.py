@@ -388,10 +388,12 @@ def usable(connection):
     return or_(state.c.name != STATE_NAME, NAMED.in_place())
 
 
-def _running():
-    """The oldest transaction id still running in the statement's snapshot, as bigint."""
+def _newest_mark():
+    """A scalar subquery: the clock of the newest mark whose transaction id is older than
+    every transaction still running in the statement's snapshot (NULL: none yet)."""
     xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
-    return cast(cast(xmin, Text), BigInteger)
+    running = cast(cast(xmin, Text), BigInteger)
+    return select(func.max(tail_marks.c.clock)).where(tail_marks.c.xid < running).scalar_subquery()
 
 
 def mark(engine) -> None:
@@ -419,10 +421,9 @@ def _moved(watermark: int, start: int | None):
     dropped (omni_events' rows answer for them)."""
     low = watermark - KEPT_BEFORE
     begin = literal(slot_time(watermark), DateTime())
-    newest = select(func.max(tail_marks.c.clock)).where(tail_marks.c.xid < _running())
     margin = tail_cut.c.margin_seconds * literal_column("interval '1 second'")
     old = begin if start is None else func.coalesce(tail_cut.c.cut, begin)
-    moved = func.greatest(old, newest.scalar_subquery() - margin)
+    moved = func.greatest(old, _newest_mark() - margin)
     cuts = select(old.label("old"), moved.label("new")).cte("cuts")
     old_cut, new_cut = select(cuts.c.old).scalar_subquery(), select(cuts.c.new).scalar_subquery()
     stored = update(tail_cut).values(cut=new_cut).returning(literal(1)).cte("stored")
@@ -473,8 +474,7 @@ def keep(connection, watermark: int) -> None:
     # One statement, one snapshot: the log rows it deletes are the ones it keeps, and the
     # rows it reads from omni_events those its new cut leaves to the kept tables.
     connection.execute(_moved(watermark, start))
-    newest = select(func.max(tail_marks.c.clock)).where(tail_marks.c.xid < _running())
-    connection.execute(delete(tail_marks).where(tail_marks.c.clock < newest.scalar_subquery()))
+    connection.execute(delete(tail_marks).where(tail_marks.c.clock < _newest_mark()))
     if start is None:
         values = {"name": STATE_NAME, "start_slot": watermark, "watermark_slot": watermark}
         connection.execute(insert(state).values(**values))

@@ -76,29 +76,31 @@ class Triggers:
         )
         return found.scalar_subquery() == len(self.operations)
 
+    def _digest(self) -> str:
+        return hashlib.sha256("\n".join(self.creates()).encode()).hexdigest()[:32]
+
+    def _first(self) -> str:
+        return self.trigger(next(iter(self.operations)))
+
     def creates_described(self) -> list[str]:
         """:meth:`creates`, then a comment on the first trigger naming a digest of their
         definitions (see :meth:`current`)."""
-        creates = self.creates()
-        digest = hashlib.sha256("\n".join(creates).encode()).hexdigest()[:32]
-        first = self.trigger(next(iter(self.operations)))
-        return [*creates, f"COMMENT ON TRIGGER {first} ON {self.source} IS '{digest}'"]
+        comment = f"COMMENT ON TRIGGER {self._first()} ON {self.source} IS '{self._digest()}'"
+        return [*self.creates(), comment]
 
     def current(self):
         """A scalar subquery: whether every trigger is in place, created by
         :meth:`creates_described` with these definitions."""
-        *_, described = self.creates_described()
-        digest = described.rsplit(" IS ", 1)[1].strip("'")
         catalog = table("pg_trigger", column("oid"), column("tgrelid"), column("tgname"))
         comment = (
             select(func.obj_description(catalog.c.oid, "pg_trigger"))
             .where(
                 catalog.c.tgrelid == func.to_regclass(self.source),
-                catalog.c.tgname == self.trigger(next(iter(self.operations))),
+                catalog.c.tgname == self._first(),
             )
             .scalar_subquery()
         )
-        return and_(self.in_place(), comment == digest)
+        return and_(self.in_place(), comment == self._digest())
 
     def keep_function_current(
         self, connection, body: str, name: str | None = None, *, fixed_path: bool = True
