@@ -40,23 +40,30 @@ from .harness import KEY, NOW, Call, bench_app, measure, percentile, sized_parse
 from .loader import load
 from .report import cell, publish
 
-# One of the loader's ten instances, one of its five channels, a week before the clock.
+# One of the loader's ten instances, one of its five channels.
 INSTANCE = "00000000-0000-0000-0000-000000000001"
-WEEK_AGO = (NOW - timedelta(days=7)).isoformat() + "Z"
-CALLS = [
-    ("GET /api/v2/dashboard", "/api/v2/dashboard"),
-    ("GET /event-ops/metrics", "/api/v2/event-ops/metrics"),
-    (
-        "GET /api/v2/dashboard?instanceId=…&compare=previous_period",
-        f"/api/v2/dashboard?instanceId={INSTANCE}&compare=previous_period",
-    ),
-    (
-        "GET /events/analytics?since=<7 d ago>&channel=discord&compare=previous_period",
-        f"/api/v2/events/analytics?since={WEEK_AGO}&channel=discord&compare=previous_period",
-    ),
-    ("GET /automation-metrics", "/api/v2/automation-metrics"),
-    ("GET /api/v2/dashboard/metrics (one scrape)", "/api/v2/dashboard/metrics"),
-]
+
+
+def calls(now) -> list[tuple[str, str]]:
+    """The timed calls, (label, URL), the analytics reaching a week before ``now``."""
+    week_ago = (now - timedelta(days=7)).isoformat() + "Z"
+    return [
+        ("GET /api/v2/dashboard", "/api/v2/dashboard"),
+        ("GET /event-ops/metrics", "/api/v2/event-ops/metrics"),
+        (
+            "GET /api/v2/dashboard?instanceId=…&compare=previous_period",
+            f"/api/v2/dashboard?instanceId={INSTANCE}&compare=previous_period",
+        ),
+        (
+            "GET /events/analytics?since=<7 d ago>&channel=discord&compare=previous_period",
+            f"/api/v2/events/analytics?since={week_ago}&channel=discord&compare=previous_period",
+        ),
+        ("GET /automation-metrics", "/api/v2/automation-metrics"),
+        ("GET /api/v2/dashboard/metrics (one scrape)", "/api/v2/dashboard/metrics"),
+    ]
+
+
+CALLS = calls(NOW)
 # The calls whose ratio of sizes the report states.
 RATIOS = CALLS[:4]
 
@@ -101,24 +108,28 @@ def ensure_database(url) -> None:
         admin.dispose()
 
 
-def prepare(url, events, days, reuse, horizon, keep=False):
-    """Load (unless reused), refresh from scratch (unless ``keep``: then the rollups a
-    previous run left are caught up, and the refresh time is ``None``), compare; returns
-    (load s, refresh s, app with rollups on, app with rollups off)."""
+def prepare(url, events, days, reuse, horizon, keep=False, now=NOW):
+    """Load (unless reused) events ending at ``now``, refresh from scratch (unless
+    ``keep``: then the rollups a previous run left are caught up, and the refresh time is
+    ``None``), compare at ``now``; returns (load s, refresh s, app with rollups on, app
+    with rollups off)."""
     ensure_database(url)
     engine = make_engine(url, statement_timeout_ms=0)
     loaded = 0.0
     if not (reuse and _holds(engine, events)):
-        loaded = load(engine, events, max(events // 10, 1), days, NOW)
+        loaded = load(engine, events, max(events // 10, 1), days, now)
         keep = False  # the rollups of earlier rows would be caught up, not redone
     on = bench_app(
         url,
+        OMNI_CLOCK=lambda: now,
         OMNI_DASHBOARD_ROLLUPS="on",
         OMNI_DASHBOARD_ROLLUPS_REFRESH="cron",
         OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES=horizon,
         OMNI_DASHBOARD_CACHE_SECONDS=0,
     )
-    off = bench_app(url, OMNI_DASHBOARD_ROLLUPS="off", OMNI_DASHBOARD_CACHE_SECONDS=0)
+    off = bench_app(
+        url, OMNI_CLOCK=lambda: now, OMNI_DASHBOARD_ROLLUPS="off", OMNI_DASHBOARD_CACHE_SECONDS=0
+    )
     rollups = on.extensions["omni_dashboard"].rollups
     refreshed = None
     if not keep:
@@ -130,7 +141,7 @@ def prepare(url, events, days, reuse, horizon, keep=False):
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in rollup_metadata.sorted_tables:
             conn.execute(text(f"VACUUM ANALYZE {table.name}"))
-    for _, path in CALLS:
+    for _, path in calls(now):
         if _body(on, path) != _body(off, path):
             raise SystemExit(f"rollups on and off differ on {path}")
     return loaded, refreshed, on, off

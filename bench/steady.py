@@ -1,24 +1,28 @@
-"""Steady state: the dashboard timed while a writer ingests and the refresh runs on its own.
+"""Steady state: the dashboard timed while writers ingest and the refresh runs on its own.
 
     python -m bench.steady --database-url postgresql://root@127.0.0.1/omni_bench_10000000 \
         --minutes 10 --rate 200 --write
 
-    python -m bench.steady --database-url postgresql://root@127.0.0.1/omni_bench_10000000 \
-        --minutes 5 --rate 2000 --single-row-writers 8 --refresh-seconds 2 --write
+    python -m bench.steady --database-url postgresql://root@127.0.0.1/omni_steady \
+        --load 1000000 --minutes 5 --rate 2000 --single-row-writers 16 --refresh-seconds 2 \
+        --write
 
-On a database loaded by ``bench.rollups`` (its clock, ``NOW``, is where the data ends), the
-clock runs from ``NOW`` in real time. A writer process inserts ``--rate`` events a second
-(half of the inbound ones arrive ``received`` and are completed 2 to 60 seconds later, as
-Omni's pipeline does, within the rollups' horizon) in batches and moves a dead letter now
-and then; with ``--single-row-writers N``, N processes write as Omni does instead, one row
-per statement and transaction (see :class:`SingleRowWriter`). A refresh thread rolls up
-what closed every ``--refresh-seconds`` (15: what ``flask omni-dashboard refresh --every
-15`` does beside a host in cron mode), on a connection of its own, whose PostgreSQL
-backend's CPU time is read from /proc. Meanwhile the main thread times the calls
-round-robin. Every ``--checkpoint-seconds`` the writer pauses, the clock stops, and every
-call is compared with rollups on and off (they must be equal); then all resume. At the end
-the rows the writer added are deleted again, so that ``bench.rollups --reuse`` still finds
-the database it loaded.
+The clock is the database's (read at the start, then running in real time), since Omni
+dates its rows by it and the rollups' tail compares with it; ``--load N`` first loads N
+events ending at that clock and refreshes the rollups from scratch (a database loaded by
+``bench.rollups`` ends at its ``NOW``, days before). A writer process inserts ``--rate``
+events a second in batches (half of the inbound ones arrive ``received`` and are completed
+2 to 60 seconds later, as Omni's pipeline does, within the rollups' horizon) and moves a
+dead letter now and then. With ``--single-row-writers N``, N pgbench connections write as
+Omni does instead, one row per statement and transaction (see :func:`pgbench_script`), at
+``--rate`` events a second, and a :class:`Completer` process completes and moves dead
+letters. A refresh thread rolls up what closed every ``--refresh-seconds`` (15: what
+``flask omni-dashboard refresh --every 15`` does beside a host in cron mode), on a
+connection of its own, whose PostgreSQL backend's CPU time is read from /proc. Meanwhile
+the main thread times the calls round-robin. Every ``--checkpoint-seconds`` the writers
+pause, the clock stops, and every call is compared with rollups on and off (they must be
+equal); then all resume. At the end the rows the writers added are deleted again, so that
+``bench.rollups --reuse`` still finds the database it loaded.
 """
 
 import argparse
@@ -26,10 +30,14 @@ import math
 import multiprocessing
 import os
 import random
+import re
+import resource
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select, text, update
@@ -39,37 +47,37 @@ from host_example.tables import CHANNELS, dead_letter_events, omni_events
 from omni_dashboard_plugin.rollups.kinds import TAILS
 from omni_dashboard_plugin.rollups.refresh import refresh
 
-from .harness import KEY, NOW, bench_app, percentile
+from .harness import KEY, bench_app, percentile
 from .report import publish
-from .rollups import CALLS, _body
+from .rollups import _body, calls, prepare
+from .writes import libpq_dsn
 
-TIMED = [*CALLS[:4], CALLS[5]]  # and one scrape
 INSTANCES = [uuid.UUID(int=n + 1) for n in range(10)]  # the loader's ten
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class RunningClock:
-    """``NOW`` plus the seconds since the start; :meth:`stop` holds it still. Shared with
-    the writer's process (CLOCK_MONOTONIC is system-wide)."""
+    """The database's clock: ``start`` (read from it) plus the seconds since; :meth:`stop`
+    holds it still and :meth:`go` lets it show the time again. Shared with the writers'
+    processes (CLOCK_MONOTONIC is system-wide)."""
 
-    def __init__(self):
+    def __init__(self, start: datetime):
+        self.start = start
         self._began = multiprocessing.Value("d", time.monotonic())
         self._held = multiprocessing.Value("d", math.nan)
 
     def __call__(self):
         with self._began.get_lock():
             if not math.isnan(self._held.value):
-                return NOW + timedelta(seconds=self._held.value)
-            return NOW + timedelta(seconds=time.monotonic() - self._began.value)
+                return self.start + timedelta(seconds=self._held.value)
+            return self.start + timedelta(seconds=time.monotonic() - self._began.value)
 
     def stop(self) -> None:
         with self._began.get_lock():
             self._held.value = time.monotonic() - self._began.value
 
     def go(self) -> None:
-        """Run on from where it stopped."""
         with self._began.get_lock():
-            self._began.value = time.monotonic() - self._held.value
             self._held.value = math.nan
 
 
@@ -109,7 +117,9 @@ class Writer(multiprocessing.Process):
             time.sleep(max(0.0, due - time.monotonic()))
         if self.cleans:
             with engine.begin() as conn:
-                conn.execute(delete(omni_events).where(omni_events.c.received_at > NOW))
+                conn.execute(
+                    delete(omni_events).where(omni_events.c.received_at > self.clock.start)
+                )
                 conn.execute(
                     delete(dead_letter_events).where(dead_letter_events.c.id.in_(self._dead))
                 )
@@ -192,60 +202,81 @@ class Writer(multiprocessing.Process):
         self.join()
 
 
-class SingleRowWriter(Writer):
-    """Omni's own write pattern, one of ``writers`` processes writing ``rate / writers``
-    events a second: every statement a single row in its own transaction. An inbound event
-    is inserted ``received`` and moved to ``processing`` at once, half of them then to
-    ``completed`` 2 to 60 seconds later (the rest stay ``processing``); an outbound one is inserted
-    ``completed``. The first process also moves the dead letters."""
+class Completer(Writer):
+    """Beside the pgbench writers, as Omni's pipeline does: completes half of the inbound
+    events 2 to 60 seconds after they arrived, one row per statement and transaction, and
+    moves the dead letters. It learns the events pgbench wrote by reading the ones still
+    ``processing`` from the ``received_at`` index once a second (one statement a second,
+    where Omni's pipeline remembers its own)."""
 
-    def __init__(self, url: str, clock: RunningClock, rate: int, index: int, writers: int):
-        super().__init__(url, clock, rate // writers)
-        self.name, self.index = f"bench-writer-{index}", index
-        self._random = random.Random(7 + index)
-        self.cleans = index == 0  # once the others have stopped (Writers.finish)
+    def __init__(self, url: str, clock: "RunningClock"):
+        super().__init__(url, clock, rate=0)
+        self.name = "bench-completer"
+        self._seen: dict = {}  # id -> received_at, of the last few seconds' events
 
     def _tick(self, engine, tick: int) -> None:
         now = self.clock()
-        raw = engine.raw_connection()
-        try:
-            raw.driver_connection.autocommit = True
-            cursor = raw.cursor()
-            for _ in range(self.rate // 10):
-                row = {
-                    k: str(v) if isinstance(v, uuid.UUID) else v
-                    for k, v in self._event(now).items()
-                }
-                if row["direction"] == "inbound":
-                    row["status"], row["processing_time_ms"] = "received", None
-                cursor.execute(_SINGLE_INSERT, row)
-                if row["status"] == "received":
-                    cursor.execute(_SINGLE_MOVE, {"id": row["id"]})
-                self.written.value += 1
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if tick % 10 == 0:
+                self._learn(conn)
             due = [key for at, key in self._open if at <= now]
             for key in due:
-                cursor.execute(_SINGLE_COMPLETE, {"id": str(key), "now": now})
+                conn.execute(
+                    update(omni_events)
+                    .where(omni_events.c.id == key)
+                    .values(status="completed", processed_at=now, processing_time_ms=250)
+                )
             self._open = [(at, key) for at, key in self._open if at > now]
             self.completed.value += len(due)
-            raw.driver_connection.autocommit = False
-        finally:
-            raw.close()
-        if self.index == 0:
-            with engine.begin() as conn:
-                self._move_dead_letters(conn, tick, now)
+            self._move_dead_letters(conn, tick, now)
+
+    def _learn(self, conn) -> None:
+        """Schedule the completion of half the events that arrived since the last look
+        (looking 2 s back, for those committed after a later one)."""
+        since = max(self._seen.values(), default=self.clock.start) - timedelta(seconds=2)
+        found = conn.execute(
+            select(omni_events.c.id, omni_events.c.received_at).where(
+                omni_events.c.received_at > since, omni_events.c.status == "processing"
+            )
+        ).all()
+        for key, at in found:
+            if key not in self._seen and self._random.random() < 0.5:
+                self._open.append((at + timedelta(seconds=self._random.uniform(2, 60)), key))
+            self._seen[key] = at
+        self._seen = {key: at for key, at in self._seen.items() if at > since}
 
 
-_SINGLE_INSERT = (
-    "INSERT INTO omni_events (id, channel, instance_id, event_type, direction, content_type, "
-    "status, received_at, processing_time_ms, created_at) VALUES (%(id)s, %(channel)s, "
-    "%(instance_id)s, %(event_type)s, %(direction)s, %(content_type)s, %(status)s, "
-    "%(received_at)s, %(processing_time_ms)s, %(created_at)s)"
-)
-_SINGLE_MOVE = "UPDATE omni_events SET status = 'processing' WHERE id = %(id)s"
-_SINGLE_COMPLETE = (
-    "UPDATE omni_events SET status = 'completed', processed_at = %(now)s, "
-    "processing_time_ms = 250 WHERE id = %(id)s"
-)
+def pgbench_script() -> str:
+    """One event as Omni stores it, every statement a single row in its own transaction:
+    an inbound one is inserted ``received`` and moved to ``processing`` at once, an
+    outbound one is inserted ``completed``; dated by the database's clock (UTC), instance
+    and channel as the loader's."""
+    channels = ", ".join(f"'{channel}'" for channel in CHANNELS)
+    columns = (
+        "id, channel, instance_id, event_type, direction, content_type, status, "
+        "processing_time_ms, received_at, created_at"
+    )
+    common = (
+        f"gen_random_uuid(), (ARRAY[{channels}])[:instance::int % {len(CHANNELS)} + 1], "
+        "lpad(to_hex(:instance::int + 1), 32, '0')::uuid"
+    )
+    clock = "now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'"
+    return "\n".join(
+        [
+            f"\\set instance random(0, {len(INSTANCES) - 1})",
+            "\\set inbound random(0, 1)",
+            "\\set took random(40, 439)",
+            "\\if :inbound",
+            f"INSERT INTO omni_events ({columns}) VALUES ({common}, 'message.received', "
+            f"'inbound', 'text', 'received', NULL, {clock}) RETURNING id \\gset",
+            "UPDATE omni_events SET status = 'processing' WHERE id = :id;",
+            "\\else",
+            f"INSERT INTO omni_events ({columns}) VALUES ({common}, 'message.sent', "
+            f"'outbound', 'text', 'completed', :took::int, {clock});",
+            "\\endif",
+            "",
+        ]
+    )
 
 
 def _backend_cpu_seconds(engine) -> float:
@@ -294,10 +325,14 @@ class Refresher(threading.Thread):
 
 
 class Writers:
-    """Writer processes started, paused, resumed and finished together; their counts summed."""
+    """Writer processes started, paused, resumed and finished together; their counts summed.
+    A checkpoint is :meth:`due` every ``every`` seconds of writing."""
 
-    def __init__(self, processes: list[Writer]):
-        self.processes = processes
+    def __init__(self, processes: list[Writer], every: float):
+        self.processes, self.every = processes, every
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next
 
     def total(self, counter: str) -> float:
         return sum(getattr(p, counter).value for p in self.processes)
@@ -305,6 +340,7 @@ class Writers:
     def start(self) -> None:
         for process in self.processes:
             process.start()
+        self._next = time.monotonic() + self.every
 
     def pause(self) -> None:
         for process in self.processes:
@@ -316,6 +352,7 @@ class Writers:
     def resume(self) -> None:
         for process in self.processes:
             process.resume()
+        self._next = time.monotonic() + self.every
 
     def finish(self) -> None:
         """Stop them, the one that deletes what they wrote last."""
@@ -323,12 +360,109 @@ class Writers:
             process.finish()
 
 
+class PgbenchWriters(Writers):
+    """Omni's single-row writes from ``clients`` pgbench connections (libpq in C, so that
+    the writers take little of the cores the database shares), ``rate`` events a second,
+    in runs that end at each checkpoint (its pause) and at ``ends``; events more than a
+    second behind pgbench's schedule are skipped and counted, not caught up. A
+    :class:`Completer` completes and moves dead letters beside them."""
+
+    def __init__(self, url: str, clock, rate: int, clients: int, every: float, ends: float):
+        super().__init__([Completer(url, clock)], every)
+        self.url, self.rate, self.clients, self.ends = url, rate, clients, ends
+        self.counts = {"processed": 0, "skipped": 0, "seconds": 0.0, "cpu": 0.0}
+        self._script = Path(tempfile.mkdtemp()) / "event.sql"
+        self._script.write_text(pgbench_script())
+        self._run: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        super().start()
+        self._begin()
+
+    def due(self) -> bool:
+        return self._run.poll() is not None
+
+    def pause(self) -> None:
+        self._end()
+        super().pause()
+
+    def resume(self) -> None:
+        super().resume()
+        self._begin()
+
+    def finish(self) -> None:
+        self._end()
+        super().finish()
+
+    def total(self, counter: str) -> float:
+        if counter == "written":
+            return self.counts["processed"]
+        return super().total(counter)
+
+    def _begin(self) -> None:
+        seconds = max(1, math.ceil(min(self.every, self.ends - time.monotonic())))
+        self._started = time.monotonic()
+        self._run = subprocess.Popen(
+            [
+                *("pgbench", "-n", "-M", "prepared", "-f", str(self._script)),
+                *("-c", str(self.clients), "-j", str(min(self.clients, 2))),
+                *("--rate", str(self.rate), "--latency-limit", "1000", "-T", str(seconds)),
+                libpq_dsn(self.url),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def _end(self) -> None:
+        """Wait for the current run to end and add up what it reports."""
+        if self._run is None:
+            return
+        run, self._run = self._run, None
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        output, _ = run.communicate()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if run.returncode != 0:
+            raise SystemExit(f"pgbench failed:\n{output}")
+        self.counts["seconds"] += time.monotonic() - self._started
+        self.counts["cpu"] += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        for key, pattern in (
+            ("processed", r"actually processed: (\d+)"),
+            ("skipped", r"skipped: (\d+)"),
+        ):
+            found = re.search(pattern, output)
+            self.counts[key] += int(found.group(1)) if found else 0
+
+
+def _machine_busy(since: tuple[int, int] | None = None):
+    """The jiffies the machine's cores spent busy and in all, from /proc/stat; given an
+    earlier reading, the busy share since."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    now = (sum(fields) - fields[3] - fields[4], sum(fields))  # all but idle and iowait
+    if since is None:
+        return now
+    return (now[0] - since[0]) / max(1, now[1] - since[1])
+
+
+def database_clock(url: str) -> datetime:
+    """The database's clock (UTC, as Omni dates its rows), to the second."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'")).scalar()
+    finally:
+        engine.dispose()
+    return found.replace(microsecond=0)
+
+
 def _checkpoint(apps: dict, clock, writer) -> int:
     """Writer paused and clock stopped: the number of calls that differ on and off."""
     writer.pause()
     clock.stop()
     try:
-        return sum(_body(apps["on"], path) != _body(apps["off"], path) for _, path in CALLS)
+        return sum(
+            _body(apps["on"], path) != _body(apps["off"], path) for _, path in calls(clock.start)
+        )
     finally:
         clock.go()
         writer.resume()
@@ -344,15 +478,33 @@ def main(argv=None):
         type=int,
         default=0,
         help="write as Omni does, one row per statement and transaction, from this many "
-        "processes (default: one process inserting batches)",
+        "pgbench connections (default: one process inserting batches)",
     )
+    parser.add_argument(
+        "--load",
+        type=int,
+        metavar="EVENTS",
+        help="first load this many events over --days, ending at the database's clock, and "
+        "refresh the rollups from scratch (default: the database as it is)",
+    )
+    parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--refresh-seconds", type=float, default=15)
     parser.add_argument("--checkpoint-seconds", type=float, default=120)
     parser.add_argument("--horizon-minutes", type=int, default=30)
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
 
-    clock = RunningClock()
+    if args.load:
+        prepare(
+            args.database_url,
+            args.load,
+            args.days,
+            False,
+            args.horizon_minutes,
+            now=database_clock(args.database_url),
+        )
+    clock = RunningClock(database_clock(args.database_url))
+    timed = [*calls(clock.start)[:4], calls(clock.start)[5]]  # and one scrape
     common = {"OMNI_CLOCK": clock, "OMNI_DASHBOARD_CACHE_SECONDS": 0}
     apps = {
         "on": bench_app(
@@ -364,44 +516,47 @@ def main(argv=None):
         ),
         "off": bench_app(args.database_url, **common),
     }
+    began = time.monotonic()
     if args.single_row_writers:
-        n = args.single_row_writers
-        writer = Writers(
-            [SingleRowWriter(args.database_url, clock, args.rate, i, n) for i in range(n)]
+        writer = PgbenchWriters(
+            args.database_url,
+            clock,
+            args.rate,
+            args.single_row_writers,
+            args.checkpoint_seconds,
+            ends=began + args.minutes * 60,
         )
     else:
-        writer = Writers([Writer(args.database_url, clock, args.rate)])
+        writer = Writers([Writer(args.database_url, clock, args.rate)], args.checkpoint_seconds)
     horizon = timedelta(minutes=args.horizon_minutes)
     refresher = Refresher(args.database_url, clock, horizon, args.refresh_seconds)
     differences, checkpoints = 0, 0
-    samples: dict[str, list[float]] = {label: [] for label, _ in TIMED}
+    samples: dict[str, list[float]] = {label: [] for label, _ in timed}
     client = apps["on"].test_client()
-    began = time.monotonic()
+    busy = _machine_busy()
     writer.start()
     refresher.start()
-    next_checkpoint = began + args.checkpoint_seconds
     paused = 0.0
     minutes: list[list[float]] = []  # the plain dashboard's samples, minute by minute
     try:
         while time.monotonic() - began < args.minutes * 60:
-            for label, path in TIMED:
+            for label, path in timed:
                 started = time.perf_counter()
                 response = client.get(path, headers={"x-api-key": KEY})
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 samples[label].append(elapsed_ms)
-                if label == TIMED[0][0]:
+                if label == timed[0][0]:
                     minute = int((time.monotonic() - began - paused) // 60)
                     minutes += [[] for _ in range(minute + 1 - len(minutes))]
                     minutes[minute].append(elapsed_ms)
                 if response.status_code != 200:
                     raise SystemExit(f"{path}: HTTP {response.status_code}")
                 time.sleep(0.05)
-            if time.monotonic() >= next_checkpoint:
+            if writer.due():
                 stopped = time.monotonic()
                 differences += _checkpoint(apps, clock, writer)
                 paused += time.monotonic() - stopped
                 checkpoints += 1
-                next_checkpoint = time.monotonic() + args.checkpoint_seconds
         stopped = time.monotonic()
         differences += _checkpoint(apps, clock, writer)
         paused += time.monotonic() - stopped
@@ -416,10 +571,11 @@ def main(argv=None):
     cpu = sum(run["cpu"] for run in runs)
     written = int(writer.total("written"))
     pattern = (
-        f"{len(writer.processes)} writer processes inserted {written:,} events one row per "
-        f"statement and transaction ({written / running:.0f}/s, each busy "
-        f"{writer.total('busy_seconds') / len(writer.processes) / running * 100:.0f} % of "
-        "the time), moved the inbound ones to processing at once and completed "
+        f"{args.single_row_writers} pgbench connections wrote {written:,} events one row per "
+        f"statement and transaction ({written / running:.0f}/s of {args.rate:,} asked; "
+        f"{writer.counts['skipped']:,} skipped, more than 1 s behind the schedule; pgbench "
+        f"used {writer.counts['cpu'] / running * 100:.0f} % of a core), moving the inbound "
+        "ones to processing at once; a process completed "
         if args.single_row_writers
         else f"a writer process inserted {written:,} events in batches ({written / running:.0f}"
         f"/s, busy {writer.total('busy_seconds') / running * 100:.0f} % of the time), completed "
@@ -460,6 +616,8 @@ def main(argv=None):
             if runs
             else "no fold"
         ),
+        f"- the machine's cores were busy {_machine_busy(busy) * 100:.0f} % of the run "
+        "(every process, the database's included)",
         f"- checkpoints (writer paused, clock stopped, every call on and off): {checkpoints}, "
         f"differences: {differences}",
         "- the plain dashboard's p50 / p99 minute by minute: "

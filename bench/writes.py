@@ -67,7 +67,7 @@ FLOOR_PATTERN = "bench\\_floor\\_%"
 PAYLOAD = '{"key": {"remoteJid": "chat@s.whatsapp.net", "fromMe": false}, "pushName": "bench"}'
 
 
-def _dsn(url: str) -> str:
+def libpq_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -226,7 +226,7 @@ def run(
 ) -> dict:
     """{(writers, mode): {"latencies", "events", "statements", "rate" (list per block),
     "wal", "rows", "calls"}}; the modes are "off" and "on", and "floor" with ``floor``."""
-    dsn = _dsn(url)
+    dsn = libpq_dsn(url)
     _prepare(url)
     admin = psycopg.connect(dsn, autocommit=True)
     cur = admin.cursor()
