@@ -108,11 +108,11 @@ def ensure_database(url) -> None:
         admin.dispose()
 
 
-def prepare(url, events, days, reuse, horizon, keep=False, now=NOW):
+def prepare(url, events, days, reuse, horizon, keep=False, now=NOW, **config):
     """Load (unless reused) events ending at ``now``, refresh from scratch (unless
     ``keep``: then the rollups a previous run left are caught up, and the refresh time is
-    ``None``), compare at ``now``; returns (load s, refresh s, app with rollups on, app
-    with rollups off)."""
+    ``None``), compare at ``now``; returns (load s, refresh s, app with rollups on and
+    ``config``, app with rollups off)."""
     ensure_database(url)
     engine = make_engine(url, statement_timeout_ms=0)
     loaded = 0.0
@@ -126,6 +126,7 @@ def prepare(url, events, days, reuse, horizon, keep=False, now=NOW):
         OMNI_DASHBOARD_ROLLUPS_REFRESH="cron",
         OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES=horizon,
         OMNI_DASHBOARD_CACHE_SECONDS=0,
+        **config,
     )
     off = bench_app(
         url, OMNI_CLOCK=lambda: now, OMNI_DASHBOARD_ROLLUPS="off", OMNI_DASHBOARD_CACHE_SECONDS=0

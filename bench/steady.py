@@ -370,7 +370,7 @@ class PgbenchWriters(Writers):
     def __init__(self, url: str, clock, rate: int, clients: int, every: float, ends: float):
         super().__init__([Completer(url, clock)], every)
         self.url, self.rate, self.clients, self.ends = url, rate, clients, ends
-        self.counts = {"processed": 0, "skipped": 0, "seconds": 0.0, "cpu": 0.0}
+        self.counts = {"processed": 0, "skipped": 0, "seconds": 0.0, "cpu": 0.0, "lag": 0.0}
         self._script = Path(tempfile.mkdtemp()) / "event.sql"
         self._script.write_text(pgbench_script())
         self._run: subprocess.Popen | None = None
@@ -426,6 +426,8 @@ class PgbenchWriters(Writers):
             raise SystemExit(f"pgbench failed:\n{output}")
         self.counts["seconds"] += time.monotonic() - self._started
         self.counts["cpu"] += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        lag = re.search(r"schedule lag: avg [\d.]+ \(max ([\d.]+)\)", output)
+        self.counts["lag"] = max(self.counts["lag"], float(lag.group(1)) if lag else 0.0)
         for key, pattern in (
             ("processed", r"actually processed: (\d+)"),
             ("skipped", r"skipped: (\d+)"),
@@ -491,9 +493,19 @@ def main(argv=None):
     parser.add_argument("--refresh-seconds", type=float, default=15)
     parser.add_argument("--checkpoint-seconds", type=float, default=120)
     parser.add_argument("--horizon-minutes", type=int, default=30)
+    parser.add_argument(
+        "--tail-margin-seconds",
+        type=int,
+        help="OMNI_DASHBOARD_ROLLUPS_TAIL_MARGIN_SECONDS (default: the plugin's)",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
 
+    margin = (
+        {"OMNI_DASHBOARD_ROLLUPS_TAIL_MARGIN_SECONDS": args.tail_margin_seconds}
+        if args.tail_margin_seconds is not None
+        else {}
+    )
     if args.load:
         prepare(
             args.database_url,
@@ -502,6 +514,7 @@ def main(argv=None):
             False,
             args.horizon_minutes,
             now=database_clock(args.database_url),
+            **margin,
         )
     clock = RunningClock(database_clock(args.database_url))
     timed = [*calls(clock.start)[:4], calls(clock.start)[5]]  # and one scrape
@@ -513,6 +526,7 @@ def main(argv=None):
             OMNI_DASHBOARD_ROLLUPS="on",
             OMNI_DASHBOARD_ROLLUPS_REFRESH="cron",
             OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES=args.horizon_minutes,
+            **margin,
         ),
         "off": bench_app(args.database_url, **common),
     }
@@ -572,8 +586,9 @@ def main(argv=None):
     written = int(writer.total("written"))
     pattern = (
         f"{args.single_row_writers} pgbench connections wrote {written:,} events one row per "
-        f"statement and transaction ({written / running:.0f}/s of {args.rate:,} asked; "
-        f"{writer.counts['skipped']:,} skipped, more than 1 s behind the schedule; pgbench "
+        f"statement and transaction ({written / writer.counts['seconds']:.0f}/s of "
+        f"{args.rate:,} asked; at most {writer.counts['lag']:.0f} ms behind the schedule, "
+        f"{writer.counts['skipped']:,} skipped for more than 1 s; pgbench "
         f"used {writer.counts['cpu'] / running * 100:.0f} % of a core), moving the inbound "
         "ones to processing at once; a process completed "
         if args.single_row_writers
@@ -586,7 +601,9 @@ def main(argv=None):
         f"them 2 to 60 s after they arrived, and changed {int(writer.total('dead_moves'))} dead "
         "letters; the refresh "
         f"ran every {args.refresh_seconds:.0f} s "
-        f"(horizon {args.horizon_minutes} min); Flask test client in-process, PostgreSQL 15, "
+        f"(horizon {args.horizon_minutes} min, tail margin "
+        f"{apps['on'].extensions['omni_dashboard'].rollups.settings.tail_margin_seconds} s); "
+        "Flask test client in-process, PostgreSQL 15, "
         "2 cores.",
         "",
         "| call (rollups on, under ingest) | p50 (ms) | p95 (ms) | p99 (ms) | requests |",

@@ -186,6 +186,26 @@ def test_dropped_triggers_count_raw_until_a_refresh_puts_them_back(pair):
     assert _responses(pair.on) == _expected(statuses) == _responses(pair.off)
 
 
+def test_reset_counts_again_what_writes_past_the_triggers_changed(pg_url):
+    """PostgreSQL: a bulk load with the triggers bypassed (``session_replication_role =
+    replica``, as loaders and restores do) leaves the counts behind; ``reset`` counts the
+    dead letters again, and the dashboard agrees with rollups off after the refresh."""
+    pair = rs.Pair(pg_url)
+    pair.clear(NOW)
+    statuses = {}
+    _apply(pair.engine, "insert", ["pending", "resolved"], statuses)
+    with pair.engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        rows = [{"id": uuid.uuid4(), "status": "parked", "created_at": NOW} for _ in range(3)]
+        conn.execute(insert(table), rows)
+        conn.execute(delete(table).where(table.c.status == "pending"))
+    assert _kept(pair.engine) == {"pending": 1, "resolved": 1}
+    pair.rollups.reset()
+    assert _kept(pair.engine) == _oracle(pair.engine) == {"resolved": 1, "parked": 3}
+    pair.rollups.refresh()
+    assert _responses(pair.on) == _responses(pair.off)
+
+
 @pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
 def test_writers_during_folds_lose_nothing(pg_url):
     """PostgreSQL: writers insert and move dead letters in their own transactions while

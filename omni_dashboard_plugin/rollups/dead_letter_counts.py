@@ -134,20 +134,10 @@ def install(engine) -> bool:
                 PG_TRIGGERS.keep_function_current(connection, body)
             if installed(connection):
                 return True
-            if dialect == "postgresql":
-                # Writers wait until the triggers and the counts they start from are in,
-                # and so does a refresh folding the counts (or wait for it to finish).
-                connection.exec_driver_sql(f"LOCK TABLE {SOURCE} IN SHARE ROW EXCLUSIVE MODE")
-                connection.exec_driver_sql(f"LOCK TABLE {counts.name} IN EXCLUSIVE MODE")
+            _hold_writers(connection)
             for statement in _statements(dialect):
                 connection.execute(DDL(statement))
-            connection.execute(delete(counts))
-            status = dead_letter_events.c.status
-            connection.execute(
-                insert(counts).from_select(
-                    ["status", "n"], select(status, func.count()).group_by(status)
-                )
-            )
+            _count_again(connection)
         return True
     except sa_exc.DBAPIError as exc:
         log.warning(
@@ -157,6 +147,30 @@ def install(engine) -> bool:
             exc.orig,
         )
         return False
+
+
+def recount(engine) -> None:
+    """Count the dead letters again, for writes that bypassed the triggers (a bulk load
+    with ``session_replication_role = replica``, a restore of ``dead_letter_events``)."""
+    with engine.begin() as connection:
+        _hold_writers(connection)
+        _count_again(connection)
+
+
+def _hold_writers(connection) -> None:
+    """On PostgreSQL, writers wait until the counts are in again, and so does a refresh
+    folding them (or this waits for it to finish)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"LOCK TABLE {SOURCE} IN SHARE ROW EXCLUSIVE MODE")
+        connection.exec_driver_sql(f"LOCK TABLE {counts.name} IN EXCLUSIVE MODE")
+
+
+def _count_again(connection) -> None:
+    connection.execute(delete(counts))
+    status = dead_letter_events.c.status
+    connection.execute(
+        insert(counts).from_select(["status", "n"], select(status, func.count()).group_by(status))
+    )
 
 
 def uninstall(engine) -> None:

@@ -304,10 +304,12 @@ class Rollups:
         return report
 
     def reset(self) -> None:
-        """Drop the rolled rows and the watermark (after history was rewritten); the next
-        refresh rolls everything up again."""
+        """Drop the rolled rows and the watermark (after history was rewritten), and count
+        the kept dead letters again; the next refresh rolls everything up again."""
         self.check_writable()
         reset(self.engine)
+        if self.keeps_dead_letters:
+            dead_letter_counts.recount(self.engine)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for this process's background refresh, if one runs."""
