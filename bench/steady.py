@@ -517,7 +517,13 @@ def main(argv=None):
             **margin,
         )
     clock = RunningClock(database_clock(args.database_url))
-    timed = [*calls(clock.start)[:4], calls(clock.start)[5]]  # and one scrape
+    timed = [
+        *calls(clock.start)[:4],
+        calls(clock.start)[5],  # one scrape
+        # The host's own: one request through the same stack and one statement, to tell
+        # what the machine's load does to any request from what the plugin's reads cost.
+        ("GET /api/v2/health (the host's own, for comparison)", "/api/v2/health"),
+    ]
     common = {"OMNI_CLOCK": clock, "OMNI_DASHBOARD_CACHE_SECONDS": 0}
     apps = {
         "on": bench_app(
