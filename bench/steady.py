@@ -44,7 +44,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 
 from host_example.db import make_engine
 from host_example.tables import CHANNELS, dead_letter_events, omni_events
-from omni_dashboard_plugin.rollups.kinds import TAILS
+from omni_dashboard_plugin.rollups.kinds import TAILS, tail_cut
 from omni_dashboard_plugin.rollups.refresh import refresh
 
 from .harness import KEY, bench_app, percentile
@@ -315,13 +315,18 @@ class Refresher(threading.Thread):
                 }
             )
 
-    def _tail_rows(self) -> int:
-        """Rows of the kept tail tables (what a read of the tail scans at most)."""
+    def _tail_rows(self) -> tuple[int, int]:
+        """Rows of the kept tail tables, and events received from the tail's cut on (read
+        raw from ``omni_events`` by every read of the tail)."""
         with self.engine.connect() as conn:
-            return sum(
+            kept = sum(
                 conn.execute(select(func.count()).select_from(kind.table("tail"))).scalar()
                 for kind in TAILS
             )
+            young = select(func.count()).where(
+                omni_events.c.received_at >= select(tail_cut.c.cut).scalar_subquery()
+            )
+            return kept, conn.execute(young).scalar()
 
 
 class Writers:
@@ -402,6 +407,8 @@ class PgbenchWriters(Writers):
     def _begin(self) -> None:
         seconds = max(1, math.ceil(min(self.every, self.ends - time.monotonic())))
         self._started = time.monotonic()
+        # Children's CPU counts once they are reaped (by due()'s poll, or here at the end).
+        self._usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         self._run = subprocess.Popen(
             [
                 *("pgbench", "-n", "-M", "prepared", "-f", str(self._script)),
@@ -419,9 +426,8 @@ class PgbenchWriters(Writers):
         if self._run is None:
             return
         run, self._run = self._run, None
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         output, _ = run.communicate()
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before, after = self._usage, resource.getrusage(resource.RUSAGE_CHILDREN)
         if run.returncode != 0:
             raise SystemExit(f"pgbench failed:\n{output}")
         self.counts["seconds"] += time.monotonic() - self._started
@@ -633,9 +639,13 @@ def main(argv=None):
         ),
         "- rows of the kept tail tables before / after each fold (p50 and most): "
         + (
-            f"{percentile([r['tail_rows'][0] for r in runs], 0.5):,.0f} / "
-            f"{percentile([r['tail_rows'][1] for r in runs], 0.5):,.0f}, at most "
-            f"{max(r['tail_rows'][0] for r in runs):,} / {max(r['tail_rows'][1] for r in runs):,}"
+            f"{percentile([r['tail_rows'][0][0] for r in runs], 0.5):,.0f} / "
+            f"{percentile([r['tail_rows'][1][0] for r in runs], 0.5):,.0f}, at most "
+            f"{max(r['tail_rows'][0][0] for r in runs):,} / "
+            f"{max(r['tail_rows'][1][0] for r in runs):,}; events received from the cut "
+            "on (read raw by every read of the tail) before / after each fold (p50): "
+            f"{percentile([r['tail_rows'][0][1] for r in runs], 0.5):,.0f} / "
+            f"{percentile([r['tail_rows'][1][1] for r in runs], 0.5):,.0f}"
             if runs
             else "no fold"
         ),
