@@ -659,7 +659,7 @@ def main(argv=None):
         )
         + " ms",
     ]
-    publish("steady", lines, args.write)
+    publish("steady-single-row" if args.single_row_writers else "steady", lines, args.write)
     if differences:
         raise SystemExit(f"{differences} responses differed between rollups on and off")
 
