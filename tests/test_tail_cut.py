@@ -177,3 +177,31 @@ def test_writers_of_young_and_aged_events_beside_folds_lose_nothing(pg_url):
     assert sum(n[0] for n in _oracle(pair.engine, first)[EDGES_TAIL.name].values()) > 0
     pair.rollups.refresh()
     _exact(pair, now, 2)
+
+
+def _scans_of(plan: dict, relation: str) -> list[dict]:
+    """The nodes of an EXPLAIN (FORMAT JSON) plan that scan ``relation``."""
+    found = [plan] if plan.get("Relation Name") == relation else []
+    for child in plan.get("Plans", []):
+        found += _scans_of(child, relation)
+    return found
+
+
+def test_a_read_of_the_tail_is_planned_for_the_rows_after_the_cut(pg_url):
+    """The planner estimates a tail view's read of omni_events from the cut's value, not a
+    third of the table (what it assumes of a value it cannot see: at 10M events that plan
+    took parallel workers and a second of JIT compilation to read a few seconds of rows)."""
+    pair = rs.Pair(pg_url)
+    now = _clock(pair.engine)
+    pair.clear(now)
+    spec = {**rs.SAMPLE_EVENT, "instance": 1}
+    history = [rs.event_row(now - timedelta(seconds=s), spec) for s in range(60, 6060, 2)]
+    rs.write(pair.engine, events=history)
+    _cut_reaches(pair, now - timedelta(seconds=30))
+    with pair.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE omni_events")
+        view = EDGES_TAIL.table("tail").name
+        plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) SELECT * FROM {view}").scalar()
+    (scan,) = _scans_of(plan[0]["Plan"], omni_events.name)
+    assert scan["Plan Rows"] < 50, scan  # none of the 3,000 events is after the cut
+    _exact(pair, now, 1)

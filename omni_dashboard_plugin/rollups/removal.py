@@ -42,16 +42,6 @@ def _postgresql_drops(connection) -> list[str]:
             )
         )
     ]
-    procs = table("pg_proc", column("oid"), column("proname"), column("pronamespace"))
-    arguments = func.pg_get_function_identity_arguments(procs.c.oid)
-    drops += [
-        f'DROP FUNCTION IF EXISTS "{name}"({args})'
-        for name, args in connection.execute(
-            select(procs.c.proname, arguments).where(
-                procs.c.pronamespace == here, _named(procs.c.proname)
-            )
-        )
-    ]
     relations = table("pg_class", column("relname"), column("relkind"), column("relnamespace"))
     found = connection.execute(
         select(relations.c.relkind, relations.c.relname).where(
@@ -64,6 +54,17 @@ def _postgresql_drops(connection) -> list[str]:
         names = sorted(f'"{name}"' for kind, name in found if DROP_RELATION[kind] == what)
         if names:
             drops.append(f"DROP {what} IF EXISTS {', '.join(names)}")
+    # Functions last: the tail's views call one.
+    procs = table("pg_proc", column("oid"), column("proname"), column("pronamespace"))
+    arguments = func.pg_get_function_identity_arguments(procs.c.oid)
+    drops += [
+        f'DROP FUNCTION IF EXISTS "{name}"({args})'
+        for name, args in connection.execute(
+            select(procs.c.proname, arguments).where(
+                procs.c.pronamespace == here, _named(procs.c.proname)
+            )
+        )
+    ]
     return drops
 
 
