@@ -129,7 +129,9 @@ def test_install_migrates_the_statement_triggers_of_the_previous_release(pair):
                 "UNION ALL SELECT proname FROM pg_proc WHERE proname LIKE 'omni_dashboard_r5_tail%'"
             )
         ).scalars()
-        assert not {name for name in left if "tail_log" not in name and "tail_aged" not in name}
+        current = {tail.CUT_FUNCTION}  # and the names of the log and the aged triggers
+        left = {name for name in left if "tail_log" not in name and "tail_aged" not in name}
+        assert not left - current
         kinds = conn.execute(
             text("SELECT relkind FROM pg_class WHERE relname = :name"),
             {"name": EDGES_TAIL.table("tail").name},

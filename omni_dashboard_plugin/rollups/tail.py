@@ -338,7 +338,7 @@ def _earlier_objects(connection) -> list[str]:
         select(procs.c.proname).where(
             here,
             procs.c.proname.like(like, escape="\\"),
-            procs.c.proname.not_in([INSERT_FUNCTION, UPDATE_FUNCTION, BULK_FUNCTION]),
+            procs.c.proname.not_in([INSERT_FUNCTION, UPDATE_FUNCTION, BULK_FUNCTION, CUT_FUNCTION]),
         )
     ).scalars()
     drops += [f"DROP FUNCTION IF EXISTS {name}()" for name in names]
