@@ -463,14 +463,12 @@ def database_clock(url: str) -> datetime:
     return found.replace(microsecond=0)
 
 
-def _checkpoint(apps: dict, clock, writer) -> int:
+def _checkpoint(apps: dict, clock, writer, compared: list[tuple[str, str]]) -> int:
     """Writer paused and clock stopped: the number of calls that differ on and off."""
     writer.pause()
     clock.stop()
     try:
-        return sum(
-            _body(apps["on"], path) != _body(apps["off"], path) for _, path in calls(clock.start)
-        )
+        return sum(_body(apps["on"], path) != _body(apps["off"], path) for _, path in compared)
     finally:
         clock.go()
         writer.resume()
@@ -523,9 +521,10 @@ def main(argv=None):
             **margin,
         )
     clock = RunningClock(database_clock(args.database_url))
+    compared = calls(clock.start)  # every call, compared on and off at each checkpoint
     timed = [
-        *calls(clock.start)[:4],
-        calls(clock.start)[5],  # one scrape
+        *compared[:4],
+        compared[5],  # one scrape
         # The host's own: one request through the same stack and one statement, to tell
         # what the machine's load does to any request from what the plugin's reads cost.
         ("GET /api/v2/health (the host's own, for comparison)", "/api/v2/health"),
@@ -580,11 +579,11 @@ def main(argv=None):
                 time.sleep(0.05)
             if writer.due():
                 stopped = time.monotonic()
-                differences += _checkpoint(apps, clock, writer)
+                differences += _checkpoint(apps, clock, writer, compared)
                 paused += time.monotonic() - stopped
                 checkpoints += 1
         stopped = time.monotonic()
-        differences += _checkpoint(apps, clock, writer)
+        differences += _checkpoint(apps, clock, writer, compared)
         paused += time.monotonic() - stopped
         checkpoints += 1
     finally:

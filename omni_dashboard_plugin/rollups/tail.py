@@ -69,7 +69,7 @@ from ..sql.tables import omni_events
 from .kinds import PREFIX, TAIL_COLUMNS, TAILS, state, tail_cut, tail_log, tail_marks
 from .locks import TAIL_INSTALL as _INSTALL_LOCK
 from .source import by_slot
-from .triggers import Triggers, schema_of
+from .triggers import Triggers, function_body, schema_of
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +203,7 @@ def _cut_function_body(schema: str) -> str:
 def _keep_cut_function_current(connection) -> None:
     """Create the cut's function, or replace it when its body is not this release's."""
     body = _cut_function_body(schema_of(connection))
-    catalog = table("pg_proc", column("proname"), column("prosrc"))
-    found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == CUT_FUNCTION))
-    if found.scalar() != body:
+    if function_body(connection, CUT_FUNCTION) != body:
         connection.execute(
             DDL(
                 f"CREATE OR REPLACE FUNCTION {CUT_FUNCTION}() RETURNS timestamp LANGUAGE sql "

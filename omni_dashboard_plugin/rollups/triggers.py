@@ -111,13 +111,17 @@ class Triggers:
         that names nothing through the search path (no operator, function or table not
         qualified by its schema) may go without."""
         name = name or self.name
-        catalog = table("pg_proc", column("proname"), column("prosrc"))
-        found = connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == name))
-        if found.scalar() == body:
+        if function_body(connection, name) == body:
             return False
         path = _FIXED_PATH if fixed_path else ""
         connection.execute(DDL(_FUNCTION.format(function=name, body=body, path=path)))
         return True
+
+
+def function_body(connection, name: str) -> str | None:
+    """The body of the function ``name``, if there is one."""
+    catalog = table("pg_proc", column("proname"), column("prosrc"))
+    return connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == name)).scalar()
 
 
 def schema_of(connection) -> str:
