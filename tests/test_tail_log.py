@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import delete, event, func, insert, select, text, update
 
 from host_example.tables import instances, omni_events
-from omni_dashboard_plugin.rollups import tail
+from omni_dashboard_plugin.rollups import tail, vacuum
 from omni_dashboard_plugin.rollups.kinds import EDGES_TAIL, TAILS, tail_log
 
 from . import rollup_support as rs
@@ -168,5 +168,42 @@ def test_a_refresh_replaces_no_view_that_is_current(pair):
         event.remove(pair.engine, "before_cursor_execute", seen)
     replaced = [s for s in statements if s.startswith("CREATE OR REPLACE VIEW")]
     assert [s.split()[4] for s in replaced] == [views[0]]
+    first = _start(pair.engine)
+    assert _kept(pair.engine, first) == _oracle(pair.engine, first)
+
+
+def _vacuums(engine) -> dict[str, int]:
+    """How many times each of the tables a refresh rewrites was vacuumed by hand."""
+    with engine.connect() as conn:
+        return {
+            table.name: conn.execute(
+                select(func.pg_stat_get_vacuum_count(func.to_regclass(table.name)))
+            ).scalar()
+            for table in vacuum.CHURNED
+        }
+
+
+def test_a_refresh_vacuums_what_its_fold_deleted(pair):
+    """The fold deletes the log's rows and rewrites the kept ones; the refresh then vacuums
+    every table it rewrote, so the log's pages go back (the next read scans none of them)
+    whether or not autovacuum runs, and the numbers stay exact."""
+    pair.clear(NOW)
+    pair.rollups.refresh()
+    spec = {**rs.SAMPLE_EVENT, "instance": 1}
+    # Received before the database's clock less the margin: every insert is logged.
+    rs.write(
+        pair.engine, events=[rs.event_row(NOW - timedelta(seconds=s), spec) for s in range(3000)]
+    )
+    with pair.engine.connect() as conn:
+        pages = select(func.pg_relation_size(func.to_regclass(tail_log.name)))
+        assert _count(pair.engine, tail_log) == 3000
+        assert conn.execute(pages).scalar() > 0
+    before = _vacuums(pair.engine)
+    pair.rollups.refresh()
+    assert _count(pair.engine, tail_log) == 0
+    with pair.engine.connect() as conn:
+        assert conn.execute(pages).scalar() == 0
+    after = _vacuums(pair.engine)
+    assert {name for name in after if after[name] > before[name]} == set(after)
     first = _start(pair.engine)
     assert _kept(pair.engine, first) == _oracle(pair.engine, first)

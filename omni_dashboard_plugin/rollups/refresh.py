@@ -48,6 +48,7 @@ from .rehearsal import rehearse
 from .source import by_slot
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
 from .statements import built
+from .vacuum import vacuum_churned
 
 # SQLite: the rows of each source one chunk (one hold of the write lock) rolls at most.
 SQLITE_CHUNK_ROWS = 500
@@ -422,6 +423,7 @@ def refresh(
             connection.commit()
             held = time.monotonic() - began
         if high is None:
+            vacuum_churned(engine)  # what the fold deleted, before the next reads scan it
             break
         chunks, mark = chunks + 1, high
     with engine.connect() as connection:
