@@ -19,8 +19,9 @@ statements the host sent and the plugin's trigger calls, the rows the plugin wro
 the WAL bytes (``pg_current_wal_lsn()`` before and after; the server's, so other
 sessions' writes count too: the median block is reported) per event.
 
-On a database loaded by ``bench.rollups`` (the rollups are installed and caught up
-first); the events written are dated after the loaded ones and deleted at the end.
+On a database loaded by ``bench.rollups`` or ``bench.steady --load`` (the rollups are
+installed and caught up first); the events written (their ``external_id`` starts with
+``bench.writes-``) are deleted at the end, and nothing else.
 """
 
 import argparse
@@ -42,7 +43,7 @@ from omni_dashboard_plugin.rollups import tail
 from omni_dashboard_plugin.rollups.kinds import PREFIX, state
 from omni_dashboard_plugin.rollups.triggers import PLUGIN_PATTERN
 
-from .harness import NOW, bench_app, percentile
+from .harness import bench_app, percentile
 from .report import publish
 
 INSTANCES = [uuid.UUID(int=n + 1) for n in range(10)]  # the loader's ten
@@ -64,6 +65,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 FLOOR = "bench_floor"
 MODES = ("off", "on", "floor")
 FLOOR_PATTERN = "bench\\_floor\\_%"
+# What the external_id of every event this bench writes starts with: it deletes those, and
+# only those, at the end (a database `bench.steady --load` loaded holds events up to its clock).
+MARK = "bench.writes-"
 PAYLOAD = '{"key": {"remoteJid": "chat@s.whatsapp.net", "fromMe": false}, "pushName": "bench"}'
 
 
@@ -86,13 +90,13 @@ def _write(dsn, seconds, start, out, seed, flush, ago) -> None:
     while time.monotonic() < ends:
         key, n = uuid.uuid4(), n + 1
         moves = 1 + (n + seed) % 3
-        at = datetime.now(UTC).replace(tzinfo=None) - ago  # the loaded rows end at NOW, before
+        at = datetime.now(UTC).replace(tzinfo=None) - ago
         began = time.perf_counter()
         cur.execute(
             INSERT,
             (
                 key,
-                f"ext-{key}",
+                f"{MARK}{key}",
                 CHANNELS[n % 5],
                 INSTANCES[n % 10],
                 "hello " * 12,
@@ -235,6 +239,8 @@ def run(
         _create_floor(cur)
     cur.execute("ALTER DATABASE " + make_url(url).database + " SET track_functions = 'pl'")
     found: dict = {}
+    cur.execute("SELECT clock_timestamp() AT TIME ZONE 'UTC' - %s", (ago + timedelta(seconds=5),))
+    (since,) = cur.fetchone()  # before any event the writers date
     time.sleep(1.5)
     try:
         for writers in counts:
@@ -277,7 +283,10 @@ def run(
         # seeds it again.
         cur.execute("DELETE FROM " + state.name + " WHERE name = %s", (tail.STATE_NAME,))
         cur.execute("ALTER DATABASE " + make_url(url).database + " RESET track_functions")
-        cur.execute("DELETE FROM omni_events WHERE received_at > %s", (NOW,))
+        cur.execute(
+            "DELETE FROM omni_events WHERE received_at >= %s AND external_id LIKE %s",
+            (since, MARK + "%"),
+        )
         admin.close()
     return found
 
