@@ -412,7 +412,9 @@ SETTINGS = (
             "reads take such events from `omni_events` through its `received_at` index; a "
             "write to an older event appends to the tail's log. Longer: fewer writes pay a "
             "call, reads scan more rows (the write rate times the margin plus the time between "
-            "refreshes). 0 to 600; every node must use the same value (the install records it)"
+            "refreshes; at thousands of events a second, 2 with `refresh --every 1`: see "
+            "performance.md#steady-single-row). 0 to 600; every node must use the same value "
+            "(the install records it)"
         ),
     ),
     Setting(

@@ -69,7 +69,7 @@ def install_command(info: ScriptInfo) -> None:
     default=None,
     metavar="SECONDS",
     help="Run on, a refresh every SECONDS (a sidecar; a refresh fails only for its turn). "
-    "Folding the tail's log every 2 to 30 s (the more writes, the oftener) keeps reads "
+    "Folding the tail every 1 to 30 s (the more writes, the oftener) keeps reads "
     "under ingest fast.",
 )
 @pass_script_info
