@@ -8,7 +8,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, func, insert, literal_column, select, update
+from sqlalchemy import delete, event, func, insert, literal_column, select, update
 
 from host_example.tables import omni_events
 from omni_dashboard_plugin.rollups.kinds import EDGES_TAIL, tail_cut, tail_log
@@ -204,4 +204,43 @@ def test_a_read_of_the_tail_is_planned_for_the_rows_after_the_cut(pg_url):
         plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) SELECT * FROM {view}").scalar()
     (scan,) = _scans_of(plan[0]["Plan"], omni_events.name)
     assert scan["Plan Rows"] < 50, scan  # none of the 3,000 events is after the cut
+    _exact(pair, now, 1)
+
+
+def test_the_fold_is_not_compiled(pg_url):
+    """The fold reads both cuts in its own statement, so the planner guesses a share of
+    omni_events between them: at 10M events its estimate crossed jit_above_cost, and JIT
+    compilation took 250 ms of a fold that read a few seconds of rows. It runs with JIT off,
+    whatever the server's default."""
+    pair = rs.Pair(pg_url)
+    now = _clock(pair.engine)
+    pair.clear(now)
+    spec = {**rs.SAMPLE_EVENT, "instance": 1}
+    rs.write(
+        pair.engine,
+        events=[rs.event_row(now - timedelta(seconds=s), spec) for s in range(60, 600, 5)],
+    )
+    pair.engine.dispose()
+    seen = []
+
+    def jit_on(dbapi_connection, record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET jit = on")
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("WITH cuts AS"):  # the fold (see tail._moved)
+            with cursor.connection.cursor() as own:
+                own.execute("SHOW jit")
+                seen.append(own.fetchone()[0])
+
+    event.listen(pair.engine, "connect", jit_on)
+    event.listen(pair.engine, "before_cursor_execute", before)
+    try:
+        _cut_reaches(pair, now - timedelta(seconds=30))
+    finally:
+        event.remove(pair.engine, "before_cursor_execute", before)
+        event.remove(pair.engine, "connect", jit_on)
+    assert seen and set(seen) == {"off"}
+    with pair.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar() == "on"  # only the fold's transaction
     _exact(pair, now, 1)

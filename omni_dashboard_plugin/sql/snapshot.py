@@ -19,6 +19,14 @@ def without_parallel_workers(connection) -> None:
         connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
+def without_jit(connection) -> None:
+    """No JIT compilation for the current PostgreSQL transaction: for a statement whose
+    estimate cannot know its bounds (read in the statement itself), the planner may cross
+    ``jit_above_cost`` for rows it will not read, and compiling costs more than running."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL jit = off")
+
+
 def unlimited(connection) -> None:
     """Lift any statement timeout for the current PostgreSQL transaction (the rollups'
     refresh: a day of a large table may take longer than a request may)."""
