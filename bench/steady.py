@@ -466,26 +466,26 @@ def _machine_busy(since: tuple[int, int] | None = None):
     return (now[0] - since[0]) / max(1, now[1] - since[1])
 
 
-def database_clock(url: str) -> datetime:
-    """The database's clock (UTC, as Omni dates its rows), to the second."""
+def _scalar(url: str, sql: str):
+    """One value the server answers to ``sql``, on an engine opened for it."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            found = conn.execute(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'")).scalar()
+            return conn.execute(text(sql)).scalar()
     finally:
         engine.dispose()
+
+
+def database_clock(url: str) -> datetime:
+    """The database's clock (UTC, as Omni dates its rows), to the second."""
+    found = _scalar(url, "SELECT clock_timestamp() AT TIME ZONE 'UTC'")
     return found.replace(microsecond=0)
 
 
 def _autovacuum(url: str) -> str:
     """The server's autovacuum setting (``on`` or ``off``): it decides how many dead rows
     of ``omni_events`` the young rows' index scans pass."""
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text("SHOW autovacuum")).scalar()
-    finally:
-        engine.dispose()
+    return _scalar(url, "SHOW autovacuum")
 
 
 def _checkpoint(apps: dict, clock, writer, compared: list[tuple[str, str]]) -> int:
