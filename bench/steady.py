@@ -338,8 +338,7 @@ def _tail_rows(engine) -> tuple[int, int]:
         )
         # The cut through its stable function, as the views read it (a subquery would be
         # planned for a third of omni_events, with parallel workers).
-        cut = getattr(func, tail.CUT_FUNCTION)()
-        young = select(func.count()).where(omni_events.c.received_at >= cut)
+        young = select(func.count()).where(omni_events.c.received_at >= tail.cut_at())
         return kept, conn.execute(young).scalar()
 
 

@@ -192,8 +192,8 @@ def _pg(statement) -> str:
 CUT_FUNCTION = f"{PREFIX}tail_cut_at"
 
 
-def _cut() -> functions.Function:
-    """A call of the cut's function."""
+def cut_at() -> functions.Function:
+    """A call of the cut's function (a stable function: see :data:`CUT_FUNCTION`)."""
     return functions.Function(CUT_FUNCTION, type_=tail_cut.c.cut.type)
 
 
@@ -220,8 +220,8 @@ def view_sql(kind) -> list[str]:
     the rows on both sides of it in one snapshot."""
     kept, view = kind.table("kept"), kind.table("tail").name
     columns = ["bucket", *kind.dims, *kind.measures]
-    logged = _changes(kind, tail_log).where(tail_log.c.received_at < _cut())
-    recent = by_slot(kind, _cut(), None).order_by(None)
+    logged = _changes(kind, tail_log).where(tail_log.c.received_at < cut_at())
+    recent = by_slot(kind, cut_at(), None).order_by(None)
     rows = union_all(select(*(kept.c[c] for c in columns)), logged, recent)
     new = ", ".join(f"NEW.{c}" for c in columns)
     return [
