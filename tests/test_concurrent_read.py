@@ -2,10 +2,12 @@
 
 import logging
 import threading
+from concurrent.futures import Future
 
 import pytest
 from sqlalchemy import create_engine, event, text
 
+from omni_dashboard_plugin.queries import concurrent_read
 from omni_dashboard_plugin.queries.concurrent_read import ConcurrentRead
 from omni_dashboard_plugin.sql.snapshot import snapshot
 
@@ -92,6 +94,28 @@ def test_it_never_waits_for_a_connection(engine):
     assert checked_in.wait(CEILING), "the worker kept its connection"
     assert used == [conn]
     wait_until(lambda: engine.pool.checkedout() == 0, "every connection back in the pool")
+
+
+def test_a_read_collected_before_its_worker_began_takes_no_connection(engine, monkeypatch):
+    """The response read it itself before the worker thread ran: the worker then checks
+    out nothing (a checkout after the response counted against the next request)."""
+    submitted = []
+
+    class Late:
+        """An executor whose thread begins only when the test says."""
+
+        def submit(self, fn, *args):
+            submitted.append((fn, args))
+            return Future()
+
+    monkeypatch.setattr(concurrent_read, "_worker", Late)
+    with snapshot(engine) as conn:
+        assert ConcurrentRead(conn, _count).result() == 3
+    checkouts = []
+    event.listen(engine, "checkout", lambda *_: checkouts.append(1))
+    ((begin, args),) = submitted
+    assert begin(*args) is None
+    assert checkouts == []
 
 
 def test_a_full_pool_means_reading_on_the_response_connection(engine):

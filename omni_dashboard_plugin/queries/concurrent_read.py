@@ -104,6 +104,8 @@ class ConcurrentRead(Generic[T]):
             return not taken
 
     def _on_second_connection(self, engine: Engine, snapshot: str | None, options: dict):
+        if self._taken:  # collected before this thread began: no connection for nothing
+            return None
         with engine.connect() as second:
             if not self._take():
                 return None  # collected meanwhile: the response read it itself
