@@ -100,6 +100,8 @@ class Dashboard:
         self.metrics: ProcessMetrics
         # The host's tables the plugin reads that are missing or lack columns (what it lacks).
         self.lacking: dict[str, tuple[str, ...] | None] = {}
+        # Each response's reader by its connection, while the connection lives (a reader
+        # holds its connection weakly, so the entry goes with the response).
         self._readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def init_app(self, app) -> None:

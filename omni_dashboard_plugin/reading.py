@@ -4,6 +4,7 @@ The rollups implement it twice (``rollups.reader``: raw rows, or rollups plus ra
 a provider depends only on this class, never on those.
 """
 
+import weakref
 from abc import ABC, abstractmethod
 from collections import namedtuple
 from collections.abc import Mapping
@@ -36,8 +37,19 @@ class Reader(ABC):
     keeps_dead_letters = False
 
     def __init__(self, connection: Connection):
-        self.connection = connection
+        # Held weakly: a response's reader is remembered per connection, in a mapping that
+        # holds its connections weakly (Dashboard.reader); a strong reference from the
+        # reader would keep the connection, the reader and its answers alive for ever.
+        self._connection = weakref.ref(connection)
         self._answers: dict = {}
+
+    @property
+    def connection(self) -> Connection:
+        """The connection the reader reads on (it must outlive the reader's use)."""
+        connection = self._connection()
+        if connection is None:
+            raise RuntimeError("the reader's connection is gone: read within its response")
+        return connection
 
     def sums(
         self,
