@@ -196,20 +196,32 @@ def _filled(kind, table, source):
     return insert(table).from_select(["bucket", *kind.dims, *kind.measures], source)
 
 
-def _slot_rows(kind, table):
-    """INSERT into ``table`` the kind's slot rows of ``[:low, :high)``: from its source rows
-    (of ``[:since, :before)``), or summed from the slot rows of the kind it is rolled from."""
-    if kind.rolled_from is None:
-        return _filled(kind, table, by_slot(kind, bindparam("since"), bindparam("before")))
-    return _filled(kind, table, _summed(kind, BY_NAME[kind.rolled_from].table("slot")))
+def _slot_rows(kind, table, kept: bool):
+    """INSERT into ``table`` the kind's slot rows of ``[:low, :high)``: summed from the slot
+    rows of the kind it is rolled from; or, ``kept``, from its tail's view, whose rows sum
+    slot by slot to the source's (see .tail: a few rows a slot); else from its source rows
+    (of ``[:since, :before)``: every row of the slots)."""
+    if kind.rolled_from is not None:
+        return _filled(kind, table, _summed(kind, BY_NAME[kind.rolled_from].table("slot")))
+    if kept:
+        assert kind.tail is not None  # kept only for a kind with a tail
+        return _filled(kind, table, _summed(kind, kind.tail.table("tail")))
+    return _filled(kind, table, by_slot(kind, bindparam("since"), bindparam("before")))
 
 
 def _roll_slots(connection, low: int, high: int) -> None:
+    """Roll the slots ``[low, high)`` of every kind; a kind with a tail from its view when
+    the tail keeps them (from its first slot, at or before ``low``, on): at thousands of
+    events a second a slot holds millions of rows, scanned once per kind."""
     bounds = {"low": low, "high": high, "since": slot_time(low), "before": slot_time(high)}
+    mark = read_watermark(connection)
+    tailed = mark is not None and mark.tail is not None and mark.tail <= low
     for kind in KINDS:
         table = kind.table("slot")
+        kept = tailed and kind.rolled_from is None and kind.tail is not None
         connection.execute(_statement(("clear", kind.name, "slot"), _clear, table), bounds)
-        connection.execute(_statement(("slot", kind.name), _slot_rows, kind, table), bounds)
+        rows = _statement(("slot", kind.name, kept), _slot_rows, kind, table, kept)
+        connection.execute(rows, bounds)
 
 
 def _level_rows(kind, level: str, finer: str, width: int):
