@@ -246,6 +246,21 @@ def slipped_row(kind, **values) -> dict:
     return {d: None for d in kind.dims} | {m: 0 for m in kind.measures} | {"n": 1000} | values
 
 
+def regular_history(pair, days=6, every_minutes=37, *, spec):
+    """On a cleared pair: events of ``spec`` (processing times varied), automation logs
+    and payloads every ``every_minutes`` over the ``days`` before ``NOW``."""
+    pair.clear(NOW)
+    moments = [NOW - timedelta(minutes=m) for m in range(0, days * 24 * 60, every_minutes)]
+    write(
+        pair.engine,
+        events=[
+            event_row(at, {**spec, "processing": i * 7919 % 5000}) for i, at in enumerate(moments)
+        ],
+        logs=[log_row(at, {"status": "success", "actions": [], "time": 5}) for at in moments],
+        payloads=[payload_row(at, 100) for at in moments],
+    )
+
+
 def write(engine, events=(), logs=(), payloads=(), dead=()):
     """Insert rows into Omni's tables."""
     with engine.begin() as conn:

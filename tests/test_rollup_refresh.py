@@ -1,5 +1,6 @@
 """Refresh: killed midway, run concurrently, run by the request path; modes and config."""
 
+import functools
 import json
 import os
 import signal
@@ -39,19 +40,8 @@ def pair(db_url):
     return rs.Pair(db_url)
 
 
-def history(pair, days=6, every_minutes=37):
-    """Events, logs and payloads every ``every_minutes`` over the last ``days``."""
-    pair.clear(NOW)
-    moments = [NOW - timedelta(minutes=m) for m in range(0, days * 24 * 60, every_minutes)]
-    rs.write(
-        pair.engine,
-        events=[
-            rs.event_row(at, {**SPEC, "processing": i * 7919 % 5000})
-            for i, at in enumerate(moments)
-        ],
-        logs=[rs.log_row(at, {"status": "success", "actions": [], "time": 5}) for at in moments],
-        payloads=[rs.payload_row(at, 100) for at in moments],
-    )
+# Events of SPEC (processing times varied), logs and payloads at regular steps.
+history = functools.partial(rs.regular_history, spec=SPEC)
 
 
 def rolled_rows(pair) -> int:

@@ -12,8 +12,9 @@ from ..reading import Reader, is_many
 from ..sql.snapshot import without_parallel_workers
 from . import dead_letter_counts
 from .kinds import Kind
+from .opening import Sources
 from .plan import plan, split
-from .state import RolledRange, first_whole_slot
+from .state import UNREAD, RolledRange, first_whole_slot
 from .statements import Part, Question, run, run_with_edges
 
 # The rollups lag when the raw tail after the rolled slots spans more than this many slots
@@ -72,6 +73,10 @@ class RollupReader(RawReader):
     ``totals`` (cumulative kind name -> stored slot range) may be given only when every
     statement of the reader sees one snapshot: a total table then answers a long range,
     corrected by the day and slot rows where the ranges differ.
+
+    ``oldest`` holds the oldest time of sources read already in this snapshot (see
+    :func:`.opening.open_read`, which also turns parallel workers off: ``workers_off``);
+    a source not in it is probed when first read, and told to ``sources``.
     """
 
     def __init__(
@@ -83,14 +88,20 @@ class RollupReader(RawReader):
         dead_letters: bool = False,
         tail: int | None = None,
         now: datetime | None = None,
+        oldest: dict | None = None,
+        sources: Sources | None = None,
+        workers_off: bool = False,
     ):
         super().__init__(connection, dead_letters=dead_letters)
-        without_parallel_workers(connection)
+        if not workers_off:
+            without_parallel_workers(connection)
         self.rolled = rolled
         self.totals = totals or {}
         # The tail tables answer the raw tail when they keep every slot from its start.
         self.tail = tail if tail is not None and tail <= rolled.end else None
         self.now = now
+        self._oldest = oldest or {}
+        self._sources = sources
         self._lows: dict = {}
         self._edges: dict = {}
 
@@ -102,6 +113,8 @@ class RollupReader(RawReader):
             dead_letters=self.keeps_dead_letters,
             tail=self.tail,
             now=self.now,
+            oldest=self._oldest,
+            sources=self._sources,
         )
 
     def _answer(self, question: Question) -> list:
@@ -227,7 +240,10 @@ class RollupReader(RawReader):
         older ones may have lost rows to retention, so they are read raw."""
         key = (kind.source.name, kind.time.name)
         if key not in self._lows:
-            first = first_whole_slot(self.connection, kind, self.rolled.version)
+            oldest = self._oldest.get(key, UNREAD)
+            if oldest is UNREAD and self._sources is not None:
+                self._sources.learn(key)
+            first = first_whole_slot(self.connection, kind, self.rolled.version, oldest)
             self._lows[key] = self.rolled.end if first is None else first
         return self._lows[key]
 

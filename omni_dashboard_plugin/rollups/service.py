@@ -15,13 +15,14 @@ from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect
 
 from ..config import ConfigError, RollupSettings
 from ..sql.standby import ReadOnlyDatabase, read_only
 from ..sql.tables import metadata as host_tables
 from . import dead_letter_counts, tail
-from .kinds import PREFIX, metadata, state
+from .kinds import PREFIX, metadata
+from .opening import Opening, Sources, open_read
 from .reader import RawReader, RollupReader, lags
 from .refresh import RefreshReport, refresh, reset
 from .removal import drop_plugin_objects
@@ -61,19 +62,26 @@ def _missing_tables(missing: list[str]) -> str:
     return f"{len(missing)} of {len(metadata.tables)} missing: {shown}"
 
 
-def _read_watermark_if_installed(connection):
+def _read_watermark_if_installed(connection, opening: Opening | None):
     """:func:`read_watermark`, or ``_GONE`` when the state table was dropped under the app
-    (an uninstall): PostgreSQL is asked first (a failed statement would abort the request's
-    transaction), SQLite answers with an error that leaves it usable."""
-    if connection.dialect.name == "postgresql":
-        found = connection.execute(select(func.to_regclass(state.name))).scalar()
-        return _GONE if found is None else read_watermark(connection)
+    (an uninstall): PostgreSQL's ``opening`` asked first (a failed statement would abort
+    the request's transaction), SQLite answers with an error that leaves it usable."""
+    if opening is not None:
+        return read_watermark(connection) if opening.installed else _GONE
     try:
         return read_watermark(connection)
     except sa_exc.OperationalError as exc:
         if "no such table" not in str(exc.orig):
             raise
         return _GONE
+
+
+def _raw(connection, opening: Opening | None, **options) -> RawReader:
+    """A reader of raw rows, with the parallel workers the opening turned off back on
+    (a raw scan of a large table uses them)."""
+    if opening is not None:
+        opening.restore_workers(connection)
+    return RawReader(connection, **options)
 
 
 class Rollups:
@@ -98,6 +106,7 @@ class Rollups:
         self._last_start = float("-inf")
         self._guard = threading.Lock()
         self._unused: str | None = None
+        self._sources = Sources()  # what each endpoint's rollup reads probe up front
 
     def init_app(self, app, *, used: bool = True, lacking: Collection[str] = ()) -> None:
         """Read the settings from ``app.config``; ``used=False`` (nothing of the plugin
@@ -263,12 +272,15 @@ class Rollups:
             self._check(strict=False)
         if not self.active:
             return RawReader(connection)
-        mark = _read_watermark_if_installed(connection)
+        opening = None
+        if connection.dialect.name == "postgresql":
+            opening = open_read(connection, self._sources.known())
+        mark = _read_watermark_if_installed(connection, opening)
         if mark is _GONE:
             log.warning("rollup tables gone (uninstalled?), reads use raw rows until they are back")
             self.active = self.keeps_dead_letters = False
             self._next_check = time.monotonic() + REFRESH_INTERVAL_SECONDS
-            return RawReader(connection)
+            return _raw(connection, opening)
         # Behind, or a kept tail to fold (at most every REFRESH_INTERVAL_SECONDS).
         if self.settings.refresh == "request" and (
             mark is None
@@ -278,7 +290,7 @@ class Rollups:
             self._refresh_in_background()
         rolled = None if mark is None else usable_range(mark, now, self.horizon)
         if rolled is None or lags(rolled, now):  # not yet, or far behind: as rollups off
-            return RawReader(connection, dead_letters=self.keeps_dead_letters)
+            return _raw(connection, opening, dead_letters=self.keeps_dead_letters)
         totals = mark.totals if snapshot else None
         return RollupReader(
             connection,
@@ -287,6 +299,9 @@ class Rollups:
             dead_letters=self.keeps_dead_letters,
             tail=mark.tail,
             now=now,
+            oldest=opening.oldest if opening is not None else None,
+            sources=self._sources,
+            workers_off=opening is not None,
         )
 
     def refresh(self, **options) -> RefreshReport:

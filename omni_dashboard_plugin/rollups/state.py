@@ -81,7 +81,13 @@ def _oldest_slot_check(kind):
     return select(oldest.c.oldest, now_in_slot.scalar_subquery(), rolled.scalar_subquery())
 
 
-def first_whole_slot(connection, kind, version: str | None = None) -> int | None:
+# first_whole_slot's ``oldest`` when the caller has not read it.
+UNREAD = object()
+
+
+def first_whole_slot(
+    connection, kind, version: str | None = None, oldest: object = UNREAD
+) -> int | None:
     """The first slot of the kind's source whose rolled rows still hold every row, or
     ``None`` when the source is empty.
 
@@ -93,26 +99,27 @@ def first_whole_slot(connection, kind, version: str | None = None) -> int | None
     Counting the slot reads as many rows as arrive in 15 minutes, so with a ``version``
     the answer is kept per source until that version or the oldest row's time changes
     (one index probe): rolled slots change only by retention, which deletes the oldest
-    row first.
+    row first. ``oldest``, when given, is that time as read already in this snapshot.
     """
     key = (kind.source.name, kind.time.name)
     # Any kind of the source tells (its rolled n and the rows counted share its filter).
     first = next(k for k in KINDS if (k.source.name, k.time.name) == key)
     if version is not None:
-        oldest_of = built(("oldest", first.name), lambda: select(func.min(first.time)))
-        oldest = connection.execute(oldest_of).scalar()
+        if oldest is UNREAD:
+            oldest_of = built(("oldest", first.name), lambda: select(func.min(first.time)))
+            oldest = connection.execute(oldest_of).scalar()
         if oldest is None:
             return None
         known = _WHOLE.get((connection.engine.url, first.name))
         if known and known[:2] == (oldest, version):
             return known[2]
     statement = built(("oldest slot", first.name), lambda: _oldest_slot_check(first))
-    oldest, now_in_slot, rolled = connection.execute(statement).one()
-    if oldest is None:
+    found, now_in_slot, rolled = connection.execute(statement).one()
+    if found is None:
         return None
-    whole = slot_of(oldest) + (int(now_in_slot) != int(rolled))
+    whole = slot_of(found) + (int(now_in_slot) != int(rolled))
     if version is not None:
-        _WHOLE[(connection.engine.url, first.name)] = (oldest, version, whole)
+        _WHOLE[(connection.engine.url, first.name)] = (found, version, whole)
     return whole
 
 
