@@ -16,7 +16,7 @@ from host_example.tables import instances
 from omni_dashboard_plugin.rollups.kinds import state
 
 from .conftest import API_KEY, build_app
-from .deploy_support import Gunicorn, Nginx, nodes_site
+from .deploy_support import Gunicorn, Nginx, nginx_binary, nodes_site
 from .live_support import NatsServer, omni_message, open_sse, publish
 from .rollup_support import Pair, assert_same
 from .test_install import flask_command, sidecar_io
@@ -69,6 +69,7 @@ def messages(numbers) -> list[dict]:
 
 
 def test_a_client_whose_node_dies_resumes_on_the_other_with_nothing_lost(database, tmp_path):
+    nginx_binary()  # a skip for want of nginx comes before any process is started
     nats = NatsServer(tmp_path / "nats")
     nats.start()
     settings = node_settings(database, nats.url)

@@ -11,7 +11,7 @@ import pytest
 
 from .client_support import SSE_CLIENTS, chromium_client
 from .conftest import API_KEY, build_app
-from .deploy_support import Gunicorn, Nginx
+from .deploy_support import Gunicorn, Nginx, nginx_binary
 from .live_support import Served, omni_message, publish
 from .node_support import node_packages
 from .waiting import CEILING, pace
@@ -86,6 +86,7 @@ def test_chromium_eventsource(server, nats, browser):
 @pytest.fixture(scope="module")
 def behind_nginx(nats, tmp_path_factory):
     """The documented gunicorn command behind the documented nginx site."""
+    nginx_binary()  # a skip for want of nginx comes before gunicorn is started
     tmp_path = tmp_path_factory.mktemp("nginx")
     gunicorn = Gunicorn(tmp_path, feed_settings(tmp_path, nats)).start()
     nginx = Nginx(tmp_path, gunicorn.port).start()
