@@ -77,12 +77,11 @@ def test_a_retention_cut_between_responses_is_read_raw_from_the_opening(pair):
         pair.rollups.refresh()
 
 
-def _reader_and_workers(pair, before: str | None):
+def _reader_and_workers(pair, before: str):
     """The reader made on a fresh snapshot whose session set the workers to ``before``,
     and the workers setting the transaction has after it."""
     with pair.engine.connect() as conn:
-        if before is not None:
-            conn.execute(text(f"SET max_parallel_workers_per_gather = {before}"))
+        conn.execute(text(f"SET max_parallel_workers_per_gather = {before}"))
         conn.commit()
         conn.execution_options(isolation_level="REPEATABLE READ")
         reader = pair.rollups.reader(conn, pair.clock(), snapshot=True)

@@ -19,10 +19,10 @@ from datetime import datetime
 from flask import has_request_context, request
 from sqlalchemy import func, literal, select
 
+from ..sql.snapshot import PARALLEL_WORKERS as WORKERS
 from .kinds import KINDS, state
 from .statements import built
 
-WORKERS = "max_parallel_workers_per_gather"
 # (source table, time column) -> the expression of its oldest time (one index probe).
 _OLDEST = {(k.source.name, k.time.name): func.min(k.time) for k in KINDS}
 
@@ -80,7 +80,7 @@ def open_read(connection, sources: frozenset) -> Opening:
     """One statement (PostgreSQL): whether the rollups' state table exists, parallel
     workers off for the transaction (their setting before returned), and the oldest time
     of each of ``sources``."""
-    ordered = tuple(sorted(source for source in sources if source in _OLDEST))
+    ordered = tuple(sorted(sources))
     row = connection.execute(built(("opening", ordered), lambda: _statement(ordered))).one()
     installed, workers, _, *oldest = row
     return Opening(bool(installed), workers, dict(zip(ordered, oldest, strict=True)))

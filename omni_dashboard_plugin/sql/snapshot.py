@@ -3,6 +3,8 @@
 from contextlib import contextmanager
 
 TIMEOUT_OPTION = "omni_statement_timeout_ms"
+# The setting that :func:`without_parallel_workers` turns off (``rollups.opening`` too).
+PARALLEL_WORKERS = "max_parallel_workers_per_gather"
 
 
 def limit_statements(connection, milliseconds: int) -> None:
@@ -16,7 +18,7 @@ def without_parallel_workers(connection) -> None:
     """No parallel workers for the current PostgreSQL transaction: rollup reads touch few
     rows, and starting workers (about 5 ms) costs more than they read."""
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+        connection.exec_driver_sql(f"SET LOCAL {PARALLEL_WORKERS} = 0")
 
 
 def without_jit(connection) -> None:
