@@ -50,7 +50,11 @@ def wait_for_hub(hub, count: int, since: int) -> None:
 
 
 class NatsServer:
-    """A nats-server with JetStream on a free port, which a test can stop and restart."""
+    """A nats-server with JetStream on a free port, which a test can stop and restart.
+
+    It writes each stored message to disk before acknowledging it (``sync_interval:
+    always``): a test kills it, and what the stream acknowledged must outlive that, as it
+    does on a replicated production stream."""
 
     def __init__(self, store: Path):
         self.port = free_port()
@@ -62,8 +66,11 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        command = [str(NATS_BINARY), "-a", "127.0.0.1", "-p", str(self.port), "-js"]
-        command += ["-sd", str(self.store)]
+        config = self.store.with_name(f"{self.store.name}.conf")
+        config.write_text(
+            f"jetstream {{ store_dir: {json.dumps(str(self.store))}, sync_interval: always }}\n"
+        )
+        command = [str(NATS_BINARY), "-a", "127.0.0.1", "-p", str(self.port), "-c", str(config)]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
