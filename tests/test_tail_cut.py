@@ -235,6 +235,36 @@ def test_a_read_of_the_tail_is_planned_for_the_rows_after_the_cut(pg_url):
     _exact(pair, now, 1)
 
 
+def test_an_install_replaces_a_tail_function_of_other_columns(pg_url):
+    """A release whose family has other columns: its function cannot be replaced in place
+    (PostgreSQL keeps a function's result type), so the install drops it and its view
+    first, and the tail is kept, read exactly, not read raw for good."""
+    pair = rs.Pair(pg_url)
+    now = _clock(pair.engine)
+    pair.clear(now)
+    spec = {**rs.SAMPLE_EVENT, "instance": 1}
+    rs.write(
+        pair.engine,
+        events=[rs.event_row(now - timedelta(seconds=s), spec) for s in range(0, 3600, 7)],
+    )
+    view, reader = EDGES_TAIL.table("tail").name, tail.recent_function(EDGES_TAIL)
+    with pair.engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP VIEW {view}")
+        conn.exec_driver_sql(f"DROP FUNCTION {reader}()")
+        conn.exec_driver_sql(
+            f"CREATE FUNCTION {reader}() RETURNS TABLE (bucket bigint) LANGUAGE sql "
+            "STABLE AS 'SELECT 1::bigint'"
+        )
+        conn.exec_driver_sql(f"CREATE VIEW {view} AS SELECT * FROM {reader}()")
+        conn.exec_driver_sql(f"COMMENT ON VIEW {view} IS 'an earlier release'")
+    assert pair.rollups.install()
+    _cut_reaches(pair, now - timedelta(seconds=30))
+    with pair.engine.connect() as conn:
+        columns = conn.exec_driver_sql(f"SELECT * FROM {reader}() LIMIT 0").keys()
+    assert list(columns) == [c.name for c in EDGES_TAIL.table("kept").c]
+    _exact(pair, now, 1)
+
+
 def test_the_fold_is_not_compiled(pg_url):
     """The fold reads both cuts in its own statement, so the planner guesses a share of
     omni_events between them: at 10M events its estimate crossed jit_above_cost, and JIT

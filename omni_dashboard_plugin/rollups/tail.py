@@ -283,6 +283,9 @@ def _keep_view_current(connection, kind) -> None:
     described = func.obj_description(func.to_regclass(view), "pg_class")
     if connection.execute(select(described)).scalar() == digest:
         return
+    # Dropped first: a function's result columns cannot be replaced, only dropped.
+    connection.execute(DDL(f"DROP VIEW IF EXISTS {view}"))
+    connection.execute(DDL(f"DROP FUNCTION IF EXISTS {recent_function(kind)}()"))
     for statement in statements:
         connection.execute(DDL(statement))
     connection.execute(DDL(f"COMMENT ON VIEW {view} IS '{digest}'"))
