@@ -223,9 +223,9 @@ def _keep_cut_function_current(connection) -> None:
 # single-row writes a second (docs/rollups.md). The settings hold inside the function only.
 # A function that sets them may not run in a parallel query: it is PARALLEL UNSAFE (the
 # default), which rollup reads are anyway (their workers are off).
-# The columns the query names are its tables', not the function's result columns.
-_USE_COLUMN = "#variable_conflict use_column\n"
 _RECENT_SETTINGS = "SET enable_indexscan = off SET enable_sort = off SET search_path FROM CURRENT"
+# The columns its query names are its tables', not the function's result columns.
+_USE_COLUMN = "#variable_conflict use_column\n"
 
 
 def recent_function(kind) -> str:
@@ -275,9 +275,9 @@ def _view_definition(name: str) -> tuple[tuple[str, ...], str]:
 
 
 def _keep_view_current(connection, kind) -> None:
-    """Create or replace the kind's function, view and rule unless they are those of this
-    release: a digest of their definition is kept as the view's comment, so that a refresh, which
-    checks them every time, takes no lock on a view that readers are reading."""
+    """Create the kind's function, view and rule again unless they are those of this
+    release: a digest of their definition is kept as the view's comment, so that a refresh,
+    which checks them every time, takes no lock on a view that readers are reading."""
     statements, digest = _view_definition(kind.name)
     view = kind.table("tail").name
     described = func.obj_description(func.to_regclass(view), "pg_class")
