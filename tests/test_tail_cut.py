@@ -4,6 +4,7 @@ see, however long the writer's transaction stays open; writers of young and aged
 beside folds lose nothing."""
 
 import itertools
+import logging
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -235,7 +236,7 @@ def test_a_read_of_the_tail_is_planned_for_the_rows_after_the_cut(pg_url):
     _exact(pair, now, 1)
 
 
-def test_an_install_replaces_a_tail_function_of_other_columns(pg_url):
+def test_an_install_replaces_a_tail_function_of_other_columns(pg_url, caplog):
     """A release whose family has other columns: its function cannot be replaced in place
     (PostgreSQL keeps a function's result type), so the install drops it and its view
     first, and the tail is kept, read exactly, not read raw for good."""
@@ -257,12 +258,32 @@ def test_an_install_replaces_a_tail_function_of_other_columns(pg_url):
         )
         conn.exec_driver_sql(f"CREATE VIEW {view} AS SELECT * FROM {reader}()")
         conn.exec_driver_sql(f"COMMENT ON VIEW {view} IS 'an earlier release'")
-    assert pair.rollups.install()
+    with caplog.at_level(logging.WARNING, logger=tail.log.name):
+        assert pair.rollups.install()
+    assert not caplog.records, caplog.text  # not "the raw tail is read raw"
     _cut_reaches(pair, now - timedelta(seconds=30))
     with pair.engine.connect() as conn:
         columns = conn.exec_driver_sql(f"SELECT * FROM {reader}() LIMIT 0").keys()
     assert list(columns) == [c.name for c in EDGES_TAIL.table("kept").c]
     _exact(pair, now, 1)
+
+
+def test_an_install_that_fails_for_another_reason_than_a_grant_says_so(pg_url, caplog):
+    """The warning names the error, and asks for a grant only when one is missing."""
+    pair = rs.Pair(pg_url)
+    view = EDGES_TAIL.table("tail").name
+    try:
+        with pair.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP VIEW {view}")
+            conn.exec_driver_sql(f"CREATE SEQUENCE {view}")  # where the view goes
+        with caplog.at_level(logging.WARNING, logger=tail.log.name):
+            pair.rollups.install()
+        assert f'"{view}" is not a view' in caplog.text
+        assert "grant" not in caplog.text
+    finally:
+        with pair.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SEQUENCE IF EXISTS {view}")
+        assert pair.rollups.install()
 
 
 def test_the_fold_is_not_compiled(pg_url):

@@ -76,6 +76,8 @@ from .triggers import Triggers, function_body, schema_of
 log = logging.getLogger(__name__)
 
 STATE_NAME = "tail"
+# PostgreSQL's SQLSTATE for a missing privilege (not the owner, no TRIGGER, no CREATE).
+_INSUFFICIENT_PRIVILEGE = "42501"
 INSERT_FUNCTION = f"{PREFIX}tail_log"
 UPDATE_FUNCTION = f"{PREFIX}tail_log_update"
 BULK_FUNCTION = f"{PREFIX}tail_log_bulk"
@@ -422,11 +424,14 @@ def install(engine, margin_seconds: int) -> bool:
                 connection.execute(insert(tail_cut).values(margin_seconds=margin_seconds))
         return True
     except sa_exc.DBAPIError as exc:
+        denied = getattr(exc.orig, "pgcode", None) == _INSUFFICIENT_PRIVILEGE
         log.warning(
             "the raw tail is read raw (its cost grows with the write rate): the triggers "
-            "that keep it cannot be created (%s); grant the database user ownership of "
-            "omni_events (or TRIGGER on it) to have it kept",
+            "that keep it cannot be created (%s)%s",
             exc.orig,
+            "; grant the database user ownership of omni_events (or TRIGGER on it) to have it kept"
+            if denied
+            else "",
         )
         return False
 
