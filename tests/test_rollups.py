@@ -97,3 +97,30 @@ def test_plan_covers_each_instant_of_the_window_once(since, length, start, size,
         if rolled:
             assert first <= slot < first + size
             assert slot_time(slot) >= (low or slot_time(slot))
+
+
+def test_a_window_without_a_whole_rolled_slot_keeps_the_rolled_end_apart():
+    """A window that starts in the last rolled slot and reaches past the rolled range holds
+    no whole rolled slot; what lies from the range's end on is still a piece of its own (a
+    reader takes it from the kept tail): as one raw piece with the head it was a window of
+    raw rows, a last-hour count each time the horizon passed a slot before the refresh."""
+    end = slot_of(datetime(2026, 3, 1, 12))
+    since = slot_time(end) - timedelta(minutes=7)
+    parts = plan(since, None, end - 100, end)
+    assert parts.rolled is None
+    assert parts.raw == ((since, slot_time(end), False), (slot_time(end), None, True))
+    until = slot_time(end) + timedelta(minutes=20)
+    assert plan(since, until, end - 100, end).raw == (
+        (since, slot_time(end), False),
+        (slot_time(end), until, True),
+    )
+
+
+def test_windows_without_a_whole_rolled_slot_read_alike(pair):
+    """Rollups on equal off for windows that start in the last rolled slot."""
+    rs.regular_history(pair, days=1, every_minutes=4, spec={**rs.SAMPLE_EVENT, "instance": 1})
+    pair.rollups.refresh()
+    end = slot_time(pair.watermark().watermark_slot)
+    for minutes in (1, 7, 14):
+        window = (end - timedelta(minutes=minutes), pair.clock.now)
+        rs.assert_same(pair, window, rs.INSTANCE_IDS[1])

@@ -70,6 +70,14 @@ def plan(
     # microsecond before a slot, the end of a half-open window, holds no raw part).
     last = end if until is None else min(end, slot_of(until + RESOLUTION))
     if first >= last:
+        # No whole rolled slot in the window. What lies from the rolled range's end on is
+        # still a piece of its own, so that a reader takes it from the kept tail: as one
+        # piece with the window's head, it was read raw, a window's worth of rows (a
+        # last-hour count for the second after each quarter hour until the refresh rolled
+        # the slot that the horizon had just passed).
+        cut = slot_time(end)
+        if (since is None or since < cut) and (until is None or until >= cut):
+            return Plan(None, (), ((since, cut, False), (cut, until, True)))
         return Plan(None, (), ((since, until, True),))
     raw: list[tuple[datetime | None, datetime | None, bool]] = []
     if since is None or since < slot_time(first):
