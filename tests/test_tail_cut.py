@@ -181,6 +181,18 @@ def test_writers_of_young_and_aged_events_beside_folds_lose_nothing(pg_url):
     _exact(pair, now, 2)
 
 
+def _pair_with_events(pg_url, seconds: range, **spec):
+    """A fresh pair at the database's clock with instance 1's events received ``seconds``
+    ago (``spec`` overrides the sample's fields): the pair, the clock and the rows."""
+    pair = rs.Pair(pg_url)
+    now = _clock(pair.engine)
+    pair.clear(now)
+    spec = {**rs.SAMPLE_EVENT, "instance": 1, **spec}
+    rows = [rs.event_row(now - timedelta(seconds=s), spec) for s in seconds]
+    rs.write(pair.engine, events=rows)
+    return pair, now, rows
+
+
 def _scans_of(plan: dict, relation: str) -> list[dict]:
     """The nodes of an EXPLAIN (FORMAT JSON) plan that scan ``relation``."""
     found = [plan] if plan.get("Relation Name") == relation else []
@@ -214,12 +226,7 @@ def test_a_read_of_the_tail_is_planned_for_the_rows_after_the_cut(pg_url):
     and, as that estimate comes from statistics that end at the last ANALYZE, the rows are
     read whatever it guesses as the thousands they may be: a bitmap scan (each page once)
     and hashed, not one heap visit a row and a sort (the function's own settings)."""
-    pair = rs.Pair(pg_url)
-    now = _clock(pair.engine)
-    pair.clear(now)
-    spec = {**rs.SAMPLE_EVENT, "instance": 1}
-    history = [rs.event_row(now - timedelta(seconds=s), spec) for s in range(60, 6060, 2)]
-    rs.write(pair.engine, events=history)
+    pair, now, _ = _pair_with_events(pg_url, range(60, 6060, 2))
     _cut_reaches(pair, now - timedelta(seconds=30))
     with pair.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE omni_events")
@@ -240,14 +247,7 @@ def test_an_install_replaces_a_tail_function_of_other_columns(pg_url, caplog):
     """A release whose family has other columns: its function cannot be replaced in place
     (PostgreSQL keeps a function's result type), so the install drops it and its view
     first, and the tail is kept, read exactly, not read raw for good."""
-    pair = rs.Pair(pg_url)
-    now = _clock(pair.engine)
-    pair.clear(now)
-    spec = {**rs.SAMPLE_EVENT, "instance": 1}
-    rs.write(
-        pair.engine,
-        events=[rs.event_row(now - timedelta(seconds=s), spec) for s in range(0, 3600, 7)],
-    )
+    pair, now, _ = _pair_with_events(pg_url, range(0, 3600, 7))
     view, reader = EDGES_TAIL.table("tail").name, tail.recent_function(EDGES_TAIL)
     with pair.engine.begin() as conn:
         conn.exec_driver_sql(f"DROP VIEW {view}")
@@ -291,14 +291,7 @@ def test_the_fold_is_not_compiled(pg_url):
     omni_events between them: at 10M events its estimate crossed jit_above_cost, and JIT
     compilation took 250 ms of a fold that read a few seconds of rows. It runs with JIT off,
     whatever the server's default."""
-    pair = rs.Pair(pg_url)
-    now = _clock(pair.engine)
-    pair.clear(now)
-    spec = {**rs.SAMPLE_EVENT, "instance": 1}
-    rs.write(
-        pair.engine,
-        events=[rs.event_row(now - timedelta(seconds=s), spec) for s in range(60, 600, 5)],
-    )
+    pair, now, _ = _pair_with_events(pg_url, range(60, 600, 5))
     pair.engine.dispose()
     seen = []
 
@@ -328,12 +321,7 @@ def test_the_fold_is_not_compiled(pg_url):
 def test_a_read_of_the_tail_reads_the_cut_once(pg_url):
     """A tail view compares each of the log's rows with the cut read once per statement: a
     function call in the filter ran once per row (2.4 µs each)."""
-    pair = rs.Pair(pg_url)
-    now = _clock(pair.engine)
-    pair.clear(now)
-    spec = {**rs.SAMPLE_EVENT, "instance": 1, "status": "received"}
-    history = [rs.event_row(now - timedelta(seconds=s), spec) for s in range(60, 660, 3)]
-    rs.write(pair.engine, events=history)
+    pair, now, history = _pair_with_events(pg_url, range(60, 660, 3), status="received")
     _cut_reaches(pair, now - timedelta(seconds=30))
     with pair.engine.begin() as conn:  # 200 aged events move: 400 log rows before the cut
         conn.execute(
