@@ -276,6 +276,12 @@ def _view_definition(name: str) -> tuple[tuple[str, ...], str]:
     return statements, hashlib.sha256("\n".join(statements).encode()).hexdigest()[:32]
 
 
+def _drop_view(connection, kind) -> None:
+    """Drop the tail kind's view, then the function it calls, if there are any."""
+    connection.execute(DDL(f"DROP VIEW IF EXISTS {kind.table('tail').name}"))
+    connection.execute(DDL(f"DROP FUNCTION IF EXISTS {recent_function(kind)}()"))
+
+
 def _keep_view_current(connection, kind) -> None:
     """Create the kind's function, view and rule again unless they are those of this
     release: a digest of their definition is kept as the view's comment, so that a refresh,
@@ -286,8 +292,7 @@ def _keep_view_current(connection, kind) -> None:
     if connection.execute(select(described)).scalar() == digest:
         return
     # Dropped first: a function's result columns cannot be replaced, only dropped.
-    connection.execute(DDL(f"DROP VIEW IF EXISTS {view}"))
-    connection.execute(DDL(f"DROP FUNCTION IF EXISTS {recent_function(kind)}()"))
+    _drop_view(connection, kind)
     for statement in statements:
         connection.execute(DDL(statement))
     connection.execute(DDL(f"COMMENT ON VIEW {view} IS '{digest}'"))
@@ -446,8 +451,7 @@ def uninstall(engine) -> None:
             for statement in NAMED.drops():
                 connection.execute(DDL(statement))
             for kind in TAILS:
-                connection.execute(DDL(f"DROP VIEW IF EXISTS {kind.table('tail').name}"))
-                connection.execute(DDL(f"DROP FUNCTION IF EXISTS {recent_function(kind)}()"))
+                _drop_view(connection, kind)
             connection.execute(DDL(f"DROP FUNCTION IF EXISTS {CUT_FUNCTION}()"))
             connection.execute(delete(state).where(state.c.name == STATE_NAME))
             connection.execute(delete(tail_cut))
