@@ -5,10 +5,10 @@ and PostgreSQL."""
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from omni_dashboard_plugin.grid import slot_of, slot_time
+from omni_dashboard_plugin.grid import EPOCH, FINE, slot_of, slot_time
 from omni_dashboard_plugin.rollups.plan import plan
 
 from . import rollup_support as rs
@@ -65,11 +65,19 @@ def test_rollups_on_and_off_answer_alike(
     start=st.integers(-300, 300),
     size=st.integers(0, 400),
     by_slot=st.booleans(),
+    fine=st.one_of(st.none(), st.tuples(st.integers(-20, 100), st.integers(0, 400))),
     probes=st.lists(st.integers(-4000, 7000), min_size=1, max_size=40),
 )
-def test_plan_covers_each_instant_of_the_window_once(since, length, start, size, by_slot, probes):
-    """Raw pieces, slots, hours and days partition the window; rolled parts stay in
-    [start, end); a window holds at most one day range and two hour and slot ranges."""
+# A window that starts inside a fine bucket, and one that ends on a fine bucket's first instant.
+@example(since=7, length=200, start=-10, size=100, by_slot=False, fine=(0, 120), probes=[0])
+@example(since=6, length=200, start=-10, size=100, by_slot=True, fine=(0, 120), probes=[0])
+def test_plan_covers_each_instant_of_the_window_once(
+    since, length, start, size, by_slot, fine, probes
+):
+    """Raw pieces, fine buckets, slots, hours and days partition the window; rolled parts
+    and fine buckets stay in [start, end) and in the fine slots; a window holds at most one
+    day range and two hour and slot ranges, and at most a fine bucket of raw rows at each
+    end of the fine slots."""
     base = datetime(2026, 3, 1)
     minute = lambda m: base + timedelta(minutes=m, seconds=7 * (m % 3))  # noqa: E731
     low = None if since is None else minute(since)
@@ -77,18 +85,32 @@ def test_plan_covers_each_instant_of_the_window_once(since, length, start, size,
     if high is not None and length % 2:  # the last instant before a slot (half-open ends)
         high = slot_time(slot_of(high) + 1) - timedelta(microseconds=1)
     first = slot_of(base) + start
-    parts = plan(low, high, first, first + size, by_slot=by_slot)
+    fine = fine and (first + fine[0], first + fine[0] + fine[1])
+    parts = plan(low, high, first, first + size, by_slot=by_slot, fine=fine)
+    kept = (max(fine[0], first), min(fine[1], first + size)) if fine else (0, 0)
+    for a, b in parts.fine:
+        assert slot_time(kept[0]) <= EPOCH + a * FINE < EPOCH + b * FINE <= slot_time(kept[1])
+    for lo, hi, _ in parts.raw:  # within the fine slots, a raw piece is a bucket's at most
+        if lo is not None and hi is not None and kept[0] < kept[1]:
+            inside = max(lo, slot_time(kept[0])), min(hi, slot_time(kept[1]))
+            assert inside[1] - inside[0] <= FINE, (lo, hi, parts)
     levels = dict(parts.levels)
     assert set(levels) <= ({"slot"} if by_slot else {"slot", "hour", "day"})
     assert len(levels.get("day", ())) <= 1 and len(levels.get("hour", ())) <= 2
     assert len(levels.get("slot", ())) <= 2 and all(a < b for r in levels.values() for a, b in r)
     width = {"slot": 1, "hour": 4, "day": 96}
-    edges = [] if high is None else [high, high + timedelta(microseconds=1)]
+    # Each end, the instant beside it, and the start of its fine bucket.
+    tick = timedelta(microseconds=1)
+    ends = [end for end in (low, high) if end is not None]
+    edges = [t + d for t in ends for d in (-tick, 0 * tick, tick)]
+    edges += [EPOCH + (t - EPOCH) // FINE * FINE for t in ends]
     for t in [minute(probe) for probe in probes] + edges:
         inside = (low is None or t >= low) and (high is None or t <= high)
         slot = slot_of(t)
         hits = sum(a <= slot // width[k] < b for k, r in levels.items() for a, b in r)
         rolled = hits
+        fine_hits = sum(a <= (t - EPOCH) // FINE < b for a, b in parts.fine)
+        hits += fine_hits
         hits += sum(
             (lo is None or t >= lo) and (hi is None or (t <= hi if incl else t < hi))
             for lo, hi, incl in parts.raw
@@ -97,6 +119,8 @@ def test_plan_covers_each_instant_of_the_window_once(since, length, start, size,
         if rolled:
             assert first <= slot < first + size
             assert slot_time(slot) >= (low or slot_time(slot))
+        if fine_hits:
+            assert EPOCH + (t - EPOCH) // FINE * FINE >= (low or t)
 
 
 def test_a_window_without_a_whole_rolled_slot_keeps_the_rolled_end_apart():

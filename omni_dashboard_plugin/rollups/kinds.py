@@ -90,6 +90,11 @@ class Kind:
     ``tail`` is a kind (same source and rows, a superset of the dims and measures) that
     triggers keep as the source changes (:mod:`.tail`): it answers the raw tail.
 
+    ``fine`` is a kind (same source and rows, a superset of the dims and measures, no
+    parent to follow) whose rows of recent rolled slots a refresh also keeps by
+    ``FINE_SECONDS`` (see :mod:`.fine`): a window's unaligned edge within those slots is read
+    from them, leaving at most ``FINE_SECONDS`` of rows at each end to read raw.
+
     ``cascade`` and ``set_null`` map a dim to the parent key it references, following the
     foreign key's ON DELETE action: deleting a parent deletes the source rows of any age
     (rolled rows of a parent that is gone are left out) or sets the dim NULL (they count
@@ -110,12 +115,14 @@ class Kind:
     shares_edges: bool = False
     edges_from: "Kind | None" = None
     tail: "Kind | None" = None
+    fine: "Kind | None" = None
 
     def table(self, level: str) -> Table:
         """The rollup table of ``level``: 'slot', 'hour', 'day', or 'total' (cumulative kinds:
         one row per dims over a stored slot range, for reads that span everything); a tail
         kind's are 'kept' (the rows its refresh folded) and 'tail', the view that reads (and
-        writes, into 'kept') them together with the log's (see .tail)."""
+        writes, into 'kept') them together with the log's (see .tail); a fine kind's is
+        'fine' (see .fine)."""
         return _TABLES[(self.name, level)]
 
     @property
@@ -123,6 +130,8 @@ class Kind:
         """The levels this kind keeps."""
         if any(self is kind for kind in TAILS):
             return ("kept",)
+        if any(self is kind for kind in FINES):
+            return ("fine",)
         rolled = ("slot", *(level for level, _ in reversed(LEVELS)))
         return (*rolled, "total") if self.cumulative else rolled
 
@@ -165,13 +174,18 @@ COUNTS_TAIL = _tail(
 EVENT_TAILS = (EDGES_TAIL, DETAILS_TAIL, COUNTS_TAIL)
 
 
-def _covering_tail(dims: tuple[str, ...], measures: dict) -> Kind:
-    """The first event tail kind (fewest rows first) with every one of the dims and
-    measures."""
+# The recent rolled slots by FINE_SECONDS (see .fine): the counts, breakdowns and timelines
+# of every window that starts or ends between two slot boundaries (the last hour's, the
+# last 24 hours', and those they are compared with) read their edges from it.
+EDGES_FINE = replace(EDGES_TAIL, name="edges_fine")
+FINES = (EDGES_FINE,)
+
+
+def _covering(dims: tuple[str, ...], measures: dict, kinds: tuple[Kind, ...]) -> Kind | None:
+    """The first of ``kinds`` (fewest rows first) with every one of the dims and measures."""
     return next(
-        tail
-        for tail in EVENT_TAILS
-        if set(dims) <= set(tail.dims) and set(measures) <= set(tail.measures)
+        (k for k in kinds if set(dims) <= set(k.dims) and set(measures) <= set(k.measures)),
+        None,
     )
 
 
@@ -190,7 +204,9 @@ def _events(
     of ``EVENT_TAILS`` that covers it); ``index``: the dim its slot, hour and day tables
     are indexed on after the bucket. Rows of an instance that is deleted count as NULL (the
     foreign key is ON DELETE SET NULL)."""
-    options.setdefault("tail", _covering_tail(dims, measures))
+    options.setdefault("tail", _covering(dims, measures, EVENT_TAILS))
+    if "instance_id" not in dims:  # a fine kind has no parent to follow
+        options.setdefault("fine", _covering(dims, measures, FINES))
     return Kind(
         name,
         E,
@@ -406,12 +422,21 @@ def _column_type(expression):
     return Uuid() if isinstance(kind, Uuid) else kind.__class__() if kind else Integer()
 
 
+def _bucketed_columns(kind: Kind) -> list[Column]:
+    """A bucket, the kind's dims and its measures."""
+    columns = [Column("bucket", BigInteger, nullable=False)]
+    columns += [Column(d, _column_type(expr)) for d, expr in kind.dims.items()]
+    return columns + [Column(m, BigInteger, nullable=False) for m in kind.measures]
+
+
 def _build_tables() -> dict:
     tables = {}
+    for kind in FINES:
+        name = f"{PREFIX}{kind.name}"
+        table = Table(name, metadata, *_bucketed_columns(kind), Index(f"{name}_idx", "bucket"))
+        tables[(kind.name, "fine")] = table
     for kind in TAILS:
-        columns = [Column("bucket", BigInteger, nullable=False)]
-        columns += [Column(d, _column_type(expr)) for d, expr in kind.dims.items()]
-        columns += [Column(m, BigInteger, nullable=False) for m in kind.measures]
+        columns = _bucketed_columns(kind)
         tables[(kind.name, "tail")] = Table(f"{PREFIX}{kind.name}", views, *columns)
     for kind in KINDS + TAILS:
         for level in kind.levels:

@@ -2,13 +2,14 @@
 
 Slots, hours and days are those of :mod:`..grid`. Only slots of the rolled range
 ``[start, end)`` may be read from rollups; every other instant of the window is read from
-the source rows.
+the source rows, except that within the slots whose fine rows are stored (see .fine) the
+whole fine buckets are read from those.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..grid import EPOCH, RESOLUTION, SLOT, SLOTS_PER_DAY, SLOTS_PER_HOUR, slot_of, slot_time
+from ..grid import EPOCH, FINE, RESOLUTION, SLOT, SLOTS_PER_DAY, SLOTS_PER_HOUR, slot_of, slot_time
 
 # The rollup levels coarser than a slot, coarsest first, with their width in slots.
 LEVELS = (("day", SLOTS_PER_DAY), ("hour", SLOTS_PER_HOUR))
@@ -21,12 +22,13 @@ class Plan:
     ``rolled`` is the slot range ``[first, last)`` read from rollups (``None``: none),
     ``levels`` splits it into half-open bucket ranges per rollup level (see :func:`split`),
     ``raw`` are ``(lower, upper, upper_inclusive)`` instant ranges of the source
-    (``None`` = open).
+    (``None`` = open), ``fine`` are fine bucket ranges ``[a, b)`` read from the fine rows.
     """
 
     rolled: tuple[int, int] | None
     levels: tuple[tuple[str, tuple[tuple[int, int], ...]], ...]
     raw: tuple[tuple[datetime | None, datetime | None, bool], ...]
+    fine: tuple[tuple[int, int], ...] = ()
 
 
 def split(first: int, last: int, *, by_slot: bool = False):
@@ -53,6 +55,29 @@ def split(first: int, last: int, *, by_slot: bool = False):
     return tuple(found)
 
 
+Piece = tuple[datetime | None, datetime | None, bool]
+
+
+def _refined(piece: Piece, low: int, high: int) -> tuple[list[Piece], list[tuple[int, int]]]:
+    """A raw piece as raw pieces and fine bucket ranges: its whole fine buckets within
+    slots ``[low, high)`` from the fine rows, the rest raw."""
+    since, until, inclusive = piece
+    begin = slot_time(low) if since is None else max(since, slot_time(low))
+    after = slot_time(high)  # the first instant past the part within the slots
+    if until is not None:
+        after = min(after, until + RESOLUTION if inclusive else until)
+    first, last = -(-(begin - EPOCH) // FINE), (after - EPOCH) // FINE
+    if first >= last:
+        return [piece], []
+    head, rest = EPOCH + first * FINE, EPOCH + last * FINE
+    raw: list[Piece] = []
+    if since is None or since < head:
+        raw.append((since, head, False))
+    if until is None or until > rest or (inclusive and until == rest):
+        raw.append((rest, until, inclusive))
+    return raw, [(first, last)]
+
+
 def plan(
     since: datetime | None,
     until: datetime | None,
@@ -60,11 +85,30 @@ def plan(
     end: int,
     *,
     by_slot: bool = False,
+    fine: tuple[int, int] | None = None,
 ) -> Plan:
     """The plan of the window ``since <= t <= until`` over the rolled range ``[start, end)``.
 
-    With ``by_slot`` the rolled part is read from slots only (for per-slot results).
+    With ``by_slot`` the rolled part is read from slots only (for per-slot results). The
+    raw parts within the slots ``fine`` (of the rolled range) are read in whole fine
+    buckets where they hold some.
     """
+    found = _plan(since, until, start, end, by_slot)
+    low, high = (max(fine[0], start), min(fine[1], end)) if fine else (0, 0)
+    if low >= high:
+        return found
+    raw, buckets = [], []
+    for piece in found.raw:
+        pieces, ranges = _refined(piece, low, high)
+        raw += pieces
+        buckets += ranges
+    return Plan(found.rolled, found.levels, tuple(raw), tuple(buckets))
+
+
+def _plan(
+    since: datetime | None, until: datetime | None, start: int, end: int, by_slot: bool
+) -> Plan:
+    """:func:`plan` without fine buckets."""
     first = start if since is None else max(start, -(-(since - EPOCH) // SLOT))
     # A slot is whole when its last instant is at or before until (one that ends a
     # microsecond before a slot, the end of a half-open window, holds no raw part).

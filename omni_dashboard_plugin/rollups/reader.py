@@ -203,8 +203,9 @@ class RollupReader(RawReader):
         return max(self.rolled.start, self._low_cut(kind)), self.rolled.end
 
     def _parts(self, question: Question, start: int, end: int) -> list[Part]:
-        window = plan(question.since, question.until, start, end)
-        parts = []
+        fine = self.rolled.fine if question.kind.fine is not None else None
+        window = plan(question.since, question.until, start, end, fine=fine)
+        parts = [Part("fine", a, b) for a, b in window.fine]
         for low, high, inclusive in window.raw:
             if (
                 low == slot_time(end)

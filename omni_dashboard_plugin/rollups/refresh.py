@@ -40,7 +40,7 @@ from sqlalchemy import (
 
 from ..grid import SLOTS_PER_DAY, slot_of, slot_time
 from ..sql.snapshot import unlimited
-from . import dead_letter_counts, tail
+from . import dead_letter_counts, fine, tail
 from .kinds import BY_NAME, KINDS, TAILS, state
 from .locks import REFRESH as LOCK_KEY
 from .plan import LEVELS, split
@@ -362,13 +362,15 @@ def refresh_chunk(connection, target: int, chunk_slots: int, rows: int | None = 
         connection.execute(
             insert(state).values(name=STATE_NAME, start_slot=first, watermark_slot=first)
         )
-        low, start, spans = first, first, {}
+        low, start, spans, fine_slots = first, first, {}, None
     else:
         low, start, spans = mark.watermark_slot, mark.start_slot, mark.totals
+        fine_slots = mark.fine
     if low >= target:
         return None
     high = _chunk_end(connection, low, target, chunk_slots, rows)
     _roll_slots(connection, low, high)
+    fine.keep(connection, fine_slots, low, high, target)
     _roll_whole(connection, low, high, start)
     _roll_totals(connection, low, high, start, spans)
     connection.execute(update(state).where(state.c.name == STATE_NAME).values(watermark_slot=high))
@@ -380,6 +382,7 @@ def _rehearsed_chunk(connection, target: int, rows: int | None) -> None:
     low = (target // SLOTS_PER_DAY - 1) * SLOTS_PER_DAY
     _chunk_end(connection, low, target, SLOTS_PER_DAY, rows)
     _roll_slots(connection, low, low + SLOTS_PER_DAY)
+    fine.keep(connection, (low, low), low, low + SLOTS_PER_DAY, target)
     _roll_whole(connection, low, low + SLOTS_PER_DAY, low)
     for kind in KINDS:
         if kind.cumulative:
@@ -451,5 +454,6 @@ def reset(engine) -> None:
         for kind in KINDS + TAILS:
             for level in kind.levels:
                 connection.execute(delete(kind.table(level)))
+        fine.clear(connection)
         connection.execute(delete(state))
         connection.commit()

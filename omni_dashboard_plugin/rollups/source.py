@@ -6,14 +6,15 @@ from ..grid import SLOT_SECONDS, slot_time
 from ..sql.constructs import slot_index, slot_start
 
 
-def by_slot(kind, low, high):
+def by_slot(kind, low, high, *, width: int = SLOT_SECONDS):
     """SELECT slot, dims, measures of the source rows of slots ``[low, high)`` (``None``:
-    open), by slot (inserted in that order, a range of slots lies on few pages). The
-    grouping is a subquery so that PostgreSQL hashes the raw rows and sorts only the groups.
+    open), by slot, or by bucket of ``width`` seconds (inserted in that order, a range of
+    slots lies on few pages). The grouping is a subquery so that PostgreSQL hashes the raw
+    rows and sorts only the groups.
 
     ``low`` and ``high`` are slots, or bound parameters that hold their first instants (a
     statement built once for every range)."""
-    start = slot_start(kind.time, SLOT_SECONDS)
+    start = slot_start(kind.time, width)
     conditions = [kind.time >= _instant(low)]
     if high is not None:
         conditions.append(kind.time < _instant(high))

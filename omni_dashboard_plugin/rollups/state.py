@@ -7,7 +7,7 @@ from sqlalchemy import URL, func, literal_column, select
 
 from ..grid import slot_of
 from ..sql.constructs import slot_end, slot_index, slot_start
-from . import tail
+from . import fine, tail
 from .kinds import KINDS, state
 from .statements import built
 
@@ -17,24 +17,28 @@ STATE_NAME = "all"
 @dataclass(frozen=True)
 class RolledRange:
     """Slots ``[start, end)`` that a read takes from the rollup tables; ``version`` changes
-    whenever a refresh commits or the rollups are reset (``None``: not known)."""
+    whenever a refresh commits or the rollups are reset (``None``: not known); ``fine``:
+    the slots of those whose fine rows are stored (see .fine)."""
 
     start: int
     end: int
     version: str | None = None
+    fine: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
 class Watermark:
     """Stored progress: slots ``[start_slot, watermark_slot)`` are rolled up; ``totals``
     maps a cumulative kind's name to the slot range its total table holds; ``tail`` is
-    the first slot the tail tables keep exactly (``None``: read the tail raw)."""
+    the first slot the tail tables keep exactly (``None``: read the tail raw); ``fine``:
+    the slot range whose fine rows are stored (see .fine; ``None``: none)."""
 
     start_slot: int
     watermark_slot: int
     totals: dict = field(default_factory=dict, compare=False)
     tail: int | None = None
     version: str | None = field(default=None, compare=False)
+    fine: tuple[int, int] | None = field(default=None, compare=False)
 
 
 def total_name(kind) -> str:
@@ -57,7 +61,8 @@ def read_watermark(connection) -> Watermark | None:
     totals = {name[6:]: span for name, span in rows.items() if name.startswith("total:")}
     kept = rows.get(tail.STATE_NAME)
     version = next(written for name, _, _, written in found if name == STATE_NAME)
-    return Watermark(*rows[STATE_NAME], totals, kept and kept[0], version)
+    fine_slots = rows.get(fine.STATE_NAME)
+    return Watermark(*rows[STATE_NAME], totals, kept and kept[0], version, fine_slots)
 
 
 def oldest_slot(connection, kind) -> int | None:
@@ -135,4 +140,5 @@ def horizon_slot(now: datetime, horizon: timedelta) -> int:
 def usable_range(mark: Watermark, now: datetime, horizon: timedelta) -> RolledRange:
     """The rolled slots a read at ``now`` may use: below the watermark and the horizon."""
     end = max(mark.start_slot, min(mark.watermark_slot, horizon_slot(now, horizon)))
-    return RolledRange(mark.start_slot, end, mark.version)
+    fine_slots = mark.fine and (mark.fine[0], min(mark.fine[1], end))
+    return RolledRange(mark.start_slot, end, mark.version, fine_slots)

@@ -27,7 +27,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from ..grid import SLOT_SECONDS
+from ..grid import FINE, SLOT, SLOT_SECONDS
 from ..reading import is_many
 from ..sql.constructs import slot_index, slot_start
 from .kinds import Kind
@@ -178,8 +178,27 @@ def _rolled_rows(question: Question, part: Part, name: str) -> Select:
     return select(*keys, *measures).where(and_(true(), *conditions))
 
 
+def _fine_rows(question: Question, part: Part, name: str) -> Select:
+    """The rows of the kind's fine table of fine buckets ``[low, high)`` (no parent to
+    follow: see .kinds), per slot when asked."""
+    fine = question.kind.fine
+    assert fine is not None  # a plan has fine parts only for a kind that has fine rows
+    table = fine.table("fine")
+    keys: list[ColumnElement[Any]] = [table.c[d].label(d) for d in question.by]
+    if question.by_slot:
+        # Recent buckets: positive, so the integer division is the floor.
+        keys.append((table.c.bucket // (SLOT // FINE)).label(SLOT_LABEL))
+    conditions = [
+        table.c.bucket >= bindparam(f"{name}_low"),
+        table.c.bucket < bindparam(f"{name}_high"),
+        *_where_conditions(table.c, question.where, "w_"),
+    ]
+    measures = [(table.c[m] * part.sign).label(m) for m in question.kind.measures]
+    return select(*keys, *measures).where(and_(*conditions))
+
+
 # How each source of a part is read (any other source is a rollup table).
-_READINGS = {"raw": _raw_rows, "tail": _tail_rows}
+_READINGS = {"raw": _raw_rows, "tail": _tail_rows, "fine": _fine_rows}
 
 
 def _build(question: Question, parts: list[Part], prefix: str = "p") -> Select:

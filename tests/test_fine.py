@@ -1,0 +1,129 @@
+"""The recent rolled slots by fine bucket (rollups.fine): a window's unaligned edges are
+read from them, exactly, and a refresh keeps the last days of them, on SQLite and
+PostgreSQL."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from omni_dashboard_plugin.grid import EPOCH, FINE, slot_of, slot_time
+from omni_dashboard_plugin.rollups import fine
+from omni_dashboard_plugin.rollups.kinds import EDGES_FINE, omni_events, state
+
+from . import rollup_support as rs
+from .conftest import NOW
+
+# An instant between two fine buckets, so that every window the dashboard reads from it
+# (the last hour, the last 24 hours and their earlier windows) starts inside one.
+ODD_NOW = NOW + timedelta(minutes=7, seconds=23, microseconds=456789)
+
+
+@pytest.fixture(scope="module")
+def pair(db_url):
+    return rs.Pair(db_url, OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES=30)
+
+
+def _dense_history(pair, hours: int, every_seconds: int) -> None:
+    """On a cleared pair: an event every ``every_seconds`` over the ``hours`` before
+    ``ODD_NOW``, their statuses, channels and instances varied."""
+    pair.clear(ODD_NOW)
+    specs = [{**rs.SAMPLE_EVENT, "status": s} for s in ("completed", "failed", "received")]
+    rs.write(
+        pair.engine,
+        events=[
+            rs.event_row(
+                ODD_NOW - timedelta(seconds=s),
+                {**specs[s % 3], "instance": s % len(rs.INSTANCE_IDS), "processing": s % 997},
+            )
+            for s in range(0, hours * 3600, every_seconds)
+        ],
+    )
+
+
+def _fine_range(pair):
+    with pair.engine.connect() as conn:
+        found = conn.execute(
+            select(state.c.start_slot, state.c.watermark_slot).where(
+                state.c.name == fine.STATE_NAME
+            )
+        ).one_or_none()
+    return found and tuple(found)
+
+
+def test_unaligned_windows_read_alike(pair):
+    """Windows that start and end inside fine buckets, a second either side of their edges
+    included, answer with rollups on as they do raw."""
+    _dense_history(pair, hours=27, every_seconds=7)
+    pair.rollups.refresh()
+    stored = _fine_range(pair)
+    assert stored is not None and stored[0] < stored[1] == pair.watermark().watermark_slot
+    for start, length in ((timedelta(hours=2, seconds=3), 40), (timedelta(hours=26), 61)):
+        since = ODD_NOW - start
+        for shift in (-1, 0, 1):
+            window = (since + timedelta(seconds=shift), since + timedelta(minutes=length))
+            rs.assert_same(pair, window, rs.INSTANCE_IDS[1])
+
+
+def test_a_window_edge_is_read_from_the_fine_rows(pair):
+    """A row slipped into the fine table (which no write made) in the bucket after the
+    last hour's start shows in eventsLastHour; one in the bucket holding that start, read
+    raw, does not."""
+    _dense_history(pair, hours=3, every_seconds=11)
+    pair.rollups.refresh()
+    path = "/api/v2/event-ops/metrics"
+    before = json.loads(pair.get(pair.on, path))["data"]["eventsLastHour"]
+    assert before == json.loads(pair.get(pair.off, path))["data"]["eventsLastHour"]
+    start = (ODD_NOW - timedelta(hours=1) - EPOCH) // FINE
+    assert slot_of(EPOCH + start * FINE) < pair.watermark().watermark_slot
+    with pair.engine.begin() as conn:
+        for bucket in (start, start + 1):
+            row = rs.slipped_row(EDGES_FINE, bucket=bucket, status="completed")
+            conn.execute(insert(EDGES_FINE.table("fine")).values(**row))
+    after = json.loads(pair.get(pair.on, path))["data"]["eventsLastHour"]
+    assert after == before + 1000
+
+
+def _fine_total(conn, low: int, high: int) -> int:
+    table = EDGES_FINE.table("fine")
+    where = [table.c.bucket >= low * fine.PER_SLOT, table.c.bucket < high * fine.PER_SLOT]
+    return conn.execute(select(func.coalesce(func.sum(table.c.n), 0)).where(*where)).scalar()
+
+
+def _raw_total(conn, low: int, high: int) -> int:
+    time = omni_events.c.received_at
+    where = [time >= slot_time(low), time < slot_time(high)]
+    return conn.execute(select(func.count()).where(*where)).scalar()
+
+
+def _assert_kept(pair, low: int, high: int) -> None:
+    """The fine state names slots ``[low, high)``, their fine rows count each event of them
+    once, and no fine row lies before them."""
+    assert _fine_range(pair) == (low, high)
+    with pair.engine.connect() as conn:
+        assert _fine_total(conn, 0, low) == 0
+        assert _fine_total(conn, low, high) == _raw_total(conn, low, high) > 0
+
+
+def test_refresh_keeps_the_last_days(pair):
+    """The fine rows cover the last KEPT_DAYS of rolled slots, every event of them once; a
+    day later the oldest day is gone; a range that does not end at the watermark (slots
+    rolled without it, by an earlier release) starts again at the next chunk."""
+    rs.regular_history(pair, days=10, every_minutes=13, spec=rs.SAMPLE_EVENT)
+    pair.rollups.refresh()
+    target = pair.watermark().watermark_slot
+    _assert_kept(pair, target - fine.KEPT_SLOTS, target)
+    pair.clock.now += timedelta(days=1)
+    pair.rollups.refresh()
+    later = pair.watermark().watermark_slot
+    _assert_kept(pair, later - fine.KEPT_SLOTS, later)
+    with pair.engine.begin() as conn:  # as an earlier release leaves it: no fine state
+        conn.execute(state.delete().where(state.c.name == fine.STATE_NAME))
+    pair.clock.now += timedelta(hours=2)
+    moments = [pair.clock.now - timedelta(seconds=s) for s in range(0, 2 * 3600, 37)]
+    rs.write(pair.engine, events=[rs.event_row(at, rs.SAMPLE_EVENT) for at in moments])
+    pair.rollups.refresh()
+    _assert_kept(pair, later, pair.watermark().watermark_slot)
+    window = (pair.clock.now - timedelta(hours=3, seconds=5), pair.clock.now)
+    rs.assert_same(pair, window, rs.INSTANCE_IDS[0])
