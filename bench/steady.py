@@ -517,7 +517,13 @@ def main(argv=None):
         help="first load this many events over --days, ending at the database's clock, and "
         "refresh the rollups from scratch (default: the database as it is)",
     )
-    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument(
+        "--days",
+        type=float,
+        default=90,
+        help="the span of the loaded events (0.0834 with --load 14400000: the two hours "
+        "before the clock at 2,000 events/s, so that the last hour is as dense as the ingest)",
+    )
     parser.add_argument("--refresh-seconds", type=float, default=15)
     parser.add_argument("--checkpoint-seconds", type=float, default=120)
     parser.add_argument("--horizon-minutes", type=int, default=30)
@@ -545,6 +551,12 @@ def main(argv=None):
             **margin,
         )
     clock = RunningClock(database_clock(args.database_url))
+    # How dense the last hour is when the run starts: the rows of every last-hour window.
+    last_hour = _scalar(
+        args.database_url,
+        "SELECT count(*) FROM omni_events WHERE received_at >= "
+        f"TIMESTAMP '{clock.start - timedelta(hours=1)}'",
+    )
     compared = calls(clock.start)  # every call, compared on and off at each checkpoint
     timed = [
         *compared[:4],
@@ -631,7 +643,8 @@ def main(argv=None):
     )
     lines = [
         f"{running / 60:.1f} minutes of ingest (and {paused:.0f} s of checkpoints) on "
-        f"`{make_url(args.database_url).database}`; {pattern}{int(writer.total('completed')):,} of "
+        f"`{make_url(args.database_url).database}` ({last_hour:,} events in the hour before "
+        f"the start); {pattern}{int(writer.total('completed')):,} of "
         f"them 2 to 60 s after they arrived, and changed {int(writer.total('dead_moves'))} dead "
         "letters; the refresh "
         f"ran every {args.refresh_seconds:.0f} s "
