@@ -50,7 +50,7 @@ from omni_dashboard_plugin.rollups.refresh import refresh
 
 from .harness import KEY, bench_app, percentile
 from .report import publish
-from .rollups import _body, calls, prepare
+from .rollups import _body, calls, ensure_database, prepare
 from .writes import libpq_dsn
 
 INSTANCES = [uuid.UUID(int=n + 1) for n in range(10)]  # the loader's ten
@@ -541,6 +541,7 @@ def main(argv=None):
         else {}
     )
     if args.load:
+        ensure_database(args.database_url)  # before its clock is read
         prepare(
             args.database_url,
             args.load,
