@@ -533,6 +533,11 @@ def main(argv=None):
         help="OMNI_DASHBOARD_ROLLUPS_TAIL_MARGIN_SECONDS (default: the plugin's)",
     )
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    parser.add_argument(
+        "--section",
+        help="the section of docs/performance.md that --write replaces (default: steady, or "
+        "steady-single-row with --single-row-writers)",
+    )
     args = parser.parse_args(argv)
 
     margin = (
@@ -696,7 +701,8 @@ def main(argv=None):
         )
         + " ms",
     ]
-    publish("steady-single-row" if args.single_row_writers else "steady", lines, args.write)
+    section = args.section or ("steady-single-row" if args.single_row_writers else "steady")
+    publish(section, lines, args.write)
     if differences:
         raise SystemExit(f"{differences} responses differed between rollups on and off")
 

@@ -10,7 +10,13 @@ from sqlalchemy import func, insert, select
 
 from omni_dashboard_plugin.grid import EPOCH, FINE, slot_of, slot_time
 from omni_dashboard_plugin.rollups import fine
-from omni_dashboard_plugin.rollups.kinds import EDGES_FINE, omni_events, state
+from omni_dashboard_plugin.rollups.kinds import (
+    COUNTS_FINE,
+    EDGES_FINE,
+    FINES,
+    omni_events,
+    state,
+)
 
 from . import rollup_support as rs
 from .conftest import NOW
@@ -66,27 +72,41 @@ def test_unaligned_windows_read_alike(pair):
             rs.assert_same(pair, window, rs.INSTANCE_IDS[1])
 
 
-def test_a_window_edge_is_read_from_the_fine_rows(pair):
-    """A row slipped into the fine table (which no write made) in the bucket after the
-    last hour's start shows in eventsLastHour; one in the bucket holding that start, read
-    raw, does not."""
+def _last_hour(pair, app, path: str) -> int:
+    body = json.loads(pair.get(app, path))  # the dashboard's has no envelope
+    return body["data"]["eventsLastHour"] if "data" in body else body["events"]["lastHour"]
+
+
+@pytest.mark.parametrize(
+    "family, path",
+    [
+        (EDGES_FINE, "/api/v2/event-ops/metrics"),
+        (COUNTS_FINE, f"/api/v2/dashboard?instanceId={rs.INSTANCE_IDS[1]}"),
+    ],
+    ids=["edges", "counts"],
+)
+def test_a_window_edge_is_read_from_the_fine_rows(pair, family, path):
+    """A row slipped into a family's fine table (which no write made) in the bucket after
+    the last hour's start shows in the last hour's count; one in the bucket holding that
+    start, read raw, does not. A filter on an instance reads the counts family's."""
     _dense_history(pair, hours=3, every_seconds=11)
     pair.rollups.refresh()
-    path = "/api/v2/event-ops/metrics"
-    before = json.loads(pair.get(pair.on, path))["data"]["eventsLastHour"]
-    assert before == json.loads(pair.get(pair.off, path))["data"]["eventsLastHour"]
+    before = _last_hour(pair, pair.on, path)
+    assert before == _last_hour(pair, pair.off, path)
     start = (ODD_NOW - timedelta(hours=1) - EPOCH) // FINE
     assert slot_of(EPOCH + start * FINE) < pair.watermark().watermark_slot
+    dims = {"status": "completed"}
+    if "instance_id" in family.dims:
+        dims["instance_id"] = rs.INSTANCE_IDS[1]
     with pair.engine.begin() as conn:
         for bucket in (start, start + 1):
-            row = rs.slipped_row(EDGES_FINE, bucket=bucket, status="completed")
-            conn.execute(insert(EDGES_FINE.table("fine")).values(**row))
-    after = json.loads(pair.get(pair.on, path))["data"]["eventsLastHour"]
-    assert after == before + 1000
+            row = rs.slipped_row(family, bucket=bucket, **dims)
+            conn.execute(insert(family.table("fine")).values(**row))
+    assert _last_hour(pair, pair.on, path) == before + 1000
 
 
-def _fine_total(conn, low: int, high: int) -> int:
-    table = EDGES_FINE.table("fine")
+def _fine_total(conn, kind, low: int, high: int) -> int:
+    table = kind.table("fine")
     where = [table.c.bucket >= low * fine.PER_SLOT, table.c.bucket < high * fine.PER_SLOT]
     return conn.execute(select(func.coalesce(func.sum(table.c.n), 0)).where(*where)).scalar()
 
@@ -97,27 +117,30 @@ def _raw_total(conn, low: int, high: int) -> int:
     return conn.execute(select(func.count()).where(*where)).scalar()
 
 
-def _assert_kept(pair, low: int, high: int) -> None:
-    """The fine state names slots ``[low, high)``, their fine rows count each event of them
-    once, and no fine row lies before them."""
-    assert _fine_range(pair) == (low, high)
+def _assert_kept(pair, start: int, end: int) -> None:
+    """The fine state names ``[start, end)``; each family's fine rows count each event of
+    its last slots of it once, and no fine row lies before them."""
+    assert _fine_range(pair) == (start, end)
     with pair.engine.connect() as conn:
-        assert _fine_total(conn, 0, low) == 0
-        assert _fine_total(conn, low, high) == _raw_total(conn, low, high) > 0
+        for kind in FINES:
+            low = max(start, end - fine.KEPT_SLOTS[kind.name])
+            assert fine.kept(kind, (start, end), end) == (low, end)
+            assert _fine_total(conn, kind, 0, low) == 0
+            assert _fine_total(conn, kind, low, end) == _raw_total(conn, low, end) > 0
 
 
 def test_refresh_keeps_the_last_days(pair):
-    """The fine rows cover the last KEPT_DAYS of rolled slots, every event of them once; a
-    day later the oldest day is gone; a range that does not end at the watermark (slots
-    rolled without it, by an earlier release) starts again at the next chunk."""
+    """Each family's fine rows cover its last days of rolled slots, every event of them
+    once; a day later the oldest day is gone; a range that does not end at the watermark
+    (slots rolled without it, by an earlier release) starts again at the next chunk."""
     rs.regular_history(pair, days=10, every_minutes=13, spec=rs.SAMPLE_EVENT)
     pair.rollups.refresh()
-    target = pair.watermark().watermark_slot
-    _assert_kept(pair, target - fine.KEPT_SLOTS, target)
+    first = pair.watermark()
+    _assert_kept(pair, first.start_slot, first.watermark_slot)
     pair.clock.now += timedelta(days=1)
     pair.rollups.refresh()
     later = pair.watermark().watermark_slot
-    _assert_kept(pair, later - fine.KEPT_SLOTS, later)
+    _assert_kept(pair, first.start_slot, later)
     with pair.engine.begin() as conn:  # as an earlier release leaves it: no fine state
         conn.execute(state.delete().where(state.c.name == fine.STATE_NAME))
     pair.clock.now += timedelta(hours=2)

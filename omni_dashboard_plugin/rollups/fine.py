@@ -1,37 +1,53 @@
-"""The recent rolled slots by ``FINE_SECONDS``: a window's unaligned edges, read cheaply.
+"""The recent rolled slots by fine bucket: a window's unaligned edges, read cheaply.
 
 A window that starts at an arbitrary instant (``now - 1 h``, ``now - 24 h``) begins inside
 a slot, and the part of that slot inside the window is not in any rollup: read raw, it is
-up to a slot of rows, 1.8 million at 2,000 events a second. For the slots of the last
-``KEPT_DAYS`` days, each chunk of a refresh also stores the rows of the slots it rolls
-grouped by ``FINE_SECONDS`` (one scan of the slots' source rows, a fine kind's dims), so a
-reader takes that part in whole fine buckets and reads raw at most ``FINE_SECONDS`` of
-rows at each end of the window. The state row ``fine`` holds the slot range stored; a
-chunk extends it to the new watermark and drops the slots that left the last
-``KEPT_DAYS``. What the slots hold is final when they are rolled (see the exactness
-contract in docs/rollups.md), so their fine rows are too.
-"""
+up to a slot of rows, 1.8 million at 2,000 events a second. Each chunk of a refresh also
+stores the events of the slots it rolls by fine bucket (``grid.FINE``, 10 seconds), in two
+families of dims (those of the tail's edges and counts families): the edges' for the
+slots of the last ``KEPT_SLOTS[EDGES_FINE]`` (8 days), the counts', whose rows are many
+more (every instance), for the last two days and two hours. A reader takes the part of a
+window's edge within them in whole fine buckets and reads raw at most a fine bucket of
+rows at each end of the window.
 
-from datetime import timedelta
+The state row ``fine`` holds ``[start, end)``: the chunk that ended at ``end`` stored the
+fine rows of each family for the slots of ``[max(start, end - kept), end)`` (see
+:func:`kept`), and dropped its older ones, in the transaction that moved the watermark to
+``end``, so a read sees rows and range of one moment. What the slots hold is final when
+they are rolled (see the exactness contract in docs/rollups.md), so their fine rows are too.
+"""
 
 from sqlalchemy import bindparam, delete, insert, update
 
-from ..grid import FINE, SLOT, SLOTS_PER_DAY, slot_time
-from .kinds import FINES, state
+from ..grid import FINE, SLOT, SLOTS_PER_DAY, SLOTS_PER_HOUR, slot_time
+from .kinds import COUNTS_FINE, EDGES_FINE, FINES, Kind, state
 from .source import by_slot
 from .statements import built
 
-FINE_SECONDS = FINE // timedelta(seconds=1)
 PER_SLOT = SLOT // FINE
-KEPT_DAYS = 8
-KEPT_SLOTS = KEPT_DAYS * SLOTS_PER_DAY
+# How many slots before the end of the range each family keeps: the edges' cover windows
+# a week and a day back (a dashboard compared with the previous week), the counts' those
+# of an instance two days back (the last 24 hours compared with the 24 before).
+KEPT_SLOTS = {
+    EDGES_FINE.name: 8 * SLOTS_PER_DAY,
+    COUNTS_FINE.name: 2 * SLOTS_PER_DAY + 2 * SLOTS_PER_HOUR,
+}
 STATE_NAME = "fine"
+
+
+def kept(kind: Kind, stored: tuple[int, int] | None, end: int) -> tuple[int, int] | None:
+    """The slots whose fine rows of ``kind`` (a fine kind) a read may use: of the stored
+    range, the family's last slots, up to ``end`` (the rolled range's)."""
+    if stored is None:
+        return None
+    return max(stored[0], stored[1] - KEPT_SLOTS[kind.name]), min(stored[1], end)
 
 
 def _rows(kind):
     """INSERT the source rows of ``[:since, :before)`` by fine bucket and the kind's dims."""
     table = kind.table("fine")
-    rows = by_slot(kind, bindparam("since"), bindparam("before"), width=FINE_SECONDS)
+    width = FINE.seconds
+    rows = by_slot(kind, bindparam("since"), bindparam("before"), width=width)
     return insert(table).from_select(["bucket", *kind.dims, *kind.measures], rows)
 
 
@@ -41,26 +57,24 @@ def _older(kind):
     return delete(table).where(table.c.bucket < bindparam("low"))
 
 
-def keep(connection, stored: tuple[int, int] | None, low: int, high: int, target: int) -> None:
-    """In a chunk that rolls slots ``[low, high)`` towards ``target``: store their fine rows
-    within the last ``KEPT_SLOTS`` before ``target``, drop older ones, and record the range.
-    ``stored`` is the range the state row held (``None``: none)."""
-    first = max(low, target - KEPT_SLOTS)
+def keep(connection, stored: tuple[int, int] | None, low: int, high: int) -> None:
+    """In a chunk that rolls slots ``[low, high)``: store their fine rows of each family's
+    last slots before ``high``, drop older ones, and record the range. ``stored`` is the
+    range the state row held (``None``: none)."""
     if stored is not None and stored[1] == low:
         start = stored[0]
     else:  # none yet, or slots were rolled without it (an earlier release): start again
         clear(connection)
-        start = min(first, high)
-    if start < target - KEPT_SLOTS:
-        for kind in FINES:
+        start = low
+    for kind in FINES:
+        first = high - KEPT_SLOTS[kind.name]
+        if start < first:
             dropped = built(("fine older", kind.name), lambda kind=kind: _older(kind))
-            connection.execute(dropped, {"low": (target - KEPT_SLOTS) * PER_SLOT})
-        start = min(target - KEPT_SLOTS, high)
-    if first < high:
-        bounds = {"since": slot_time(first), "before": slot_time(high)}
-        for kind in FINES:
+            connection.execute(dropped, {"low": first * PER_SLOT})
+        if max(low, first) < high:
             rows = built(("fine rows", kind.name), lambda kind=kind: _rows(kind))
-            connection.execute(rows, bounds)
+            since = slot_time(max(low, first))
+            connection.execute(rows, {"since": since, "before": slot_time(high)})
     values = {"start_slot": start, "watermark_slot": high}
     if stored is None:
         connection.execute(insert(state).values(name=STATE_NAME, **values))

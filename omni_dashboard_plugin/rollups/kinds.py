@@ -90,10 +90,10 @@ class Kind:
     ``tail`` is a kind (same source and rows, a superset of the dims and measures) that
     triggers keep as the source changes (:mod:`.tail`): it answers the raw tail.
 
-    ``fine`` is a kind (same source and rows, a superset of the dims and measures, no
-    parent to follow) whose rows of recent rolled slots a refresh also keeps by
-    ``FINE_SECONDS`` (see :mod:`.fine`): a window's unaligned edge within those slots is read
-    from them, leaving at most ``FINE_SECONDS`` of rows at each end to read raw.
+    ``fine`` is a kind (same source and rows, a superset of the dims and measures) whose
+    rows of recent rolled slots a refresh also keeps by fine bucket (see :mod:`.fine`): a
+    window's unaligned edge within those slots is read from them, leaving at most a fine
+    bucket of rows at each end to read raw.
 
     ``cascade`` and ``set_null`` map a dim to the parent key it references, following the
     foreign key's ON DELETE action: deleting a parent deletes the source rows of any age
@@ -174,11 +174,13 @@ COUNTS_TAIL = _tail(
 EVENT_TAILS = (EDGES_TAIL, DETAILS_TAIL, COUNTS_TAIL)
 
 
-# The recent rolled slots by FINE_SECONDS (see .fine): the counts, breakdowns and timelines
-# of every window that starts or ends between two slot boundaries (the last hour's, the
-# last 24 hours', and those they are compared with) read their edges from it.
+# The recent rolled slots by fine bucket (see .fine), in two of the tail's families: the
+# counts, breakdowns and timelines of every window that starts or ends between two slot
+# boundaries (the last hour's, the last 24 hours', and those they are compared with) read
+# their edges from them, those filtered on an instance from the second.
 EDGES_FINE = replace(EDGES_TAIL, name="edges_fine")
-FINES = (EDGES_FINE,)
+COUNTS_FINE = replace(COUNTS_TAIL, name="counts_fine", indexes=(("bucket", "instance_id"),))
+FINES = (EDGES_FINE, COUNTS_FINE)
 
 
 def _covering(dims: tuple[str, ...], measures: dict, kinds: tuple[Kind, ...]) -> Kind | None:
@@ -205,8 +207,7 @@ def _events(
     are indexed on after the bucket. Rows of an instance that is deleted count as NULL (the
     foreign key is ON DELETE SET NULL)."""
     options.setdefault("tail", _covering(dims, measures, EVENT_TAILS))
-    if "instance_id" not in dims:  # a fine kind has no parent to follow
-        options.setdefault("fine", _covering(dims, measures, FINES))
+    options.setdefault("fine", _covering(dims, measures, FINES))
     return Kind(
         name,
         E,
@@ -433,8 +434,8 @@ def _build_tables() -> dict:
     tables = {}
     for kind in FINES:
         name = f"{PREFIX}{kind.name}"
-        table = Table(name, metadata, *_bucketed_columns(kind), Index(f"{name}_idx", "bucket"))
-        tables[(kind.name, "fine")] = table
+        indexes = [Index(f"{name}_{'_'.join(c)}_idx", *c) for c in kind.indexes]
+        tables[(kind.name, "fine")] = Table(name, metadata, *_bucketed_columns(kind), *indexes)
     for kind in TAILS:
         columns = _bucketed_columns(kind)
         tables[(kind.name, "tail")] = Table(f"{PREFIX}{kind.name}", views, *columns)

@@ -10,7 +10,7 @@ from operator import add
 from ..grid import RESOLUTION, SLOTS_PER_DAY, slot_of, slot_time
 from ..reading import Reader, is_many
 from ..sql.snapshot import without_parallel_workers
-from . import dead_letter_counts
+from . import dead_letter_counts, fine
 from .kinds import Kind
 from .opening import Sources
 from .plan import plan, split
@@ -203,8 +203,9 @@ class RollupReader(RawReader):
         return max(self.rolled.start, self._low_cut(kind)), self.rolled.end
 
     def _parts(self, question: Question, start: int, end: int) -> list[Part]:
-        fine = self.rolled.fine if question.kind.fine is not None else None
-        window = plan(question.since, question.until, start, end, fine=fine)
+        family = question.kind.fine
+        slots = None if family is None else fine.kept(family, self.rolled.fine, end)
+        window = plan(question.since, question.until, start, end, fine=slots)
         parts = [Part("fine", a, b) for a, b in window.fine]
         for low, high, inclusive in window.raw:
             if (

@@ -18,7 +18,7 @@ STATE_NAME = "all"
 class RolledRange:
     """Slots ``[start, end)`` that a read takes from the rollup tables; ``version`` changes
     whenever a refresh commits or the rollups are reset (``None``: not known); ``fine``:
-    the slots of those whose fine rows are stored (see .fine)."""
+    the range of the fine rows' state (see .fine)."""
 
     start: int
     end: int
@@ -140,5 +140,4 @@ def horizon_slot(now: datetime, horizon: timedelta) -> int:
 def usable_range(mark: Watermark, now: datetime, horizon: timedelta) -> RolledRange:
     """The rolled slots a read at ``now`` may use: below the watermark and the horizon."""
     end = max(mark.start_slot, min(mark.watermark_slot, horizon_slot(now, horizon)))
-    fine_slots = mark.fine and (mark.fine[0], min(mark.fine[1], end))
-    return RolledRange(mark.start_slot, end, mark.version, fine_slots)
+    return RolledRange(mark.start_slot, end, mark.version, mark.fine)

@@ -156,14 +156,19 @@ def _tail_rows(question: Question, part: Part, name: str) -> Select:
 
 
 def _rolled_rows(question: Question, part: Part, name: str) -> Select:
-    """The rows of the rollup table ``part.source``: a level's buckets in ``[low, high)``,
-    or the whole total table."""
+    """The rows of the rollup table ``part.source``: a level's buckets in ``[low, high)``
+    (of 'fine', the kind's fine table: see .fine), or the whole total table."""
     kind = question.kind
-    table = kind.table(part.source)
+    fine = part.source == "fine"
+    if fine:
+        assert kind.fine is not None  # a plan has fine parts only for a kind with fine rows
+    table = kind.fine.table("fine") if kind.fine and fine else kind.table(part.source)
     columns = _following_deletes(kind, table)
     keys = [columns[d].label(d) for d in question.by]
     if question.by_slot:
-        keys.append(table.c.bucket.label(SLOT_LABEL))
+        # Fine buckets are recent: positive, so the integer division is the floor.
+        slot = table.c.bucket // (SLOT // FINE) if fine else table.c.bucket
+        keys.append(slot.label(SLOT_LABEL))
     conditions = _rolled_conditions(kind, table, question.where)
     # A NULL dim references no parent: no delete removes its source rows.
     conditions += [
@@ -178,27 +183,8 @@ def _rolled_rows(question: Question, part: Part, name: str) -> Select:
     return select(*keys, *measures).where(and_(true(), *conditions))
 
 
-def _fine_rows(question: Question, part: Part, name: str) -> Select:
-    """The rows of the kind's fine table of fine buckets ``[low, high)`` (no parent to
-    follow: see .kinds), per slot when asked."""
-    fine = question.kind.fine
-    assert fine is not None  # a plan has fine parts only for a kind that has fine rows
-    table = fine.table("fine")
-    keys: list[ColumnElement[Any]] = [table.c[d].label(d) for d in question.by]
-    if question.by_slot:
-        # Recent buckets: positive, so the integer division is the floor.
-        keys.append((table.c.bucket // (SLOT // FINE)).label(SLOT_LABEL))
-    conditions = [
-        table.c.bucket >= bindparam(f"{name}_low"),
-        table.c.bucket < bindparam(f"{name}_high"),
-        *_where_conditions(table.c, question.where, "w_"),
-    ]
-    measures = [(table.c[m] * part.sign).label(m) for m in question.kind.measures]
-    return select(*keys, *measures).where(and_(*conditions))
-
-
 # How each source of a part is read (any other source is a rollup table).
-_READINGS = {"raw": _raw_rows, "tail": _tail_rows, "fine": _fine_rows}
+_READINGS = {"raw": _raw_rows, "tail": _tail_rows}
 
 
 def _build(question: Question, parts: list[Part], prefix: str = "p") -> Select:
