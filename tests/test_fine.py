@@ -131,8 +131,8 @@ def _assert_kept(pair, start: int, end: int) -> None:
 
 def test_refresh_keeps_the_last_days(pair):
     """Each family's fine rows cover its last days of rolled slots, every event of them
-    once; a day later the oldest day is gone; a range that does not end at the watermark
-    (slots rolled without it, by an earlier release) starts again at the next chunk."""
+    once; a day later the oldest day is gone; a range stored for other families (an
+    earlier release's) is dropped, and the fine rows start again at the next chunk."""
     rs.regular_history(pair, days=10, every_minutes=13, spec=rs.SAMPLE_EVENT)
     pair.rollups.refresh()
     first = pair.watermark()
@@ -141,12 +141,16 @@ def test_refresh_keeps_the_last_days(pair):
     pair.rollups.refresh()
     later = pair.watermark().watermark_slot
     _assert_kept(pair, first.start_slot, later)
-    with pair.engine.begin() as conn:  # as an earlier release leaves it: no fine state
-        conn.execute(state.delete().where(state.c.name == fine.STATE_NAME))
+    with pair.engine.begin() as conn:  # as a release that kept other families leaves it
+        renamed = state.update().where(state.c.name == fine.STATE_NAME)
+        conn.execute(renamed.values(name="fine:10s:edges_fine"))
     pair.clock.now += timedelta(hours=2)
     moments = [pair.clock.now - timedelta(seconds=s) for s in range(0, 2 * 3600, 37)]
     rs.write(pair.engine, events=[rs.event_row(at, rs.SAMPLE_EVENT) for at in moments])
     pair.rollups.refresh()
     _assert_kept(pair, later, pair.watermark().watermark_slot)
+    with pair.engine.connect() as conn:
+        names = conn.execute(select(state.c.name).where(state.c.name.like("fine%"))).scalars()
+        assert list(names) == [fine.STATE_NAME]
     window = (pair.clock.now - timedelta(hours=3, seconds=5), pair.clock.now)
     rs.assert_same(pair, window, rs.INSTANCE_IDS[0])

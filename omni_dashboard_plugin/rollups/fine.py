@@ -10,7 +10,7 @@ more (every instance), for the last two days and two hours. A reader takes the p
 window's edge within them in whole fine buckets and reads raw at most a fine bucket of
 rows at each end of the window.
 
-The state row ``fine`` holds ``[start, end)``: the chunk that ended at ``end`` stored the
+The state row :data:`STATE_NAME` holds ``[start, end)``: the chunk that ended at ``end`` stored the
 fine rows of each family for the slots of ``[max(start, end - kept), end)`` (see
 :func:`kept`), and dropped its older ones, in the transaction that moved the watermark to
 ``end``, so a read sees rows and range of one moment. What the slots hold is final when
@@ -32,7 +32,9 @@ KEPT_SLOTS = {
     EDGES_FINE.name: 8 * SLOTS_PER_DAY,
     COUNTS_FINE.name: 2 * SLOTS_PER_DAY + 2 * SLOTS_PER_HOUR,
 }
-STATE_NAME = "fine"
+# The state row names the bucket width and the families, so that a release that changes
+# either starts its fine rows again rather than reading rows it did not store.
+STATE_NAME = f"fine:{FINE.seconds}s:" + "+".join(kind.name for kind in FINES)
 
 
 def kept(kind: Kind, stored: tuple[int, int] | None, end: int) -> tuple[int, int] | None:
@@ -65,7 +67,8 @@ def keep(connection, stored: tuple[int, int] | None, low: int, high: int) -> Non
         start = stored[0]
     else:  # none yet, or slots were rolled without it (an earlier release): start again
         clear(connection)
-        start = low
+        connection.execute(delete(state).where(state.c.name.like("fine:%")))
+        stored, start = None, low
     for kind in FINES:
         first = high - KEPT_SLOTS[kind.name]
         if start < first:
