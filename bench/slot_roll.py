@@ -6,7 +6,9 @@ Finds the slot with the most events among those the tail keeps and no refresh ha
 yet (``bench.steady`` at 2,000 events/s leaves such slots), then times, alternately, what
 a refresh reads to roll it for each kind that reads its own rows (the kinds rolled from
 those sum their slot rows either way): its events grouped by the kind's keys, against its
-tail view's rows of the slot. Both must sum to the same rows. Nothing is written.
+tail view's rows of the slot. Both must sum to the same rows. Then times what the chunk
+also reads for the slot's fine rows (see rollups.fine: its events by fine bucket, one scan
+per family). Nothing is written.
 """
 
 import argparse
@@ -16,8 +18,8 @@ import time
 from sqlalchemy import bindparam, func, select
 
 from host_example.db import make_engine
-from omni_dashboard_plugin.grid import slot_time
-from omni_dashboard_plugin.rollups.kinds import KINDS
+from omni_dashboard_plugin.grid import FINE, slot_time
+from omni_dashboard_plugin.rollups.kinds import FINES, KINDS
 from omni_dashboard_plugin.rollups.refresh import _summed
 from omni_dashboard_plugin.rollups.source import by_slot
 from omni_dashboard_plugin.rollups.state import read_watermark
@@ -68,13 +70,23 @@ def main(argv=None):
             for kind in TAILED
             if kind.tail is not None
         }
+        fine_rows = {
+            kind.name: by_slot(kind, bindparam("since"), bindparam("before"), width=FINE.seconds)
+            for kind in FINES
+        }
         seconds = {name: {"events": [], "tail": []} for name in ways}
+        fine_seconds: dict[str, list[float]] = {name: [] for name in fine_rows}
         for _ in range(args.repeat):
+            for name, statement in fine_rows.items():
+                began = time.perf_counter()
+                connection.execute(statement, bounds).all()
+                fine_seconds[name].append(time.perf_counter() - began)
             for name, statements in ways.items():
                 answers = {}
                 for way, statement in statements.items():
                     began = time.perf_counter()
-                    answers[way] = sorted(map(tuple, connection.execute(statement, bounds)))
+                    rows = connection.execute(statement, bounds)
+                    answers[way] = sorted(map(tuple, rows), key=repr)  # NULLs among values
                     seconds[name][way].append(time.perf_counter() - began)
                 if answers["events"] != answers["tail"]:
                     raise SystemExit(f"{name}: the tail's rows differ from the events'")
@@ -96,6 +108,14 @@ def main(argv=None):
     lines.append(
         f"| all {len(seconds)} | {totals['events']:.1f} | {totals['tail']:.1f} | {ratio:.0f}x |"
     )
+    fine_medians = {name: statistics.median(s) * 1000 for name, s in fine_seconds.items()}
+    lines += [
+        "",
+        "What a chunk that rolls the slot also reads to store its fine rows (its events by "
+        "10-second bucket, per family; the same slot, medians): "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in fine_medians.items())
+        + f", {sum(fine_medians.values()):.1f} ms in all.",
+    ]
     publish("slot-roll", lines, args.write)
 
 
