@@ -134,13 +134,14 @@ def test_refresh_keeps_the_last_days(pair):
     once; a day later the oldest day is gone; a range stored for other families (an
     earlier release's) is dropped, and the fine rows start again at the next chunk."""
     rs.regular_history(pair, days=10, every_minutes=13, spec=rs.SAMPLE_EVENT)
+    longest = max(fine.KEPT_SLOTS.values())
     pair.rollups.refresh()
-    first = pair.watermark()
-    _assert_kept(pair, first.start_slot, first.watermark_slot)
+    end = pair.watermark().watermark_slot
+    _assert_kept(pair, end - longest, end)
     pair.clock.now += timedelta(days=1)
     pair.rollups.refresh()
     later = pair.watermark().watermark_slot
-    _assert_kept(pair, first.start_slot, later)
+    _assert_kept(pair, later - longest, later)
     with pair.engine.begin() as conn:  # as a release that kept other families leaves it
         renamed = state.update().where(state.c.name == fine.STATE_NAME)
         conn.execute(renamed.values(name="fine:10s:edges_fine"))
@@ -154,3 +155,19 @@ def test_refresh_keeps_the_last_days(pair):
         assert list(names) == [fine.STATE_NAME]
     window = (pair.clock.now - timedelta(hours=3, seconds=5), pair.clock.now)
     rs.assert_same(pair, window, rs.INSTANCE_IDS[0])
+
+
+def test_a_refresh_from_scratch_stores_only_the_kept_days(pair):
+    """A refresh that catches up over a month of history scans for fine rows only the
+    chunks within the longest-kept family's last days (each chunk a UTC day on
+    PostgreSQL; on SQLite, at most 500 rows of a source): rows its later chunks would drop
+    are never stored."""
+    rs.regular_history(pair, days=30, every_minutes=97, spec=rs.SAMPLE_EVENT)
+    inserts = lambda sql: sql.startswith("INSERT INTO omni_dashboard_r5_edges_fine")  # noqa: E731
+    with rs.statements(pair.engine, inserts) as found:
+        report = pair.rollups.refresh()
+    end = pair.watermark().watermark_slot
+    _assert_kept(pair, end - max(fine.KEPT_SLOTS.values()), end)
+    kept_days = max(fine.KEPT_SLOTS.values()) // (24 * 4)
+    assert report.chunks > kept_days + 10  # a month of chunks, most of them before
+    assert 0 < len(found) <= kept_days + 2

@@ -59,21 +59,25 @@ def _older(kind):
     return delete(table).where(table.c.bucket < bindparam("low"))
 
 
-def keep(connection, stored: tuple[int, int] | None, low: int, high: int) -> None:
-    """In a chunk that rolls slots ``[low, high)``: store their fine rows of each family's
-    last slots before ``high``, drop older ones, and record the range. ``stored`` is the
-    range the state row held (``None``: none)."""
+def keep(connection, stored: tuple[int, int] | None, low: int, high: int, target: int) -> None:
+    """In a chunk that rolls slots ``[low, high)`` of a refresh towards ``target``: store
+    their fine rows of each family's last slots before ``high``, drop older ones, and
+    record the range. ``stored`` is the range the state row held (``None``: none).
+
+    The series starts no earlier than the longest-kept family's last slots before
+    ``target``: a refresh that catches up over a long history stores no fine rows that its
+    later chunks would drop (it scanned every event twice more, for nothing)."""
     if stored is not None and stored[1] == low:
         start = stored[0]
     else:  # none yet, or slots were rolled without it (an earlier release): start again
         clear(connection)
         connection.execute(delete(state).where(state.c.name.like("fine:%")))
         stored, start = None, low
+    start = min(max(start, target - max(KEPT_SLOTS.values())), high)
     for kind in FINES:
-        first = high - KEPT_SLOTS[kind.name]
-        if start < first:
-            dropped = built(("fine older", kind.name), lambda kind=kind: _older(kind))
-            connection.execute(dropped, {"low": first * PER_SLOT})
+        first = max(start, high - KEPT_SLOTS[kind.name])
+        dropped = built(("fine older", kind.name), lambda kind=kind: _older(kind))
+        connection.execute(dropped, {"low": first * PER_SLOT})
         if max(low, first) < high:
             rows = built(("fine rows", kind.name), lambda kind=kind: _rows(kind))
             since = slot_time(max(low, first))

@@ -370,7 +370,7 @@ def refresh_chunk(connection, target: int, chunk_slots: int, rows: int | None = 
         return None
     high = _chunk_end(connection, low, target, chunk_slots, rows)
     _roll_slots(connection, low, high)
-    fine.keep(connection, fine_slots, low, high)
+    fine.keep(connection, fine_slots, low, high, target)
     _roll_whole(connection, low, high, start)
     _roll_totals(connection, low, high, start, spans)
     connection.execute(update(state).where(state.c.name == STATE_NAME).values(watermark_slot=high))
@@ -382,7 +382,7 @@ def _rehearsed_chunk(connection, target: int, rows: int | None) -> None:
     low = (target // SLOTS_PER_DAY - 1) * SLOTS_PER_DAY
     _chunk_end(connection, low, target, SLOTS_PER_DAY, rows)
     _roll_slots(connection, low, low + SLOTS_PER_DAY)
-    fine.keep(connection, (low, low), low, low + SLOTS_PER_DAY)
+    fine.keep(connection, (low, low), low, low + SLOTS_PER_DAY, target)
     _roll_whole(connection, low, low + SLOTS_PER_DAY, low)
     for kind in KINDS:
         if kind.cumulative:
