@@ -5,15 +5,15 @@ a slot, and the part of that slot inside the window is not in any rollup: read r
 up to a slot of rows, 1.8 million at 2,000 events a second. Each chunk of a refresh also
 stores the events of the slots it rolls by fine bucket (``grid.FINE``, 10 seconds), in two
 families of dims (those of the tail's edges and counts families): the edges' for the
-slots of the last ``KEPT_SLOTS[EDGES_FINE]`` (8 days), the counts', whose rows are many
-more (every instance), for the last two days and two hours. A reader takes the part of a
-window's edge within them in whole fine buckets and reads raw at most a fine bucket of
-rows at each end of the window.
+slots of the last 8 days, the counts', whose rows are many more (every instance), for the
+last two days and two hours (``KEPT_SLOTS``). A reader takes the part of a window's edge
+within them in whole fine buckets and reads raw at most a fine bucket of rows at each end
+of the window.
 
-The state row :data:`STATE_NAME` holds ``[start, end)``: the chunk that ended at ``end`` stored the
-fine rows of each family for the slots of ``[max(start, end - kept), end)`` (see
-:func:`kept`), and dropped its older ones, in the transaction that moved the watermark to
-``end``, so a read sees rows and range of one moment. What the slots hold is final when
+The state row :data:`STATE_NAME` holds ``[start, end)``: the chunk that ended at ``end``
+stored the fine rows of each family for the slots of ``[max(start, end - kept), end)``
+(see :func:`kept`), and dropped its older ones, in the transaction that moved the
+watermark to ``end``, so a read sees rows and range of one moment. What the slots hold is final when
 they are rolled (see the exactness contract in docs/rollups.md), so their fine rows are too.
 """
 
@@ -48,8 +48,7 @@ def kept(kind: Kind, stored: tuple[int, int] | None, end: int) -> tuple[int, int
 def _rows(kind):
     """INSERT the source rows of ``[:since, :before)`` by fine bucket and the kind's dims."""
     table = kind.table("fine")
-    width = FINE.seconds
-    rows = by_slot(kind, bindparam("since"), bindparam("before"), width=width)
+    rows = by_slot(kind, bindparam("since"), bindparam("before"), width=FINE.seconds)
     return insert(table).from_select(["bucket", *kind.dims, *kind.measures], rows)
 
 
