@@ -125,14 +125,15 @@ def _assert_kept(pair, start: int, end: int) -> None:
         for kind in FINES:
             low = max(start, end - fine.KEPT_SLOTS[kind.name])
             assert fine.kept(kind, (start, end), end) == (low, end)
-            assert _fine_total(conn, kind, 0, low) == 0
+            assert _fine_total(conn, kind, 0, low) == _fine_total(conn, kind, end, 2**40) == 0
             assert _fine_total(conn, kind, low, end) == _raw_total(conn, low, end) > 0
 
 
 def test_refresh_keeps_the_last_days(pair):
     """Each family's fine rows cover its last days of rolled slots, every event of them
-    once; a day later the oldest day is gone; a range stored for other families (an
-    earlier release's) is dropped, and the fine rows start again at the next chunk."""
+    once; a day later the oldest day is gone; a series stored with another bucket width (an
+    earlier release's) is dropped, its rows too, and the fine rows start again at the next
+    chunk."""
     rs.regular_history(pair, days=10, every_minutes=13, spec=rs.SAMPLE_EVENT)
     longest = max(fine.KEPT_SLOTS.values())
     pair.rollups.refresh()
@@ -142,9 +143,12 @@ def test_refresh_keeps_the_last_days(pair):
     pair.rollups.refresh()
     later = pair.watermark().watermark_slot
     _assert_kept(pair, later - longest, later)
-    with pair.engine.begin() as conn:  # as a release that kept other families leaves it
+    with pair.engine.begin() as conn:  # as a release of 1-second buckets would leave it
         renamed = state.update().where(state.c.name == fine.STATE_NAME)
-        conn.execute(renamed.values(name="fine:10s:edges_fine"))
+        conn.execute(renamed.values(name="fine:1s:edges_fine+counts_fine"))
+        for kind in FINES:  # numbered by the second: beyond every 10-second bucket now
+            stray = rs.slipped_row(kind, bucket=later * fine.PER_SLOT * 10)
+            conn.execute(insert(kind.table("fine")).values(**stray))
     pair.clock.now += timedelta(hours=2)
     moments = [pair.clock.now - timedelta(seconds=s) for s in range(0, 2 * 3600, 37)]
     rs.write(pair.engine, events=[rs.event_row(at, rs.SAMPLE_EVENT) for at in moments])
