@@ -20,7 +20,7 @@ from .live_support import (
     subject_of,
     wait_for_port,
 )
-from .waiting import wait_until
+from .waiting import CEILING, wait_until
 
 
 class NatsCluster:
@@ -108,7 +108,7 @@ class NatsCluster:
         async def info():
             client = await nats.connect(servers=self.urls, error_cb=_quiet)
             try:
-                return await client.jetstream().stream_info(stream)
+                return await client.jetstream(timeout=CEILING).stream_info(stream)
             finally:
                 await client.close()
 
@@ -126,7 +126,7 @@ class NatsCluster:
         async def step_down():
             client = await nats.connect(servers=self.urls, error_cb=_quiet)
             try:
-                await client.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", request, 5)
+                await client.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", request, CEILING)
             finally:
                 await client.close()
 

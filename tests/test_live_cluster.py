@@ -20,7 +20,7 @@ from omni_dashboard_plugin.live.bridge import FEED_STREAM
 from .cluster_support import NatsCluster, StoredPublisher
 from .conftest import API_KEY, build_app
 from .live_support import Served, outside_any_loop
-from .waiting import deadline_in, remaining, wait_until
+from .waiting import CEILING, deadline_in, remaining, wait_until
 
 pytestmark = pytest.mark.slow  # a NATS cluster
 
@@ -54,7 +54,8 @@ def feed_stream(urls: list[str], replicas: int) -> None:
 
     async def create():
         client = await nats.connect(servers=urls)
-        await client.jetstream().add_stream(
+        # A cluster just formed can take more than the API's default 5 s on a busy machine.
+        await client.jetstream(timeout=CEILING).add_stream(
             StreamConfig(
                 name=FEED_STREAM, subjects=["message.>", "instance.>"], num_replicas=replicas
             )
