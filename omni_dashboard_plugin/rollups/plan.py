@@ -13,6 +13,8 @@ from ..grid import EPOCH, FINE, RESOLUTION, SLOT, SLOTS_PER_DAY, SLOTS_PER_HOUR,
 
 # The rollup levels coarser than a slot, coarsest first, with their width in slots.
 LEVELS = (("day", SLOTS_PER_DAY), ("hour", SLOTS_PER_HOUR))
+# A raw instant range: (lower, upper, upper inclusive); None is open.
+Piece = tuple[datetime | None, datetime | None, bool]
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class Plan:
 
     rolled: tuple[int, int] | None
     levels: tuple[tuple[str, tuple[tuple[int, int], ...]], ...]
-    raw: tuple[tuple[datetime | None, datetime | None, bool], ...]
+    raw: tuple[Piece, ...]
     fine: tuple[tuple[int, int], ...] = ()
 
 
@@ -53,9 +55,6 @@ def split(first: int, last: int, *, by_slot: bool = False):
     if pieces:
         found.append(("slot", tuple(pieces)))
     return tuple(found)
-
-
-Piece = tuple[datetime | None, datetime | None, bool]
 
 
 def _refined(piece: Piece, low: int, high: int) -> tuple[list[Piece], list[tuple[int, int]]]:
@@ -123,7 +122,7 @@ def _plan(
         if (since is None or since < cut) and (until is None or until >= cut):
             return Plan(None, (), ((since, cut, False), (cut, until, True)))
         return Plan(None, (), ((since, until, True),))
-    raw: list[tuple[datetime | None, datetime | None, bool]] = []
+    raw: list[Piece] = []
     if since is None or since < slot_time(first):
         raw.append((since, slot_time(first), False))
     if until is None or until >= slot_time(last):

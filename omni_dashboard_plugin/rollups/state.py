@@ -18,7 +18,7 @@ STATE_NAME = "all"
 class RolledRange:
     """Slots ``[start, end)`` that a read takes from the rollup tables; ``version`` changes
     whenever a refresh commits or the rollups are reset (``None``: not known); ``fine``:
-    the range of the fine rows' state (see .fine)."""
+    the fine rows' series (see :attr:`Watermark.fine`)."""
 
     start: int
     end: int
@@ -31,7 +31,7 @@ class Watermark:
     """Stored progress: slots ``[start_slot, watermark_slot)`` are rolled up; ``totals``
     maps a cumulative kind's name to the slot range its total table holds; ``tail`` is
     the first slot the tail tables keep exactly (``None``: read the tail raw); ``fine``:
-    the slot range whose fine rows are stored (see .fine; ``None``: none)."""
+    the fine rows' series, whose kept slots .fine.kept derives (``None``: none)."""
 
     start_slot: int
     watermark_slot: int
