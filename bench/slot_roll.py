@@ -18,7 +18,8 @@ import time
 from sqlalchemy import bindparam, func, select
 
 from host_example.db import make_engine
-from omni_dashboard_plugin.grid import FINE, slot_time
+from omni_dashboard_plugin.grid import slot_time
+from omni_dashboard_plugin.rollups import fine
 from omni_dashboard_plugin.rollups.kinds import FINES, KINDS
 from omni_dashboard_plugin.rollups.refresh import _summed
 from omni_dashboard_plugin.rollups.source import by_slot
@@ -70,10 +71,7 @@ def main(argv=None):
             for kind in TAILED
             if kind.tail is not None
         }
-        fine_rows = {
-            kind.name: by_slot(kind, bindparam("since"), bindparam("before"), width=FINE.seconds)
-            for kind in FINES
-        }
+        fine_rows = {kind.name: fine.by_bucket(kind) for kind in FINES}
         seconds = {name: {"events": [], "tail": []} for name in ways}
         fine_seconds: dict[str, list[float]] = {name: [] for name in fine_rows}
         for _ in range(args.repeat):

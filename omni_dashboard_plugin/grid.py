@@ -14,6 +14,7 @@ SLOTS_PER_DAY = timedelta(days=1) // SLOT
 SLOTS_PER_HOUR = timedelta(hours=1) // SLOT
 # The fine buckets of recent slots (see rollups.fine): a slot holds a whole number of them.
 FINE = timedelta(seconds=10)
+FINES_PER_SLOT = SLOT // FINE
 # Omni's timestamps are naive UTC; the time-zone arithmetic works on aware instants.
 EPOCH = datetime(1970, 1, 1)
 AWARE_EPOCH = EPOCH.replace(tzinfo=UTC)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from omni_dashboard_plugin.grid import EPOCH, FINE, slot_of, slot_time
+from omni_dashboard_plugin.grid import EPOCH, FINE, FINES_PER_SLOT, slot_of, slot_time
 from omni_dashboard_plugin.rollups import fine
 from omni_dashboard_plugin.rollups.kinds import (
     COUNTS_FINE,
@@ -107,7 +107,7 @@ def test_a_window_edge_is_read_from_the_fine_rows(pair, family, path):
 
 def _fine_total(conn, kind, low: int, high: int) -> int:
     table = kind.table("fine")
-    where = [table.c.bucket >= low * fine.PER_SLOT, table.c.bucket < high * fine.PER_SLOT]
+    where = [table.c.bucket >= low * FINES_PER_SLOT, table.c.bucket < high * FINES_PER_SLOT]
     return conn.execute(select(func.coalesce(func.sum(table.c.n), 0)).where(*where)).scalar()
 
 
@@ -147,7 +147,7 @@ def test_refresh_keeps_the_last_days(pair):
         renamed = state.update().where(state.c.name == fine.STATE_NAME)
         conn.execute(renamed.values(name="fine:1s:edges_fine+counts_fine"))
         for kind in FINES:  # numbered by the second: beyond every 10-second bucket now
-            stray = rs.slipped_row(kind, bucket=later * fine.PER_SLOT * 10)
+            stray = rs.slipped_row(kind, bucket=later * FINES_PER_SLOT * 10)
             conn.execute(insert(kind.table("fine")).values(**stray))
     pair.clock.now += timedelta(hours=2)
     moments = [pair.clock.now - timedelta(seconds=s) for s in range(0, 2 * 3600, 37)]

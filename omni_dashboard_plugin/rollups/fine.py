@@ -13,18 +13,18 @@ of the window.
 The state row :data:`STATE_NAME` holds ``[start, end)``: the chunk that ended at ``end``
 stored the fine rows of each family for the slots of ``[max(start, end - kept), end)``
 (see :func:`kept`), and dropped its older ones, in the transaction that moved the
-watermark to ``end``, so a read sees rows and range of one moment. What the slots hold is final when
-they are rolled (see the exactness contract in docs/rollups.md), so their fine rows are too.
+watermark to ``end``, so a read sees rows and range of one moment. What the slots hold is
+final when they are rolled (see the exactness contract in docs/rollups.md), so their fine
+rows are too.
 """
 
 from sqlalchemy import bindparam, delete, insert, update
 
-from ..grid import FINE, SLOT, SLOTS_PER_DAY, SLOTS_PER_HOUR, slot_time
+from ..grid import FINE, FINES_PER_SLOT, SLOTS_PER_DAY, SLOTS_PER_HOUR, slot_time
 from .kinds import COUNTS_FINE, EDGES_FINE, FINES, Kind, state
 from .source import by_slot
 from .statements import built
 
-PER_SLOT = SLOT // FINE
 # How many slots before the end of the range each family keeps: the edges' cover windows
 # a week and a day back (a dashboard compared with the previous week), the counts' those
 # of an instance two days back (the last 24 hours compared with the 24 before).
@@ -45,11 +45,16 @@ def kept(kind: Kind, stored: tuple[int, int] | None, end: int) -> tuple[int, int
     return max(stored[0], stored[1] - KEPT_SLOTS[kind.name]), min(stored[1], end)
 
 
+def by_bucket(kind):
+    """SELECT fine bucket, dims, measures of the fine kind's source rows of
+    ``[:since, :before)``: what a chunk stores."""
+    return by_slot(kind, bindparam("since"), bindparam("before"), width=FINE.seconds)
+
+
 def _rows(kind):
-    """INSERT the source rows of ``[:since, :before)`` by fine bucket and the kind's dims."""
+    """INSERT :func:`by_bucket`'s rows into the kind's fine table."""
     table = kind.table("fine")
-    rows = by_slot(kind, bindparam("since"), bindparam("before"), width=FINE.seconds)
-    return insert(table).from_select(["bucket", *kind.dims, *kind.measures], rows)
+    return insert(table).from_select(["bucket", *kind.dims, *kind.measures], by_bucket(kind))
 
 
 def _older(kind):
@@ -76,7 +81,7 @@ def keep(connection, stored: tuple[int, int] | None, low: int, high: int, target
     for kind in FINES:
         first = max(start, high - KEPT_SLOTS[kind.name])
         dropped = built(("fine older", kind.name), lambda kind=kind: _older(kind))
-        connection.execute(dropped, {"low": first * PER_SLOT})
+        connection.execute(dropped, {"low": first * FINES_PER_SLOT})
         if max(low, first) < high:
             rows = built(("fine rows", kind.name), lambda kind=kind: _rows(kind))
             since = slot_time(max(low, first))

@@ -121,8 +121,8 @@ class Kind:
         """The rollup table of ``level``: 'slot', 'hour', 'day', or 'total' (cumulative kinds:
         one row per dims over a stored slot range, for reads that span everything); a tail
         kind's are 'kept' (the rows its refresh folded) and 'tail', the view that reads (and
-        writes, into 'kept') them together with the log's (see .tail); a fine kind's is
-        'fine' (see .fine)."""
+        writes, into 'kept') them together with the log's (see .tail); 'fine', the table of
+        its fine kind (of a fine kind, its own: see .fine)."""
         return _TABLES[(self.name, level)]
 
     @property
@@ -130,8 +130,6 @@ class Kind:
         """The levels this kind keeps."""
         if any(self is kind for kind in TAILS):
             return ("kept",)
-        if any(self is kind for kind in FINES):
-            return ("fine",)
         rolled = ("slot", *(level for level, _ in reversed(LEVELS)))
         return (*rolled, "total") if self.cumulative else rolled
 
@@ -452,6 +450,8 @@ def _build_tables() -> dict:
                     Index(f"{name}_{'_'.join(columns)}_idx", *columns) for columns in kind.indexes
                 ]
             tables[(kind.name, level)] = Table(name, metadata, *columns, *indexes)
+        if kind.fine is not None:
+            tables[(kind.name, "fine")] = tables[(kind.fine.name, "fine")]
     return tables
 
 

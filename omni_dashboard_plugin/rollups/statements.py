@@ -27,7 +27,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from ..grid import FINE, SLOT, SLOT_SECONDS
+from ..grid import FINES_PER_SLOT, SLOT_SECONDS
 from ..reading import is_many
 from ..sql.constructs import slot_index, slot_start
 from .kinds import Kind
@@ -157,17 +157,15 @@ def _tail_rows(question: Question, part: Part, name: str) -> Select:
 
 def _rolled_rows(question: Question, part: Part, name: str) -> Select:
     """The rows of the rollup table ``part.source``: a level's buckets in ``[low, high)``
-    (of 'fine', the kind's fine table: see .fine), or the whole total table."""
+    ('fine': the fine buckets of its fine kind, see .fine), or the whole total table."""
     kind = question.kind
-    fine = part.source == "fine"
-    if fine:
-        assert kind.fine is not None  # a plan has fine parts only for a kind with fine rows
-    table = kind.fine.table("fine") if kind.fine and fine else kind.table(part.source)
+    table = kind.table(part.source)
     columns = _following_deletes(kind, table)
     keys = [columns[d].label(d) for d in question.by]
     if question.by_slot:
-        # Fine buckets are recent: positive, so the integer division is the floor.
-        slot = table.c.bucket // (SLOT // FINE) if fine else table.c.bucket
+        slot: ColumnElement[Any] = table.c.bucket
+        if part.source == "fine":  # recent buckets: positive, so the division is the floor
+            slot = slot // FINES_PER_SLOT
         keys.append(slot.label(SLOT_LABEL))
     conditions = _rolled_conditions(kind, table, question.where)
     # A NULL dim references no parent: no delete removes its source rows.
