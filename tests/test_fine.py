@@ -11,10 +11,10 @@ from sqlalchemy import func, insert, select
 from omni_dashboard_plugin.grid import EPOCH, FINE, FINES_PER_SLOT, slot_of, slot_time
 from omni_dashboard_plugin.rollups import fine
 from omni_dashboard_plugin.rollups.kinds import (
+    AUTOMATIONS_FINE,
     COUNTS_FINE,
     EDGES_FINE,
     FINES,
-    omni_events,
     state,
 )
 
@@ -33,9 +33,12 @@ def pair(db_url):
 
 def _dense_history(pair, hours: int, every_seconds: int) -> None:
     """On a cleared pair: an event every ``every_seconds`` over the ``hours`` before
-    ``ODD_NOW``, their statuses, channels and instances varied."""
+    ``ODD_NOW``, their statuses, channels and instances varied, and an automation log
+    every third of them, its status and automation varied."""
     pair.clear(ODD_NOW)
     specs = [{**rs.SAMPLE_EVENT, "status": s} for s in ("completed", "failed", "received")]
+    moments = range(0, hours * 3600, every_seconds)
+    statuses = ("success", "failed", "skipped", "failed")
     rs.write(
         pair.engine,
         events=[
@@ -43,7 +46,14 @@ def _dense_history(pair, hours: int, every_seconds: int) -> None:
                 ODD_NOW - timedelta(seconds=s),
                 {**specs[s % 3], "instance": s % len(rs.INSTANCE_IDS), "processing": s % 997},
             )
-            for s in range(0, hours * 3600, every_seconds)
+            for s in moments
+        ],
+        logs=[
+            rs.log_row(
+                ODD_NOW - timedelta(seconds=s),
+                {"status": statuses[s % 4], "automation": s % 3, "actions": [], "time": s % 89},
+            )
+            for s in moments[::3]
         ],
     )
 
@@ -105,16 +115,32 @@ def test_a_window_edge_is_read_from_the_fine_rows(pair, family, path):
     assert _last_hour(pair, pair.on, path) == before + 1000
 
 
+def test_the_automations_last_24_hours_edge_is_read_from_the_fine_rows(pair):
+    """A failed automation log slipped into the automations' fine table in the bucket after
+    the last 24 hours' start shows in the recent failures; one in the bucket holding that
+    start, read raw, does not."""
+    _dense_history(pair, hours=26, every_seconds=53)
+    pair.rollups.refresh()
+    path = "/api/v2/automation-metrics"
+    before = json.loads(pair.get(pair.on, path))["recentFailures"]
+    assert before == json.loads(pair.get(pair.off, path))["recentFailures"]
+    start = (ODD_NOW - timedelta(hours=24) - EPOCH) // FINE
+    with pair.engine.begin() as conn:
+        for bucket in (start, start + 1):
+            row = rs.slipped_row(AUTOMATIONS_FINE, bucket=bucket, status="failed")
+            conn.execute(insert(AUTOMATIONS_FINE.table("fine")).values(**row))
+    assert json.loads(pair.get(pair.on, path))["recentFailures"] == before + 1000
+
+
 def _fine_total(conn, kind, low: int, high: int) -> int:
     table = kind.table("fine")
     where = [table.c.bucket >= low * FINES_PER_SLOT, table.c.bucket < high * FINES_PER_SLOT]
     return conn.execute(select(func.coalesce(func.sum(table.c.n), 0)).where(*where)).scalar()
 
 
-def _raw_total(conn, low: int, high: int) -> int:
-    time = omni_events.c.received_at
-    where = [time >= slot_time(low), time < slot_time(high)]
-    return conn.execute(select(func.count()).where(*where)).scalar()
+def _raw_total(conn, kind, low: int, high: int) -> int:
+    where = [kind.time >= slot_time(low), kind.time < slot_time(high)]
+    return conn.execute(select(func.count()).select_from(kind.source).where(*where)).scalar()
 
 
 def _assert_kept(pair, start: int, end: int) -> None:
@@ -126,7 +152,7 @@ def _assert_kept(pair, start: int, end: int) -> None:
             low = max(start, end - fine.KEPT_SLOTS[kind.name])
             assert fine.kept(kind, (start, end), end) == (low, end)
             assert _fine_total(conn, kind, 0, low) == _fine_total(conn, kind, end, 2**40) == 0
-            assert _fine_total(conn, kind, low, end) == _raw_total(conn, low, end) > 0
+            assert _fine_total(conn, kind, low, end) == _raw_total(conn, kind, low, end) > 0
 
 
 def test_refresh_keeps_the_last_days(pair):
@@ -151,7 +177,12 @@ def test_refresh_keeps_the_last_days(pair):
             conn.execute(insert(kind.table("fine")).values(**stray))
     pair.clock.now += timedelta(hours=2)
     moments = [pair.clock.now - timedelta(seconds=s) for s in range(0, 2 * 3600, 37)]
-    rs.write(pair.engine, events=[rs.event_row(at, rs.SAMPLE_EVENT) for at in moments])
+    logged = {"status": "failed", "automation": 1, "actions": None, "time": 3}
+    rs.write(
+        pair.engine,
+        events=[rs.event_row(at, rs.SAMPLE_EVENT) for at in moments],
+        logs=[rs.log_row(at, logged) for at in moments[::4]],
+    )
     pair.rollups.refresh()
     _assert_kept(pair, later, pair.watermark().watermark_slot)
     with pair.engine.connect() as conn:

@@ -22,11 +22,11 @@ from omni_dashboard_plugin.rollups.kinds import (
     EDGES_TAIL,
     EVENT_COUNTS,
     EVENT_DETAILS,
+    EVENT_LOG,
     EVENTS,
     LATENCY,
     LATENCY_COARSE_TAIL,
     LATENCY_TAIL,
-    TAILS,
     latency_bucket,
 )
 from omni_dashboard_plugin.rollups.state import read_watermark
@@ -90,7 +90,7 @@ def _oracle(engine, first: int) -> dict[str, dict]:
         if processing is not None:
             latency[(slot, _coarse(processing), processing)] += 1
     found = {}
-    for kind in TAILS:
+    for kind in EVENT_LOG.kinds:
         if "coarse" in kind.dims:
             fine, names, measures = {k: [n] for k, n in latency.items()}, ("coarse", "value"), [0]
         else:
@@ -106,9 +106,9 @@ def _oracle(engine, first: int) -> dict[str, dict]:
 
 
 def _kept(engine, first: int) -> dict[str, dict]:
-    """The tail tables summed per key, keys that sum to nothing left out."""
+    """The event tail tables summed per key, keys that sum to nothing left out."""
     found = {}
-    for kind in TAILS:
+    for kind in EVENT_LOG.kinds:
         table = kind.table("tail")
         keys = [table.c.bucket, *(table.c[d] for d in kind.dims)]
         sums = [text(f"sum({m})::bigint") for m in kind.measures]
@@ -308,8 +308,9 @@ def test_a_refresh_rolls_the_slots_the_tail_keeps_from_it(pair):
 def _drop_triggers(engine) -> None:
     """What a migration that recreates omni_events does to the triggers."""
     with engine.begin() as conn:
-        for statement in tail.NAMED.drops():
-            conn.execute(text(statement))
+        for named in tail.NAMED:
+            for statement in named.drops():
+                conn.execute(text(statement))
 
 
 @pytest.mark.slow  # triggers installed, folded and dropped on PostgreSQL, seconds each
@@ -345,7 +346,7 @@ def test_a_release_that_keeps_other_tables_seeds_them_again(pair):
     with pair.engine.begin() as conn:
         conn.execute(
             text(
-                f"CREATE OR REPLACE FUNCTION {tail.NAMED.name}() RETURNS trigger "
+                f"CREATE OR REPLACE FUNCTION {tail.functions_of(EVENT_LOG)[0]}() RETURNS trigger "
                 "LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$"
             )
         )
@@ -466,7 +467,7 @@ def test_raw_setting_removes_the_triggers(pg_url):
     rs.Pair(pg_url)
     raw = rs.Pair(pg_url, fresh=False, OMNI_DASHBOARD_ROLLUPS_TAIL="raw")
     with raw.engine.connect() as conn:
-        assert not conn.execute(select(tail.NAMED.in_place())).scalar()
+        assert not conn.execute(select(tail.in_place())).scalar()
     raw.clear(NOW)
     rs.write(raw.engine, events=[rs.event_row(NOW - timedelta(minutes=3), rs.SAMPLE_EVENT)])
     raw.rollups.refresh()

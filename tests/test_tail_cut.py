@@ -13,7 +13,7 @@ from sqlalchemy import delete, event, func, insert, literal_column, select, text
 
 from host_example.tables import omni_events
 from omni_dashboard_plugin.rollups import tail
-from omni_dashboard_plugin.rollups.kinds import EDGES_TAIL, tail_cut, tail_log
+from omni_dashboard_plugin.rollups.kinds import EDGES_TAIL, EVENT_LOG, tail_cut
 
 from . import rollup_support as rs
 from .test_tail import _kept, _oracle, _start
@@ -38,7 +38,7 @@ def _cut(engine) -> datetime | None:
 
 
 def _logged(conn) -> int:
-    return conn.execute(select(func.count()).select_from(tail_log)).scalar()
+    return conn.execute(select(func.count()).select_from(EVENT_LOG.log)).scalar()
 
 
 def _exact(pair, now, instance=0) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import delete, event, func, insert, select, text, update
 
 from host_example.tables import instances, omni_events
 from omni_dashboard_plugin.rollups import tail, vacuum
-from omni_dashboard_plugin.rollups.kinds import EDGES_TAIL, TAILS, tail_log
+from omni_dashboard_plugin.rollups.kinds import EDGES_TAIL, EVENT_LOG, LOGGED, TAILS
 
 from . import rollup_support as rs
 from .conftest import NOW
@@ -47,23 +47,23 @@ def test_each_write_appends_to_the_log_only(pair):
         ],
     )
     pair.rollups.refresh()
-    assert _count(pair.engine, tail_log) == 0
+    assert _count(pair.engine, EVENT_LOG.log) == 0
     kept = _kept_rows(pair.engine)
     row = rs.event_row(NOW - timedelta(minutes=2), {**rs.SAMPLE_EVENT, "status": "received"})
     with pair.engine.begin() as conn:
         conn.execute(insert(E).values(**row))
-    assert _count(pair.engine, tail_log) == 1
+    assert _count(pair.engine, EVENT_LOG.log) == 1
     with pair.engine.begin() as conn:
         conn.execute(update(E).where(E.c.id == row["id"]).values(status="processing"))
     with pair.engine.begin() as conn:
         conn.execute(update(E).where(E.c.id == row["id"]).values(chat_id="delivered"))
-    assert _count(pair.engine, tail_log) == 3
+    assert _count(pair.engine, EVENT_LOG.log) == 3
     assert _kept_rows(pair.engine) == kept
     first = _start(pair.engine)
     assert _kept(pair.engine, first) == _oracle(pair.engine, first)
     rs.assert_same(pair, (NOW - timedelta(hours=3), NOW), rs.INSTANCE_IDS[0])
     pair.rollups.refresh()
-    assert _count(pair.engine, tail_log) == 0
+    assert _count(pair.engine, EVENT_LOG.log) == 0
     assert _kept(pair.engine, first) == _oracle(pair.engine, first)
 
 
@@ -79,9 +79,9 @@ def test_cascades_and_retention_log_only_the_kept_slots(pair):
     first = _start(pair.engine)
     with pair.engine.begin() as conn:
         conn.execute(delete(instances).where(instances.c.id == rs.INSTANCE_IDS[1]))
-    assert _count(pair.engine, tail_log) == 2 * len(recent)
+    assert _count(pair.engine, EVENT_LOG.log) == 2 * len(recent)
     rs.retention(pair.engine, NOW - timedelta(days=1))
-    assert _count(pair.engine, tail_log) == 2 * len(recent)
+    assert _count(pair.engine, EVENT_LOG.log) == 2 * len(recent)
     assert _kept(pair.engine, first) == _oracle(pair.engine, first)
     rs.assert_same(pair, (NOW - timedelta(days=3), NOW), rs.INSTANCE_IDS[0])
 
@@ -129,9 +129,10 @@ def test_install_migrates_the_statement_triggers_of_the_previous_release(pair):
                 "UNION ALL SELECT proname FROM pg_proc WHERE proname LIKE 'omni_dashboard_r5_tail%'"
             )
         ).scalars()
-        current = {tail.CUT_FUNCTION}  # and the names of the log and the aged triggers
-        left = {name for name in left if "tail_log" not in name and "tail_aged" not in name}
-        assert not left - current
+        current = {tail.CUT_FUNCTION}
+        for logged, named in zip(LOGGED, tail.NAMED, strict=True):
+            current |= {*tail.functions_of(logged), *map(named.trigger, named.operations)}
+        assert set(left) == current
         kinds = conn.execute(
             text("SELECT relkind FROM pg_class WHERE relname = :name"),
             {"name": EDGES_TAIL.table("tail").name},
@@ -195,12 +196,12 @@ def test_a_refresh_vacuums_what_its_fold_deleted(pair):
         pair.engine, events=[rs.event_row(NOW - timedelta(seconds=s), spec) for s in range(3000)]
     )
     with pair.engine.connect() as conn:
-        pages = select(func.pg_relation_size(func.to_regclass(tail_log.name)))
-        assert _count(pair.engine, tail_log) == 3000
+        pages = select(func.pg_relation_size(func.to_regclass(EVENT_LOG.log.name)))
+        assert _count(pair.engine, EVENT_LOG.log) == 3000
         assert conn.execute(pages).scalar() > 0
     before = _vacuums(pair.engine)
     pair.rollups.refresh()
-    assert _count(pair.engine, tail_log) == 0
+    assert _count(pair.engine, EVENT_LOG.log) == 0
     with pair.engine.connect() as conn:
         assert conn.execute(pages).scalar() == 0
     after = _vacuums(pair.engine)

@@ -21,20 +21,23 @@ rows are too.
 from sqlalchemy import bindparam, delete, insert, update
 
 from ..grid import FINE, FINES_PER_SLOT, SLOTS_PER_DAY, SLOTS_PER_HOUR, slot_time
-from .kinds import COUNTS_FINE, EDGES_FINE, FINES, Kind, state
+from .kinds import AUTOMATIONS_FINE, COUNTS_FINE, EDGES_FINE, FINES, Kind, state
 from .source import by_slot
 from .statements import built
 
 # How many slots before the end of the range each family keeps: the edges' cover windows
 # a week and a day back (a dashboard compared with the previous week), the counts' those
-# of an instance two days back (the last 24 hours compared with the 24 before).
+# of an instance two days back (the last 24 hours compared with the 24 before), the
+# automations' the last 24 hours.
 KEPT_SLOTS = {
     EDGES_FINE.name: 8 * SLOTS_PER_DAY,
     COUNTS_FINE.name: 2 * SLOTS_PER_DAY + 2 * SLOTS_PER_HOUR,
+    AUTOMATIONS_FINE.name: SLOTS_PER_DAY + 2 * SLOTS_PER_HOUR,
 }
 # The state row names the bucket width and the families, so that a release that changes
-# either starts its fine rows again rather than reading rows it did not store.
-STATE_NAME = f"fine:{FINE.seconds}s:" + "+".join(kind.name for kind in FINES)
+# either starts its fine rows again rather than reading rows it did not store (the names
+# without their common suffix: a state row's name holds 40 characters).
+STATE_NAME = f"fine:{FINE.seconds}s:" + "+".join(kind.name.removesuffix("_fine") for kind in FINES)
 
 
 def kept(kind: Kind, stored: tuple[int, int] | None, end: int) -> tuple[int, int] | None:

@@ -178,7 +178,7 @@ EVENT_TAILS = (EDGES_TAIL, DETAILS_TAIL, COUNTS_TAIL)
 # their edges from them, those filtered on an instance from the second.
 EDGES_FINE = replace(EDGES_TAIL, name="edges_fine")
 COUNTS_FINE = replace(COUNTS_TAIL, name="counts_fine", indexes=(("bucket", "instance_id"),))
-FINES = (EDGES_FINE, COUNTS_FINE)
+EVENT_FINES = (EDGES_FINE, COUNTS_FINE)
 
 
 def _covering(dims: tuple[str, ...], measures: dict, kinds: tuple[Kind, ...]) -> Kind | None:
@@ -205,7 +205,7 @@ def _events(
     are indexed on after the bucket. Rows of an instance that is deleted count as NULL (the
     foreign key is ON DELETE SET NULL)."""
     options.setdefault("tail", _covering(dims, measures, EVENT_TAILS))
-    options.setdefault("fine", _covering(dims, measures, FINES))
+    options.setdefault("fine", _covering(dims, measures, EVENT_FINES))
     return Kind(
         name,
         E,
@@ -335,6 +335,16 @@ AUTOMATIONS = Kind(
     cascade={"automation_id": automations.c.id},
     shares_edges=True,
 )
+# Its tail, kept by triggers on automation_logs (its logs go with a deleted automation, as
+# the rows they were folded from: no parent to follow).
+AUTOMATIONS_TAIL = replace(
+    AUTOMATIONS, name="automations_tail", cumulative=False, cascade={}, shares_edges=False
+)
+# ... and its recent rolled slots by fine bucket (the last 24 hours' failures start inside
+# a slot).
+AUTOMATIONS_FINE = replace(AUTOMATIONS_TAIL, name="automations_fine")
+AUTOMATIONS = replace(AUTOMATIONS, tail=AUTOMATIONS_TAIL, fine=AUTOMATIONS_FINE)
+FINES = (*EVENT_FINES, AUTOMATIONS_FINE)
 PAYLOADS = Kind(
     "payloads",
     P,
@@ -368,7 +378,8 @@ KINDS = (
     PAYLOAD_DELETIONS,
 )
 BY_NAME = {kind.name: kind for kind in KINDS}
-TAILS = (*EVENT_TAILS, LATENCY_COARSE_TAIL, LATENCY_TAIL)
+EVENT_SOURCE_TAILS = (*EVENT_TAILS, LATENCY_COARSE_TAIL, LATENCY_TAIL)
+TAILS = (*EVENT_SOURCE_TAILS, AUTOMATIONS_TAIL)
 
 
 def _read_columns(kinds) -> list[str]:
@@ -388,17 +399,53 @@ def _read_columns(kinds) -> list[str]:
     return names
 
 
-# What the tail's triggers append per changed row (see .tail): the columns the tail kinds
-# read, and the sign (+1 a row that is now there, -1 one that is no longer).
-TAIL_COLUMNS = _read_columns(TAILS)
-tail_log = Table(
-    f"{PREFIX}tail_log",
-    metadata,
-    Column("sign", SmallInteger, nullable=False),
-    *(Column(name, E.c[name].type) for name in TAIL_COLUMNS),
-)
-# The tail's cut (see .tail): events received before it are kept (the kept rows and the log),
-# events from it on are read from omni_events; one row, written by the install (the margin
+@dataclass(frozen=True)
+class Logged:
+    """A source table whose tail kinds triggers keep (see .tail): ``log`` is the table its
+    triggers append, per changed row, the columns its tail kinds read and a sign (+1 a row
+    that is now there, -1 one that is no longer); ``name`` names the log, the triggers and
+    their functions. ``cascaded``: a dim the host sets NULL on rows of any age (deleting
+    its parent)."""
+
+    name: str
+    kinds: tuple[Kind, ...]
+    log: Table
+    cascaded: str | None = None
+
+    @property
+    def source(self) -> Table:
+        """The table the triggers are on."""
+        return self.kinds[0].source
+
+    @property
+    def time(self) -> ColumnElement:
+        """The column that places a row in a slot, and before or after the cut."""
+        return self.kinds[0].time
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns the log copies."""
+        return [c.name for c in self.log.c if c.name != "sign"]
+
+
+def _logged(name: str, kinds: tuple[Kind, ...], cascaded: str | None = None) -> Logged:
+    source = kinds[0].source
+    log = Table(
+        f"{PREFIX}{name}_log",
+        metadata,
+        Column("sign", SmallInteger, nullable=False),
+        *(Column(c, source.c[c].type) for c in _read_columns(kinds)),
+    )
+    return Logged(name, kinds, log, cascaded)
+
+
+# The sources whose tails are kept: omni_events (deleting an instance sets its events'
+# instance_id NULL) and automation_logs.
+EVENT_LOG = _logged("tail", EVENT_SOURCE_TAILS, "instance_id")
+AUTOMATION_LOG = _logged("tail_automations", (AUTOMATIONS_TAIL,))
+LOGGED = (EVENT_LOG, AUTOMATION_LOG)
+# The tail's cut (see .tail): rows dated before it are kept (the kept rows and the logs), rows
+# from it on are read from their source; one row, written by the install (the margin
 # its triggers were created with) and moved by each fold.
 tail_cut = Table(
     f"{PREFIX}tail_cut",

@@ -1,32 +1,35 @@
-"""The raw tail kept for reads (PostgreSQL): events after a cut read from omni_events, events
-before it kept by the refresh and a log that writes to aged events append to.
+"""The raw tail kept for reads (PostgreSQL): rows after a cut read from their source, rows
+before it kept by the refresh and a log that writes to aged rows append to.
 
 The rows after the rolled slots are young: they keep arriving and changing status, so they
 are not rolled up, and reading them raw costs the write rate times the horizon on every
-request. They are split at a moment, the cut, a few seconds before now. Events received from
-the cut on are read from omni_events through its received_at index. Events before it are
-kept: the refresh folds them into kept tables, one row per slot and dims of each read
-family, and triggers on omni_events log, in the writer's transaction, a change to an *aged*
-event (received at least the margin before the database's clock): a row trigger appends the
-new row (+1) of such an insert and the old (-1) and new (+1) rows of such an update that
-changes a column the tail kinds read; a statement trigger appends the deleted rows (-1) of
-a DELETE but those before the kept slots (retention), and a TRUNCATE empties the log and
-the kept rows. The row triggers' WHEN clause is that one comparison, so a write to a young
-event, Omni's every insert and status move, calls no function.
+request. Two sources are kept so (:data:`.kinds.LOGGED`): omni_events by ``received_at`` and
+automation_logs by ``created_at`` (Omni logs every automation it evaluates, a tenth or more
+of the events). Their rows are split at a moment, the cut, a few seconds before now. Rows
+dated from the cut on are read from the source through its index on that column. Rows
+before it are kept: the refresh folds them into kept tables, one row per slot and dims of
+each read family, and triggers on each source log, in the writer's transaction, a change to
+an *aged* row (dated at least the margin before the database's clock) into that source's
+log: a row trigger appends the new row (+1) of such an insert and the old (-1) and new (+1)
+rows of such an update that changes a column the tail kinds read; a statement trigger
+appends the deleted rows (-1) of a DELETE but those before the kept slots (retention), and
+a TRUNCATE empties the log and the kept rows. The row triggers' WHEN clause is that one
+comparison, so a write to a young row, Omni's every insert and status move, calls no
+function.
 
-Each tail kind reads a view: the kept rows, the log's rows of events before the cut, and
-omni_events' rows from the cut on, reading the cut in the same statement. Any snapshot
+Each tail kind reads a view: the kept rows, the log's rows dated before the cut, and the
+source's rows from the cut on, reading the cut in the same statement. Any snapshot
 therefore sees rows that sum, slot by slot, to exactly the raw rows it sees, from the slot
 that the ``tail`` row of the state table names on.
 
 Each refresh first records a mark: the clock, then a transaction id handed out after it. The
-refresh, once caught up, moves the cut to the newest mark older than every running
-transaction, less the margin (a transaction with a later id passed over only events received
-after that), folding omni_events' rows between the old and the new cut and the log's rows
-before the old cut into the kept tables, in one statement; the first time after the
-triggers were created it seeds the kept tables from the raw rows after the watermark instead,
-emptying the log in the same statement (so a concurrent writer's change is counted by
-either the seed or the log, never both). Slots more than a day before the watermark are
+refresh, once caught up, moves the cut (one for both sources) to the newest mark older than
+every running transaction, less the margin (a transaction with a later id passed over only
+rows dated after that), folding the sources' rows between the old and the new cut and the
+logs' rows before the old cut into the kept tables, in one statement; the first time after
+the triggers were created it seeds the kept tables from the raw rows after the watermark
+instead, emptying the logs in the same statement (so a concurrent writer's change is counted
+by either the seed or the log, never both). Slots more than a day before the watermark are
 dropped (a read that started before a refresh still finds the slots it reads).
 """
 
@@ -67,8 +70,7 @@ from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 from ..grid import SLOT_SECONDS, SLOTS_PER_DAY, slot_time
 from ..sql.constructs import slot_index, slot_start
 from ..sql.snapshot import without_jit
-from ..sql.tables import omni_events
-from .kinds import PREFIX, TAIL_COLUMNS, TAILS, state, tail_cut, tail_log, tail_marks
+from .kinds import LOGGED, PREFIX, TAILS, Logged, state, tail_cut, tail_marks
 from .locks import TAIL_INSTALL as _INSTALL_LOCK
 from .source import by_slot
 from .triggers import Triggers, function_body, schema_of
@@ -78,54 +80,68 @@ log = logging.getLogger(__name__)
 STATE_NAME = "tail"
 # PostgreSQL's SQLSTATE for a missing privilege (not the owner, no TRIGGER, no CREATE).
 _INSUFFICIENT_PRIVILEGE = "42501"
-INSERT_FUNCTION = f"{PREFIX}tail_log"
-UPDATE_FUNCTION = f"{PREFIX}tail_log_update"
-BULK_FUNCTION = f"{PREFIX}tail_log_bulk"
-# The dim the host changes on rows of any age: deleting an instance sets its events' NULL.
-_CASCADED = "instance_id"
 # The clock the margin is measured by: the database's, as a UTC timestamp like Omni's
 # columns, whatever the time zone of the writer's session.
 _CLOCK = "(clock_timestamp() AT TIME ZONE 'UTC')"
 
 
-def triggers(margin_seconds: int = 0) -> Triggers:
-    """The triggers on omni_events: a row trigger per insert and update of an event received
+def functions_of(logged: Logged) -> tuple[str, str, str]:
+    """The names of the functions of the source's triggers: of an insert, of an update and
+    of a statement (delete, truncate)."""
+    insert_function = f"{PREFIX}{logged.name}_log"
+    return insert_function, f"{insert_function}_update", f"{insert_function}_bulk"
+
+
+def triggers(logged: Logged, margin_seconds: int = 0) -> Triggers:
+    """The triggers on the source: a row trigger per insert and update of a row dated
     ``margin_seconds`` or more before the database's clock (no call for a younger one: its
     WHEN clause is a single comparison), a statement trigger per delete and truncate. Their
     names do not depend on the margin."""
     aged = f"< {_CLOCK} - interval '{margin_seconds} seconds'"
-    received = omni_events.c.received_at.name
+    time = logged.time.name
+    inserted, updated, bulk = functions_of(logged)
     return Triggers(
-        INSERT_FUNCTION,
-        omni_events.name,
-        f"{PREFIX}tail_aged",
+        inserted,
+        logged.source.name,
+        f"{PREFIX}{logged.name}_aged",
         (
             (
                 "insert",
                 "insert",
-                f"FOR EACH ROW WHEN (NEW.{received} {aged}) EXECUTE FUNCTION {INSERT_FUNCTION}()",
+                f"FOR EACH ROW WHEN (NEW.{time} {aged}) EXECUTE FUNCTION {inserted}()",
             ),
             (
                 "update",
                 "update",
-                f"FOR EACH ROW WHEN (least(OLD.{received}, NEW.{received}) {aged}) "
-                f"EXECUTE FUNCTION {UPDATE_FUNCTION}()",
+                f"FOR EACH ROW WHEN (least(OLD.{time}, NEW.{time}) {aged}) "
+                f"EXECUTE FUNCTION {updated}()",
             ),
             (
                 "delete",
                 "delete",
-                "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
-                f"EXECUTE FUNCTION {BULK_FUNCTION}()",
+                f"REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {bulk}()",
             ),
-            ("truncate", "truncate", f"FOR EACH STATEMENT EXECUTE FUNCTION {BULK_FUNCTION}()"),
+            ("truncate", "truncate", f"FOR EACH STATEMENT EXECUTE FUNCTION {bulk}()"),
         ),
     )
 
 
-# The triggers by name (what a read checks is in place).
-NAMED = triggers()
+# The triggers of each source by name (what a read checks is in place).
+NAMED = tuple(triggers(logged) for logged in LOGGED)
+# The tables they are on.
+SOURCES = tuple(logged.source.name for logged in LOGGED)
 # Slots kept before the watermark: a read that took an older watermark still finds its own.
 KEPT_BEFORE = SLOTS_PER_DAY
+
+
+def in_place():
+    """A condition: every source's triggers exist and are enabled."""
+    return and_(*(named.in_place() for named in NAMED))
+
+
+def logged_of(kind) -> Logged:
+    """The source whose triggers keep the tail kind ``kind``."""
+    return next(logged for logged in LOGGED if any(kind is k for k in logged.kinds))
 
 
 def _on(kind, rows):
@@ -245,9 +261,8 @@ def view_sql(kind) -> list[str]:
     columns = ["bucket", *kind.dims, *kind.measures]
     # The log's rows are compared with the cut read once (an InitPlan): the function in a
     # filter runs per row, 2.4 µs each: milliseconds a read at thousands of log rows.
-    logged = _changes(kind, tail_log).where(
-        tail_log.c.received_at < select(cut_at()).scalar_subquery()
-    )
+    log = logged_of(kind).log
+    logged = _changes(kind, log).where(log.c[kind.time.name] < select(cut_at()).scalar_subquery())
     grouped = by_slot(kind, cut_at(), None).order_by(None).subquery()
     recent = select(*(grouped.c[c.name] for c in kept.columns))
     reader = recent_function(kind)
@@ -298,24 +313,32 @@ def _keep_view_current(connection, kind) -> None:
     connection.execute(DDL(f"COMMENT ON VIEW {view} IS '{digest}'"))
 
 
-def _slot_of(row: str) -> str:
+def _slot_of(logged: Logged, row: str) -> str:
     """The slot index of a trigger's ``row`` (NEW, OLD or a transition table's)."""
-    time: ColumnClause[datetime] = literal_column(f"{row}.{omni_events.c.received_at.name}")
+    time: ColumnClause[datetime] = literal_column(f"{row}.{logged.time.name}")
     return _pg(slot_index(slot_start(time, SLOT_SECONDS)))
 
 
 @functools.cache
 def _bodies(schema: str) -> dict[str, tuple[str, bool]]:
-    """The triggers' functions by name: (body, whether it sets the search path); compiled
-    once per schema (every refresh checks them)."""
-    target = f'"{schema}".{tail_log.name}'
-    names = ", ".join(["sign", *TAIL_COLUMNS])
+    """The triggers' functions of every source by name: (body, whether it sets the search
+    path); compiled once per schema (every refresh checks them)."""
+    bodies = {}
+    for logged in LOGGED:
+        bodies.update(_source_bodies(schema, logged))
+    return bodies
+
+
+def _source_bodies(schema: str, logged: Logged) -> dict[str, tuple[str, bool]]:
+    target = f'"{schema}".{logged.log.name}'
+    columns = logged.columns
+    names = ", ".join(["sign", *columns])
     first = f"(SELECT start_slot FROM \"{schema}\".{state.name} WHERE name = '{STATE_NAME}')"
 
     def values(sign: int, row: str) -> str:
-        return f"({sign}, " + ", ".join(f"{row}.{c}" for c in TAIL_COLUMNS) + ")"
+        return f"({sign}, " + ", ".join(f"{row}.{c}" for c in columns) + ")"
 
-    # The insert function runs on every write of an aged event: it names nothing through the
+    # The insert function runs on every write of an aged row: it names nothing through the
     # search path (its table is qualified, its values need no operator), so it goes without
     # setting it on every call (see Triggers.keep_function_current).
     inserted = f"""
@@ -324,20 +347,25 @@ BEGIN
   RETURN NULL;
 END
 """
-    olds, news = (", ".join(f"{row}.{c}" for c in TAIL_COLUMNS) for row in ("OLD", "NEW"))
-    kept = " ".join(f'DELETE FROM "{schema}".{kind.table("kept").name};' for kind in TAILS)
-    copied = ", ".join(f"old_rows.{c}" for c in TAIL_COLUMNS)
-    cascaded = f"greatest({_slot_of('OLD')}, {_slot_of('NEW')}) >= {first}"
-    # Deleting an instance sets its events' instance_id NULL, of every age: only those of
-    # the kept slots are logged (the rolled ones follow the delete by themselves). Any other
-    # update is logged when it changes one of the columns the tail reads.
+    olds, news = (", ".join(f"{row}.{c}" for c in columns) for row in ("OLD", "NEW"))
+    kept = " ".join(f'DELETE FROM "{schema}".{kind.table("kept").name};' for kind in logged.kinds)
+    copied = ", ".join(f"old_rows.{c}" for c in columns)
+    unchanged = f"ROW({olds}) IS NOT DISTINCT FROM ROW({news})"
+    if logged.cascaded is None:
+        skipped = f"IF {unchanged} THEN RETURN NULL; END IF;"
+    else:
+        # Deleting a parent sets its rows' dim NULL, of every age: only those of the kept
+        # slots are logged (the rolled ones follow the delete by themselves). Any other
+        # update is logged when it changes one of the columns the tail reads.
+        cascaded = f"greatest({_slot_of(logged, 'OLD')}, {_slot_of(logged, 'NEW')}) >= {first}"
+        skipped = f"""IF OLD.{logged.cascaded} IS DISTINCT FROM NEW.{logged.cascaded} THEN
+    IF NOT coalesce({cascaded}, true) THEN RETURN NULL; END IF;
+  ELSIF {unchanged} THEN
+    RETURN NULL;
+  END IF;"""
     updated = f"""
 BEGIN
-  IF OLD.{_CASCADED} IS DISTINCT FROM NEW.{_CASCADED} THEN
-    IF NOT coalesce({cascaded}, true) THEN RETURN NULL; END IF;
-  ELSIF ROW({olds}) IS NOT DISTINCT FROM ROW({news}) THEN
-    RETURN NULL;
-  END IF;
+  {skipped}
   INSERT INTO {target} ({names}) VALUES {values(-1, "OLD")}, {values(1, "NEW")};
   RETURN NULL;
 END
@@ -348,41 +376,43 @@ BEGIN
     DELETE FROM {target}; {kept}
   ELSE
     INSERT INTO {target} ({names}) SELECT -1, {copied} FROM old_rows
-    WHERE NOT coalesce({_slot_of("old_rows")} < {first}, false);
+    WHERE NOT coalesce({_slot_of(logged, "old_rows")} < {first}, false);
   END IF;
   RETURN NULL;
 END
 """
+    insert_function, update_function, bulk_function = functions_of(logged)
     return {
-        INSERT_FUNCTION: (inserted, False),
-        UPDATE_FUNCTION: (updated, True),
-        BULK_FUNCTION: (per_statement, True),
+        insert_function: (inserted, False),
+        update_function: (updated, True),
+        bulk_function: (per_statement, True),
     }
 
 
 def _earlier_objects(connection) -> list[str]:
     """DROP statements for what an earlier release of this layout kept the tail with: its
-    triggers on omni_events and functions named like the tail's, and tables where the views
-    go."""
+    triggers on the sources and functions named like the tail's, and tables where the
+    views go."""
     like = f"{PREFIX}tail%".replace("_", "\\_")
     drops = []
     catalog = table("pg_trigger", column("tgrelid"), column("tgname"))
-    current = [NAMED.trigger(op) for op in NAMED.operations]
-    names = connection.execute(
-        select(catalog.c.tgname).where(
-            catalog.c.tgrelid == func.to_regclass(omni_events.name),
-            catalog.c.tgname.like(like, escape="\\"),
-            catalog.c.tgname.not_in(current),
-        )
-    ).scalars()
-    drops += [f"DROP TRIGGER IF EXISTS {name} ON {omni_events.name}" for name in names]
+    for named in NAMED:
+        names = connection.execute(
+            select(catalog.c.tgname).where(
+                catalog.c.tgrelid == func.to_regclass(named.source),
+                catalog.c.tgname.like(like, escape="\\"),
+                catalog.c.tgname.not_in([named.trigger(op) for op in named.operations]),
+            )
+        ).scalars()
+        drops += [f"DROP TRIGGER IF EXISTS {name} ON {named.source}" for name in names]
     procs = table("pg_proc", column("proname"), column("pronamespace"))
     here = procs.c.pronamespace == func.to_regnamespace(func.current_schema())
+    current = [name for logged in LOGGED for name in functions_of(logged)]
     names = connection.execute(
         select(procs.c.proname).where(
             here,
             procs.c.proname.like(like, escape="\\"),
-            procs.c.proname.not_in([INSERT_FUNCTION, UPDATE_FUNCTION, BULK_FUNCTION, CUT_FUNCTION]),
+            procs.c.proname.not_in([*current, CUT_FUNCTION]),
         )
     ).scalars()
     drops += [f"DROP FUNCTION IF EXISTS {name}()" for name in names]
@@ -402,7 +432,7 @@ def install(engine, margin_seconds: int) -> bool:
     not create them: the tail is then read raw."""
     if engine.dialect.name != "postgresql":
         return False
-    wanted = triggers(margin_seconds)
+    wanted = [triggers(logged, margin_seconds) for logged in LOGGED]
     try:
         with engine.begin() as connection:
             connection.execute(select(func.pg_advisory_xact_lock(_INSTALL_LOCK)))
@@ -414,12 +444,14 @@ def install(engine, margin_seconds: int) -> bool:
                 _keep_view_current(connection, kind)
             replaced = False
             for name, (body, fixed) in _bodies(schema_of(connection)).items():
-                current = wanted.keep_function_current(connection, body, name, fixed_path=fixed)
+                current = wanted[0].keep_function_current(connection, body, name, fixed_path=fixed)
                 replaced = current or replaced
-            in_place = connection.execute(select(wanted.current())).scalar()
-            if not in_place:
-                for statement in wanted.drops() + wanted.creates_described():
-                    connection.execute(DDL(statement))
+            in_place = True
+            for named in wanted:
+                if not connection.execute(select(named.current())).scalar():
+                    in_place = False
+                    for statement in named.drops() + named.creates_described():
+                        connection.execute(DDL(statement))
             recorded = connection.execute(select(tail_cut.c.margin_seconds)).scalars().all()
             if earlier or replaced or not in_place or recorded != [margin_seconds]:
                 # What changed while there were no triggers, or the functions kept other
@@ -434,7 +466,8 @@ def install(engine, margin_seconds: int) -> bool:
             "the raw tail is read raw (its cost grows with the write rate): the triggers "
             "that keep it cannot be created (%s)%s",
             exc.orig,
-            "; grant the database user ownership of omni_events (or TRIGGER on it) to have it kept"
+            f"; grant the database user ownership of {' and '.join(SOURCES)} (or TRIGGER on "
+            "them) to have it kept"
             if denied
             else "",
         )
@@ -448,8 +481,9 @@ def uninstall(engine) -> None:
         return
     try:
         with engine.begin() as connection:
-            for statement in NAMED.drops():
-                connection.execute(DDL(statement))
+            for named in NAMED:
+                for statement in named.drops():
+                    connection.execute(DDL(statement))
             for kind in TAILS:
                 _drop_view(connection, kind)
             connection.execute(DDL(f"DROP FUNCTION IF EXISTS {CUT_FUNCTION}()"))
@@ -464,7 +498,7 @@ def usable(connection):
     in place (a host migration that recreated omni_events drops them)."""
     if connection.dialect.name != "postgresql":
         return state.c.name != STATE_NAME
-    return or_(state.c.name != STATE_NAME, NAMED.in_place())
+    return or_(state.c.name != STATE_NAME, in_place())
 
 
 def _newest_mark():
@@ -486,18 +520,18 @@ def mark(engine) -> None:
     with engine.begin() as connection:
         clock = connection.execute(select(literal_column(_CLOCK))).scalar()
         xid = cast(cast(func.pg_current_xact_id(), Text), BigInteger)
-        marked = select(literal(clock, DateTime()), xid).where(NAMED.in_place())
+        marked = select(literal(clock, DateTime()), xid).where(in_place())
         connection.execute(insert(tail_marks).from_select(["clock", "xid"], marked))
 
 
 def _moved(watermark: int, start: int | None):
-    """One statement (one snapshot) that empties the log into the kept tables and moves the
-    cut: to the newest mark older than every running transaction, less the margin (never
-    back). Seeded (``start`` None) from omni_events' rows from ``watermark`` to the new cut
-    (the log's rows are in them); else the log's rows before the old cut, of slots from a
-    day before the watermark on, and omni_events' rows between the old and the new cut,
-    folded with the kept rows of their slots; the log's rows from the old cut on are
-    dropped (omni_events' rows answer for them)."""
+    """One statement (one snapshot) that empties the logs into the kept tables and moves
+    the cut: to the newest mark older than every running transaction, less the margin
+    (never back). Seeded (``start`` None) from the sources' rows from ``watermark`` to the
+    new cut (the logs' rows are in them); else each log's rows before the old cut, of
+    slots from a day before the watermark on, and its source's rows between the old and
+    the new cut, folded with the kept rows of their slots; the logs' rows from the old cut
+    on are dropped (the sources' rows answer for them)."""
     low = watermark - KEPT_BEFORE
     begin = literal(slot_time(watermark), DateTime())
     margin = tail_cut.c.margin_seconds * literal_column("interval '1 second'")
@@ -506,35 +540,38 @@ def _moved(watermark: int, start: int | None):
     cuts = select(old.label("old"), moved.label("new")).cte("cuts")
     old_cut, new_cut = select(cuts.c.old).scalar_subquery(), select(cuts.c.new).scalar_subquery()
     stored = update(tail_cut).values(cut=new_cut).returning(literal(1)).cte("stored")
-    logged = delete(tail_log).returning(*tail_log.c).cte("logged")
-    before = select(logged).where(logged.c.received_at < old_cut).subquery()
-    slot = slot_index(slot_start(before.c.received_at, SLOT_SECONDS))
-    touched = select(slot.label("bucket")).distinct().cte("touched")
-    statements = [cuts, stored, logged, touched]
-    for n, kind in enumerate(TAILS):
-        kept = kind.table("kept")
-        recent = by_slot(kind, old_cut, new_cut).order_by(None).cte(f"recent_{n}")
-        deleted = delete(kept)
-        if start is not None:  # the slots that change (the others are folded already)
-            deleted = deleted.where(
-                kept.c.bucket >= low,
-                or_(
-                    kept.c.bucket.in_(select(touched.c.bucket)),
-                    kept.c.bucket.in_(select(recent.c.bucket)),
-                ),
-            )
-        gone = deleted.returning(*kept.c).cte(f"gone_{n}")
-        if start is None:
-            rows = select(recent).subquery()
-        else:
-            changes = _changes(kind, before).subquery()
-            earlier = select(changes).where(changes.c.bucket >= low)
-            rows = union_all(select(gone), earlier, select(recent)).subquery()
-        statements += [
-            recent,
-            gone,
-            _summed(kind, rows, kept).returning(literal(1)).cte(f"kept_{n}"),
-        ]
+    statements = [cuts, stored]
+    for m, source in enumerate(LOGGED):
+        logged = delete(source.log).returning(*source.log.c).cte(f"logged_{m}")
+        time = source.time.name
+        before = select(logged).where(logged.c[time] < old_cut).subquery()
+        slot = slot_index(slot_start(before.c[time], SLOT_SECONDS))
+        touched = select(slot.label("bucket")).distinct().cte(f"touched_{m}")
+        statements += [logged, touched]
+        for n, kind in enumerate(source.kinds):
+            kept = kind.table("kept")
+            recent = by_slot(kind, old_cut, new_cut).order_by(None).cte(f"recent_{m}_{n}")
+            deleted = delete(kept)
+            if start is not None:  # the slots that change (the others are folded already)
+                deleted = deleted.where(
+                    kept.c.bucket >= low,
+                    or_(
+                        kept.c.bucket.in_(select(touched.c.bucket)),
+                        kept.c.bucket.in_(select(recent.c.bucket)),
+                    ),
+                )
+            gone = deleted.returning(*kept.c).cte(f"gone_{m}_{n}")
+            if start is None:
+                rows = select(recent).subquery()
+            else:
+                changes = _changes(kind, before).subquery()
+                earlier = select(changes).where(changes.c.bucket >= low)
+                rows = union_all(select(gone), earlier, select(recent)).subquery()
+            statements += [
+                recent,
+                gone,
+                _summed(kind, rows, kept).returning(literal(1)).cte(f"kept_{m}_{n}"),
+            ]
     return select(literal(1)).add_cte(*statements)
 
 
@@ -546,7 +583,7 @@ def keep(connection, watermark: int) -> None:
         return
     named = state.c.name == STATE_NAME
     recorded = select(func.count()).select_from(tail_cut).scalar_subquery() == 1
-    if not connection.execute(select(and_(NAMED.in_place(), recorded))).scalar():
+    if not connection.execute(select(and_(in_place(), recorded))).scalar():
         connection.execute(delete(state).where(named))
         return
     start = connection.execute(select(state.c.start_slot).where(named)).scalar()

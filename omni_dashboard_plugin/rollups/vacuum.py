@@ -1,6 +1,6 @@
 """VACUUM of the tables every refresh rewrites (PostgreSQL).
 
-Each fold deletes the tail's log and rewrites its kept rows, its cut and marks, the dead
+Each fold deletes the tail's logs and rewrites its kept rows, its cut and marks, the dead
 letter counts and the state rows: at 2,000 events a second, thousands of dead rows a
 second, in tables that every read scans. Autovacuum visits a table at most once a minute
 (``autovacuum_naptime``), and a server may run without it, so the refresh vacuums them
@@ -13,12 +13,12 @@ import logging
 from sqlalchemy import exc as sa_exc
 
 from .dead_letter_counts import counts
-from .kinds import TAILS, state, tail_cut, tail_log, tail_marks
+from .kinds import LOGGED, TAILS, state, tail_cut, tail_marks
 
 log = logging.getLogger(__name__)
 
 CHURNED = (
-    tail_log,
+    *(logged.log for logged in LOGGED),
     tail_cut,
     tail_marks,
     *(kind.table("kept") for kind in TAILS),
