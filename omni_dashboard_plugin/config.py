@@ -393,11 +393,12 @@ SETTINGS = (
         "triggers",
         one_of("triggers", "raw"),
         (
-            "While rollups are on, PostgreSQL: `triggers` keeps the events of the raw tail (the "
-            "slots after the rolled ones) by slot with triggers on `omni_events`, so that a read "
+            "While rollups are on, PostgreSQL: `triggers` keeps the events and automation logs "
+            "of the raw tail (the slots after the rolled ones) by slot with triggers on "
+            "`omni_events` and `automation_logs`, so that a read "
             "scans only the rows of the last seconds (the margin, below), however fast they "
-            "arrive (needs ownership of the table or "
-            "`TRIGGER` on it, else a warning and raw reads; see [rollups](rollups.md)); `raw` "
+            "arrive (needs ownership of both tables or "
+            "`TRIGGER` on them, else a warning and raw reads; see [rollups](rollups.md)); `raw` "
             "reads the tail's rows on every request (a cost of the write rate times the horizon) "
             "and drops the triggers an earlier install created"
         ),
@@ -407,10 +408,11 @@ SETTINGS = (
         10,
         whole(0, 600),
         (
-            "With `OMNI_DASHBOARD_ROLLUPS_TAIL=triggers`: a write to an event received less "
-            "than this long ago (by the database's clock) costs the writer no trigger call, and "
-            "reads take such events from `omni_events` through its `received_at` index; a "
-            "write to an older event appends to the tail's log. Longer: fewer writes pay a "
+            "With `OMNI_DASHBOARD_ROLLUPS_TAIL=triggers`: a write to an event received (an "
+            "automation log created) less than this long ago (by the database's clock) costs "
+            "the writer no trigger call, and reads take such rows from `omni_events` "
+            "(`automation_logs`) through its `received_at` (`created_at`) index; a write to "
+            "an older one appends to the tail's log. Longer: fewer writes pay a "
             "call, reads scan more rows (the write rate times the margin plus the time between "
             "refreshes; at thousands of events a second, 2 with `refresh --every 1`: see "
             "performance.md#steady-single-row). 0 to 600; every node must use the same value "
