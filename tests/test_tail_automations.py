@@ -212,3 +212,30 @@ def test_dropped_automation_log_triggers_read_raw_until_a_refresh(pair):
         logged = conn.execute(select(AUTOMATION_LOG.log.c.status)).scalars().all()
     assert logged == ["failed"]  # an aged log's insert (this clock is the database's past)
     rs.assert_same(pair, (at(100), at(0)), rs.INSTANCE_IDS[1])
+
+
+@pytest.mark.slow  # triggers installed and folded on PostgreSQL, a column's type changed
+def test_a_host_whose_actions_are_json_corrects_its_logs(pair):
+    """A host's actions_executed may be json, which has no equality operator: a correction
+    of an aged log still succeeds (the trigger compares it as text), and is kept."""
+    pair.clear(NOW)
+    at = lambda minutes: pair.clock.now - timedelta(minutes=minutes)  # noqa: E731
+    spec = {"status": "success", "automation": 2, "actions": [{"action": "x"}], "time": 8}
+    rs.write(pair.engine, logs=[rs.log_row(at(m), spec) for m in range(0, 200, 9)])
+    pair.rollups.refresh()
+    retyped = "ALTER TABLE automation_logs ALTER COLUMN actions_executed TYPE {0} USING {1}::{0}"
+    with pair.engine.begin() as conn:
+        conn.execute(text(retyped.format("json", "actions_executed")))
+    try:
+        corrected = {**spec, "status": "failed", "actions": [{"action": "x"}] * 2}
+        _apply(pair, "status", (4, corrected), set())
+        _apply(pair, "touch", 9, set())
+        first = _start(pair.engine)
+        assert _kept(pair.engine, first) == _oracle(pair.engine, first)
+        with pair.engine.connect() as conn:
+            signs = conn.execute(select(AUTOMATION_LOG.log.c.sign)).scalars().all()
+        assert sorted(signs) == [-1] * 4 + [1] * 4  # the corrections only, not the touches
+        rs.assert_same(pair, (at(100), at(0)), rs.INSTANCE_IDS[0])
+    finally:
+        with pair.engine.begin() as conn:
+            conn.execute(text(retyped.format("jsonb", "actions_executed")))

@@ -399,7 +399,7 @@ def _read_columns(kinds) -> list[str]:
     return names
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one of each, compared and hashed by identity
 class Logged:
     """A source table whose tail kinds triggers keep (see .tail): ``log`` is the table its
     triggers append, per changed row, the columns its tail kinds read and a sign (+1 a row

@@ -41,6 +41,7 @@ from typing import Any
 
 from sqlalchemy import (
     DDL,
+    JSON,
     BigInteger,
     Column,
     ColumnClause,
@@ -320,16 +321,9 @@ def _slot_of(logged: Logged, row: str) -> str:
 
 
 @functools.cache
-def _bodies(schema: str) -> dict[str, tuple[str, bool]]:
-    """The triggers' functions of every source by name: (body, whether it sets the search
+def _bodies(schema: str, logged: Logged) -> dict[str, tuple[str, bool]]:
+    """The functions of the source's triggers by name: (body, whether it sets the search
     path); compiled once per schema (every refresh checks them)."""
-    bodies = {}
-    for logged in LOGGED:
-        bodies.update(_source_bodies(schema, logged))
-    return bodies
-
-
-def _source_bodies(schema: str, logged: Logged) -> dict[str, tuple[str, bool]]:
     target = f'"{schema}".{logged.log.name}'
     columns = logged.columns
     names = ", ".join(["sign", *columns])
@@ -347,7 +341,14 @@ BEGIN
   RETURN NULL;
 END
 """
-    olds, news = (", ".join(f"{row}.{c}" for c in columns) for row in ("OLD", "NEW"))
+
+    # A JSON column is compared as text: a host's may be json, which has no equality
+    # (jsonb's text is canonical; a json value rewritten alike logs a -1 and a +1 alike).
+    def compared(row: str, name: str) -> str:
+        json = isinstance(logged.source.c[name].type, JSON)
+        return f"{row}.{name}::text" if json else f"{row}.{name}"
+
+    olds, news = (", ".join(compared(row, c) for c in columns) for row in ("OLD", "NEW"))
     kept = " ".join(f'DELETE FROM "{schema}".{kind.table("kept").name};' for kind in logged.kinds)
     copied = ", ".join(f"old_rows.{c}" for c in columns)
     unchanged = f"ROW({olds}) IS NOT DISTINCT FROM ROW({news})"
@@ -442,12 +443,11 @@ def install(engine, margin_seconds: int) -> bool:
             _keep_cut_function_current(connection)
             for kind in TAILS:
                 _keep_view_current(connection, kind)
-            replaced = False
-            for name, (body, fixed) in _bodies(schema_of(connection)).items():
-                current = wanted[0].keep_function_current(connection, body, name, fixed_path=fixed)
-                replaced = current or replaced
-            in_place = True
-            for named in wanted:
+            replaced, in_place, schema = False, True, schema_of(connection)
+            for logged, named in zip(LOGGED, wanted, strict=True):
+                for name, (body, fixed) in _bodies(schema, logged).items():
+                    current = named.keep_function_current(connection, body, name, fixed_path=fixed)
+                    replaced = current or replaced
                 if not connection.execute(select(named.current())).scalar():
                     in_place = False
                     for statement in named.drops() + named.creates_described():
