@@ -5,10 +5,13 @@
 
 Omni stores each event with a single-row ``INSERT`` and then moves it with single-row
 ``UPDATE`` s (received -> processing -> completed, then delivered: 1 to 3 updates, 2 on
-average), each statement its own committed transaction. Writer processes (one connection
+average), and logs each automation it evaluates for it with a single-row ``INSERT`` into
+``automation_logs`` (``--logs`` per event, 1 by default), each statement its own committed
+transaction. Writer processes (one connection
 each, ``--writers`` of them at a time) do exactly that as fast as they can, for
 ``--seconds`` per block; the blocks alternate the plugin's write-path work on and off
-(its triggers on ``omni_events`` enabled or disabled, nothing else changes), ``--blocks``
+(its triggers on ``omni_events`` and ``automation_logs`` enabled or disabled, nothing else
+changes), ``--blocks``
 per writer count, on the same database in one run, so both see the same machine. With
 ``--floor`` a third mode joins the rotation: the plugin's triggers off and, in their place,
 triggers of the same definitions (events, ``WHEN`` clauses) calling a PL/pgSQL function
@@ -21,7 +24,7 @@ sessions' writes count too: the median block is reported) per event.
 
 On a database loaded by ``bench.rollups`` or ``bench.steady --load`` (the rollups are
 installed and caught up first); the events written (their ``external_id`` starts with
-``bench.writes-``) are deleted at the end, and nothing else.
+``bench.writes-``) and their automation logs are deleted at the end, and nothing else.
 """
 
 import argparse
@@ -60,6 +63,15 @@ UPDATES = (
     "agent_latency_ms = %s, total_latency_ms = %s WHERE id = %s",
     "UPDATE omni_events SET delivered_at = %s WHERE id = %s",
 )
+# An automation evaluated for the event (the loader's automations: bench.loader).
+LOG = (
+    "INSERT INTO automation_logs (id, automation_id, event_id, status, conditions_matched, "
+    "actions_executed, execution_time_ms, created_at) "
+    'VALUES (%s, %s, %s, %s, %s, \'[{"action": "send_message"}]\', %s, %s)'
+)
+LOG_STATUSES = ("success", "skipped", "skipped", "failed")
+# The host tables whose triggers the blocks switch.
+TABLES = ("omni_events", "automation_logs")
 TICKS = os.sysconf("SC_CLK_TCK")
 # The floor's function, and what its triggers' names start with.
 FLOOR = "bench_floor"
@@ -75,14 +87,18 @@ def libpq_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _write(dsn, seconds, start, out, seed, flush, ago) -> None:
+def _write(dsn, seconds, start, out, seed, flush, ago, logs) -> None:
     """One writer: events back to back for ``seconds`` after ``start`` is set, each received
-    ``ago`` before the clock (Omni's ``received_at`` is the moment it stores the event: 0);
-    puts (per-event seconds, statements) on ``out``."""
+    ``ago`` before the clock (Omni's ``received_at`` is the moment it stores the event: 0)
+    with ``logs`` automation logs; puts (per-event seconds, statements) on ``out``."""
     conn = psycopg.connect(dsn, autocommit=True, options=f"-c synchronous_commit={flush}")
     cur = conn.cursor()
     cur.execute("SELECT pg_backend_pid()")
     backend = cur.fetchone()[0]
+    cur.execute("SELECT id FROM automations ORDER BY id")
+    automations = [row[0] for row in cur.fetchall()]
+    if logs and not automations:
+        raise SystemExit("no automations to log: load the database with bench.rollups first")
     latencies, statements, n = [], 0, 0
     start.wait()
     cpu = _cpu_seconds(backend)
@@ -111,8 +127,12 @@ def _write(dsn, seconds, start, out, seed, flush, ago) -> None:
             cur.execute(UPDATES[1], (at, 40 + n % 900, 300 + n % 2000, 340 + n % 2900, key))
         if moves > 2:
             cur.execute(UPDATES[2], (at, key))
+        for k in range(logs):
+            automation = automations[(n + k) % len(automations)]
+            status = LOG_STATUSES[(n + k) % len(LOG_STATUSES)]
+            cur.execute(LOG, (uuid.uuid4(), automation, str(key), status, True, n % 50, at))
         latencies.append(time.perf_counter() - began)
-        statements += 1 + moves
+        statements += 1 + moves + logs
     cpu = _cpu_seconds(backend) - cpu
     conn.close()
     out.put((latencies, statements, cpu))
@@ -126,14 +146,15 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _triggers(cur, pattern: str, enabled: bool) -> None:
-    cur.execute(
-        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'omni_events'::regclass "
-        "AND tgname LIKE %s AND NOT tgisinternal",
-        (pattern,),
-    )
-    for (name,) in cur.fetchall():
-        state = "ENABLE" if enabled else "DISABLE"
-        cur.execute(f"ALTER TABLE omni_events {state} TRIGGER {name}")
+    for table in TABLES:
+        cur.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass "
+            "AND tgname LIKE %s AND NOT tgisinternal",
+            (table, pattern),
+        )
+        for (name,) in cur.fetchall():
+            state = "ENABLE" if enabled else "DISABLE"
+            cur.execute(f"ALTER TABLE {table} {state} TRIGGER {name}")
 
 
 def _mode(cur, mode: str) -> None:
@@ -149,18 +170,21 @@ def _create_floor(cur) -> None:
         f"CREATE OR REPLACE FUNCTION {FLOOR}() RETURNS trigger LANGUAGE plpgsql "
         "AS $$BEGIN RETURN NULL; END$$"
     )
-    cur.execute(
-        "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
-        "WHERE tgrelid = 'omni_events'::regclass AND tgname LIKE %s AND NOT tgisinternal",
-        (PLUGIN_PATTERN,),
-    )
-    for name, definition in cur.fetchall():
-        floor = f"{FLOOR}_{name.removeprefix(PREFIX)}"
-        definition = definition.replace(f"TRIGGER {name} ", f"TRIGGER {floor} ", 1)
-        definition = re.sub(r"EXECUTE FUNCTION \S+\(\)", f"EXECUTE FUNCTION {FLOOR}()", definition)
-        cur.execute(f"DROP TRIGGER IF EXISTS {floor} ON omni_events")
-        cur.execute(definition)
-        cur.execute(f"ALTER TABLE omni_events DISABLE TRIGGER {floor}")
+    for table in TABLES:
+        cur.execute(
+            "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+            "WHERE tgrelid = %s::regclass AND tgname LIKE %s AND NOT tgisinternal",
+            (table, PLUGIN_PATTERN),
+        )
+        for name, definition in cur.fetchall():
+            floor = f"{FLOOR}_{name.removeprefix(PREFIX)}"
+            definition = definition.replace(f"TRIGGER {name} ", f"TRIGGER {floor} ", 1)
+            definition = re.sub(
+                r"EXECUTE FUNCTION \S+\(\)", f"EXECUTE FUNCTION {FLOOR}()", definition
+            )
+            cur.execute(f"DROP TRIGGER IF EXISTS {floor} ON {table}")
+            cur.execute(definition)
+            cur.execute(f"ALTER TABLE {table} DISABLE TRIGGER {floor}")
 
 
 def _drop_floor(cur) -> None:
@@ -185,11 +209,13 @@ def _counters(cur) -> tuple[int, int, int]:
     return wal, rows, int(cur.fetchone()[0])
 
 
-def _block(dsn, writers: int, seconds: float, flush: str, ago: timedelta) -> dict:
+def _block(dsn, writers: int, seconds: float, flush: str, ago: timedelta, logs: int) -> dict:
     context = multiprocessing.get_context("fork")
     start, out = context.Event(), context.Queue()
     procs = [
-        context.Process(target=_write, args=(dsn, seconds, start, out, n, flush, ago), daemon=True)
+        context.Process(
+            target=_write, args=(dsn, seconds, start, out, n, flush, ago, logs), daemon=True
+        )
         for n in range(writers)
     ]
     for proc in procs:
@@ -227,6 +253,7 @@ def run(
     flush: str = "on",
     floor=False,
     ago: timedelta = timedelta(0),
+    logs: int = 1,
 ) -> dict:
     """{(writers, mode): {"latencies", "events", "statements", "rate" (list per block),
     "wal", "rows", "calls"}}; the modes are "off" and "on", and "floor" with ``floor``."""
@@ -248,7 +275,7 @@ def run(
                 mode = modes[(block + writers) % len(modes)]
                 _mode(cur, mode)
                 before = _counters(cur)
-                result = _block(dsn, writers, seconds, flush, ago)
+                result = _block(dsn, writers, seconds, flush, ago, logs)
                 time.sleep(0.6)  # the writers' statistics flushed
                 after = _counters(cur)
                 into = found.setdefault(
@@ -283,15 +310,18 @@ def run(
         # seeds it again.
         cur.execute("DELETE FROM " + state.name + " WHERE name = %s", (tail.STATE_NAME,))
         cur.execute("ALTER DATABASE " + make_url(url).database + " RESET track_functions")
+        written = "SELECT id FROM omni_events WHERE received_at >= %s AND external_id LIKE %s"
         cur.execute(
-            "DELETE FROM omni_events WHERE received_at >= %s AND external_id LIKE %s",
-            (since, MARK + "%"),
+            f"DELETE FROM automation_logs WHERE created_at >= %s AND event_id IN "
+            f"(SELECT CAST(id AS text) FROM ({written}) AS written)",
+            (since, since, MARK + "%"),
         )
+        cur.execute(f"DELETE FROM omni_events WHERE id IN ({written})", (since, MARK + "%"))
         admin.close()
     return found
 
 
-def report(found: dict, counts, seconds, blocks, flush, ago: timedelta) -> list[str]:
+def report(found: dict, counts, seconds, blocks, flush, ago: timedelta, logs: int) -> list[str]:
     modes = [m for m in MODES if (counts[0], m) in found]
     rotation = (
         "plugin on and off alternating"
@@ -305,6 +335,7 @@ def report(found: dict, counts, seconds, blocks, flush, ago: timedelta) -> list[
         f"each writer a process with one connection, every statement its own transaction "
         f"(synchronous_commit {flush}); "
         f"an event is a single-row INSERT and 1 to 3 single-row UPDATEs (2 on average), "
+        f"and {logs} single-row INSERT{'s' * (logs != 1)} into automation_logs, "
         f"received {ago.total_seconds():g} s before the database's clock; "
         f"PostgreSQL 15, {platform.machine()}, 2 cores shared with the writers.",
         "",
@@ -367,15 +398,23 @@ def main(argv=None):
         "as Omni; more than the tail's margin: every write is to an aged event, the "
         "plugin's triggers call their function on each)",
     )
+    parser.add_argument(
+        "--logs",
+        type=int,
+        default=1,
+        help="automation logs written per event (Omni logs every automation it evaluates)",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.writers.split(",")]
     flush = args.synchronous_commit
     ago = timedelta(seconds=args.received_ago)
-    found = run(args.database_url, counts, args.seconds, args.blocks, flush, args.floor, ago)
+    found = run(
+        args.database_url, counts, args.seconds, args.blocks, flush, args.floor, ago, args.logs
+    )
     section = "writes" if flush == "on" else "writes-no-flush"
     section += "-aged" if ago else ""
-    lines = report(found, counts, args.seconds, args.blocks, flush, ago)
+    lines = report(found, counts, args.seconds, args.blocks, flush, ago, args.logs)
     publish(section, lines, args.write)
 
 
