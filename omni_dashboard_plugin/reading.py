@@ -20,6 +20,10 @@ def is_many(value: object) -> TypeGuard[list | tuple | set | frozenset]:
     return isinstance(value, list | tuple | set | frozenset)
 
 
+# Reader.watermark of a reader whose rollups did not read the watermark.
+NOT_READ = object()
+
+
 @cache
 def _row_type(by: tuple[str, ...], by_slot: bool, measures: tuple[str, ...]) -> Any:
     """The named row of a question: its keys, ``slot`` when by slot, the kind's measures."""
@@ -35,6 +39,9 @@ class Reader(ABC):
 
     # Whether :meth:`dead_letters` reads counts kept by triggers (no statement counts them).
     keeps_dead_letters = False
+    # The rollups' watermark as the reader's rollups read it in its snapshot (a
+    # ``rollups.state.Watermark`` or ``None``), when they read it: else ``NOT_READ``.
+    watermark: Any = NOT_READ
 
     def __init__(self, connection: Connection):
         # Held weakly: a response's reader is remembered per connection, in a mapping that

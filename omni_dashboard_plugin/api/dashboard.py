@@ -4,7 +4,7 @@ import hashlib
 import json
 import logging
 
-from flask import Response, request
+from flask import Response, jsonify, request
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
@@ -97,7 +97,9 @@ def build(dashboard: DashboardHandle) -> Blueprint:
         headers = {"ETag": f'W/"{etag}"', "Cache-Control": "private, no-cache"}
         if request.if_none_match.contains_weak(etag):
             return Response(status=304, headers=headers)
-        return data, 200, headers
+        # The summary is dumped already (tagged): a Response spares flask-smorest's
+        # response wrapper dumping it with the same schema again.
+        return jsonify(data), 200, headers
 
     summary.__doc__ = """Instances, events, dead letters, automations and system in one response.
 

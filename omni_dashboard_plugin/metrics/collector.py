@@ -18,6 +18,7 @@ from prometheus_client.core import (
 from ..grid import slot_time
 from ..handle import DashboardHandle
 from ..queries.metric_values import MetricValues, ProcessingHistogram, metric_values
+from ..reading import NOT_READ
 from ..rollups.state import read_watermark
 from ..sql.snapshot import snapshot
 from ..sql.standby import replay_lag
@@ -156,7 +157,11 @@ class DashboardCollector:
         with snapshot(dashboard.engine, dashboard.config.statement_timeout_ms) as connection:
             reader = dashboard.reader(connection, now, snapshot=True)
             families = data_families(metric_values(reader, dashboard.lacking))
-            mark = read_watermark(connection) if dashboard.rollups.active else None
+            mark = None
+            if dashboard.rollups.active:
+                # The reader's rollups read it in this snapshot already, unless they did not.
+                read = reader.watermark
+                mark = read_watermark(connection) if read is NOT_READ else read
             behind = replay_lag(connection)
         if behind is not None:
             families.append(family("omni_dashboard_standby_lag_seconds", value=behind))

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 
+from ..sql.built import built
 from ..sql.tables import dead_letter_events
 from .kinds import PREFIX, metadata
 from .locks import DEAD_LETTER_INSTALL as _INSTALL_LOCK
@@ -189,11 +190,18 @@ def uninstall(engine) -> None:
 def read(connection) -> dict[str, int] | None:
     """Dead letters per status (statuses with none left out), or ``None`` when the
     triggers are not in place. One statement."""
-    marker = select(literal(True).label("marker"), literal(None, String), literal(0, BigInteger))
-    kept = select(literal(False), counts.c.status, func.sum(counts.c.n)).group_by(counts.c.status)
-    rows = connection.execute(
-        union_all(marker.where(_in_place(connection.dialect.name)), kept)
-    ).all()
+    dialect = connection.dialect.name
+
+    def build():
+        marker = select(
+            literal(True).label("marker"), literal(None, String), literal(0, BigInteger)
+        )
+        kept = select(literal(False), counts.c.status, func.sum(counts.c.n)).group_by(
+            counts.c.status
+        )
+        return union_all(marker.where(_in_place(dialect)), kept)
+
+    rows = connection.execute(built(("dead letter counts", dialect), build)).all()
     if not any(is_marker for is_marker, _, _ in rows):
         return None
     return {status: int(n) for is_marker, status, n in rows if not is_marker and n}

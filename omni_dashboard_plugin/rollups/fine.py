@@ -21,9 +21,9 @@ rows are too.
 from sqlalchemy import bindparam, delete, insert, update
 
 from ..grid import FINE, FINES_PER_SLOT, SLOTS_PER_DAY, SLOTS_PER_HOUR, slot_time
+from ..sql.built import built
 from .kinds import AUTOMATIONS_FINE, COUNTS_FINE, EDGES_FINE, FINES, Kind, state
 from .source import by_slot
-from .statements import built
 
 # How many slots before the end of the range each family keeps: the edges' cover windows
 # a week and a day back (a dashboard compared with the previous week), the counts' those

@@ -19,9 +19,9 @@ from datetime import datetime
 from flask import has_request_context, request
 from sqlalchemy import func, literal, select
 
+from ..sql.built import built
 from ..sql.snapshot import PARALLEL_WORKERS as WORKERS
 from .kinds import KINDS, state
-from .statements import built
 
 # (source table, time column) -> the expression of its oldest time (one index probe).
 _OLDEST = {(k.source.name, k.time.name): func.min(k.time) for k in KINDS}

@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 
 from ..grid import SLOTS_PER_DAY, slot_of, slot_time
+from ..sql.built import built
 from ..sql.snapshot import unlimited
 from . import dead_letter_counts, fine, tail
 from .kinds import BY_NAME, KINDS, TAILS, state
@@ -47,7 +48,6 @@ from .plan import LEVELS, split
 from .rehearsal import rehearse
 from .source import by_slot
 from .state import STATE_NAME, horizon_slot, oldest_slot, read_watermark, total_name
-from .statements import built
 from .vacuum import vacuum_churned
 
 # SQLite: the rows of each source one chunk (one hold of the write lock) rolls at most.
@@ -91,7 +91,7 @@ def _locked(connection) -> bool:
 
 def _statement(key: tuple, build, *args):
     """The refresh's statement for ``key``, built once by ``build(*args)`` (see
-    :func:`.statements.built`)."""
+    :func:`..sql.built.built`)."""
     return built(("refresh", *key), lambda: build(*args))
 
 

@@ -276,6 +276,13 @@ class Rollups:
         if connection.dialect.name == "postgresql":
             opening = open_read(connection, self._sources.known())
         mark = _read_watermark_if_installed(connection, opening)
+        reader = self._reader(connection, now, snapshot, opening, mark)
+        # What it read of the watermark, in this snapshot (the collector's lag gauge).
+        reader.watermark = None if mark is _GONE else mark
+        return reader
+
+    def _reader(self, connection, now, snapshot, opening, mark) -> RawReader:
+        """The reader for ``mark``, the watermark read in this snapshot (or ``_GONE``)."""
         if mark is _GONE:
             log.warning("rollup tables gone (uninstalled?), reads use raw rows until they are back")
             self.active = self.keeps_dead_letters = False

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import URL, func, literal_column, select
 
 from ..grid import slot_of
+from ..sql.built import built
 from ..sql.constructs import slot_end, slot_index, slot_start
 from . import fine, tail
 from .kinds import KINDS, state
-from .statements import built
 
 STATE_NAME = "all"
 
@@ -48,13 +48,16 @@ def total_name(kind) -> str:
 
 def read_watermark(connection) -> Watermark | None:
     """The stored progress, or ``None`` before the first refresh."""
-    # PostgreSQL: the transaction that last wrote the row, a version of the rollups.
-    written = "xmin::text" if connection.dialect.name == "postgresql" else "NULL"
-    found = connection.execute(
-        select(
+    dialect = connection.dialect.name
+
+    def build():
+        # PostgreSQL: the transaction that last wrote the row, a version of the rollups.
+        written = "xmin::text" if dialect == "postgresql" else "NULL"
+        return select(
             state.c.name, state.c.start_slot, state.c.watermark_slot, literal_column(written)
         ).where(tail.usable(connection))
-    ).all()
+
+    found = connection.execute(built(("watermark", dialect), build)).all()
     rows = {name: (int(low), int(high)) for name, low, high, _ in found}
     if STATE_NAME not in rows:
         return None

@@ -29,13 +29,12 @@ from sqlalchemy import (
 
 from ..grid import FINES_PER_SLOT, SLOT_SECONDS
 from ..reading import is_many
+from ..sql.built import built
 from ..sql.constructs import slot_index, slot_start
 from .kinds import Kind
 
 SLOT_LABEL = "slot"
 EDGE_LABEL = "edge"
-# Built statements by key, for the process (the shapes are few: kinds x plans).
-_STATEMENTS: dict = {}
 
 
 @dataclass(frozen=True)
@@ -222,14 +221,6 @@ def _parameters(question: Question, parts: list[Part], prefix: str = "p") -> dic
         if part.source != "total":
             values[f"{prefix}{n}_low"], values[f"{prefix}{n}_high"] = part.low, part.high
     return values
-
-
-def built(key: tuple, build):
-    """The statement built for ``key`` in this process, built by ``build()`` the first time."""
-    statement = _STATEMENTS.get(key)
-    if statement is None:
-        statement = _STATEMENTS.setdefault(key, build())
-    return statement
 
 
 def _shape(question: Question, parts: list[Part]) -> tuple:

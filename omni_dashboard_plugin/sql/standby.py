@@ -1,6 +1,8 @@
 """A read-only database (a PostgreSQL hot standby): whether the plugin may write there, and
 how far the data it reads is behind the primary's."""
 
+from functools import cache
+
 from sqlalchemy import Boolean, Float, func, or_, select
 
 
@@ -19,6 +21,16 @@ def read_only(connection) -> bool:
     return bool(connection.execute(select(or_(in_recovery, read_only_transactions))).scalar())
 
 
+@cache
+def _replay_statement():
+    seconds = func.extract("epoch", func.clock_timestamp() - func.pg_last_xact_replay_timestamp())
+    return select(
+        func.pg_is_in_recovery(type_=Boolean),
+        func.pg_last_wal_receive_lsn() == func.pg_last_wal_replay_lsn(),
+        seconds.cast(Float),
+    )
+
+
 def replay_lag(connection) -> float | None:
     """Seconds the data of a hot standby is behind its primary: 0 when it has replayed all
     the WAL it received, else the time since the last transaction it replayed committed on
@@ -29,14 +41,7 @@ def replay_lag(connection) -> float | None:
     """
     if connection.dialect.name != "postgresql":
         return None
-    seconds = func.extract("epoch", func.clock_timestamp() - func.pg_last_xact_replay_timestamp())
-    recovering, caught_up, behind = connection.execute(
-        select(
-            func.pg_is_in_recovery(type_=Boolean),
-            func.pg_last_wal_receive_lsn() == func.pg_last_wal_replay_lsn(),
-            seconds.cast(Float),
-        )
-    ).one()
+    recovering, caught_up, behind = connection.execute(_replay_statement()).one()
     if not recovering:
         return None
     if caught_up:
