@@ -130,12 +130,26 @@ def _start(engine) -> int | None:
         ).scalar()
 
 
-def _ids(pair, n: int) -> list:
-    """Up to ``n`` events young enough to change (10 minutes short of the horizon, so
-    that a move 10 minutes back keeps them within it)."""
-    young = E.c.received_at >= pair.clock.now - rs.HORIZON + timedelta(minutes=10)
+def _young(pair, time, n: int) -> list:
+    """The ids of up to ``n`` rows of ``time``'s table young enough to change (10 minutes
+    short of the horizon, so that a move 10 minutes back keeps them within it)."""
+    rows = time.table
+    young = time >= pair.clock.now - rs.HORIZON + timedelta(minutes=10)
     with pair.engine.connect() as conn:
-        return conn.scalars(select(E.c.id).where(young).order_by(E.c.id).limit(n)).all()
+        return conn.scalars(select(rows.c.id).where(young).order_by(rows.c.id).limit(n)).all()
+
+
+def _ids(pair, n: int) -> list:
+    """Up to ``n`` events young enough to change."""
+    return _young(pair, E.c.received_at, n)
+
+
+def _refresh_or_advance(pair, action, value) -> None:
+    """The steps that are not writes: a refresh, or the clock ``value`` minutes on."""
+    if action == "refresh":
+        pair.rollups.refresh()
+    elif action == "advance":
+        pair.clock.now += timedelta(minutes=value)
 
 
 def _apply(pair, action, value) -> None:
@@ -167,10 +181,7 @@ def _apply(pair, action, value) -> None:
             conn.execute(delete(instances).where(instances.c.id == rs.INSTANCE_IDS[value]))
         elif action == "truncate":
             conn.execute(text(f"TRUNCATE {E.name}"))
-    if action == "refresh":
-        pair.rollups.refresh()
-    elif action == "advance":
-        pair.clock.now = now + timedelta(minutes=value)
+    _refresh_or_advance(pair, action, value)
 
 
 @pytest.mark.slow  # a Hypothesis search, each example on two apps with writes and folds

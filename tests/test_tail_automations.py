@@ -17,7 +17,7 @@ from omni_dashboard_plugin.rollups.kinds import AUTOMATION_LOG, AUTOMATIONS, AUT
 
 from . import rollup_support as rs
 from .conftest import NOW
-from .test_tail import _start
+from .test_tail import _refresh_or_advance, _start, _young
 
 L = automation_logs
 # Writes stay within the horizon (older rows are rolled up and do not change).
@@ -73,10 +73,8 @@ def _kept(engine, first: int) -> dict:
 
 
 def _ids(pair, n: int) -> list:
-    """Up to ``n`` logs young enough to change (10 minutes short of the horizon)."""
-    young = L.c.created_at >= pair.clock.now - rs.HORIZON + timedelta(minutes=10)
-    with pair.engine.connect() as conn:
-        return conn.scalars(select(L.c.id).where(young).order_by(L.c.id).limit(n)).all()
+    """Up to ``n`` logs young enough to change."""
+    return _young(pair, L.c.created_at, n)
 
 
 def _apply(pair, action, value, gone: set) -> None:
@@ -109,10 +107,7 @@ def _apply(pair, action, value, gone: set) -> None:
             gone.add(value)
         elif action == "truncate":
             conn.execute(text(f"TRUNCATE {L.name}"))
-    if action == "refresh":
-        pair.rollups.refresh()
-    elif action == "advance":
-        pair.clock.now = now + timedelta(minutes=value)
+    _refresh_or_advance(pair, action, value)
 
 
 @pytest.mark.slow  # a Hypothesis search, each example on two apps with writes and folds
