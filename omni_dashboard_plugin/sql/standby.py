@@ -1,9 +1,9 @@
 """A read-only database (a PostgreSQL hot standby): whether the plugin may write there, and
 how far the data it reads is behind the primary's."""
 
-from functools import cache
-
 from sqlalchemy import Boolean, Float, func, or_, select
+
+from .built import built
 
 
 class ReadOnlyDatabase(RuntimeError):
@@ -21,7 +21,6 @@ def read_only(connection) -> bool:
     return bool(connection.execute(select(or_(in_recovery, read_only_transactions))).scalar())
 
 
-@cache
 def _replay_statement():
     seconds = func.extract("epoch", func.clock_timestamp() - func.pg_last_xact_replay_timestamp())
     return select(
@@ -41,7 +40,8 @@ def replay_lag(connection) -> float | None:
     """
     if connection.dialect.name != "postgresql":
         return None
-    recovering, caught_up, behind = connection.execute(_replay_statement()).one()
+    statement = built(("replay lag",), _replay_statement)
+    recovering, caught_up, behind = connection.execute(statement).one()
     if not recovering:
         return None
     if caught_up:
