@@ -495,7 +495,7 @@ def uninstall(engine) -> None:
 
 def usable(connection):
     """A condition on the state table's rows: the tail's row only while its triggers are
-    in place (a host migration that recreated omni_events drops them)."""
+    in place (a host migration that recreated omni_events or automation_logs drops them)."""
     if connection.dialect.name != "postgresql":
         return state.c.name != STATE_NAME
     return or_(state.c.name != STATE_NAME, in_place())
