@@ -74,11 +74,19 @@ class Reader(ABC):
         values, ``None`` matches NULL)."""
         items = tuple(sorted((d, tuple(v) if is_many(v) else v) for d, v in (where or {}).items()))
         key = (kind.name, since, until, tuple(by), items, by_slot)
+        return self._ask(kind, key)
+
+    def _ask(self, kind: Any, key: tuple) -> list:
+        """The named answer of the question ``key`` (kind name, since, until, by, where,
+        by_slot): remembered, or read now."""
         if key not in self._answers:
-            row = _row_type(tuple(by), by_slot, tuple(kind.measures))
-            found = self._sum(kind, key)
-            self._answers[key] = [row._make(values) for values in found]
+            self._remember(kind, key, self._sum(kind, key))
         return self._answers[key]
+
+    def _remember(self, kind: Any, key: tuple, found: list[tuple]) -> None:
+        """Keep ``found``, the rows of the question ``key``, as its named answer."""
+        row = _row_type(key[3], key[5], tuple(kind.measures))
+        self._answers[key] = [row._make(values) for values in found]
 
     def remembered(self, key: tuple, read) -> Any:
         """``read()``, once per response for ``key``."""

@@ -11,11 +11,12 @@ from ..grid import RESOLUTION, SLOTS_PER_DAY, slot_of, slot_time
 from ..reading import Reader, is_many
 from ..sql.snapshot import without_parallel_workers
 from . import dead_letter_counts, fine
+from .ahead import Asking
 from .kinds import Kind
 from .opening import Sources
 from .plan import plan, split
 from .state import UNREAD, RolledRange, first_whole_slot
-from .statements import Part, Question, run, run_with_edges
+from .statements import Part, Question, run, run_many
 
 # The rollups lag when the raw tail after the rolled slots spans more than this many slots
 # (a first refresh under way, one stopped midway): see :func:`lags`.
@@ -91,6 +92,7 @@ class RollupReader(RawReader):
         oldest: dict | None = None,
         sources: Sources | None = None,
         workers_off: bool = False,
+        asking: Asking | None = None,
     ):
         super().__init__(connection, dead_letters=dead_letters)
         if not workers_off:
@@ -104,6 +106,9 @@ class RollupReader(RawReader):
         self._sources = sources
         self._lows: dict = {}
         self._edges: dict = {}
+        self._asking = asking
+        # Read with the first question (rollups.ahead).
+        self._ahead = [] if asking is None else asking.ahead
 
     def _like(self, connection) -> "RollupReader":
         return RollupReader(
@@ -117,21 +122,66 @@ class RollupReader(RawReader):
             sources=self._sources,
         )
 
-    def _answer(self, question: Question) -> list:
-        rows = self._sum_parts(question)
-        if not question.width:
-            return rows
-        # A key whose rows all went (retention, corrections) sums to n = 0: the source
-        # has no row for it, so neither has the answer.
-        count = question.width + list(question.kind.measures).index("n")
-        return [row for row in rows if row[count]]
+    def _ask(self, kind: Kind, key: tuple) -> list:
+        if self._asking is not None:
+            self._asking.note(kind, key)
+        return super()._ask(kind, key)
 
-    def _sum_parts(self, question: Question) -> list:
+    def _sum(self, kind: Kind, key: tuple) -> list:
+        ahead, self._ahead = self._ahead, []
+        others = [(k, other) for k, other in ahead if k != key and k not in self._answers]
+        questions = [Question(k[0], other, *k[1:]) for k, other in [(key, kind), *others]]
+        first, *rest = self._answer_many(questions)
+        for (k, other), found in zip(others, rest, strict=True):
+            self._remember(other, k, found)
+        return first
+
+    def _answer_many(self, questions: list[Question]) -> list[list]:
+        """The rows of each question, read in one statement with the edges they lack."""
+        plans = [self._plan(question) for question in questions]
+        # (source name, where) -> the source and the first asking question's rolled range
+        fetches: dict = {}
+        for question, (_, spans, rolled) in zip(questions, plans, strict=True):
+            if spans and self._cached_edges(question.kind, question.where) is None:
+                source = question.kind.edges_from or question.kind
+                fetches.setdefault((source.name, question.where), (source, rolled))
+        # The edges read without a filter answer every filter of their source.
+        fetches = {k: v for k, v in fetches.items() if not (k[1] and (k[0], ()) in fetches)}
+        asked = []
+        for (_, where), (source, (head, tail)) in fetches.items():
+            fetch = Question(source.name, source, None, None, tuple(source.dims), where, True)
+            outside = [Part("raw", None, head), Part("raw", tail, None)]
+            asked.append((fetch, self._tailed(source, outside)))
+        for question, (parts, _, _) in zip(questions, plans, strict=True):
+            if parts:
+                asked.append((question, self._tailed(question.kind, parts)))
+        found = iter(run_many(self.connection, asked) if asked else [])
+        for key in fetches:
+            self._edges[key] = next(found)
+        answers = []
+        for question, (parts, spans, _) in zip(questions, plans, strict=True):
+            rows = next(found) if parts else []
+            if spans:
+                edges = self._cached_edges(question.kind, question.where)
+                assert edges is not None  # read above
+                rows = _combine(question, rows, edges, spans)
+            if question.width:
+                # A key whose rows all went (retention, corrections) sums to n = 0: the
+                # source has no row for it, so neither has the answer.
+                count = question.width + list(question.kind.measures).index("n")
+                rows = [row for row in rows if row[count]]
+            answers.append(rows)
+        return answers
+
+    def _plan(self, question: Question) -> tuple[list[Part], list | None, tuple]:
+        """The parts a statement reads for ``question``, the slot spans the shared edges
+        answer (``None``: none, every part is read), and the rolled range's first and end
+        instants."""
         start, end = self._range(question.kind)
         parts = self._parts(question, start, end)
-        if start >= end or not question.kind.shares_edges:
-            return self._run(question, parts)
         head, tail = slot_time(start), slot_time(end)
+        if start >= end or not question.kind.shares_edges:
+            return parts, None, (head, tail)
         spans, rest = [], []
         for part in parts:
             span = _edge_span(part, head, tail)
@@ -139,29 +189,7 @@ class RollupReader(RawReader):
                 rest.append(part)
             else:
                 spans.append(span)
-        if not spans:
-            return self._run(question, parts)
-        kind, where = question.kind, question.where
-        edges = self._cached_edges(kind, where)
-        if edges is not None:
-            found = self._run(question, rest) if rest else []
-        else:
-            source = kind.edges_from or kind
-            fetch = Question(source.name, source, None, None, tuple(source.dims), where, True)
-            edge_parts = [Part("raw", None, head), Part("raw", tail, None)]
-            found, self._edges[(source.name, where)] = run_with_edges(
-                self.connection,
-                question,
-                self._tailed(kind, rest),
-                fetch,
-                self._tailed(source, edge_parts),
-            )
-            edges = self._cached_edges(kind, where)
-            assert edges is not None  # just read
-        return _combine(question, found, edges, spans)
-
-    def _run(self, question: Question, parts: list[Part]) -> list:
-        return run(self.connection, question, self._tailed(question.kind, parts))
+        return (rest, spans, (head, tail)) if spans else (parts, None, (head, tail))
 
     def _keeps_tail(self, kind: Kind) -> bool:
         return self.tail is not None and kind.tail is not None

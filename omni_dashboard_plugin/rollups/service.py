@@ -21,6 +21,7 @@ from ..config import ConfigError, RollupSettings
 from ..sql.standby import ReadOnlyDatabase, read_only
 from ..sql.tables import metadata as host_tables
 from . import dead_letter_counts, tail
+from .ahead import Questions
 from .kinds import PREFIX, metadata
 from .opening import Opening, Sources, open_read
 from .reader import RawReader, RollupReader, lags
@@ -107,6 +108,7 @@ class Rollups:
         self._guard = threading.Lock()
         self._unused: str | None = None
         self._sources = Sources()  # what each endpoint's rollup reads probe up front
+        self._questions = Questions()  # what each endpoint's responses ask (read ahead)
 
     def init_app(self, app, *, used: bool = True, lacking: Collection[str] = ()) -> None:
         """Read the settings from ``app.config``; ``used=False`` (nothing of the plugin
@@ -308,6 +310,7 @@ class Rollups:
             now=now,
             oldest=opening.oldest if opening is not None else None,
             sources=self._sources,
+            asking=self._questions.asking(now),
             workers_off=opening is not None,
         )
 

@@ -97,12 +97,12 @@ def _following_deletes(kind: Kind, table) -> dict:
     return columns
 
 
-def _rolled_conditions(kind: Kind, table, where) -> list:
+def _rolled_conditions(kind: Kind, table, where, prefix: str) -> list:
     """``where`` on a rollup table as its source would answer it: a ``set_null`` dim holds
     its value only while the parent exists (NULL once it is gone). Written on the stored
     column, so that an index leading with it serves the filter."""
     conditions = []
-    for (d, v), condition in zip(where, _where_conditions(table.c, where, "w_"), strict=True):
+    for (d, v), condition in zip(where, _where_conditions(table.c, where, prefix), strict=True):
         parent = kind.set_null.get(d)
         if parent is not None:
             exists = table.c[d].in_(select(parent))
@@ -111,7 +111,7 @@ def _rolled_conditions(kind: Kind, table, where) -> list:
     return conditions
 
 
-def _raw_rows(question: Question, part: Part, name: str) -> Select:
+def _raw_rows(question: Question, part: Part, prefix: str, n: int) -> Select:
     """The source's rows of ``part``'s time range, summed by the question's keys."""
     kind = question.kind
     keys = [kind.dims[d].label(d) for d in question.by]
@@ -122,11 +122,11 @@ def _raw_rows(question: Question, part: Part, name: str) -> Select:
         groups.append(start)
     conditions = []
     if part.low is not None:
-        conditions.append(kind.time >= bindparam(f"{name}_low"))
+        conditions.append(kind.time >= bindparam(f"{prefix}{n}_low"))
     if part.high is not None:
-        high: BindParameter[datetime] = bindparam(f"{name}_high")
+        high: BindParameter[datetime] = bindparam(f"{prefix}{n}_high")
         conditions.append(kind.time <= high if part.inclusive else kind.time < high)
-    conditions += _where_conditions(kind.dims, question.where, "w_")
+    conditions += _where_conditions(kind.dims, question.where, f"{prefix}w_")
     if kind.where is not None:
         conditions.append(kind.where)
     measures = [
@@ -137,7 +137,7 @@ def _raw_rows(question: Question, part: Part, name: str) -> Select:
     return branch.group_by(*groups) if groups else branch
 
 
-def _tail_rows(question: Question, part: Part, name: str) -> Select:
+def _tail_rows(question: Question, part: Part, prefix: str, n: int) -> Select:
     """The tail view's rows of the buckets from ``part.low`` on: like raw rows, grouped by
     slot already (no parent to follow: see .tail)."""
     tail = question.kind.tail
@@ -147,14 +147,14 @@ def _tail_rows(question: Question, part: Part, name: str) -> Select:
     if question.by_slot:
         keys.append(table.c.bucket.label(SLOT_LABEL))
     conditions = [
-        table.c.bucket >= bindparam(f"{name}_low"),
-        *_where_conditions(table.c, question.where, "w_"),
+        table.c.bucket >= bindparam(f"{prefix}{n}_low"),
+        *_where_conditions(table.c, question.where, f"{prefix}w_"),
     ]
     measures = [table.c[m] for m in question.kind.measures]
     return select(*keys, *measures).where(and_(*conditions))
 
 
-def _rolled_rows(question: Question, part: Part, name: str) -> Select:
+def _rolled_rows(question: Question, part: Part, prefix: str, n: int) -> Select:
     """The rows of the rollup table ``part.source``: a level's buckets in ``[low, high)``
     ('fine': the fine buckets of its fine kind, see .fine), or the whole total table."""
     kind = question.kind
@@ -166,15 +166,15 @@ def _rolled_rows(question: Question, part: Part, name: str) -> Select:
         if part.source == "fine":  # recent buckets: positive, so the division is the floor
             slot = slot // FINES_PER_SLOT
         keys.append(slot.label(SLOT_LABEL))
-    conditions = _rolled_conditions(kind, table, question.where)
+    conditions = _rolled_conditions(kind, table, question.where, f"{prefix}w_")
     # A NULL dim references no parent: no delete removes its source rows.
     conditions += [
         or_(table.c[d].is_(None), table.c[d].in_(select(key))) for d, key in kind.cascade.items()
     ]
     if part.source != "total":
         conditions += [
-            table.c.bucket >= bindparam(f"{name}_low"),
-            table.c.bucket < bindparam(f"{name}_high"),
+            table.c.bucket >= bindparam(f"{prefix}{n}_low"),
+            table.c.bucket < bindparam(f"{prefix}{n}_high"),
         ]
     measures = [(table.c[m] * part.sign).label(m) for m in kind.measures]
     return select(*keys, *measures).where(and_(true(), *conditions))
@@ -188,7 +188,7 @@ def _build(question: Question, parts: list[Part], prefix: str = "p") -> Select:
     """The statement for the question's shape and these parts' shapes: each part's rows,
     summed by the question's keys."""
     branches = [
-        _READINGS.get(part.source, _rolled_rows)(question, part, f"{prefix}{n}")
+        _READINGS.get(part.source, _rolled_rows)(question, part, prefix, n)
         for n, part in enumerate(parts)
     ]
     rows = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery()
@@ -202,21 +202,25 @@ def _build(question: Question, parts: list[Part], prefix: str = "p") -> Select:
     return query.group_by(*keys) if keys else query.select_from(rows)
 
 
-def _tagged(question: Question, parts: list[Part], flag: str, prefix: str, layout: Kind):
-    """The question's rows in the columns of ``layout`` (a kind with every dim and measure
-    of the question's): ``flag``, its dims, the slot, its measures; absent ones NULL or 0."""
+def _tagged(question: Question, parts: list[Part], tag: int, prefix: str, layout: tuple):
+    """The question's rows in the columns of ``layout`` (``{dim: type}`` and the measures of
+    every question of the statement): ``tag``, the dims, the slot, the measures; those it
+    lacks NULL (typed: a UNION of more than two branches matches their types pairwise)
+    or 0."""
+    dims, measures = layout
     rows = _build(question, parts, prefix).subquery()
-    keys = [rows.c[d] if d in question.by else null().label(d) for d in layout.dims]
-    slot = rows.c[SLOT_LABEL] if question.by_slot else null().label(SLOT_LABEL)
-    measures = [
-        rows.c[m] if m in question.kind.measures else literal_column("0").label(m)
-        for m in layout.measures
+    keys = [rows.c[d] if d in question.by else cast(null(), t).label(d) for d, t in dims.items()]
+    slot = rows.c[SLOT_LABEL] if question.by_slot else cast(null(), BigInteger).label(SLOT_LABEL)
+    values = [
+        rows.c[m] if m in question.kind.measures else literal_column("0").label(m) for m in measures
     ]
-    return select(literal_column(flag).label(EDGE_LABEL), *keys, slot, *measures)
+    return select(literal_column(str(tag)).label(EDGE_LABEL), *keys, slot, *values)
 
 
 def _parameters(question: Question, parts: list[Part], prefix: str = "p") -> dict:
-    values = {f"w_{d}": list(v) if is_many(v) else v for d, v in question.where if v is not None}
+    values = {
+        f"{prefix}w_{d}": list(v) if is_many(v) else v for d, v in question.where if v is not None
+    }
     for n, part in enumerate(parts):
         if part.source != "total":
             values[f"{prefix}{n}_low"], values[f"{prefix}{n}_high"] = part.low, part.high
@@ -239,25 +243,36 @@ def run(connection, question: Question, parts: list[Part]) -> list[tuple]:
     return [tuple(row) for row in connection.execute(statement, _parameters(question, parts)).all()]
 
 
-def run_with_edges(
-    connection, question: Question, parts: list[Part], edges: Question, edge_parts: list[Part]
-) -> tuple[list[tuple], list[tuple]]:
-    """:func:`run` for ``parts`` and, in the same statement, the ``edges`` question (keyed
-    by every dim of its kind and the slot) over ``edge_parts``: ``(question rows, edge
-    rows)``. The edges' kind has every dim and measure of the question's."""
-    layout = edges.kind
+def run_many(connection, asked: list[tuple[Question, list[Part]]]) -> list[list[tuple]]:
+    """:func:`run` for each ``(question, parts)`` of ``asked``, in one statement (one round
+    trip): each question's rows, in the order asked."""
+    if len(asked) == 1:
+        return [run(connection, *asked[0])]
+    dims: dict = {}
+    for question, _ in asked:
+        for d, column in question.kind.dims.items():
+            dims.setdefault(d, column.type)
+    measures = tuple(dict.fromkeys(m for question, _ in asked for m in question.kind.measures))
+    layout = (dims, measures)
 
     def build():
-        branches = [_tagged(edges, edge_parts, "1", "e", layout)]
-        if parts:
-            branches.append(_tagged(question, parts, "0", "p", layout))
-        return union_all(*branches)
+        return union_all(
+            *(
+                _tagged(question, parts, tag, f"q{tag}_", layout)
+                for tag, (question, parts) in enumerate(asked)
+            )
+        )
 
-    key = ("edges", _shape(question, parts), _shape(edges, edge_parts))
-    values = {**_parameters(question, parts), **_parameters(edges, edge_parts, "e")}
-    dims, measures = list(layout.dims), list(layout.measures)
-    rows = [tuple(row) for row in connection.execute(built(key, build), values).all()]
-    keys = [1 + dims.index(d) for d in question.by] + [1 + len(dims)] * question.by_slot
-    picks = keys + [2 + len(dims) + measures.index(m) for m in question.kind.measures]
-    found = [tuple([row[i] for i in picks]) for row in rows if not row[0]]
-    return found, [row[1:] for row in rows if row[0]]
+    key = ("many", tuple(_shape(question, parts) for question, parts in asked))
+    values: dict = {}
+    for tag, (question, parts) in enumerate(asked):
+        values.update(_parameters(question, parts, f"q{tag}_"))
+    found: list[list[tuple]] = [[] for _ in asked]
+    for row in connection.execute(built(key, build), values):
+        found[row[0]].append(tuple(row[1:]))
+    picked, names = [], list(dims)
+    for (question, _), rows in zip(asked, found, strict=True):
+        keys = [names.index(d) for d in question.by] + [len(names)] * question.by_slot
+        picks = keys + [1 + len(names) + measures.index(m) for m in question.kind.measures]
+        picked.append([tuple([row[i] for i in picks]) for row in rows])
+    return picked
