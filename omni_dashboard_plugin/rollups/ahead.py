@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 
 # Endpoints and query strings remembered (the least recently used go first).
 REMEMBERED = 256
+# How many readers the current request made (on flask.g).
+_NTH = "omni_dashboard_readers"
 
 
 def _forms(key: tuple, now: datetime) -> tuple[tuple, tuple]:
@@ -94,9 +96,14 @@ class Questions:
 
     @staticmethod
     def _scope() -> tuple:
+        """The endpoint, the query string, and which of the request's readers this is (a
+        response may read through more than one: a connection of its own for the host's
+        fields, say)."""
         if not has_request_context():
             return (None,)
-        return (request.endpoint, tuple(sorted(request.args.items(multi=True))))
+        nth = g.get(_NTH, 0)
+        setattr(g, _NTH, nth + 1)
+        return (request.endpoint, tuple(sorted(request.args.items(multi=True))), nth)
 
     def asking(self, now: datetime) -> Asking:
         """The current response's part, for a reader at ``now``."""
