@@ -7,6 +7,7 @@ every later question of the same shape, with the bounds as parameters.
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -267,12 +268,17 @@ def run_many(connection, asked: list[tuple[Question, list[Part]]]) -> list[list[
     values: dict = {}
     for tag, (question, parts) in enumerate(asked):
         values.update(_parameters(question, parts, f"q{tag}_"))
-    found: list[list[tuple]] = [[] for _ in asked]
-    for row in connection.execute(built(key, build), values):
-        found[row[0]].append(tuple(row[1:]))
+    found: list[list] = [[] for _ in asked]
+    for row in connection.execute(built(key, build), values).all():
+        found[row[0]].append(row)
     picked, names = [], list(dims)
     for (question, _), rows in zip(asked, found, strict=True):
         keys = [names.index(d) for d in question.by] + [len(names)] * question.by_slot
-        picks = keys + [1 + len(names) + measures.index(m) for m in question.kind.measures]
-        picked.append([tuple([row[i] for i in picks]) for row in rows])
+        picks = [1 + i for i in keys]
+        picks += [2 + len(names) + measures.index(m) for m in question.kind.measures]
+        pick = itemgetter(*picks)
+        if len(picks) == 1:  # itemgetter of one index returns the value, not a tuple
+            picked.append([(pick(row),) for row in rows])
+        else:
+            picked.append([pick(row) for row in rows])
     return picked
