@@ -27,12 +27,13 @@ PATHS = (
     "/api/v2/automation-metrics",
 )
 # Statements of questions a response runs once read ahead: one per reader, but that
-# /event-ops/metrics reads its p95 alongside on PostgreSQL (a reader on a second connection,
-# whose values depend on its buckets: two), and reads the host's fields on a connection of
-# their own on SQLite (not one snapshot with the host's: two readers).
+# /event-ops/metrics reads its p95 alongside (on PostgreSQL on a second connection, on
+# SQLite inline, not learned: two statements, the values depending on the buckets), and on
+# SQLite reads the host's fields on a connection of their own (not one snapshot with the
+# host's: two readers).
 READ_AHEAD = {
     ("postgresql", "/api/v2/event-ops/metrics"): 3,
-    ("sqlite", "/api/v2/event-ops/metrics"): 2,
+    ("sqlite", "/api/v2/event-ops/metrics"): 4,
 }
 # A question's statement: the sum of its rows' counts (rollups.statements._build).
 QUESTION = re.compile(r"sum\(anon_\d+\.n\)")
@@ -167,3 +168,24 @@ def test_questions_are_remembered_per_endpoint_and_query_string(pair):
         _respond(memory, NOW, [key])
     with pair.on.test_request_context("/api/v2/dashboard?channel=discord"):
         assert _ahead(memory, NOW) == set()  # the least recently used: forgotten
+
+
+def test_a_part_read_alongside_inline_is_not_learned(pair):
+    """A read alongside that runs on the response's own connection after all (its thread
+    lost the race) shares the response's answers but is not learned: what responses read
+    ahead does not depend on which side won."""
+    now = pair.clock.now = NOW
+    pair.rollups._questions = Questions()
+    own = (EVENT_SLOTS, now - timedelta(hours=1), None, ())
+    alongside = (EVENT_CHANNELS, now - timedelta(hours=24), None, ("channel",))
+    with snapshot(pair.engine) as conn:
+        for _ in range(2):
+            reader = pair.rollups.reader(conn, now, snapshot=True)
+            _sums(reader, [own])
+            _sums(reader.on(conn), [alongside])
+        reader = pair.rollups.reader(conn, now, snapshot=True)
+        with rs.statements(pair.engine, QUESTION.search) as found:
+            _sums(reader, [own])
+            [first] = _sums(reader.on(conn), [alongside])
+            assert _sums(reader, [alongside]) == [first]  # shared, not read again
+        assert len(found) == 2

@@ -4,6 +4,7 @@ Both readers answer the same question with the same result, so every query of th
 is written once against :meth:`RawReader.sums` and runs on either.
 """
 
+import copy
 from datetime import datetime
 from operator import add
 
@@ -121,6 +122,17 @@ class RollupReader(RawReader):
             oldest=self._oldest,
             sources=self._sources,
         )
+
+    def on(self, connection) -> "RawReader":
+        """As :meth:`RawReader.on`; on its own connection a reader that shares its answers
+        but learns nothing for reading ahead: a part read alongside that runs here after all
+        (a race its thread lost) is not one of the response's own questions, and learning
+        it on some responses only would vary what the next ones read ahead."""
+        if connection is not self.connection:
+            return self._like(connection)
+        unlearned = copy.copy(self)
+        unlearned._asking, unlearned._ahead = None, []
+        return unlearned
 
     def _ask(self, kind: Kind, key: tuple) -> list:
         if self._asking is not None:
