@@ -14,6 +14,7 @@ from omni_dashboard_plugin.rollups.ahead import Questions
 from omni_dashboard_plugin.rollups.kinds import EVENT_CHANNELS, EVENT_SLOTS, KINDS
 from omni_dashboard_plugin.rollups.reader import RawReader, RollupReader
 from omni_dashboard_plugin.rollups.statements import Part, Question, run, run_many
+from omni_dashboard_plugin.sql.built import Recent
 from omni_dashboard_plugin.sql.snapshot import snapshot
 
 from . import rollup_support as rs
@@ -189,3 +190,25 @@ def test_a_part_read_alongside_inline_is_not_learned(pair):
             [first] = _sums(reader.on(conn), [alongside])
             assert _sums(reader, [alongside]) == [first]  # shared, not read again
         assert len(found) == 2
+
+
+def test_the_statements_of_several_questions_kept_are_the_recently_used():
+    """Their shapes are combinations that move with the clock: a bounded number is kept,
+    the least recently used going first, and one still in use is not built again."""
+    recent, builds = Recent(2), []
+
+    def build(name):
+        def make():
+            builds.append(name)
+            return object()
+
+        return make
+
+    a = recent(("a",), build("a"))
+    recent(("b",), build("b"))
+    assert recent(("a",), build("a")) is a  # used: now the most recent
+    recent(("c",), build("c"))  # "b" goes
+    assert len(recent) == 2
+    assert recent(("a",), build("a")) is a
+    recent(("b",), build("b"))
+    assert builds == ["a", "b", "c", "b"]

@@ -30,11 +30,15 @@ from sqlalchemy import (
 
 from ..grid import FINES_PER_SLOT, SLOT_SECONDS
 from ..reading import is_many
-from ..sql.built import built
+from ..sql.built import Recent, built
 from ..sql.constructs import slot_index, slot_start
 from .kinds import Kind
 
 SLOT_LABEL = "slot"
+# The statements of several questions (run_many): a shape per combination of the questions'
+# shapes, which move with the clock through the day, so only the recently used are kept
+# (a few hundred kB each with SQLAlchemy's compiled form).
+BATCHES = Recent(64)
 EDGE_LABEL = "edge"
 
 
@@ -269,7 +273,7 @@ def run_many(connection, asked: list[tuple[Question, list[Part]]]) -> list[list[
     for tag, (question, parts) in enumerate(asked):
         values.update(_parameters(question, parts, f"q{tag}_"))
     found: list[list] = [[] for _ in asked]
-    for row in connection.execute(built(key, build), values).all():
+    for row in connection.execute(BATCHES(key, build), values).all():
         found[row[0]].append(row)
     picked, names = [], list(dims)
     for (question, _), rows in zip(asked, found, strict=True):
