@@ -1,4 +1,5 @@
-"""A small per-process cache of recent responses, computed once per key and interval."""
+"""Small per-process caches: recent responses, computed once per key and interval
+(:class:`TtlCache`), and the values of the keys used last (:class:`Recent`)."""
 
 import threading
 from collections import OrderedDict
@@ -51,3 +52,40 @@ class TtlCache:
                 with self._lock:
                     self._flights.pop(key, None)
             return value
+
+
+class Recent:
+    """The values of the ``size`` keys used last; the least recently used go first. Safe to
+    share between threads."""
+
+    def __init__(self, size: int) -> None:
+        self._values: OrderedDict = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable):
+        """The value kept for ``key`` (now the most recently used), or ``None``."""
+        with self._lock:
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value) -> None:
+        """Keep ``value`` for ``key``, replacing any (other threads may hold the old one)."""
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self._size:
+                self._values.popitem(last=False)
+
+    def get_or(self, key: Hashable, make: Callable[[], object]):
+        """The value kept for ``key``, or ``make()`` kept for it."""
+        value = self.get(key)
+        if value is None:
+            value = make()
+            self.put(key, value)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._values)

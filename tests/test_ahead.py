@@ -9,12 +9,12 @@ from datetime import timedelta
 
 import pytest
 
+from omni_dashboard_plugin.cache import Recent
 from omni_dashboard_plugin.reading import Reader
 from omni_dashboard_plugin.rollups.ahead import Questions
 from omni_dashboard_plugin.rollups.kinds import EVENT_CHANNELS, EVENT_SLOTS, KINDS
 from omni_dashboard_plugin.rollups.reader import RawReader, RollupReader
 from omni_dashboard_plugin.rollups.statements import Part, Question, run, run_many
-from omni_dashboard_plugin.sql.built import Recent
 from omni_dashboard_plugin.sql.snapshot import snapshot
 
 from . import rollup_support as rs
@@ -204,11 +204,11 @@ def test_the_statements_of_several_questions_kept_are_the_recently_used():
 
         return make
 
-    a = recent(("a",), build("a"))
-    recent(("b",), build("b"))
-    assert recent(("a",), build("a")) is a  # used: now the most recent
-    recent(("c",), build("c"))  # "b" goes
+    a = recent.get_or(("a",), build("a"))
+    recent.get_or(("b",), build("b"))
+    assert recent.get_or(("a",), build("a")) is a  # used: now the most recent
+    recent.get_or(("c",), build("c"))  # "b" goes
     assert len(recent) == 2
-    assert recent(("a",), build("a")) is a
-    recent(("b",), build("b"))
+    assert recent.get_or(("a",), build("a")) is a
+    recent.get_or(("b",), build("b"))
     assert builds == ["a", "b", "c", "b"]

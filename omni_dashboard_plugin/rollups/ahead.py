@@ -15,13 +15,13 @@ Answers stay exact: a question read ahead is the very question asked (its kind, 
 keys and filters), read in the same snapshot.
 """
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from flask import g, has_request_context, request
+
+from ..cache import Recent
 
 # Endpoints and query strings remembered (the least recently used go first).
 REMEMBERED = 256
@@ -90,9 +90,7 @@ class Questions:
     """The questions each endpoint's last response asked, per query string."""
 
     def __init__(self, size: int = REMEMBERED) -> None:
-        self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
+        self._entries = Recent(size)
 
     @staticmethod
     def _scope() -> tuple:
@@ -108,17 +106,9 @@ class Questions:
     def asking(self, now: datetime) -> Asking:
         """The current response's part, for a reader at ``now``."""
         scope = self._scope()
-        with self._lock:
-            prior = self._entries.get(scope)
-            if prior is not None:
-                self._entries.move_to_end(scope)
-        return Asking(self, scope, now, prior)
+        return Asking(self, scope, now, self._entries.get(scope))
 
     def store(self, scope: tuple, entry: _Entry) -> None:
         """Keep ``entry`` as what the endpoint's last response asked (replaced whole:
         other threads may be reading the one before)."""
-        with self._lock:
-            self._entries[scope] = entry
-            self._entries.move_to_end(scope)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+        self._entries.put(scope, entry)

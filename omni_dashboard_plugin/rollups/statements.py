@@ -28,9 +28,10 @@ from sqlalchemy import (
     union_all,
 )
 
+from ..cache import Recent
 from ..grid import FINES_PER_SLOT, SLOT_SECONDS
 from ..reading import is_many
-from ..sql.built import Recent, built
+from ..sql.built import built
 from ..sql.constructs import slot_index, slot_start
 from .kinds import Kind
 
@@ -273,7 +274,7 @@ def run_many(connection, asked: list[tuple[Question, list[Part]]]) -> list[list[
     for tag, (question, parts) in enumerate(asked):
         values.update(_parameters(question, parts, f"q{tag}_"))
     found: list[list] = [[] for _ in asked]
-    for row in connection.execute(BATCHES(key, build), values).all():
+    for row in connection.execute(BATCHES.get_or(key, build), values).all():
         found[row[0]].append(row)
     picked, names = [], list(dims)
     for (question, _), rows in zip(asked, found, strict=True):
