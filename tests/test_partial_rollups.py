@@ -9,7 +9,7 @@ import pytest
 from omni_dashboard_plugin.grid import slot_of
 from omni_dashboard_plugin.rollups import refresh as module
 from omni_dashboard_plugin.rollups.kinds import PREFIX
-from omni_dashboard_plugin.rollups.statements import EDGE_LABEL
+from omni_dashboard_plugin.rollups.statements import TAG_LABEL
 
 from . import rollup_support as rs
 from .conftest import NOW
@@ -27,10 +27,10 @@ def pair(db_url):
 
 def rolled_reads(engine):
     """Collect the statements meanwhile that read a rolled table (slot, hour, day, total)
-    or shared edges."""
+    or several questions at once (shared edges with the questions that take them)."""
     rolled = re.compile(rf"{PREFIX}\w+_(slot|hour|day|total)\b")
     return rs.statements(
-        engine, lambda statement: bool(rolled.search(statement)) or f"AS {EDGE_LABEL}" in statement
+        engine, lambda statement: bool(rolled.search(statement)) or f"AS {TAG_LABEL}" in statement
     )
 
 
@@ -70,4 +70,4 @@ def test_a_refresh_stopped_midway_leaves_reads_raw_until_the_rollups_catch_up(pa
     pair.rollups.refresh()
     with rolled_reads(pair.engine) as rolled:
         rs.assert_same(pair, WINDOW, rs.INSTANCE_IDS[1])
-    assert any(f"AS {EDGE_LABEL}" in statement for statement in rolled)
+    assert any(f"AS {TAG_LABEL}" in statement for statement in rolled)

@@ -15,7 +15,7 @@ Answers stay exact: a question read ahead is the very question asked (its kind, 
 keys and filters), read in the same snapshot.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -60,8 +60,8 @@ def _key(form: tuple, now: datetime) -> tuple:
 class _Entry:
     """What one response asked (forms -> kind), and which of them the one before asked too."""
 
-    asked: dict = field(default_factory=dict)
-    again: dict = field(default_factory=dict)
+    asked: dict
+    again: dict
 
 
 class Asking:

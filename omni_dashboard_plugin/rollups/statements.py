@@ -1,8 +1,9 @@
-"""The SQL of a reader's question, built once per shape with bound parameters.
+"""The SQL of a reader's questions, built once per shape with bound parameters.
 
 A question is described as parts (raw time ranges, rolled bucket ranges, a total table)
 whose bounds are values; the statement for that shape of parts is built once and reused by
-every later question of the same shape, with the bounds as parameters.
+every later question of the same shape, with the bounds as parameters. Several questions
+are read in one statement by :func:`run_many`, each row tagged with its question.
 """
 
 from dataclasses import dataclass, field
@@ -36,11 +37,12 @@ from ..sql.constructs import slot_index, slot_start
 from .kinds import Kind
 
 SLOT_LABEL = "slot"
+# The column of run_many's rows that names their question (its position in the call).
+TAG_LABEL = "question"
 # The statements of several questions (run_many): a shape per combination of the questions'
 # shapes, which move with the clock through the day, so only the recently used are kept
 # (a few hundred kB each with SQLAlchemy's compiled form).
 BATCHES = Recent(64)
-EDGE_LABEL = "edge"
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ def _tagged(question: Question, parts: list[Part], tag: int, prefix: str, layout
     values = [
         rows.c[m] if m in question.kind.measures else literal_column("0").label(m) for m in measures
     ]
-    return select(literal_column(str(tag)).label(EDGE_LABEL), *keys, slot, *values)
+    return select(literal_column(str(tag)).label(TAG_LABEL), *keys, slot, *values)
 
 
 def _parameters(question: Question, parts: list[Part], prefix: str = "p") -> dict:
