@@ -6,14 +6,17 @@ beside folds lose nothing."""
 import itertools
 import logging
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, event, func, insert, literal_column, select, text, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from host_example.tables import omni_events
 from omni_dashboard_plugin.rollups import tail
-from omni_dashboard_plugin.rollups.kinds import EDGES_TAIL, EVENT_LOG, tail_cut
+from omni_dashboard_plugin.rollups.kinds import COUNTS_TAIL, EDGES_TAIL, EVENT_LOG, tail_cut
 
 from . import rollup_support as rs
 from .test_tail import _kept, _oracle, _start
@@ -201,14 +204,21 @@ def _scans_of(plan: dict, relation: str) -> list[dict]:
     return found
 
 
-def _planned_as_its_function_runs(conn, kind) -> dict:
+def _planned_as_its_function_runs(conn, kind, **only: list[str]) -> dict:
     """The plan of the query that the tail kind's function runs, with the function's own
-    settings (read from the catalog) in force."""
+    settings (read from the catalog) in force, and its parameters NULL (every value) but
+    those of ``only`` (the values a narrowed read keeps)."""
     body, settings = conn.execute(
         text("SELECT prosrc, proconfig FROM pg_proc WHERE proname = :name"),
         {"name": tail.recent_function(kind)},
     ).one()
     query = body.split("BEGIN RETURN QUERY ", 1)[1].removesuffix("; END")
+    kept = kind.table("kept")
+    for d in kind.dims:
+        values = only.get(d)
+        array = "NULL" if values is None else "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]"
+        typed = f"{array}::{ARRAY(kept.c[d].type).compile(dialect=postgresql.dialect())}"
+        query = re.sub(rf"\bonly_{d}\b", typed, query)
     for setting in settings:
         name, value = setting.split("=", 1)
         conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
@@ -236,10 +246,15 @@ def test_a_read_of_the_tail_is_planned_for_the_rows_after_the_cut(pg_url):
         assert "Function Scan" in _nodes(plan[0]["Plan"])
         assert "Gather" not in _nodes(plan[0]["Plan"])
         inside = _planned_as_its_function_runs(conn, EDGES_TAIL)
-    (scan,) = _scans_of(inside, omni_events.name)
-    assert scan["Plan Rows"] < 50, scan  # none of the 3,000 events is after the cut
-    assert scan["Node Type"] == "Bitmap Heap Scan", scan
-    assert "Sort" not in _nodes(inside), inside
+        # A narrowed read's: by the cut's index alone, not also by the index on channel
+        # (whose thousands of rows of a channel a BitmapAnd would read).
+        narrowed = _planned_as_its_function_runs(conn, EDGES_TAIL, channel=["whatsapp"])
+    for plan in (inside, narrowed):
+        (scan,) = _scans_of(plan, omni_events.name)
+        assert scan["Plan Rows"] < 50, scan  # none of the 3,000 events is after the cut
+        assert scan["Node Type"] == "Bitmap Heap Scan", scan
+        assert [index["Index Name"] for index in scan["Plans"]] == ["ix_omni_events_received_at"]
+        assert "Sort" not in _nodes(plan), plan
     _exact(pair, now, 1)
 
 
@@ -251,7 +266,7 @@ def test_an_install_replaces_a_tail_function_of_other_columns(pg_url, caplog):
     view, reader = EDGES_TAIL.table("tail").name, tail.recent_function(EDGES_TAIL)
     with pair.engine.begin() as conn:
         conn.exec_driver_sql(f"DROP VIEW {view}")
-        conn.exec_driver_sql(f"DROP FUNCTION {reader}()")
+        conn.exec_driver_sql(f"DROP FUNCTION {reader}")
         conn.exec_driver_sql(
             f"CREATE FUNCTION {reader}() RETURNS TABLE (bucket bigint) LANGUAGE sql "
             "STABLE AS 'SELECT 1::bigint'"
@@ -334,3 +349,45 @@ def test_a_read_of_the_tail_reads_the_cut_once(pg_url):
         conn.execute(select(func.count()).select_from(EDGES_TAIL.table("tail")))
         assert conn.execute(select(calls)).scalar() <= 3
     _exact(pair, now, 1)
+
+
+def _function_rows(plan: dict, name: str) -> list[int]:
+    """The rows each call of the function ``name`` returned in an EXPLAIN ANALYZE plan (its
+    scan's, and those the scan's filter removed: the read's own condition)."""
+    returned = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
+    found = [returned] if plan.get("Function Name") == name else []
+    for child in plan.get("Plans", []):
+        found += _function_rows(child, name)
+    return found
+
+
+def test_a_narrowed_read_sums_only_the_rows_it_keeps(pg_url):
+    """A read narrowed to an instance passes it to the tail's function, which sums only
+    that instance's rows from the cut on (at 2,000 events a second the narrowed dashboard
+    summed every instance's to keep one's); the numbers are the raw rows'."""
+    pair, now, _ = _pair_with_events(pg_url, range(600, 3600, 7))
+    _cut_reaches(pair, now - timedelta(seconds=60))
+    # After the cut, whatever it reaches meanwhile: one group of rows per instance.
+    young = [
+        rs.event_row(now + timedelta(seconds=30), {**rs.SAMPLE_EVENT, "instance": n})
+        for n in (0, 1, 2)
+        for _ in range(4)
+    ]
+    rs.write(pair.engine, events=young)
+    pair.clock.now = now + timedelta(minutes=1)
+    reader = tail.recent_function(COUNTS_TAIL)
+    returned = []
+
+    def explained(conn, cursor, statement, parameters, context, executemany):
+        if f"{reader}(" in statement:
+            with cursor.connection.cursor() as own:  # the request's transaction: its snapshot
+                own.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", parameters)
+                returned.extend(_function_rows(own.fetchone()[0][0]["Plan"], reader))
+
+    event.listen(pair.engine, "before_cursor_execute", explained)
+    try:
+        pair.get(pair.on, f"/api/v2/dashboard?instanceId={rs.INSTANCE_IDS[1]}")
+    finally:
+        event.remove(pair.engine, "before_cursor_execute", explained)
+    assert returned and set(returned) == {1}, returned  # instance 1's group, not all three
+    _exact(pair, pair.clock.now, 1)

@@ -6,11 +6,11 @@ from ..grid import SLOT_SECONDS, slot_time
 from ..sql.constructs import slot_index, slot_start
 
 
-def by_slot(kind, low, high, *, width: int = SLOT_SECONDS):
+def by_slot(kind, low, high, *, width: int = SLOT_SECONDS, where=()):
     """SELECT slot, dims, measures of the source rows of slots ``[low, high)`` (``None``:
-    open), by slot, or by bucket of ``width`` seconds (inserted in that order, a range of
-    slots lies on few pages). The grouping is a subquery so that PostgreSQL hashes the raw
-    rows and sorts only the groups.
+    open) that meet the conditions ``where`` too, by slot, or by bucket of ``width``
+    seconds (inserted in that order, a range of slots lies on few pages). The grouping is
+    a subquery so that PostgreSQL hashes the raw rows and sorts only the groups.
 
     ``low`` and ``high`` are slots, or bound parameters that hold their first instants (a
     statement built once for every range)."""
@@ -20,6 +20,7 @@ def by_slot(kind, low, high, *, width: int = SLOT_SECONDS):
         conditions.append(kind.time < _instant(high))
     if kind.where is not None:
         conditions.append(kind.where)
+    conditions += where
     grouped = (
         select(
             slot_index(start).label("bucket"),

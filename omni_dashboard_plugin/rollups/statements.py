@@ -35,6 +35,7 @@ from ..reading import is_many
 from ..sql.built import built
 from ..sql.constructs import slot_index, slot_start
 from .kinds import Kind
+from .tail import rows as tail_rows
 
 SLOT_LABEL = "slot"
 # The column of run_many's rows that names their question (its position in the call).
@@ -146,11 +147,13 @@ def _raw_rows(question: Question, part: Part, prefix: str, n: int) -> Select:
 
 
 def _tail_rows(question: Question, part: Part, prefix: str, n: int) -> Select:
-    """The tail view's rows of the buckets from ``part.low`` on: like raw rows, grouped by
-    slot already (no parent to follow: see .tail)."""
+    """The tail's rows of the buckets from ``part.low`` on: like raw rows, grouped by slot
+    already (no parent to follow: see .tail); the rows from the cut on summed only for the
+    values the question keeps of each dim (``prefix`` a_ parameters, arrays)."""
     tail = question.kind.tail
     assert tail is not None  # a reader reads the tail only of a kind that keeps one
-    table = tail.table("tail")
+    kept = [d for d, v in question.where if v is not None and d in tail.dims]
+    table = tail_rows(tail, {d: bindparam(f"{prefix}a_{d}") for d in kept}).subquery()
     keys: list[ColumnElement[Any]] = [table.c[d] for d in question.by]
     if question.by_slot:
         keys.append(table.c.bucket.label(SLOT_LABEL))
@@ -229,6 +232,12 @@ def _parameters(question: Question, parts: list[Part], prefix: str = "p") -> dic
     values = {
         f"{prefix}w_{d}": list(v) if is_many(v) else v for d, v in question.where if v is not None
     }
+    # The arrays of the values kept, for the tail's function (unused by other parts).
+    values.update(
+        (f"{prefix}a_{d}", list(v) if is_many(v) else [v])
+        for d, v in question.where
+        if v is not None
+    )
     for n, part in enumerate(parts):
         if part.source != "total":
             values[f"{prefix}{n}_low"], values[f"{prefix}{n}_high"] = part.low, part.high

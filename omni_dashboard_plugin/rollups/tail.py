@@ -18,7 +18,9 @@ comparison, so a write to a young row, Omni's every insert and status move, call
 function.
 
 Each tail kind reads a view: the kept rows, the log's rows dated before the cut, and the
-source's rows from the cut on, reading the cut in the same statement. Any snapshot
+source's rows from the cut on, reading the cut in the same statement (a read narrowed by a
+dim reads the same parts, passing the values it keeps to the function that sums the rows
+from the cut on: :func:`rows`). Any snapshot
 therefore sees rows that sum, slot by slot, to exactly the raw rows it sees, from the slot
 that the ``tail`` row of the state table names on.
 
@@ -48,18 +50,20 @@ from sqlalchemy import (
     DateTime,
     Text,
     and_,
+    any_,
     case,
     cast,
     column,
     delete,
+    false,
     func,
     insert,
     literal,
     literal_column,
+    null,
     or_,
     select,
     table,
-    text,
     union_all,
     update,
 )
@@ -252,33 +256,71 @@ def recent_function(kind) -> str:
     return f"{kind.table('tail').name}_recent"
 
 
-def view_sql(kind) -> list[str]:
-    """CREATE the function that reads a tail kind's rows from the cut on, the view the kind
-    reads, and its rule: rows inserted into the view go to the kept table. Before the cut,
-    its kept rows and the log's; from the cut on, omni_events' rows by slot and dims (through
-    its received_at index, in the function): one statement reads the cut and the rows on
-    both sides of it in one snapshot (a STABLE function reads the calling statement's)."""
-    kept, view = kind.table("kept"), kind.table("tail").name
+def _only(dim: str) -> str:
+    """The name of the recent rows' function's parameter that keeps the values of ``dim``."""
+    return f"only_{dim}"
+
+
+def _array_of(kind, dim: str) -> postgresql.ARRAY:
+    """The type of that parameter: an array of the dim's values."""
+    return postgresql.ARRAY(kind.table("kept").c[dim].type)
+
+
+def _kept_values(kind) -> list:
+    """The conditions of the recent rows' function: each dim's value is among its
+    parameter's (an array), unless that is NULL (the default: every value). Written so
+    that no index serves them (coalesce): the rows are found by the cut's index alone,
+    not by a BitmapAnd with the index on channel, whose rows of a channel the planner may
+    guess few of."""
+    conditions = []
+    for d, expr in kind.dims.items():
+        values = literal_column(_only(d), type_=_array_of(kind, d))
+        conditions.append(or_(values.is_(None), func.coalesce(expr == any_(values), false())))
+    return conditions
+
+
+def rows(kind, only: dict | None = None):
+    """SELECT the tail kind's rows: its kept rows, the log's rows dated before the cut and,
+    from the cut on, the source's rows by slot and dims, read by its function; of those the
+    function reads, only the values of each dim of ``only`` (``{dim: a list of values}``,
+    bound parameters: a read narrowed by a dim passes the values it keeps, so that the
+    function sums only those rows; the read keeps its own condition on every part)."""
+    kept = kind.table("kept")
     columns = ["bucket", *kind.dims, *kind.measures]
     # The log's rows are compared with the cut read once (an InitPlan): the function in a
     # filter runs per row, 2.4 µs each: milliseconds a read at thousands of log rows.
     log = logged_of(kind).log
     logged = _changes(kind, log).where(log.c[kind.time.name] < select(cut_at()).scalar_subquery())
-    grouped = by_slot(kind, cut_at(), None).order_by(None).subquery()
+    only = only or {}
+    arguments = [cast(only.get(d, null()), _array_of(kind, d)) for d in kind.dims]
+    reader = functions.Function(recent_function(kind), *arguments if only else ())
+    recent = reader.table_valued(*(column(c.name, c.type) for c in kept.c))
+    from_function = select(*(recent.c[c] for c in columns))
+    return union_all(select(*(kept.c[c] for c in columns)), logged, from_function)
+
+
+def view_sql(kind) -> list[str]:
+    """CREATE the function that reads a tail kind's rows from the cut on, the view the kind
+    reads (:func:`rows`, every value), and its rule: rows inserted into the view go to the
+    kept table. One statement reads the cut and the rows on both sides of it in one
+    snapshot (a STABLE function reads the calling statement's)."""
+    kept, view = kind.table("kept"), kind.table("tail").name
+    columns = ["bucket", *kind.dims, *kind.measures]
+    grouped = by_slot(kind, cut_at(), None, where=_kept_values(kind)).order_by(None).subquery()
     recent = select(*(grouped.c[c.name] for c in kept.columns))
-    reader = recent_function(kind)
-    named: list[ColumnClause[Any]] = [column(c) for c in columns]
-    from_function = select(*named).select_from(text(f"{reader}()"))
-    rows = union_all(select(*(kept.c[c] for c in columns)), logged, from_function)
     new = ", ".join(f"NEW.{c}" for c in columns)
     # Its columns are named, not the kept table's row type: nothing of it depends on the
     # table, so what drops the tables (an earlier release's uninstall too) need not know it.
     returns = ", ".join(f"{c.name} {c.type.compile(dialect=postgresql.dialect())}" for c in kept.c)
+    parameters = ", ".join(
+        f"{_only(d)} {_array_of(kind, d).compile(dialect=postgresql.dialect())} DEFAULT NULL"
+        for d in kind.dims
+    )
     return [
-        f"CREATE OR REPLACE FUNCTION {reader}() RETURNS TABLE ({returns}) LANGUAGE plpgsql "
-        f"STABLE {_RECENT_SETTINGS} AS "
+        f"CREATE OR REPLACE FUNCTION {recent_function(kind)}({parameters}) "
+        f"RETURNS TABLE ({returns}) LANGUAGE plpgsql STABLE {_RECENT_SETTINGS} AS "
         f"$body${_USE_COLUMN} BEGIN RETURN QUERY {_pg(recent)}; END$body$",
-        f"CREATE OR REPLACE VIEW {view} AS {_pg(rows)}",
+        f"CREATE OR REPLACE VIEW {view} AS {_pg(rows(kind))}",
         f"CREATE OR REPLACE RULE {view}_insert AS ON INSERT TO {view} "
         f"DO INSTEAD INSERT INTO {kept.name} ({', '.join(columns)}) VALUES ({new})",
     ]
@@ -295,7 +337,8 @@ def _view_definition(name: str) -> tuple[tuple[str, ...], str]:
 def _drop_view(connection, kind) -> None:
     """Drop the tail kind's view, then the function it calls, if there are any."""
     connection.execute(DDL(f"DROP VIEW IF EXISTS {kind.table('tail').name}"))
-    connection.execute(DDL(f"DROP FUNCTION IF EXISTS {recent_function(kind)}()"))
+    # By name alone: whatever its parameters (an earlier release's had none).
+    connection.execute(DDL(f"DROP FUNCTION IF EXISTS {recent_function(kind)}"))
 
 
 def _keep_view_current(connection, kind) -> None:
