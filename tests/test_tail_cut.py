@@ -259,19 +259,24 @@ def test_a_read_of_the_tail_is_planned_for_the_rows_after_the_cut(pg_url):
 
 
 def test_an_install_replaces_a_tail_function_of_other_columns(pg_url, caplog):
-    """A release whose family has other columns: its function cannot be replaced in place
-    (PostgreSQL keeps a function's result type), so the install drops it and its view
-    first, and the tail is kept, read exactly, not read raw for good."""
+    """A release whose family has other columns or parameters: its function cannot be
+    replaced in place (PostgreSQL keeps a function's result type, and a function of other
+    parameters is another function), so the install drops it and its view first, and the
+    tail is kept, read exactly, not read raw for good. So with the function of an earlier
+    release (``_recent``, no parameters), which is dropped too."""
     pair, now, _ = _pair_with_events(pg_url, range(0, 3600, 7))
     view, reader = EDGES_TAIL.table("tail").name, tail.recent_function(EDGES_TAIL)
+    earlier = f"{view}_recent"
+    assert earlier != reader  # a call without arguments would find both
     with pair.engine.begin() as conn:
         conn.exec_driver_sql(f"DROP VIEW {view}")
         conn.exec_driver_sql(f"DROP FUNCTION {reader}")
-        conn.exec_driver_sql(
-            f"CREATE FUNCTION {reader}() RETURNS TABLE (bucket bigint) LANGUAGE sql "
-            "STABLE AS 'SELECT 1::bigint'"
-        )
-        conn.exec_driver_sql(f"CREATE VIEW {view} AS SELECT * FROM {reader}()")
+        for name, parameters in ((earlier, ""), (reader, "only_status text")):
+            conn.exec_driver_sql(
+                f"CREATE FUNCTION {name}({parameters}) RETURNS TABLE (bucket bigint) "
+                "LANGUAGE sql STABLE AS 'SELECT 1::bigint'"
+            )
+        conn.exec_driver_sql(f"CREATE VIEW {view} AS SELECT * FROM {earlier}()")
         conn.exec_driver_sql(f"COMMENT ON VIEW {view} IS 'an earlier release'")
     with caplog.at_level(logging.WARNING, logger=tail.log.name):
         assert pair.rollups.install()
@@ -279,7 +284,10 @@ def test_an_install_replaces_a_tail_function_of_other_columns(pg_url, caplog):
     _cut_reaches(pair, now - timedelta(seconds=30))
     with pair.engine.connect() as conn:
         columns = conn.exec_driver_sql(f"SELECT * FROM {reader}() LIMIT 0").keys()
+        named = "SELECT proname FROM pg_proc WHERE proname IN (%(earlier)s, %(reader)s)"
+        found = conn.exec_driver_sql(named, {"earlier": earlier, "reader": reader}).all()
     assert list(columns) == [c.name for c in EDGES_TAIL.table("kept").c]
+    assert found == [(reader,)]  # this release's, once; the earlier one's gone
     _exact(pair, now, 1)
 
 

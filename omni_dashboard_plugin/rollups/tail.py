@@ -48,6 +48,7 @@ from sqlalchemy import (
     Column,
     ColumnClause,
     DateTime,
+    String,
     Text,
     and_,
     any_,
@@ -252,8 +253,17 @@ _USE_COLUMN = "#variable_conflict use_column\n"
 
 
 def recent_function(kind) -> str:
-    """The name of the function that reads the tail kind's rows from the cut on."""
-    return f"{kind.table('tail').name}_recent"
+    """The name of the function that reads the tail kind's rows from the cut on. Not the
+    name of an earlier release's, which took no parameters (``_recent``): a call without
+    arguments would find both, so a node of either release could not create its view while
+    the other's function is there (as in a rolling deploy)."""
+    return f"{kind.table('tail').name}_recent_rows"
+
+
+def _recent_functions(kind) -> tuple[str, str]:
+    """The names of the kind's function of the rows from the cut on, this release's and an
+    earlier one's."""
+    return recent_function(kind), f"{kind.table('tail').name}_recent"
 
 
 def _only(dim: str) -> str:
@@ -262,8 +272,10 @@ def _only(dim: str) -> str:
 
 
 def _array_of(kind, dim: str) -> postgresql.ARRAY:
-    """The type of that parameter: an array of the dim's values."""
-    return postgresql.ARRAY(kind.table("kept").c[dim].type)
+    """The type of that parameter: an array of the dim's values, of any length (a cast to
+    ``varchar(50)[]`` would cut a longer value a read keeps to one it does not)."""
+    type_ = kind.table("kept").c[dim].type
+    return postgresql.ARRAY(String() if isinstance(type_, String) else type_)
 
 
 def _kept_values(kind) -> list:
@@ -337,8 +349,19 @@ def _view_definition(name: str) -> tuple[tuple[str, ...], str]:
 def _drop_view(connection, kind) -> None:
     """Drop the tail kind's view, then the function it calls, if there are any."""
     connection.execute(DDL(f"DROP VIEW IF EXISTS {kind.table('tail').name}"))
-    # By name alone: whatever its parameters (an earlier release's had none).
-    connection.execute(DDL(f"DROP FUNCTION IF EXISTS {recent_function(kind)}"))
+    # Whatever their parameters: each as its signature, which names it alone.
+    procs = table("pg_proc", column("proname"), column("pronamespace"))
+    signature: ColumnClause[str] = literal_column("oid::regprocedure::text")
+    found = (
+        select(signature)
+        .select_from(procs)
+        .where(
+            procs.c.pronamespace == func.to_regnamespace(func.current_schema()),
+            procs.c.proname.in_(_recent_functions(kind)),
+        )
+    )
+    for name in connection.execute(found).scalars().all():
+        connection.execute(DDL(f"DROP FUNCTION {name}"))
 
 
 def _keep_view_current(connection, kind) -> None:
