@@ -311,6 +311,7 @@ class Refresher(multiprocessing.Process):
             refresh(engine, self.clock(), self.horizon)
             self._runs.put(
                 {
+                    "began": began,
                     "seconds": time.monotonic() - began,
                     "cpu": time.process_time() - own + _backend_cpu_seconds(engine) - backend,
                     "tail_rows": (tail_rows, _tail_rows(engine)),
@@ -325,6 +326,23 @@ class Refresher(multiprocessing.Process):
         while (run := self._runs.get()) is not None:
             self.runs.append(run)
         self.join()
+
+
+def _beside_refreshes(spans: list[tuple[float, float]], runs: list[dict]) -> str:
+    """A line: how many of the slowest 1 % of the timed requests (every call) overlapped a
+    refresh run, against how many of all of them did: whether the refresh makes the p99."""
+    refreshes = [(run["began"], run["began"] + run["seconds"]) for run in runs]
+
+    def overlapped(span) -> bool:
+        return any(start < span[1] and span[0] < end for start, end in refreshes)
+
+    slowest = sorted(spans, key=lambda span: span[0] - span[1])[: max(1, len(spans) // 100)]
+    share = sum(map(overlapped, spans)) / len(spans) * 100
+    return (
+        f"- requests that overlapped a refresh run: {sum(map(overlapped, slowest))} of the "
+        f"slowest {len(slowest)} (the slowest 1 %), against {share:.0f} % of all "
+        f"{len(spans):,}"
+    )
 
 
 def _tail_rows(engine) -> tuple[int, int]:
@@ -605,13 +623,15 @@ def main(argv=None):
     refresher.start()
     paused = 0.0
     minutes: list[list[float]] = []  # the plain dashboard's samples, minute by minute
+    spans: list[tuple[float, float]] = []  # every timed request's (start, end), monotonic
     try:
         while time.monotonic() - began < args.minutes * 60:
             for label, path in timed:
-                started = time.perf_counter()
+                started, since = time.perf_counter(), time.monotonic()
                 response = client.get(path, headers={"x-api-key": KEY})
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 samples[label].append(elapsed_ms)
+                spans.append((since, time.monotonic()))
                 if label == timed[0][0]:
                     minute = int((time.monotonic() - began - paused) // 60)
                     minutes += [[] for _ in range(minute + 1 - len(minutes))]
@@ -691,6 +711,7 @@ def main(argv=None):
             if runs
             else "no fold"
         ),
+        _beside_refreshes(spans, runs),
         f"- the machine's cores were busy {_machine_busy(busy) * 100:.0f} % of the run "
         "(every process, the database's included)",
         f"- checkpoints (writer paused, clock stopped, every call on and off): {checkpoints}, "
