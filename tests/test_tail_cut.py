@@ -330,6 +330,28 @@ def test_a_refresh_builds_no_statement_of_the_tail(pg_url, monkeypatch):
     _exact(pair, pair.clock.now, 1)
 
 
+def test_a_fold_scans_the_new_events_once(pg_url):
+    """A fold reads omni_events' rows between the two cuts once for all its families (each
+    scanned them itself: five scans of the same rows), and stays exact."""
+    pair, now, _ = _pair_with_events(pg_url, range(60, 3600, 7), status="received")
+    _cut_reaches(pair, now - timedelta(seconds=30))  # seeded: the next refresh folds
+    scans = []
+
+    def planned(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("WITH cuts AS"):  # the fold (see tail._moved)
+            with cursor.connection.cursor() as own:  # EXPLAIN alone runs nothing
+                own.execute(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+                scans.append(len(_scans_of(own.fetchone()[0][0]["Plan"], omni_events.name)))
+
+    event.listen(pair.engine, "before_cursor_execute", planned)
+    try:
+        pair.rollups.refresh()
+    finally:
+        event.remove(pair.engine, "before_cursor_execute", planned)
+    assert scans == [1]
+    _exact(pair, now, 1)
+
+
 def test_the_fold_is_not_compiled(pg_url):
     """The fold reads both cuts in its own statement, so the planner guesses a share of
     omni_events between them: at 10M events its estimate crossed jit_above_cost, and JIT

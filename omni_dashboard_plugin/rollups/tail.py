@@ -624,31 +624,55 @@ def _moved(seeded: bool):
         slot = slot_index(slot_start(before.c[time], SLOT_SECONDS))
         touched = select(slot.label("bucket")).distinct().cte(f"touched_{m}")
         statements += [logged, touched]
+        if seeded:
+            _seed_kinds(source, m, old_cut, new_cut, statements)
+            continue
+        # The source's rows between the cuts, read once for all its kinds (each summed
+        # them from a scan of its own: five scans of the same rows), signed like the log's.
+        young = _young(source, old_cut, new_cut).cte(f"young_{m}")
+        when = slot_index(slot_start(young.c[time], SLOT_SECONDS))
+        arrived = select(when.label("bucket")).distinct().cte(f"arrived_{m}")
+        statements += [young, arrived]
         for n, kind in enumerate(source.kinds):
             kept = kind.table("kept")
-            recent = by_slot(kind, old_cut, new_cut).order_by(None).cte(f"recent_{m}_{n}")
-            deleted = delete(kept)
-            if not seeded:  # the slots that change (the others are folded already)
-                deleted = deleted.where(
-                    kept.c.bucket >= low,
-                    or_(
-                        kept.c.bucket.in_(select(touched.c.bucket)),
-                        kept.c.bucket.in_(select(recent.c.bucket)),
-                    ),
-                )
+            # The slots that change (the others are folded already).
+            changed = or_(
+                kept.c.bucket.in_(select(touched.c.bucket)),
+                kept.c.bucket.in_(select(arrived.c.bucket)),
+            )
+            deleted = delete(kept).where(kept.c.bucket >= low, changed)
             gone = deleted.returning(*kept.c).cte(f"gone_{m}_{n}")
-            if seeded:
-                rows = select(recent).subquery()
-            else:
-                changes = _changes(kind, before).subquery()
-                earlier = select(changes).where(changes.c.bucket >= low)
-                rows = union_all(select(gone), earlier, select(recent)).subquery()
+            changes = _changes(kind, before).subquery()
+            earlier = select(changes).where(changes.c.bucket >= low)
+            rows = union_all(select(gone), earlier, _changes(kind, young)).subquery()
             statements += [
-                recent,
                 gone,
                 _summed(kind, rows, kept).returning(literal(1)).cte(f"kept_{m}_{n}"),
             ]
     return select(literal(1)).add_cte(*statements)
+
+
+def _young(source: Logged, old_cut, new_cut):
+    """SELECT the columns the log copies of the source's rows between the cuts, each +1."""
+    time = source.source.c[source.time.name]
+    columns = [source.source.c[c] for c in source.columns]
+    between = and_(time >= old_cut, time < new_cut)
+    return select(literal(1).label("sign"), *columns).where(between)
+
+
+def _seed_kinds(source: Logged, m: int, old_cut, new_cut, statements: list) -> None:
+    """Append to ``statements`` the CTEs that empty the source's kinds' kept tables and
+    fill them with the source's rows between the cuts, by slot and dims."""
+    for n, kind in enumerate(source.kinds):
+        kept = kind.table("kept")
+        recent = by_slot(kind, old_cut, new_cut).order_by(None).cte(f"recent_{m}_{n}")
+        gone = delete(kept).returning(*kept.c).cte(f"gone_{m}_{n}")
+        rows = select(recent).subquery()
+        statements += [
+            recent,
+            gone,
+            _summed(kind, rows, kept).returning(literal(1)).cte(f"kept_{m}_{n}"),
+        ]
 
 
 def _fold(connection, watermark: int, start: int | None) -> None:
