@@ -619,20 +619,20 @@ def _moved(seeded: bool):
     statements = [cuts, stored]
     for m, source in enumerate(LOGGED):
         logged = delete(source.log).returning(*source.log.c).cte(f"logged_{m}")
+        statements.append(logged)
+        if seeded:
+            _seed_kinds(source, m, old_cut, new_cut, statements)
+            continue
         time = source.time.name
         before = select(logged).where(logged.c[time] < old_cut).subquery()
         slot = slot_index(slot_start(before.c[time], SLOT_SECONDS))
         touched = select(slot.label("bucket")).distinct().cte(f"touched_{m}")
-        statements += [logged, touched]
-        if seeded:
-            _seed_kinds(source, m, old_cut, new_cut, statements)
-            continue
         # The source's rows between the cuts, read once for all its kinds (each summed
         # them from a scan of its own: five scans of the same rows), signed like the log's.
         young = _young(source, old_cut, new_cut).cte(f"young_{m}")
         when = slot_index(slot_start(young.c[time], SLOT_SECONDS))
         arrived = select(when.label("bucket")).distinct().cte(f"arrived_{m}")
-        statements += [young, arrived]
+        statements += [touched, young, arrived]
         for n, kind in enumerate(source.kinds):
             kept = kind.table("kept")
             # The slots that change (the others are folded already).
