@@ -8,7 +8,7 @@ current layout's list: an uninstall also removes what an earlier release left be
 from sqlalchemy import DDL, Text, cast, column, func, select, table
 from sqlalchemy.dialects.postgresql import REGCLASS
 
-from .triggers import PLUGIN_PATTERN
+from .triggers import PLUGIN_PATTERN, function_drops
 
 # PostgreSQL relation kinds the plugin's names may have, and how each is dropped
 # (indexes and sequences go with their tables).
@@ -55,17 +55,7 @@ def _postgresql_drops(connection) -> list[str]:
         if names:
             drops.append(f"DROP {what} IF EXISTS {', '.join(names)}")
     # Functions last: the tail's views call one.
-    procs = table("pg_proc", column("oid"), column("proname"), column("pronamespace"))
-    arguments = func.pg_get_function_identity_arguments(procs.c.oid)
-    drops += [
-        f'DROP FUNCTION IF EXISTS "{name}"({args})'
-        for name, args in connection.execute(
-            select(procs.c.proname, arguments).where(
-                procs.c.pronamespace == here, _named(procs.c.proname)
-            )
-        )
-    ]
-    return drops
+    return drops + function_drops(connection, _named)
 
 
 def drop_plugin_objects(connection) -> list[str]:

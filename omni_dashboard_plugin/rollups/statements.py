@@ -152,8 +152,8 @@ def _tail_rows(question: Question, part: Part, prefix: str, n: int) -> Select:
     values the question keeps of each dim (``prefix`` a_ parameters, arrays)."""
     tail = question.kind.tail
     assert tail is not None  # a reader reads the tail only of a kind that keeps one
-    kept = [d for d, v in question.where if v is not None and d in tail.dims]
-    table = tail_rows(tail, {d: bindparam(f"{prefix}a_{d}") for d in kept}).subquery()
+    narrowed = [d for d, v in question.where if v is not None and d in tail.dims]
+    table = tail_rows(tail, {d: bindparam(f"{prefix}a_{d}") for d in narrowed}).subquery()
     keys: list[ColumnElement[Any]] = [table.c[d] for d in question.by]
     if question.by_slot:
         keys.append(table.c.bucket.label(SLOT_LABEL))
@@ -229,15 +229,12 @@ def _tagged(question: Question, parts: list[Part], tag: int, prefix: str, layout
 
 
 def _parameters(question: Question, parts: list[Part], prefix: str = "p") -> dict:
-    values = {
-        f"{prefix}w_{d}": list(v) if is_many(v) else v for d, v in question.where if v is not None
-    }
-    # The arrays of the values kept, for the tail's function (unused by other parts).
-    values.update(
-        (f"{prefix}a_{d}", list(v) if is_many(v) else [v])
-        for d, v in question.where
-        if v is not None
-    )
+    values: dict = {}
+    for d, v in question.where:
+        if v is not None:
+            values[f"{prefix}w_{d}"] = list(v) if is_many(v) else v
+            # The values as an array, for the tail's function (unused by other parts).
+            values[f"{prefix}a_{d}"] = list(v) if is_many(v) else [v]
     for n, part in enumerate(parts):
         if part.source != "total":
             values[f"{prefix}{n}_low"], values[f"{prefix}{n}_high"] = part.low, part.high

@@ -81,7 +81,7 @@ from ..sql.snapshot import without_jit
 from .kinds import LOGGED, PREFIX, TAILS, Logged, state, tail_cut, tail_marks
 from .locks import TAIL_INSTALL as _INSTALL_LOCK
 from .source import by_slot
-from .triggers import Triggers, function_body, schema_of
+from .triggers import Triggers, function_body, function_drops, schema_of
 
 log = logging.getLogger(__name__)
 
@@ -305,9 +305,10 @@ def rows(kind, only: dict | None = None):
     # filter runs per row, 2.4 µs each: milliseconds a read at thousands of log rows.
     log = logged_of(kind).log
     logged = _changes(kind, log).where(log.c[kind.time.name] < select(cut_at()).scalar_subquery())
-    only = only or {}
-    arguments = [cast(only.get(d, null()), _array_of(kind, d)) for d in kind.dims]
-    reader = functions.Function(recent_function(kind), *arguments if only else ())
+    arguments: list = []  # none: every value (the view's call)
+    if only:
+        arguments = [cast(only.get(d, null()), _array_of(kind, d)) for d in kind.dims]
+    reader = functions.Function(recent_function(kind), *arguments)
     recent = reader.table_valued(*(column(c.name, c.type) for c in kept.c))
     from_function = select(*(recent.c[c] for c in columns))
     return union_all(select(*(kept.c[c] for c in columns)), logged, from_function)
@@ -351,19 +352,10 @@ def _view_definition(name: str) -> tuple[tuple[str, ...], str]:
 def _drop_view(connection, kind) -> None:
     """Drop the tail kind's view, then the function it calls, if there are any."""
     connection.execute(DDL(f"DROP VIEW IF EXISTS {kind.table('tail').name}"))
-    # Whatever their parameters: each as its signature, which names it alone.
-    procs = table("pg_proc", column("proname"), column("pronamespace"))
-    signature: ColumnClause[str] = literal_column("oid::regprocedure::text")
-    found = (
-        select(signature)
-        .select_from(procs)
-        .where(
-            procs.c.pronamespace == func.to_regnamespace(func.current_schema()),
-            procs.c.proname.in_(_recent_functions(kind)),
-        )
-    )
-    for name in connection.execute(found).scalars().all():
-        connection.execute(DDL(f"DROP FUNCTION {name}"))
+    # Whatever their parameters (an earlier release's had none).
+    named = _recent_functions(kind)
+    for statement in function_drops(connection, lambda name: name.in_(named)):
+        connection.execute(DDL(statement))
 
 
 def _keep_view_current(connection, kind) -> None:

@@ -124,6 +124,16 @@ def function_body(connection, name: str) -> str | None:
     return connection.execute(select(catalog.c.prosrc).where(catalog.c.proname == name)).scalar()
 
 
+def function_drops(connection, named) -> list[str]:
+    """DROP statements for the functions in the current schema whose name meets
+    ``named(name column)``, each by its signature (whatever its parameters)."""
+    procs = table("pg_proc", column("oid"), column("proname"), column("pronamespace"))
+    here = procs.c.pronamespace == func.to_regnamespace(func.current_schema())
+    arguments = func.pg_get_function_identity_arguments(procs.c.oid)
+    found = select(procs.c.proname, arguments).where(here, named(procs.c.proname))
+    return [f'DROP FUNCTION IF EXISTS "{name}"({args})' for name, args in connection.execute(found)]
+
+
 def schema_of(connection) -> str:
     """The current schema, to qualify the plugin's tables in a function's body."""
     return connection.execute(select(func.current_schema())).scalar()
