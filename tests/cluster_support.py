@@ -11,6 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import nats
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import ServiceUnavailableError
 
 from .live_support import (
     NATS_BINARY,
@@ -20,7 +23,28 @@ from .live_support import (
     subject_of,
     wait_for_port,
 )
-from .waiting import CEILING, wait_until
+from .waiting import wait_until
+
+API_TRY = 5.0  # seconds one JetStream API request waits before it is asked again
+UNANSWERED = (NatsTimeout, NoRespondersError, ServiceUnavailableError)
+
+
+def jetstream_call(servers: list[str], call, what: str):
+    """``await call(jetstream)`` on a new connection to ``servers``, asked again until
+    ``CEILING`` while it goes unanswered: JetStream may answer no request at all while a
+    stream elects its leader or changes its replicas, so one long wait can miss the answer
+    a second request gets at once."""
+
+    async def attempt():
+        client = await nats.connect(servers=servers, error_cb=_quiet)
+        try:
+            return [await call(client.jetstream(timeout=API_TRY))]
+        except UNANSWERED:
+            return None
+        finally:
+            await client.close()
+
+    return wait_until(lambda: outside_any_loop(attempt), what)[0]
 
 
 class NatsCluster:
@@ -105,14 +129,7 @@ class NatsCluster:
     def stream_info(self, stream: str):
         """JetStream's info of ``stream`` (its config, state and cluster placement)."""
 
-        async def info():
-            client = await nats.connect(servers=self.urls, error_cb=_quiet)
-            try:
-                return await client.jetstream(timeout=CEILING).stream_info(stream)
-            finally:
-                await client.close()
-
-        return outside_any_loop(info)
+        return jetstream_call(self.urls, lambda js: js.stream_info(stream), f"{stream}'s info")
 
     def meta_leader(self) -> str:
         """The name of JetStream's meta leader (as a live node sees it)."""
@@ -126,14 +143,16 @@ class NatsCluster:
         async def step_down():
             client = await nats.connect(servers=self.urls, error_cb=_quiet)
             try:
-                await client.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", request, CEILING)
+                await client.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", request, API_TRY)
+            except UNANSWERED:
+                pass  # asked again below, until the leader has moved
             finally:
                 await client.close()
 
         def moved() -> bool:
             if self.stream_info(stream).cluster.leader == to:
                 return True
-            outside_any_loop(step_down)  # asked again until it is done
+            outside_any_loop(step_down)
             return False
 
         wait_until(moved, f"{stream}'s leader to move to {to}")

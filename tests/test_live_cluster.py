@@ -9,7 +9,6 @@ not asserted here: this test waits for conditions, with ceilings that only catch
 
 import queue
 
-import nats
 import pytest
 import requests
 from nats.js.api import StreamConfig
@@ -17,10 +16,10 @@ from nats.js.api import StreamConfig
 from omni_dashboard_plugin.config import ConfigError, StreamSettings
 from omni_dashboard_plugin.live.bridge import FEED_STREAM
 
-from .cluster_support import NatsCluster, StoredPublisher
+from .cluster_support import NatsCluster, StoredPublisher, jetstream_call
 from .conftest import API_KEY, build_app
-from .live_support import Served, outside_any_loop
-from .waiting import CEILING, deadline_in, remaining, wait_until
+from .live_support import Served
+from .waiting import deadline_in, remaining, wait_until
 
 pytestmark = pytest.mark.slow  # a NATS cluster
 
@@ -52,17 +51,12 @@ def delivered(events: list[dict]) -> list[int]:
 def feed_stream(urls: list[str], replicas: int) -> None:
     """The plugin's stream as a one-server deployment left it (one replica)."""
 
-    async def create():
-        client = await nats.connect(servers=urls)
-        # A cluster just formed can take more than the API's default 5 s on a busy machine.
-        await client.jetstream(timeout=CEILING).add_stream(
-            StreamConfig(
-                name=FEED_STREAM, subjects=["message.>", "instance.>"], num_replicas=replicas
-            )
-        )
-        await client.close()
-
-    outside_any_loop(create)
+    config = StreamConfig(
+        name=FEED_STREAM, subjects=["message.>", "instance.>"], num_replicas=replicas
+    )
+    # asked again while a cluster just formed leaves it unanswered (an add of the same
+    # config is answered with the stream)
+    jetstream_call(urls, lambda js: js.add_stream(config), f"{FEED_STREAM} created")
 
 
 def nats_health(served: Served) -> str:
