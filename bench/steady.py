@@ -19,7 +19,9 @@ Omni does instead, one row per statement and transaction (see :func:`pgbench_scr
 letters. A refresh process rolls up what closed every ``--refresh-seconds`` (15: what
 ``flask omni-dashboard refresh --every 15`` does beside a host in cron mode), on a
 connection of its own, whose PostgreSQL backend's CPU time is read from /proc. Meanwhile
-the main process times the calls round-robin. Every ``--checkpoint-seconds`` the writers
+the main process times the calls round-robin, after ``--warm-up-seconds`` of the
+same calls untimed (and a ``CHECKPOINT`` before the writers start, so that PostgreSQL's
+flush of a load's writes does not fall in the first minutes). Every ``--checkpoint-seconds`` the writers
 pause, the clock stops, and every call is compared with rollups on and off (they must be
 equal); then all resume. At the end the rows the writers added are deleted again, so that
 ``bench.rollups --reuse`` still finds the database it loaded.
@@ -55,6 +57,7 @@ from .writes import libpq_dsn
 
 INSTANCES = [uuid.UUID(int=n + 1) for n in range(10)]  # the loader's ten
 TICKS = os.sysconf("SC_CLK_TCK")
+AFTER_RESUME = 5.0  # seconds after a checkpoint whose requests the report counts apart
 
 
 class RunningClock:
@@ -328,18 +331,18 @@ class Refresher(multiprocessing.Process):
         self.join()
 
 
-def _beside_refreshes(spans: list[tuple[float, float]], runs: list[dict]) -> str:
-    """A line: how many of the slowest 1 % of the timed requests (every call) overlapped a
-    refresh run, against how many of all of them did: whether the refresh makes the p99."""
-    refreshes = [(run["began"], run["began"] + run["seconds"]) for run in runs]
+def _overlapping(spans: list[tuple[float, float]], windows: list[tuple[float, float]], what: str):
+    """A line: how many of the slowest 1 % of the timed requests (every call) overlapped
+    one of ``windows`` (monotonic start and end), against how many of all of them did:
+    whether what happens in them makes the p99."""
 
     def overlapped(span) -> bool:
-        return any(start < span[1] and span[0] < end for start, end in refreshes)
+        return any(start < span[1] and span[0] < end for start, end in windows)
 
     slowest = sorted(spans, key=lambda span: span[0] - span[1])[: max(1, len(spans) // 100)]
     share = sum(map(overlapped, spans)) / len(spans) * 100
     return (
-        f"- requests that overlapped a refresh run: {sum(map(overlapped, slowest))} of the "
+        f"- requests that overlapped {what}: {sum(map(overlapped, slowest))} of the "
         f"slowest {len(slowest)} (the slowest 1 %), against {share:.0f} % of all "
         f"{len(spans):,}"
     )
@@ -493,6 +496,17 @@ def _scalar(url: str, sql: str):
         engine.dispose()
 
 
+def _flush(url: str) -> None:
+    """PostgreSQL's CHECKPOINT: the run starts from a flushed database, not in the
+    checkpoint a load's (or the last run's) writes would set off in its first minutes."""
+    engine = make_engine(url, statement_timeout_ms=0)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("CHECKPOINT"))
+    finally:
+        engine.dispose()
+
+
 def database_clock(url: str) -> datetime:
     """The database's clock (UTC, as Omni dates its rows), to the second."""
     found = _scalar(url, "SELECT clock_timestamp() AT TIME ZONE 'UTC'")
@@ -546,6 +560,14 @@ def main(argv=None):
     parser.add_argument("--checkpoint-seconds", type=float, default=120)
     parser.add_argument("--horizon-minutes", type=int, default=30)
     parser.add_argument(
+        "--warm-up-seconds",
+        type=float,
+        default=30,
+        help="seconds of ingest and refreshes, every call made but not timed, before the "
+        "timing starts (an app's first calls build their statements and learn their "
+        "questions); less than --checkpoint-seconds",
+    )
+    parser.add_argument(
         "--tail-margin-seconds",
         type=int,
         help="OMNI_DASHBOARD_ROLLUPS_TAIL_MARGIN_SECONDS (default: the plugin's)",
@@ -557,6 +579,8 @@ def main(argv=None):
         "steady-single-row with --single-row-writers)",
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.warm_up_seconds < args.checkpoint_seconds:
+        parser.error("--warm-up-seconds must be at least 0 and less than --checkpoint-seconds")
 
     margin = (
         {"OMNI_DASHBOARD_ROLLUPS_TAIL_MARGIN_SECONDS": args.tail_margin_seconds}
@@ -601,7 +625,8 @@ def main(argv=None):
         ),
         "off": bench_app(args.database_url, **common),
     }
-    began = time.monotonic()
+    _flush(args.database_url)
+    began = time.monotonic() + args.warm_up_seconds  # when the timing starts
     if args.single_row_writers:
         writer = PgbenchWriters(
             args.database_url,
@@ -618,12 +643,17 @@ def main(argv=None):
     differences, checkpoints = 0, 0
     samples: dict[str, list[float]] = {label: [] for label, _ in timed}
     client = apps["on"].test_client()
-    busy = _machine_busy()
     writer.start()
     refresher.start()
+    while time.monotonic() < began:  # the warm-up: every call, untimed
+        for _, path in timed:
+            client.get(path, headers={"x-api-key": KEY})
+            time.sleep(0.05)
+    busy = _machine_busy()
     paused = 0.0
     minutes: list[list[float]] = []  # the plain dashboard's samples, minute by minute
     spans: list[tuple[float, float]] = []  # every timed request's (start, end), monotonic
+    resumed: list[float] = []  # when the writers resumed after each checkpoint
     try:
         while time.monotonic() - began < args.minutes * 60:
             for label, path in timed:
@@ -644,6 +674,7 @@ def main(argv=None):
                 differences += _checkpoint(apps, clock, writer, compared)
                 paused += time.monotonic() - stopped
                 checkpoints += 1
+                resumed.append(time.monotonic())
         stopped = time.monotonic()
         differences += _checkpoint(apps, clock, writer, compared)
         paused += time.monotonic() - stopped
@@ -653,7 +684,7 @@ def main(argv=None):
         writer.finish()
     running = time.monotonic() - began - paused
 
-    runs = refresher.runs
+    runs = [run for run in refresher.runs if run["began"] >= began]  # timed ones
     cpu = sum(run["cpu"] for run in runs)
     written = int(writer.total("written"))
     pattern = (
@@ -668,7 +699,8 @@ def main(argv=None):
         f"/s, busy {writer.total('busy_seconds') / running * 100:.0f} % of the time), completed "
     )
     lines = [
-        f"{running / 60:.1f} minutes of ingest (and {paused:.0f} s of checkpoints) on "
+        f"{running / 60:.1f} minutes of ingest (and {paused:.0f} s of checkpoints) after "
+        f"{args.warm_up_seconds:.0f} s of warm-up on "
         f"`{make_url(args.database_url).database}` ({last_hour:,} events in the hour before "
         f"the start); {pattern}{int(writer.total('completed')):,} of "
         f"them 2 to 60 s after they arrived, and changed {int(writer.total('dead_moves'))} dead "
@@ -711,7 +743,15 @@ def main(argv=None):
             if runs
             else "no fold"
         ),
-        _beside_refreshes(spans, runs),
+        _overlapping(
+            spans, [(r["began"], r["began"] + r["seconds"]) for r in runs], "a refresh run"
+        ),
+        _overlapping(
+            spans,
+            [(t, t + AFTER_RESUME) for t in resumed],
+            f"the first {AFTER_RESUME:.0f} s after a checkpoint (writers back, their "
+            "connections new)",
+        ),
         f"- the machine's cores were busy {_machine_busy(busy) * 100:.0f} % of the run "
         "(every process, the database's included)",
         f"- checkpoints (writer paused, clock stopped, every call on and off): {checkpoints}, "
