@@ -316,7 +316,7 @@ def test_a_refresh_builds_no_statement_of_the_tail(pg_url, monkeypatch):
     pair, now, _ = _pair_with_events(pg_url, range(60, 3600, 7), status="received")
     _cut_reaches(pair, now - timedelta(seconds=30))  # seeded
     pair.rollups.refresh()  # and folded
-    builders = ("_moved", "_marked", "_usable")
+    builders = ("_moved", "_marked", "_usable", "_stored", "_used_marks")
     calls = []
     for name in builders:
         original = getattr(tail, name)
@@ -327,6 +327,42 @@ def test_a_refresh_builds_no_statement_of_the_tail(pg_url, monkeypatch):
     for _ in range(3):
         pair.rollups.refresh()
     assert calls == []
+    _exact(pair, pair.clock.now, 1)
+
+
+def _kept_rows_in(engine, kind, bucket: int) -> int:
+    with engine.connect() as conn:
+        kept = kind.table("kept")
+        return conn.execute(select(func.count()).where(kept.c.bucket == bucket)).scalar()
+
+
+def test_a_fold_trims_the_kept_slots_only_when_the_watermark_moved(pg_url):
+    """The kept slots more than a day before the watermark are deleted when it moves on,
+    and a fold at the watermark of the fold before (every refresh of a slot, every second
+    under ingest) runs none of the trim's statements."""
+    pair, now, _ = _pair_with_events(pg_url, range(60, 3600, 7), status="received")
+    _cut_reaches(pair, now - timedelta(seconds=30))  # seeded
+    pair.rollups.refresh()  # and folded: trimmed at this watermark
+    watermark = pair.watermark().watermark_slot
+    stale = watermark - tail.KEPT_BEFORE - 1  # what a trim at the next watermark deletes
+    with pair.engine.begin() as conn:  # a kept row no fold would write there
+        conn.execute(
+            insert(EDGES_TAIL.table("tail")).values(**rs.slipped_row(EDGES_TAIL, bucket=stale))
+        )
+    sent = []
+    listen = lambda conn, cursor, statement, *rest: sent.append(statement)  # noqa: E731
+    event.listen(pair.engine, "before_cursor_execute", listen)
+    try:
+        pair.rollups.refresh()
+        assert pair.watermark().watermark_slot == watermark
+        assert _kept_rows_in(pair.engine, EDGES_TAIL, stale) == 1
+        assert not [s for s in sent if re.match(r"DELETE FROM \w+_tail_kept|UPDATE", s)]
+        pair.clock.now = now + timedelta(minutes=20)  # a later watermark
+        pair.rollups.refresh()
+    finally:
+        event.remove(pair.engine, "before_cursor_execute", listen)
+    assert pair.watermark().watermark_slot > watermark
+    assert _kept_rows_in(pair.engine, EDGES_TAIL, stale) == 0
     _exact(pair, pair.clock.now, 1)
 
 

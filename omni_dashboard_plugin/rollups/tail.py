@@ -680,6 +680,16 @@ def _usable():
     return select(and_(in_place(), recorded))
 
 
+def _stored():
+    """SELECT the tail's first kept slot and the watermark it was last trimmed at."""
+    return select(state.c.start_slot, state.c.watermark_slot).where(state.c.name == STATE_NAME)
+
+
+def _used_marks():
+    """DELETE the marks older than the newest one the cut can move to."""
+    return delete(tail_marks).where(tail_marks.c.clock < _newest_mark())
+
+
 def keep(connection, watermark: int) -> None:
     """Inside the refresh's transaction, caught up at ``watermark``: seed the kept tables,
     or fold the log into them and drop old slots; forget them when the triggers are gone
@@ -690,20 +700,27 @@ def keep(connection, watermark: int) -> None:
     if not connection.execute(built(("tail-usable",), _usable)).scalar():
         connection.execute(delete(state).where(named))
         return
-    start = connection.execute(select(state.c.start_slot).where(named)).scalar()
+    stored = connection.execute(built(("tail-state",), _stored)).one_or_none()
+    start, trimmed = stored or (None, None)
     # One statement, one snapshot: the log rows it deletes are the ones it keeps, and the
     # rows it reads from omni_events those its new cut leaves to the kept tables. Its cuts
     # are read in it, so the planner guesses a share of omni_events between them: at 10M
     # events that crossed jit_above_cost, and compiling took 250 ms of a 5 ms fold.
     without_jit(connection)
     _fold(connection, watermark, start)
-    connection.execute(delete(tail_marks).where(tail_marks.c.clock < _newest_mark()))
+    connection.execute(built(("tail-marks-used",), _used_marks))
     if start is None:
         values = {"name": STATE_NAME, "start_slot": watermark, "watermark_slot": watermark}
         connection.execute(insert(state).values(**values))
+        return
+    if trimmed == watermark:
+        # Trimmed at this watermark already, and folds write no slot before it less
+        # KEPT_BEFORE: a refresh every second would delete nothing in seven statements.
         return
     for kind in TAILS:
         kept = kind.table("kept")
         connection.execute(delete(kept).where(kept.c.bucket < watermark - KEPT_BEFORE))
     first = max(start, watermark - KEPT_BEFORE)
-    connection.execute(update(state).where(named).values(start_slot=first))
+    connection.execute(
+        update(state).where(named).values(start_slot=first, watermark_slot=watermark)
+    )
