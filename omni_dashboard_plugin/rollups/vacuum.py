@@ -6,12 +6,24 @@ second, in tables that every read scans. Autovacuum visits a table at most once 
 (``autovacuum_naptime``), and a server may run without it, so the refresh vacuums them
 itself after each fold: a few milliseconds while they stay small, where a minute of dead
 rows made the log's scan cost 48 ms of a 65 ms dashboard statement.
+
+It leaves their empty pages in place (``TRUNCATE false``) unless a table has grown past
+:data:`TRUNCATE_FROM_BYTES`: cutting a table's empty end takes an ACCESS EXCLUSIVE lock,
+which every read of the tail (and every writer the triggers log) waits behind. The log,
+emptied by every fold, had its last page cut on nearly every refresh, and the slowest
+requests under ingest were those beside a refresh. A table past the size (a burst of
+changes to aged events: a backfill, a large delete) is cut back as before, so that reads
+do not scan its empty pages for good.
 """
 
 import logging
 
+from sqlalchemy import bindparam, func, select
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Text
 
+from ..sql.built import built
 from .dead_letter_counts import counts
 from .kinds import LOGGED, TAILS, state, tail_cut, tail_marks
 
@@ -25,9 +37,22 @@ CHURNED = (
     counts,
     state,
 )
-# SKIP_LOCKED: a table another session holds a conflicting lock on (a concurrent VACUUM,
-# an uninstall dropping it) is left for the next fold rather than waited for.
-STATEMENT = "VACUUM (SKIP_LOCKED) " + ", ".join(table.name for table in CHURNED)
+TRUNCATE_FROM_BYTES = 1 << 20  # 128 pages; a fold at 2,000 events/s leaves the log 1 or 2
+
+
+def _large():
+    """SELECT the names of ``:names`` whose table has more than ``:bytes`` bytes."""
+    name = func.unnest(bindparam("names", type_=ARRAY(Text))).column_valued("name")
+    size = func.pg_relation_size(func.to_regclass(name))
+    return select(name).where(size > bindparam("bytes"))
+
+
+def _statement(tables, truncate: bool) -> str:
+    """VACUUM ``tables``, cutting their empty end or not. SKIP_LOCKED: a table another
+    session holds a conflicting lock on (a concurrent VACUUM, an uninstall dropping it) is
+    left for the next fold rather than waited for."""
+    options = "SKIP_LOCKED" if truncate else "SKIP_LOCKED, TRUNCATE false"
+    return f"VACUUM ({options}) " + ", ".join(table.name for table in tables)
 
 
 def vacuum_churned(engine) -> None:
@@ -36,8 +61,17 @@ def vacuum_churned(engine) -> None:
     tries again."""
     if engine.dialect.name != "postgresql":
         return
+    names = [table.name for table in CHURNED]
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql(STATEMENT)
+            found = connection.execute(
+                built(("churned-large",), _large), {"names": names, "bytes": TRUNCATE_FROM_BYTES}
+            )
+            large = set(found.scalars())
+            small = [table for table in CHURNED if table.name not in large]
+            grown = [table for table in CHURNED if table.name in large]
+            for tables, truncate in ((small, False), (grown, True)):
+                if tables:
+                    connection.exec_driver_sql(_statement(tables, truncate))
     except sa_exc.DBAPIError as exc:
         log.warning("the rollups' own tables could not be vacuumed: %s", exc.orig)
