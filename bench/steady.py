@@ -21,10 +21,11 @@ letters. A refresh process rolls up what closed every ``--refresh-seconds`` (15:
 connection of its own, whose PostgreSQL backend's CPU time is read from /proc. Meanwhile
 the main process times the calls round-robin, after ``--warm-up-seconds`` of the
 same calls untimed (and a ``CHECKPOINT`` before the writers start, so that PostgreSQL's
-flush of a load's writes does not fall in the first minutes). Every ``--checkpoint-seconds`` the writers
-pause, the clock stops, and every call is compared with rollups on and off (they must be
-equal); then all resume. At the end the rows the writers added are deleted again, so that
-``bench.rollups --reuse`` still finds the database it loaded.
+flush of a load's writes does not fall in the first minutes). Every
+``--checkpoint-seconds`` the writers pause, the clock stops, and every call is compared
+with rollups on and off (they must be equal); then all resume. At the end the rows the
+writers added are deleted again, so that ``bench.rollups --reuse`` still finds the
+database it loaded.
 """
 
 import argparse
