@@ -213,3 +213,36 @@ def test_a_refresh_vacuums_what_its_fold_deleted(pair, logged, cut_back):
     assert {name for name in after if after[name] > before[name]} == set(after)
     first = _start(pair.engine)
     assert _kept(pair.engine, first) == _oracle(pair.engine, first)
+
+
+def _options(engine) -> dict[str, list[str]]:
+    """Each churned table's storage options, as pg_class holds them."""
+    classes = text("SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = to_regclass(:n)")
+    with engine.connect() as conn:
+        return {t.name: conn.execute(classes, {"n": t.name}).scalar() for t in vacuum.CHURNED}
+
+
+def test_the_install_tells_every_vacuum_to_keep_the_churned_tables_pages(pair, caplog):
+    """Each table a fold rewrites carries vacuum_truncate=false, so that a host's
+    autovacuum does not cut its empty end either (an ACCESS EXCLUSIVE lock every read of
+    the tail waits behind). An install over tables that lack it (an earlier release's)
+    sets it on those; one over tables that carry it alters nothing (altering a table
+    makes every session plan its statements on it again)."""
+    assert all(vacuum.KEEP_PAGES in options for options in _options(pair.engine).values())
+    reset = [table.name for table in vacuum.CHURNED[::4]]
+    with pair.engine.begin() as conn:
+        for name in reset:
+            conn.exec_driver_sql(f"ALTER TABLE {name} RESET (vacuum_truncate)")
+    assert {n for n, o in _options(pair.engine).items() if vacuum.KEEP_PAGES not in o} == set(reset)
+    with caplog.at_level("INFO", logger="omni_dashboard_plugin.rollups.service"):
+        assert pair.rollups.install()
+    altered = [r.getMessage() for r in caplog.records if "rollup table option" in r.getMessage()]
+    assert altered == [
+        f"rollup table option: ALTER TABLE {name} SET ({vacuum.KEEP_PAGES})"
+        for name in sorted(reset)
+    ]
+    assert all(vacuum.KEEP_PAGES in options for options in _options(pair.engine).values())
+    caplog.clear()
+    with caplog.at_level("INFO", logger="omni_dashboard_plugin.rollups.service"):
+        assert pair.rollups.install()
+    assert not [r for r in caplog.records if "rollup table option" in r.getMessage()]

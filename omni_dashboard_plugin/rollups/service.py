@@ -29,6 +29,7 @@ from .refresh import RefreshReport, refresh, reset
 from .removal import drop_plugin_objects
 from .state import horizon_slot, read_watermark, usable_range
 from .triggers import drop_older_layouts
+from .vacuum import keep_pages
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ class Rollups:
             log.warning("rollups off: their tables cannot be created (%s)", exc.orig)
             return False
         self._drop_older_layouts()
+        self._keep_pages()
         self._keep_triggers()
         self.active = True
         return True
@@ -193,6 +195,18 @@ class Rollups:
             return
         for statement in dropped:
             log.info("earlier rollup layout: %s", statement)
+
+    def _keep_pages(self) -> None:
+        """Tell VACUUM (a host's autovacuum too) not to cut the tables every fold rewrites:
+        that takes a lock every read of the tail waits behind (see :mod:`.vacuum`)."""
+        try:
+            with self.engine.begin() as connection:
+                altered = keep_pages(connection)
+        except sa_exc.DBAPIError as exc:
+            log.warning("the rollups' own tables could not be altered: %s", exc.orig)
+            return
+        for statement in altered:
+            log.info("rollup table option: %s", statement)
 
     def read_only(self) -> bool:
         """Whether the database takes no writes (a hot standby): install, refresh and

@@ -14,13 +14,17 @@ emptied by every fold, had its last page cut on nearly every refresh, and the sl
 requests under ingest were those beside a refresh. A table past the size (a burst of
 changes to aged events: a backfill, a large delete) is cut back as before, so that reads
 do not scan its empty pages for good.
+
+The install sets the same on the tables themselves (``vacuum_truncate = false``, see
+:func:`keep_pages`), so that a host's autovacuum does not cut them either; the refresh's
+``TRUNCATE true`` of a grown table overrides the option.
 """
 
 import logging
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, cast, column, func, select, table
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, REGCLASS
 from sqlalchemy.types import Text
 
 from ..sql.built import built
@@ -38,21 +42,53 @@ CHURNED = (
     state,
 )
 TRUNCATE_FROM_BYTES = 1 << 20  # 128 pages; a fold at 2,000 events/s leaves the log 1 or 2
+KEEP_PAGES = "vacuum_truncate=false"  # as pg_class.reloptions spells it
+TEXTS = ARRAY(Text)
 
 
 def _large():
     """SELECT the names of ``:names`` whose table has more than ``:bytes`` bytes."""
-    name = func.unnest(bindparam("names", type_=ARRAY(Text))).column_valued("name")
+    name = func.unnest(bindparam("names", type_=TEXTS)).column_valued("name")
     size = func.pg_relation_size(func.to_regclass(name))
     return select(name).where(size > bindparam("bytes"))
 
 
+def _truncating():
+    """SELECT the names of ``:names`` whose table lacks the option :data:`KEEP_PAGES`."""
+    classes = table("pg_class", column("oid"), column("relname"), column("reloptions", TEXTS))
+    options = func.coalesce(classes.c.reloptions, cast([], TEXTS))
+    return (
+        select(classes.c.relname)
+        .where(
+            classes.c.oid == func.any_(cast(bindparam("names", type_=TEXTS), ARRAY(REGCLASS))),
+            ~options.contains(cast([KEEP_PAGES], TEXTS)),
+        )
+        .order_by(classes.c.relname)
+    )
+
+
 def _statement(tables, truncate: bool) -> str:
-    """VACUUM ``tables``, cutting their empty end or not. SKIP_LOCKED: a table another
-    session holds a conflicting lock on (a concurrent VACUUM, an uninstall dropping it) is
-    left for the next fold rather than waited for."""
-    options = "SKIP_LOCKED" if truncate else "SKIP_LOCKED, TRUNCATE false"
-    return f"VACUUM ({options}) " + ", ".join(table.name for table in tables)
+    """VACUUM ``tables``, cutting their empty end or not (said either way: the tables'
+    own option says not to). SKIP_LOCKED: a table another session holds a conflicting
+    lock on (a concurrent VACUUM, an uninstall dropping it) is left for the next fold
+    rather than waited for."""
+    return f"VACUUM (SKIP_LOCKED, TRUNCATE {str(truncate).lower()}) " + ", ".join(
+        table.name for table in tables
+    )
+
+
+def keep_pages(connection) -> list[str]:
+    """Set ``vacuum_truncate = false`` on the tables of :data:`CHURNED` that lack it (the
+    install; PostgreSQL only), and return the statements run. Only those: changing a
+    table's options makes every session plan its statements on it again."""
+    if connection.dialect.name != "postgresql":
+        return []
+    names = [table.name for table in CHURNED]
+    lacking = connection.execute(built(("churned-truncating",), _truncating), {"names": names})
+    statements = [f"ALTER TABLE {name} SET ({KEEP_PAGES})" for name in lacking.scalars()]
+    for statement in statements:
+        connection.exec_driver_sql(statement)
+    return statements
 
 
 def vacuum_churned(engine) -> None:
