@@ -212,32 +212,3 @@ def test_the_statements_of_several_questions_kept_are_the_recently_used():
     assert recent.get_or(("a",), build("a")) is a
     recent.get_or(("b",), build("b"))
     assert builds == ["a", "b", "c", "b"]
-
-
-def test_a_raw_range_within_a_slot_hides_its_bounds_from_the_planner(pair):
-    """A raw range within a slot (the edge of a window) compares the time with its bounds
-    in scalar subqueries, so that PostgreSQL plans it without reading the newest entries
-    of the time's index (under ingest, the dead versions of the writers' updates); a
-    longer or open range compares with the bounds themselves (a scan of days plans from
-    the statistics). The rows are the same either way."""
-    kind = EVENT_CHANNELS
-    question = Question(kind.name, kind, None, None, ("channel",), (), True)
-    low = NOW - timedelta(hours=3, minutes=4)
-    short = [Part("raw", low, low + timedelta(minutes=14))]
-    # The same rows as a longer range less another: neither within a slot.
-    long = [
-        Part("raw", low - timedelta(hours=1), short[0].high),
-        Part("raw", low - timedelta(hours=1), low, sign=-1),
-    ]
-    hidden = re.compile(r"received_at >= \(SELECT [%?(:]")
-    with rs.statements(pair.engine, hidden.search) as found, snapshot(pair.engine) as conn:
-        rows = run(conn, question, short)
-        assert len(found) == 1
-        summed = [row for row in run(conn, question, long) if any(row[2:])]  # some cancel
-        assert sorted(summed) == sorted(rows)
-        assert len(found) == 1
-        open_ended = run(conn, question, [Part("raw", low, None)])
-    assert len(found) == 1
-    assert sum(row[2] for row in rows) > 0  # the range holds events (n)
-    assert [part.short for part in short + long] == [True, False, False]
-    assert sum(row[2] for row in open_ended) > sum(row[2] for row in rows)

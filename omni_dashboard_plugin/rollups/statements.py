@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 
 from ..cache import Recent
-from ..grid import FINES_PER_SLOT, SLOT, SLOT_SECONDS
+from ..grid import FINES_PER_SLOT, SLOT_SECONDS
 from ..reading import is_many
 from ..sql.built import built
 from ..sql.constructs import slot_index, slot_start
@@ -77,25 +77,9 @@ class Part:
     inclusive: bool = False
     sign: int = 1
 
-    @property
-    def short(self) -> bool:
-        """Whether this is a raw range of both bounds within one slot: the edge of a window
-        between its fine buckets or slots, always a few minutes at most."""
-        if self.source != "raw" or self.low is None or self.high is None:
-            return False
-        assert isinstance(self.low, datetime) and isinstance(self.high, datetime)
-        return self.high - self.low <= SLOT
-
     def shape(self) -> tuple:
         """What the statement depends on (the bounds become parameters)."""
-        return (
-            self.source,
-            self.low is None,
-            self.high is None,
-            self.inclusive,
-            self.sign,
-            self.short,
-        )
+        return (self.source, self.low is None, self.high is None, self.inclusive, self.sign)
 
 
 def _where_shape(where) -> tuple:
@@ -136,21 +120,6 @@ def _rolled_conditions(kind: Kind, table, where, prefix: str) -> list:
     return conditions
 
 
-def _bound(kind: Kind, name: str, hidden: bool) -> ColumnElement[datetime]:
-    """The parameter ``name``, a bound of the kind's time; ``hidden`` from the planner's
-    statistics, in a scalar subquery.
-
-    PostgreSQL estimates a condition on a constant past the last but one bound of the
-    column's histogram (the last day of three months, and all that came after the last
-    ANALYZE) by reading the newest entries of its index, and under ingest it walks the
-    dead versions the writers' updates leave there: 0.7 to 1.0 ms of planning for each
-    edge of a dashboard's windows, against 0.04 hidden. A range within a slot needs no
-    estimate: the default one (a fraction of a percent of the table) leads to the same
-    index scan. Longer and open ranges keep theirs (a scan of days, or of the table)."""
-    value: BindParameter[datetime] = bindparam(name, type_=kind.time.type)
-    return select(value).scalar_subquery() if hidden else value
-
-
 def _raw_rows(question: Question, part: Part, prefix: str, n: int) -> Select:
     """The source's rows of ``part``'s time range, summed by the question's keys."""
     kind = question.kind
@@ -162,9 +131,9 @@ def _raw_rows(question: Question, part: Part, prefix: str, n: int) -> Select:
         groups.append(start)
     conditions = []
     if part.low is not None:
-        conditions.append(kind.time >= _bound(kind, f"{prefix}{n}_low", part.short))
+        conditions.append(kind.time >= bindparam(f"{prefix}{n}_low"))
     if part.high is not None:
-        high = _bound(kind, f"{prefix}{n}_high", part.short)
+        high: BindParameter[datetime] = bindparam(f"{prefix}{n}_high")
         conditions.append(kind.time <= high if part.inclusive else kind.time < high)
     conditions += _where_conditions(kind.dims, question.where, f"{prefix}w_")
     if kind.where is not None:
