@@ -24,7 +24,7 @@ import logging
 
 from sqlalchemy import bindparam, cast, column, func, select, table
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import ARRAY, REGCLASS
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
 from ..sql.built import built
@@ -44,27 +44,28 @@ CHURNED = (
 TRUNCATE_FROM_BYTES = 1 << 20  # 128 pages; a fold at 2,000 events/s leaves the log 1 or 2
 KEEP_PAGES = "vacuum_truncate=false"  # as pg_class.reloptions spells it
 TEXTS = ARRAY(Text)
+NAMES = [table.name for table in CHURNED]
+
+
+def _named():
+    """Each name of ``:names``, a column of its own (one row per table asked about)."""
+    return func.unnest(bindparam("names", type_=TEXTS)).column_valued("name")
 
 
 def _large():
     """SELECT the names of ``:names`` whose table has more than ``:bytes`` bytes."""
-    name = func.unnest(bindparam("names", type_=TEXTS)).column_valued("name")
+    name = _named()
     size = func.pg_relation_size(func.to_regclass(name))
     return select(name).where(size > bindparam("bytes"))
 
 
 def _truncating():
     """SELECT the names of ``:names`` whose table lacks the option :data:`KEEP_PAGES`."""
-    classes = table("pg_class", column("oid"), column("relname"), column("reloptions", TEXTS))
-    options = func.coalesce(classes.c.reloptions, cast([], TEXTS))
-    return (
-        select(classes.c.relname)
-        .where(
-            classes.c.oid == func.any_(cast(bindparam("names", type_=TEXTS), ARRAY(REGCLASS))),
-            ~options.contains(cast([KEEP_PAGES], TEXTS)),
-        )
-        .order_by(classes.c.relname)
-    )
+    name = _named()
+    classes = table("pg_class", column("oid"), column("reloptions", TEXTS))
+    found = select(classes.c.reloptions).where(classes.c.oid == func.to_regclass(name))
+    options = func.coalesce(found.scalar_subquery(), cast([], TEXTS))
+    return select(name).where(~options.contains(cast([KEEP_PAGES], TEXTS))).order_by(name)
 
 
 def _statement(tables, truncate: bool) -> str:
@@ -83,8 +84,7 @@ def keep_pages(connection) -> list[str]:
     table's options makes every session plan its statements on it again."""
     if connection.dialect.name != "postgresql":
         return []
-    names = [table.name for table in CHURNED]
-    lacking = connection.execute(built(("churned-truncating",), _truncating), {"names": names})
+    lacking = connection.execute(built(("churned-truncating",), _truncating), {"names": NAMES})
     statements = [f"ALTER TABLE {name} SET ({KEEP_PAGES})" for name in lacking.scalars()]
     for statement in statements:
         connection.exec_driver_sql(statement)
@@ -97,11 +97,10 @@ def vacuum_churned(engine) -> None:
     tries again."""
     if engine.dialect.name != "postgresql":
         return
-    names = [table.name for table in CHURNED]
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             found = connection.execute(
-                built(("churned-large",), _large), {"names": names, "bytes": TRUNCATE_FROM_BYTES}
+                built(("churned-large",), _large), {"names": NAMES, "bytes": TRUNCATE_FROM_BYTES}
             )
             large = set(found.scalars())
             small = [table for table in CHURNED if table.name not in large]
