@@ -100,7 +100,6 @@ class Writer(multiprocessing.Process):
         self.written, self.completed, self.dead_moves, self.busy_seconds = (
             multiprocessing.Value("d", 0) for _ in range(4)
         )
-        self.cpu_share = multiprocessing.Value("d", 0)  # of a core, since its first tick
         self._open: list = []  # a heap of (due instant, id) of the events to complete
         self._dead: list = []
         self._random = random.Random(7)
@@ -233,6 +232,7 @@ class Completer(Writer):
         super().__init__(url, clock, rate=0)
         self.name = "bench-completer"
         self._seen: dict = {}  # id -> received_at, of the last few seconds' events
+        self.cpu_share = multiprocessing.Value("d", 0)  # of a core, since its first tick
         self._completing = None  # the psycopg2 cursor of the completions, once connected
         self._began: tuple[float, float] | None = None  # (monotonic, CPU) at the first tick
 
@@ -517,11 +517,13 @@ def _machine_busy(since: tuple[int, int] | None = None):
 
 
 def _scalar(url: str, sql: str):
-    """One value the server answers to ``sql``, on an engine opened for it."""
-    engine = make_engine(url)
+    """One value the server answers to ``sql`` (``None`` for a command), on an engine
+    opened for it, in autocommit and without a statement timeout."""
+    engine = make_engine(url, statement_timeout_ms=0)
     try:
-        with engine.connect() as conn:
-            return conn.execute(text(sql)).scalar()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            result = conn.execute(text(sql))
+            return result.scalar() if result.returns_rows else None
     finally:
         engine.dispose()
 
@@ -529,12 +531,7 @@ def _scalar(url: str, sql: str):
 def _flush(url: str) -> None:
     """PostgreSQL's CHECKPOINT: the run starts from a flushed database, not in the
     checkpoint a load's (or the last run's) writes would set off in its first minutes."""
-    engine = make_engine(url, statement_timeout_ms=0)
-    try:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("CHECKPOINT"))
-    finally:
-        engine.dispose()
+    _scalar(url, "CHECKPOINT")
 
 
 def database_clock(url: str) -> datetime:
