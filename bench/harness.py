@@ -30,6 +30,15 @@ def bench_app(url: str, **config):
     )
 
 
+def freeze_loaded_heap() -> None:
+    """Collect, then move every object the process holds now (modules, apps, loading) out
+    of the garbage collector's reach, as the reference host's gunicorn workers do once the
+    app is loaded (``post_worker_init``): a full collection then walks only what requests
+    add (statements built on first use, answers in flight), not the whole heap."""
+    gc.collect()
+    gc.freeze()
+
+
 @dataclass(frozen=True)
 class Call:
     """One request to time: a label, the app that serves it, the URL."""
@@ -51,11 +60,10 @@ def measure(calls: list[Call], repeat: int, api_key: str, warmup: int = 2) -> di
     """Time every call ``repeat`` times, round-robin so that machine noise hits all alike.
 
     Returns ``{label: {"p50": ms, "p95": ms, "n": repeat}}``; a non-200 answer aborts.
-    The heap built so far (the apps, loading, comparing) is collected and frozen first, as
-    a gunicorn worker of the reference host freezes it once the app is loaded.
+    The heap built so far (the apps, loading, comparing) is frozen first
+    (:func:`freeze_loaded_heap`).
     """
-    gc.collect()
-    gc.freeze()
+    freeze_loaded_heap()
     clients = {call.label: call.app.test_client() for call in calls}
     headers = {"x-api-key": api_key}
     samples: dict[str, list[float]] = {call.label: [] for call in calls}

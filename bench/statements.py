@@ -5,7 +5,8 @@
 
 On a database that ``bench.steady --load`` loaded, pgbench writers and the refresh run as in
 ``bench.steady --single-row-writers`` while the call (the plain dashboard unless ``--path``
-says otherwise) is made back to back through Flask's test client, rollups on. Each
+says otherwise) is made back to back through Flask's test client, rollups on, the heap
+frozen once the app is loaded (as in ``bench.steady``). Each
 statement the app runs is timed from SQLAlchemy's cursor events. Reported: the call's wall
 time, the sum of its statements' and the rest (the app's process: Flask, SQLAlchemy,
 psycopg2, the plugin's Python), p50 and p99; how long Python's garbage collector ran
@@ -21,7 +22,7 @@ from datetime import timedelta
 
 from sqlalchemy import event
 
-from .harness import KEY, bench_app, percentile
+from .harness import KEY, bench_app, freeze_loaded_heap, percentile
 from .steady import PgbenchWriters, Refresher, RunningClock, database_clock
 
 WARM_UP = 5  # seconds of ingest before the first timed call
@@ -84,6 +85,7 @@ def main(argv=None):
         OMNI_DASHBOARD_ROLLUPS_HORIZON_MINUTES=args.horizon_minutes,
         OMNI_DASHBOARD_ROLLUPS_TAIL_MARGIN_SECONDS=args.tail_margin_seconds,
     )
+    freeze_loaded_heap()  # as the reference host's workers do once the app is loaded
     client = app.test_client()
     for _ in range(WARM_UP):  # each endpoint learns its sources on its first call
         client.get(args.path, headers={"x-api-key": KEY})

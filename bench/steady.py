@@ -19,7 +19,8 @@ Omni does instead, one row per statement and transaction (see :func:`pgbench_scr
 letters. A refresh process rolls up what closed every ``--refresh-seconds`` (15: what
 ``flask omni-dashboard refresh --every 15`` does beside a host in cron mode), on a
 connection of its own, whose PostgreSQL backend's CPU time is read from /proc. Meanwhile
-the main process times the calls round-robin, after ``--warm-up-seconds`` of the
+the main process, its heap frozen once the apps are loaded (as the reference host's
+gunicorn workers freeze theirs), times the calls round-robin, after ``--warm-up-seconds`` of the
 same calls untimed (and a ``CHECKPOINT`` before the writers start, so that PostgreSQL's
 flush of a load's writes does not fall in the first minutes). Every
 ``--checkpoint-seconds`` the writers pause, the clock stops, and every call is compared
@@ -52,7 +53,7 @@ from omni_dashboard_plugin.rollups import tail
 from omni_dashboard_plugin.rollups.kinds import TAILS
 from omni_dashboard_plugin.rollups.refresh import refresh
 
-from .harness import KEY, bench_app, percentile
+from .harness import KEY, bench_app, freeze_loaded_heap, percentile
 from .report import publish
 from .rollups import _body, calls, ensure_database, prepare
 from .writes import libpq_dsn
@@ -652,6 +653,7 @@ def main(argv=None):
         ),
         "off": bench_app(args.database_url, **common),
     }
+    freeze_loaded_heap()  # as the reference host's workers do once the app is loaded
     _flush(args.database_url)
     began = time.monotonic() + args.warm_up_seconds  # when the timing starts
     if args.single_row_writers:
@@ -736,7 +738,8 @@ def main(argv=None):
         f"ran every {args.refresh_seconds:.0f} s "
         f"(horizon {args.horizon_minutes} min, tail margin "
         f"{apps['on'].extensions['omni_dashboard'].rollups.settings.tail_margin_seconds} s); "
-        f"Flask test client in-process, PostgreSQL 15 (autovacuum "
+        "Flask test client in-process (the heap frozen once the apps were loaded, as the "
+        "reference host's gunicorn workers freeze theirs), PostgreSQL 15 (autovacuum "
         f"{_autovacuum(args.database_url)}), "
         "2 cores.",
         "",
