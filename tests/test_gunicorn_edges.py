@@ -1,11 +1,14 @@
 """What the documented gunicorn deployment answers and logs by itself: no API key reaches its
 access log however the request spells it, and requests over the app's size limits get the
-app's envelope, because gunicorn's own limits (which answer in HTML) sit above them."""
+app's envelope, because gunicorn's own limits (which answer in HTML) sit above them; and its
+workers freeze the heap the app loaded."""
 
+import gc
 import json
 import runpy
 import secrets
 import socket
+import types
 
 import pytest
 import requests
@@ -121,3 +124,15 @@ def test_requests_over_the_apps_limits_get_its_envelope_from_gunicorn(gunicorn, 
     # gunicorn's request line, and a header line the app refuses fits gunicorn's field size
     assert max_url + len("X" * 20 + "  HTTP/1.1") < line
     assert max_headers < field
+
+
+def test_a_worker_freezes_the_heap_its_app_loaded():
+    """The documented ``post_worker_init`` moves the loaded app out of the collector's
+    reach (docs/host-integration.md), so full collections walk only what requests add."""
+    gc.unfreeze()
+    worker = types.SimpleNamespace(wsgi=object())  # an app without the live feed
+    try:
+        CONF["post_worker_init"](worker)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
