@@ -49,10 +49,12 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Move what loading the app allocated (modules, schemas, statements) out of the
-    collector's way: a full collection then walks only what requests allocate, not the
-    whole heap (it cost a dashboard request several ms; docs/performance.md). And end the
-    live streams when the worker is told to stop."""
+    """Move what loading the app allocated (modules, the app, its schemas) out of the
+    collector's way: a full collection then walks only what requests build (the plugin's
+    statements among it), not the whole heap (docs/host-integration.md#worker-processes).
+    Collected first, so that no garbage is frozen with it. And end the live streams when
+    the worker is told to stop."""
+    gc.collect()
     gc.freeze()
     end_streams_on_term(worker)
 
